@@ -1,0 +1,1 @@
+"""Sweedle's domain logic: everything but Ray and HTTP."""

@@ -1,0 +1,78 @@
+"""Sweedle's one settings object: environment variables (and `.env`) with safe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GeneratorBackend = str  # "silhouette", "hunyuan3d", or "package.module:Class" for tests/plugins
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_name: str = "Sweedle"
+    debug: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+
+    database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
+    storage_dir: Path = Path("./data/storage")
+
+    generator_backend: GeneratorBackend = "silhouette"
+    hunyuan_model_path: str = "tencent/Hunyuan3D-2.1"
+    hunyuan_subfolder: str = "hunyuan3d-dit-v2-1"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    low_vram_mode: bool = False
+
+    default_inference_steps: int = Field(30, ge=1, le=200)
+    default_guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
+    default_octree_resolution: int = Field(256, ge=16, le=1024)
+    default_seed: int = Field(1234, ge=0, le=2**32 - 1)
+
+    max_upload_mb: float = Field(20.0, gt=0, le=512)
+    max_image_pixels: int = Field(40_000_000, ge=1024)
+    preprocess_size: int = Field(512, ge=64, le=4096)
+    rembg_model: str = "u2net"
+    thumbnail_size: int = Field(256, ge=32, le=2048)
+
+    # How many jobs the queue keeps in preprocessing at once; the rest wait in priority order.
+    preprocess_concurrency: int = Field(4, ge=1, le=256)
+    # Seconds between the queue's scans of the database for jobs it does not know about.
+    reconcile_interval_s: float = Field(30.0, gt=0)
+    queue_actor_name: str = "sweedle_job_queue"
+    ray_namespace: str = "sweedle"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if "+" not in scheme and scheme in {"sqlite", "postgresql"}:
+            raise ValueError(
+                f"DATABASE_URL must name an async driver, e.g. sqlite+aiosqlite:// or "
+                f"postgresql+asyncpg://, not {scheme}://"
+            )
+        return value
+
+    @field_validator("generator_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in {"silhouette", "hunyuan3d"} and ":" not in value:
+            raise ValueError(
+                "GENERATOR_BACKEND must be 'silhouette', 'hunyuan3d' or 'module:Class', "
+                f"not {value!r}"
+            )
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Persistence: the database is the truth; every actor is a cache of it."""

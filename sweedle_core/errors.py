@@ -1,0 +1,91 @@
+"""Domain errors.
+
+Raised in the core, mapped to HTTP status codes once, in the ingress. Each keeps only its
+message in ``args`` so it pickles unchanged across a Ray hop.
+"""
+
+from __future__ import annotations
+
+
+class SweedleError(Exception):
+    """Base of every error a user may be shown."""
+
+    code = "error"
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+class InvalidInput(SweedleError):
+    """The request is well formed but a value in it is not acceptable."""
+
+    code = "invalid_input"
+
+
+class ImageRejected(InvalidInput):
+    """The uploaded file is not an image we can use (format, truncation, emptiness)."""
+
+    code = "invalid_image"
+
+
+class UnsupportedImageFormat(ImageRejected):
+    code = "unsupported_image_format"
+
+
+class ImageTooLarge(ImageRejected):
+    """Too many bytes, or too many pixels (Pillow's decompression-bomb guard)."""
+
+    code = "image_too_large"
+
+
+class NotFound(SweedleError):
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class AssetNotFound(NotFound):
+    code = "asset_not_found"
+
+
+class FileMissing(NotFound):
+    """The asset exists but the requested file is not (yet) there."""
+
+    code = "file_not_ready"
+
+
+class Conflict(SweedleError):
+    """The request is valid but the resource is in a state that does not allow it."""
+
+    code = "conflict"
+
+
+class JobFinished(Conflict):
+    code = "job_finished"
+
+
+class Unavailable(SweedleError):
+    """A service Sweedle needs is not ready (model loading, queue unreachable)."""
+
+    code = "unavailable"
+
+
+class GenerationFailed(SweedleError):
+    """A generator ran but produced no usable mesh."""
+
+    code = "generation_failed"
+
+
+class JobCancelled(SweedleError):
+    """Raised from a progress callback to stop a job that was cancelled."""
+
+    code = "job_cancelled"
+
+
+class ModelUnavailable(Unavailable):
+    """The generation model cannot be loaded (weights or package missing)."""
+
+    code = "model_unavailable"

@@ -1,0 +1,1 @@
+"""Generators: a prepared image in, a mesh out, all behind one protocol."""

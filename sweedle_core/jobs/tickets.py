@@ -1,0 +1,75 @@
+"""What the queue hands to its workers, and what the workers hand back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class PrepareTicket:
+    job_id: str
+    asset_id: str
+    input_path: str
+    prepared_path: str
+    remove_background: bool
+
+
+@dataclass(frozen=True)
+class PrepareOutcome:
+    background: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GenerateTicket:
+    job_id: str
+    asset_id: str
+    prepared_path: str
+    raw_mesh_path: str
+    params: dict[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ExportTicket:
+    job_id: str
+    asset_id: str
+    raw_mesh_path: str
+    output_format: str
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    model_path: str
+    thumbnail_path: str
+    vertex_count: int
+    face_count: int
+    seconds: float
+
+
+class Workers(Protocol):
+    """The CPU pools the queue dispatches to (Ray Serve deployments in the app)."""
+
+    async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome: ...
+
+    async def export(self, ticket: ExportTicket) -> ExportOutcome: ...
+
+
+class QueueMetrics(Protocol):
+    def record_queue(self, depth: dict[str, int], active: dict[str, int]) -> None: ...
+
+    def record_stage(self, stage: str, seconds: float) -> None: ...
+
+    def record_finished(self, status: str) -> None: ...
+
+
+class NoMetrics:
+    def record_queue(self, depth: dict[str, int], active: dict[str, int]) -> None:
+        pass
+
+    def record_stage(self, stage: str, seconds: float) -> None:
+        pass
+
+    def record_finished(self, status: str) -> None:
+        pass

@@ -1,0 +1,70 @@
+"""Where an asset's files live: one folder per asset under the storage root.
+
+Paths stored in the database are relative to the root, so the root can move (a shared volume on
+a cluster) without rewriting rows. Every write is atomic: a crash leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+INPUT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def ensure(self) -> Storage:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # Relative names of an asset's files.
+    @staticmethod
+    def input_name(asset_id: str, image_format: str) -> str:
+        return f"{asset_id}/input.{INPUT_EXTENSIONS[image_format]}"
+
+    @staticmethod
+    def prepared_name(asset_id: str) -> str:
+        return f"{asset_id}/prepared.png"
+
+    @staticmethod
+    def raw_mesh_name(asset_id: str) -> str:
+        return f"{asset_id}/raw_mesh.npz"
+
+    def asset_dir(self, asset_id: str) -> Path:
+        return self.path(asset_id)
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a stored file; refuses names that would leave the root."""
+        candidate = (self.root / relative).resolve()
+        if not candidate.is_relative_to(self.root):
+            raise ValueError(f"stored path {relative!r} leaves the storage root")
+        return candidate
+
+    def relative(self, path: Path) -> str:
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
+    def write_bytes(self, relative: str, data: bytes) -> Path:
+        target = self.path(relative)
+        write_atomic(target, data)
+        return target
+
+    def remove_asset(self, asset_id: str) -> None:
+        shutil.rmtree(self.asset_dir(asset_id), ignore_errors=True)
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file in the same folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
