@@ -8,6 +8,7 @@ format from the file's signature, then the pixel count from the header, and only
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,14 +110,13 @@ def _open(data: bytes, found: str, limits: ImageLimits) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=(found,))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _too_many_pixels(limits) from exc
+        raise _pillow_refused(limits, exc) from exc
     except _CORRUPT_DATA_ERRORS as exc:
         # The signature says `found`, yet its decoder cannot read the header.
         raise _corrupt(found) from exc
 
     width, height = image.size
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    if width * height > limits.max_pixels or (pillow_limit and width * height > pillow_limit):
+    if width * height > _pixel_limit(limits):
         image.close()
         raise _too_many_pixels(limits, (width, height))
     return image
@@ -180,20 +180,28 @@ _SIGNATURES: dict[str, Callable[[bytes], bool]] = {
 }
 
 
-def _too_many_pixels(limits: ImageLimits, size: tuple[int, int] | None = None) -> ImageTooLarge:
-    limit = limits.max_pixels
-    if Image.MAX_IMAGE_PIXELS:
-        limit = min(limit, Image.MAX_IMAGE_PIXELS)
-    if size is None:
-        return ImageTooLarge(
-            f"the image has too many pixels to decode safely; the limit is "
-            f"{_megapixels(limit)}"
-        )
+def _too_many_pixels(limits: ImageLimits, size: tuple[int, int]) -> ImageTooLarge:
     width, height = size
     return ImageTooLarge(
-        f"the image is {width} x {height} pixels ({_megapixels(width * height)}), more than the "
-        f"{_megapixels(limit)} limit"
+        f"the image is {width} x {height} pixels ({_megapixels(width * height)}), more than "
+        f"the limit of {_megapixels(_pixel_limit(limits))}"
     )
+
+
+def _pillow_refused(limits: ImageLimits, exc: Exception) -> ImageTooLarge:
+    """Pillow refused in `Image.open`, before the size could be read: take the pixel count
+    from its message when it has one."""
+    limit = f"the limit of {_megapixels(_pixel_limit(limits))}"
+    counted = re.search(r"\((\d+) pixels\)", str(exc))
+    if counted is None:
+        return ImageTooLarge(f"the image has too many pixels to decode safely, more than {limit}")
+    return ImageTooLarge(f"the image has {_megapixels(int(counted.group(1)))}, more than {limit}")
+
+
+def _pixel_limit(limits: ImageLimits) -> int:
+    if Image.MAX_IMAGE_PIXELS:
+        return min(limits.max_pixels, Image.MAX_IMAGE_PIXELS)
+    return limits.max_pixels
 
 
 def _corrupt(found: str) -> ImageRejected:

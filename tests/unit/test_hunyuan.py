@@ -1,0 +1,397 @@
+"""The hunyuan3d backend: install and weights errors, the load call, progress and mesh tidying.
+
+Most tests stand fake ``torch``, ``hy3dgen.shapegen`` and ``huggingface_hub`` modules in
+``sys.modules``, so they run (in milliseconds) whether or not the real libraries are installed.
+Tests of the real library skip unless ``hy3dgen.shapegen`` imports.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trimesh
+from PIL import Image, ImageDraw
+
+from sweedle_core.errors import GenerationFailed, JobCancelled, ModelUnavailable
+from sweedle_core.generation.hunyuan import Hunyuan3DGenerator, tidy_mesh
+from sweedle_core.params import GenerationParams
+
+MODEL, SUBFOLDER = "tencent/Hunyuan3D-2", "hunyuan3d-dit-v2-0"
+
+
+class FakeTorchGenerator:
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.seed: int | None = None
+
+    def manual_seed(self, seed: int) -> FakeTorchGenerator:
+        self.seed = seed
+        return self
+
+
+class FakePipeline:
+    """Records how it was loaded and called; runs the step callback like hy3dgen does."""
+
+    result: list[trimesh.Trimesh | None] = []
+
+    def __init__(self, model_path: str, kwargs: dict[str, Any]) -> None:
+        self.loaded_with = {"model_path": model_path, **kwargs}
+        self.calls: list[dict[str, Any]] = []
+        self.steps_run = 0
+
+    @classmethod
+    def from_pretrained(cls, model_path: str, **kwargs: Any) -> FakePipeline:
+        return cls(model_path, kwargs)
+
+    def __call__(self, image: Image.Image, **kwargs: Any) -> list[trimesh.Trimesh | None]:
+        self.calls.append({"image": image, **kwargs})
+        for i in range(kwargs["num_inference_steps"]):
+            if i % kwargs["callback_steps"] == 0:
+                kwargs["callback"](i, 1.0 - i, object())
+            self.steps_run += 1
+        return list(self.result)
+
+
+class FakeCuda:
+    def __init__(self) -> None:
+        self.available = False
+        self.emptied = 0
+
+    def is_available(self) -> bool:
+        return self.available
+
+    def empty_cache(self) -> None:
+        self.emptied += 1
+
+
+class FakeTorch(types.ModuleType):
+    float16, float32 = "float16", "float32"
+    Generator = FakeTorchGenerator
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+        self.cuda = FakeCuda()
+
+
+def fake_module(name: str, **attributes: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    return module
+
+
+def params(**values: Any) -> GenerationParams:
+    return GenerationParams.model_validate(values)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch: pytest.MonkeyPatch) -> FakeTorch:
+    torch = FakeTorch()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    return torch
+
+
+@pytest.fixture
+def hub_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A fake hub that has nothing: records each ask and fails as the real one does offline."""
+    calls: list[dict[str, Any]] = []
+
+    def snapshot_download(**kwargs: Any) -> str:
+        calls.append(kwargs)
+        if kwargs.get("local_files_only"):
+            raise FileNotFoundError("Cannot find an appropriate cached snapshot folder")
+        raise ConnectionError("Name or service not known")
+
+    hub = fake_module("huggingface_hub", snapshot_download=snapshot_download)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    return calls
+
+
+@pytest.fixture
+def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_torch: FakeTorch) -> Path:
+    """Fake torch and hy3dgen, ``HY3DGEN_MODELS`` in a temporary folder, the hub offline."""
+    shapegen = fake_module("hy3dgen.shapegen", Hunyuan3DDiTFlowMatchingPipeline=FakePipeline)
+    monkeypatch.setitem(sys.modules, "hy3dgen", types.ModuleType("hy3dgen"))
+    monkeypatch.setitem(sys.modules, "hy3dgen.shapegen", shapegen)
+    monkeypatch.setenv("HY3DGEN_MODELS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(FakePipeline, "result", [])
+    return tmp_path
+
+
+def write_weights(models_dir: Path, weights: str = "model.fp16.safetensors") -> Path:
+    folder = models_dir / MODEL / SUBFOLDER
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("model: {}\n")
+    (folder / weights).write_bytes(b"")
+    return folder
+
+
+def rgba_disc(size: int = 64) -> Image.Image:
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((12, 12, size - 12, size - 12), fill=(200, 80, 40, 255))
+    return image
+
+
+# --- install errors ------------------------------------------------------------------------
+
+
+def test_without_hy3dgen_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hy3dgen", None)
+    monkeypatch.setitem(sys.modules, "hy3dgen.shapegen", None)
+
+    with pytest.raises(ModelUnavailable) as info:
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    message = info.value.message
+    assert "hy3dgen" in message
+    assert 'pip install ".[hunyuan]"' in message
+    assert "pip install --no-deps hy3dgen==2.0.2" in message
+
+
+def test_with_torch_but_without_hy3dgen_the_error_names_hy3dgen(
+    monkeypatch: pytest.MonkeyPatch, fake_torch: FakeTorch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hy3dgen", None)
+    monkeypatch.setitem(sys.modules, "hy3dgen.shapegen", None)
+
+    with pytest.raises(ModelUnavailable, match="hy3dgen 2.0.2") as info:
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    assert "pip install --no-deps hy3dgen==2.0.2" in info.value.message
+
+
+def test_the_21_weights_without_hy3dshape_point_to_its_repository_and_to_20(
+    monkeypatch: pytest.MonkeyPatch, fake_torch: FakeTorch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hy3dshape", None)
+    monkeypatch.setitem(sys.modules, "hy3dshape.pipelines", None)
+
+    with pytest.raises(ModelUnavailable) as info:
+        Hunyuan3DGenerator("tencent/Hunyuan3D-2.1", "hunyuan3d-dit-v2-1")
+
+    message = info.value.message
+    assert "hy3dshape" in message
+    assert "Hunyuan3D-2.1 repository" in message and "not on PyPI" in message
+    assert "tencent/Hunyuan3D-2" in message and "hunyuan3d-dit-v2-0" in message
+
+
+def test_the_21_weights_load_through_hy3dshape(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_torch: FakeTorch
+) -> None:
+    pipelines = fake_module("hy3dshape.pipelines", Hunyuan3DDiTFlowMatchingPipeline=FakePipeline)
+    monkeypatch.setitem(sys.modules, "hy3dshape", types.ModuleType("hy3dshape"))
+    monkeypatch.setitem(sys.modules, "hy3dshape.pipelines", pipelines)
+    monkeypatch.setitem(sys.modules, "hy3dgen", None)  # 2.1 must not need hy3dgen
+    folder = tmp_path / "tencent/Hunyuan3D-2.1/hunyuan3d-dit-v2-1"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("model: {}\n")
+    (folder / "model.fp16.ckpt").write_bytes(b"")
+    monkeypatch.setenv("HY3DGEN_MODELS", str(tmp_path))
+
+    generator = Hunyuan3DGenerator("tencent/Hunyuan3D-2.1", "hunyuan3d-dit-v2-1")
+
+    assert isinstance(generator._pipeline, FakePipeline)
+    assert generator._pipeline.loaded_with["use_safetensors"] is False
+
+
+# --- weights -------------------------------------------------------------------------------
+
+
+def test_absent_weights_offline_fail_at_once_naming_the_folder_and_the_fetch_command(
+    models_dir: Path, hub_calls: list[dict[str, Any]]
+) -> None:
+    with pytest.raises(ModelUnavailable) as info:
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    message = info.value.message
+    assert str(models_dir / MODEL / SUBFOLDER) in message
+    assert "$HY3DGEN_MODELS/<model_path>/<subfolder>" in message
+    assert f"huggingface-cli download {MODEL} --include '{SUBFOLDER}/*'" in message
+    assert "HF_HUB_OFFLINE" in message
+    # Offline, only the local hub cache may be consulted: no network, no retry loop.
+    assert [call["local_files_only"] for call in hub_calls] == [True]
+
+
+def test_absent_weights_and_an_unreachable_hub_are_model_unavailable(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, hub_calls: list[dict[str, Any]]
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    with pytest.raises(ModelUnavailable, match="Name or service not known") as info:
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    assert str(models_dir / MODEL / SUBFOLDER) in info.value.message
+    assert hub_calls == [
+        {"repo_id": MODEL, "allow_patterns": [f"{SUBFOLDER}/*"], "local_files_only": False}
+    ]
+
+
+def test_absent_weights_without_huggingface_hub_are_model_unavailable(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+
+    with pytest.raises(ModelUnavailable, match="huggingface_hub is not installed"):
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+
+def test_an_absent_absolute_path_is_not_looked_up_on_the_hub(
+    models_dir: Path, hub_calls: list[dict[str, Any]]
+) -> None:
+    absent = models_dir / "nowhere"
+
+    with pytest.raises(ModelUnavailable, match="local path"):
+        Hunyuan3DGenerator(str(absent), SUBFOLDER)
+
+    assert hub_calls == []
+
+
+@pytest.mark.parametrize(
+    ("weights", "use_safetensors"),
+    [("model.fp16.safetensors", True), ("model.fp16.ckpt", False)],
+)
+def test_local_weights_load_once_in_the_format_on_disk(
+    models_dir: Path, hub_calls: list[dict[str, Any]], weights: str, use_safetensors: bool
+) -> None:
+    write_weights(models_dir, weights)
+
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    assert generator.device == "cpu"
+    assert generator._pipeline.loaded_with == {
+        "model_path": str(models_dir / MODEL),
+        "subfolder": SUBFOLDER,
+        "device": "cpu",
+        "dtype": "float32",
+        "use_safetensors": use_safetensors,
+        "variant": "fp16",
+    }
+    assert hub_calls == []
+
+
+def test_a_folder_without_weights_is_reported_incomplete(models_dir: Path) -> None:
+    folder = write_weights(models_dir)
+    (folder / "model.fp16.safetensors").unlink()
+
+    with pytest.raises(ModelUnavailable, match="incomplete"):
+        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+
+def test_cuda_asked_for_without_a_gpu_is_model_unavailable(models_dir: Path) -> None:
+    write_weights(models_dir)
+
+    with pytest.raises(ModelUnavailable, match="no CUDA GPU"):
+        Hunyuan3DGenerator(MODEL, SUBFOLDER, device="cuda")
+
+
+# --- generation ----------------------------------------------------------------------------
+
+
+def test_generate_reports_every_step_and_returns_an_outward_centred_mesh(
+    models_dir: Path,
+) -> None:
+    write_weights(models_dir)
+    inside_out = trimesh.creation.icosphere(subdivisions=2)
+    inside_out.invert()
+    inside_out.apply_translation([0.3, -0.2, 0.1])
+    FakePipeline.result = [inside_out]
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    wanted = params(inference_steps=3, guidance_scale=4.5, octree_resolution=64, seed=7)
+    events: list[tuple[float, str]] = []
+
+    mesh = generator.generate(rgba_disc(), wanted, lambda f, m: events.append((f, m)))
+
+    call = generator._pipeline.calls[0]
+    assert call["image"].mode == "RGBA"
+    assert call["num_inference_steps"] == 3
+    assert call["guidance_scale"] == 4.5
+    assert call["octree_resolution"] == 64
+    assert call["output_type"] == "trimesh"
+    assert call["callback_steps"] == 1
+    assert (call["generator"].device, call["generator"].seed) == ("cpu", 7)
+
+    messages = [m for _, m in events]
+    steps = [m for m in messages if m.startswith("denoising")]
+    assert steps == ["denoising step 1/3", "denoising step 2/3", "denoising step 3/3"]
+    assert pytest.approx(events[messages.index("denoising step 1/3")][0]) == 0.05 + 0.8 / 3
+    assert pytest.approx(events[messages.index("denoising step 3/3")][0]) == 0.85
+    assert messages.index("denoising step 3/3") < messages.index("extracting the surface")
+    fractions = [f for f, _ in events]
+    assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
+    assert events[-1] == (1.0, "done")
+
+    assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0
+    assert mesh.volume > 0
+    assert abs(mesh.bounds.mean(axis=0)).max() < 1e-9
+
+
+def test_no_surface_is_a_generation_failure(models_dir: Path) -> None:
+    write_weights(models_dir)
+    FakePipeline.result = [None]
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    with pytest.raises(GenerationFailed, match="no surface .* try another seed"):
+        generator.generate(rgba_disc(), params(inference_steps=2), lambda f, m: None)
+
+
+def test_cancelling_from_the_progress_callback_stops_the_denoising(models_dir: Path) -> None:
+    write_weights(models_dir)
+    FakePipeline.result = [trimesh.creation.icosphere()]
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    def cancel_at_second_step(fraction: float, message: str) -> None:
+        if message == "denoising step 2/10":
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        generator.generate(rgba_disc(), params(inference_steps=10), cancel_at_second_step)
+
+    assert generator._pipeline.steps_run == 1
+
+
+def test_low_vram_on_cuda_empties_the_cache_after_each_generation_even_a_failed_one(
+    models_dir: Path, fake_torch: FakeTorch
+) -> None:
+    write_weights(models_dir)
+    fake_torch.cuda.available = True
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER, low_vram=True)
+    assert (generator.device, generator.dtype) == ("cuda", "float16")
+
+    FakePipeline.result = [trimesh.creation.icosphere()]
+    generator.generate(rgba_disc(), params(inference_steps=1), lambda f, m: None)
+    FakePipeline.result = [None]
+    with pytest.raises(GenerationFailed):
+        generator.generate(rgba_disc(), params(inference_steps=1), lambda f, m: None)
+
+    assert fake_torch.cuda.emptied == 2
+
+
+def test_tidy_mesh_drops_degenerate_faces_and_keeps_an_outward_mesh_as_is() -> None:
+    mesh = trimesh.creation.box()
+    faces = mesh.faces.copy()
+    mesh = trimesh.Trimesh(mesh.vertices, [*faces, [0, 0, 1]], process=False)
+
+    tidy = tidy_mesh(mesh)
+
+    assert len(tidy.faces) == len(faces)
+    assert tidy.volume == pytest.approx(1.0)
+
+
+# --- the real library (skipped unless hy3dgen is installed) --------------------------------
+
+
+def test_real_hy3dgen_offline_with_absent_weights_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("hy3dgen.shapegen")
+    monkeypatch.setenv("HY3DGEN_MODELS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    with pytest.raises(ModelUnavailable) as info:
+        Hunyuan3DGenerator("sweedle-tests/absent-model", SUBFOLDER, device="cpu")
+
+    assert str(tmp_path / "sweedle-tests/absent-model" / SUBFOLDER) in info.value.message
