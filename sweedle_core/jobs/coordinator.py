@@ -34,6 +34,9 @@ from sweedle_core.storage import Storage
 
 log = logging.getLogger(__name__)
 
+# A generator that has not called in for this long is gone (it calls at least every ~20 s).
+GENERATOR_SILENCE_S = 90.0
+
 # Where a job found in the database at start resumes: work in flight is redone from its input.
 _RESUME = {
     JobStage.QUEUED: JobStage.QUEUED,
@@ -219,6 +222,7 @@ class JobCoordinator:
     def generator_state(self, worker: str, state: str, detail: str = "") -> None:
         """A generator replica says how it is: loading, idle, generating, or unavailable."""
         self._seen(worker, state=state, detail=detail)
+        self._publish_queue()
 
     # --- reading ------------------------------------------------------------------------
 
@@ -228,18 +232,28 @@ class JobCoordinator:
             "by_stage": self.book.by_stage(),
             "active_jobs": len(self.book),
             "preprocessing_slots": self.preprocess_concurrency,
-            "generators": dict(self._generators),
+            "generators": {
+                worker: info
+                for worker, info in self._generators.items()
+                if time.time() - info["seen"] < GENERATOR_SILENCE_S
+            },
         }
 
     def jobs(self) -> list[dict[str, Any]]:
         return [self._view(e) for e in self.book.in_order()]
 
     async def read_events(self, epoch: str, cursor: int, timeout: float) -> dict[str, Any]:
-        """Events after ``cursor`` (long-poll); a different ``epoch`` reads from the start."""
-        if epoch != self.events.epoch:
-            cursor = 0
-        events = await self.events.wait_since(cursor, timeout)
-        return {"epoch": self.events.epoch, "events": events}
+        """Events after ``cursor`` (long-poll); a different ``epoch`` reads from the start.
+
+        An empty ``epoch`` asks only where the log stands, for a reader that starts now.
+        """
+        if not epoch:
+            events: list[Event] = []
+        else:
+            if epoch != self.events.epoch:
+                cursor = 0
+            events = await self.events.wait_since(cursor, timeout)
+        return {"epoch": self.events.epoch, "last_seq": self.events.last_seq, "events": events}
 
     # --- the pipeline -------------------------------------------------------------------
 

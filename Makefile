@@ -1,0 +1,45 @@
+# Sweedle: `make serve` to run it, `make test` to test it. Each sets itself up from nothing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev,rembg
+STAMP := $(VENV)/.installed
+VALIDATOR := .tools/node_modules/gltf-validator
+
+.PHONY: setup serve test lint bench clean
+
+setup: $(STAMP) $(VALIDATOR)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $@
+
+# The Khronos glTF validator judges every GLB the tests write.
+$(VALIDATOR): .tools/package.json
+	npm install --silent --no-audit --no-fund --prefix .tools
+	@touch $@
+
+serve: $(STAMP)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then \
+		echo "sweedle: GPU found ($$(nvidia-smi -L | head -n 1)): serve_config.yaml, hunyuan3d generator on num_gpus: 1"; \
+		config=serve_config.yaml; \
+	else \
+		echo "sweedle: no GPU found (nvidia-smi lists none): configs/cpu.yaml, silhouette CPU preview generator"; \
+		config=configs/cpu.yaml; \
+	fi; \
+	exec $(VENV)/bin/serve run $$config
+
+test: setup
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy sweedle_core deployments
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .tools/node_modules data

@@ -1,0 +1,246 @@
+"""Sweedle's benchmark: `make bench`. Figures go to stdout and to BENCHMARKS.md.
+
+It starts the app the way a user does (`serve run configs/cpu.yaml`, a fresh local Ray cluster,
+a fresh database in a temporary folder) and measures, with the CPU (silhouette) backend:
+
+- the CPU generator's own time for a 512 px photo at octree 256 (in-process, median of 5);
+- a backlog of jobs: the generator's duty cycle (time generating / wall time from the first
+  generation's start to the last one's end) and jobs per minute;
+- single jobs one after another: orchestration overhead per job (end to end, from the POST to
+  the `asset_ready` event, minus the stages' own compute time), p50 and p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
+from sweedle_core.params import GenerationParams  # noqa: E402
+from sweedle_core.preprocess import ImageLimits, ImagePreparer, BorderFloodFill  # noqa: E402
+from tests.serve.client import Sweedle  # noqa: E402
+
+
+def photo(size: int = 512) -> bytes:
+    """A photo-like test image: a shaded, textured object on a plain studio background."""
+    rng = np.random.default_rng(7)
+    image = Image.new("RGB", (size, size), (236, 236, 232))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([size * 0.22, size * 0.12, size * 0.78, size * 0.9], fill=(170, 90, 50))
+    draw.rectangle([size * 0.4, size * 0.05, size * 0.6, size * 0.2], fill=(90, 60, 40))
+    noise = rng.normal(0, 6, (size, size, 3))
+    pixels = np.clip(np.asarray(image, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(0.8))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
+    preparer = ImagePreparer(ImageLimits(50_000_000, 40_000_000), 512, BorderFloodFill())
+    prepared = preparer.prepare(image_bytes, remove_background=True).image
+    generator = SilhouetteGenerator()
+    params = GenerationParams(octree_resolution=octree)
+    times, faces = [], 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        mesh = generator.generate(prepared, params, lambda f, m: None)
+        times.append(time.perf_counter() - start)
+        faces = len(mesh.faces)
+    return {"median_s": statistics.median(times), "min_s": min(times), "faces": faces}
+
+
+class App:
+    """`serve run configs/cpu.yaml` in a fresh cluster, with its data in a temporary folder."""
+
+    def __init__(self, data: Path, port: int = 8000) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{data / 'sweedle.db'}",
+            "STORAGE_DIR": str(data / "storage"),
+            "RAY_ADDRESS": "",
+        }
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "serve"), "run", "configs/cpu.yaml"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(data / "serve.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.client = Sweedle(f"http://127.0.0.1:{port}")
+
+    def wait_ready(self, timeout: float = 300) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("serve run exited; see serve.log")
+            try:
+                health = self.client.http.get("/health").json()
+                if health["generation"]["state"] == "ready":
+                    return time.monotonic() - self.started
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.5)  # a benchmark, not a test: polling a server that is starting
+        raise TimeoutError("the app did not become ready")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)  # Ctrl-C: a graceful shutdown
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def parse_time(value: str) -> float:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
+    with client.feed() as feed:
+        start = time.monotonic()
+        ids = {client.submit_ok(image, octree_resolution=octree)["job_id"] for _ in range(jobs)}
+        submitted = time.monotonic() - start
+        finals = feed.wait_finished(ids, timeout=60 * jobs)
+        wall = time.monotonic() - start
+    failed = [e for e in finals.values() if e["type"] != "asset_ready"]
+    assert not failed, failed
+    timings = [client.job(job_id)["timings"] for job_id in ids]
+    generating = sum(t["generate_s"] for t in timings)
+    first_claim = min(t["claimed_at"] for t in timings)
+    last_generated = max(t["generated_at"] for t in timings)
+    return {
+        "jobs": jobs,
+        "octree": octree,
+        "submit_s": submitted,
+        "wall_s": wall,
+        "jobs_per_minute": jobs / wall * 60,
+        "generator_busy_s": generating,
+        "generator_window_s": last_generated - first_claim,
+        "duty_cycle": generating / (last_generated - first_claim),
+        "generate_s_median": statistics.median(t["generate_s"] for t in timings),
+        "export_s_median": statistics.median(t["export_s"] for t in timings),
+    }
+
+
+def overhead(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
+    overheads, totals = [], []
+    with client.feed() as feed:
+        for _ in range(jobs):
+            start = time.monotonic()
+            job_id = client.submit_ok(image, octree_resolution=octree)["job_id"]
+            feed.wait_finished({job_id}, timeout=120)
+            total = time.monotonic() - start
+            t = client.job(job_id)["timings"]
+            compute = t["preprocess_s"] + t["generate_s"] + t["export_s"]
+            overheads.append(total - compute)
+            totals.append(total)
+    overheads.sort()
+    return {
+        "jobs": jobs,
+        "octree": octree,
+        "end_to_end_s_median": statistics.median(totals),
+        "overhead_ms_p50": 1000 * statistics.median(overheads),
+        "overhead_ms_p95": 1000 * overheads[int(0.95 * (len(overheads) - 1))],
+    }
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB, no GPU, {platform.platform()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backlog-jobs", type=int, default=30)
+    parser.add_argument("--overhead-jobs", type=int, default=15)
+    parser.add_argument("--octree", type=int, default=256)
+    parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+
+    image = photo()
+    results: dict = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat()}
+    results["cpu_generator"] = cpu_generator_time(image, args.octree)
+    print(json.dumps(results, indent=2), flush=True)
+    with tempfile.TemporaryDirectory() as data:
+        app = App(Path(data))
+        try:
+            results["startup_s"] = app.wait_ready()
+            results["overhead"] = overhead(app.client, image, args.overhead_jobs, args.octree)
+            print(json.dumps(results["overhead"], indent=2), flush=True)
+            results["backlog"] = backlog(app.client, image, args.backlog_jobs, args.octree)
+            print(json.dumps(results["backlog"], indent=2), flush=True)
+        finally:
+            app.stop()
+    report = render(results)
+    print(report)
+    if args.write:
+        Path(args.write).write_text(report)
+
+
+def render(r: dict) -> str:
+    g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    return f"""# Sweedle benchmarks
+
+Written by `make bench` (bench/run.py) on {r['date'][:19]} UTC.
+Machine: {r['machine']}.
+App: `serve run configs/cpu.yaml` (silhouette CPU backend), fresh local Ray cluster and SQLite
+database; startup to a ready generator: {r['startup_s']:.1f} s.
+
+| figure | value | goal |
+| --- | --- | --- |
+| CPU generator, 512 px photo, octree {b['octree']} (median of 5, in-process) | {g['median_s']:.3f} s ({g['faces']:,} faces) | < 1 s: {verdict(g['median_s'] < 1)} |
+| generator duty cycle, backlog of {b['jobs']} jobs | {b['duty_cycle']:.3f} | >= 0.98: {verdict(b['duty_cycle'] >= 0.98)} |
+| jobs per minute, backlog of {b['jobs']} jobs | {b['jobs_per_minute']:.1f} | |
+| orchestration overhead per job, p50 ({o['jobs']} single jobs) | {o['overhead_ms_p50']:.0f} ms | < 100 ms: {verdict(o['overhead_ms_p50'] < 100)} |
+| orchestration overhead per job, p95 | {o['overhead_ms_p95']:.0f} ms | |
+| end to end per single job, median | {o['end_to_end_s_median']:.2f} s | |
+| generation per job in the app, median (backlog) | {b['generate_s_median']:.3f} s | |
+| export per job in the app, median (backlog) | {b['export_s_median']:.3f} s | |
+
+Duty cycle = time the generator spent generating / wall time from the first job's claim to the
+last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on
+the WebSocket, minus the job's preprocessing, generation and export compute times (it includes
+HTTP, the Ray hops, database writes and the WebSocket).
+
+Raw figures:
+
+```json
+{json.dumps(r, indent=2)}
+```
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The one place where Sweedle's deployment graph is bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from ray.serve import Application
+
+from deployments.export import Exporter
+from deployments.generate import Generator
+from deployments.ingress import Ingress
+from deployments.preprocess import Preprocessor
+from sweedle_core.config import Settings
+
+
+class AppArgs(BaseModel):
+    """Builder arguments (`args:` in the Serve config); they override the environment."""
+
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings fields by name, e.g. {generator_backend: silhouette}",
+    )
+    generator_replicas: int | None = Field(
+        None, ge=1, description="Generator replicas (one per GPU); unset: the config's value"
+    )
+
+
+def build_app(args: AppArgs) -> Application:
+    settings = resolve_paths(Settings(**args.settings))
+    preprocessor = Preprocessor.bind(settings)
+    exporter = Exporter.bind(settings)
+    generator_deployment = Generator
+    if args.generator_replicas is not None:
+        generator_deployment = Generator.options(num_replicas=args.generator_replicas)
+    generator = generator_deployment.bind(settings, preprocessor, exporter)
+    return Ingress.bind(settings, preprocessor, exporter, generator)
+
+
+def resolve_paths(settings: Settings) -> Settings:
+    """Relative paths are taken from where the app is started, the same in every replica."""
+    updates: dict[str, Any] = {"storage_dir": settings.storage_dir.resolve()}
+    prefix = "sqlite+aiosqlite:///"
+    if settings.database_url.startswith(prefix):
+        path = settings.database_url[len(prefix) :]
+        if path and path != ":memory:" and not path.startswith("/"):
+            from pathlib import Path
+
+            updates["database_url"] = prefix + str(Path(path).resolve())
+    return settings.model_copy(update=updates)

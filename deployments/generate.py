@@ -1,0 +1,127 @@
+"""The Generator deployment: one replica per GPU, each running the claim-generate loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import ray
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.job_queue import get_job_queue
+from deployments.metrics import GeneratorMetrics
+from sweedle_core.config import Settings
+from sweedle_core.errors import JobCancelled
+from sweedle_core.generation.protocol import Generator as GeneratorBackend
+from sweedle_core.generation.registry import build_generator
+from sweedle_core.generation.runner import run_generation
+from sweedle_core.jobs.coordinator import describe_error
+from sweedle_core.jobs.tickets import GenerateTicket
+from sweedle_core.storage import Storage
+
+log = logging.getLogger("ray.serve")
+
+CLAIM_TIMEOUT_S = 20.0
+HEARTBEAT_S = 10.0
+
+
+class ProgressRelay:
+    """The progress callback a generator calls from its thread.
+
+    Reports go to the queue without waiting; the queue's answers (False: stop) are read as
+    they arrive, and a heartbeat's refusal also stops the job at its next step.
+    """
+
+    def __init__(self, queue: ray.actor.ActorHandle, ticket: GenerateTicket, worker: str) -> None:
+        self.queue = queue
+        self.ticket = ticket
+        self.worker = worker
+        self.stop = threading.Event()
+        self._pending: list[ray.ObjectRef] = []
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self._pending:
+            done, self._pending = ray.wait(self._pending, num_returns=len(self._pending), timeout=0)
+            if not all(ray.get(done)):
+                self.stop.set()
+        if self.stop.is_set():
+            raise JobCancelled("cancelled")
+        ref = self.queue.report_progress.remote(self.ticket.job_id, self.worker, fraction, message)
+        self._pending.append(ref)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5, "num_gpus": 0})
+class Generator:
+    def __init__(
+        self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
+    ) -> None:
+        self.settings = settings
+        self.storage = Storage(settings.storage_dir).ensure()
+        self.worker = serve.get_replica_context().replica_id.unique_id
+        self.queue = get_job_queue(settings, preprocessor, exporter)
+        self.metrics = GeneratorMetrics(self.worker)
+        self.backend: GeneratorBackend | None = None
+        self.state = "loading"
+        self.detail = f"loading the {settings.generator_backend} generator"
+        self._loop_task = asyncio.get_event_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        await self._set_state("loading", self.detail)
+        try:
+            self.backend = await asyncio.to_thread(build_generator, self.settings)
+        except Exception as exc:  # the replica stays up and says why, not a crash loop
+            log.error("generator %s cannot load: %s", self.worker, describe_error(exc))
+            while True:
+                await self._set_state("unavailable", describe_error(exc))
+                await asyncio.sleep(CLAIM_TIMEOUT_S)
+        await self._set_state("idle", f"{self.backend.name} ready")
+        while True:
+            try:
+                ticket = await self.queue.claim.remote(self.worker, CLAIM_TIMEOUT_S)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                log.warning("job queue unreachable (%s); trying again", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if ticket is not None:
+                await self._generate(ticket)
+
+    async def _generate(self, ticket: GenerateTicket) -> None:
+        relay = ProgressRelay(self.queue, ticket, self.worker)
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(relay))
+        start = time.perf_counter()
+        try:
+            seconds = await asyncio.to_thread(
+                run_generation, self.backend, self.storage, ticket, relay
+            )
+        except JobCancelled:
+            await self.queue.generation_failed.remote(ticket.job_id, self.worker, "cancelled", True)
+        except Exception as exc:  # the job fails with its message; the loop goes on
+            log.exception("job %s failed in generation", ticket.job_id)
+            error = f"generation failed: {describe_error(exc)}"
+            await self.queue.generation_failed.remote(ticket.job_id, self.worker, error, False)
+        else:
+            # Hand the mesh to the export pool through the queue and take the next job at once.
+            await self.queue.generated.remote(ticket.job_id, self.worker, seconds)
+        finally:
+            heartbeat.cancel()
+            self.metrics.record(time.perf_counter() - start)
+
+    async def _heartbeat(self, relay: ProgressRelay) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if not await self.queue.heartbeat.remote(relay.ticket.job_id, self.worker):
+                relay.stop.set()
+
+    async def _set_state(self, state: str, detail: str) -> None:
+        self.state, self.detail = state, detail
+        await self.queue.generator_state.remote(self.worker, state, detail)
+
+    def check_health(self) -> None:
+        if self._loop_task.done() and self.state != "unavailable":
+            raise RuntimeError(f"generator loop stopped: {self._loop_task!r}")
+
+    async def info(self) -> dict[str, str]:
+        return {"worker": self.worker, "state": self.state, "detail": self.detail}

@@ -1,0 +1,222 @@
+"""The Ingress deployment: Sweedle's REST API and its WebSocket progress feed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import ray
+from fastapi import FastAPI, File, Form, Path, Query, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.broadcast import Broadcaster
+from deployments.http_errors import ERROR_RESPONSES, install_error_handlers
+from deployments.job_queue import get_job_queue
+from deployments.submission import GenerationForm, Submission
+from sweedle_core.config import Settings
+from sweedle_core.db.store import Store
+from sweedle_core.errors import FileMissing
+from sweedle_core.export.formats import MEDIA_TYPES
+from sweedle_core.schemas import (
+    AssetPage,
+    AssetRead,
+    JobRead,
+    QueueJob,
+    QueueStatus,
+    SubmitResponse,
+)
+from sweedle_core.storage import Storage
+
+log = logging.getLogger("ray.serve")
+
+app = FastAPI(
+    title="Sweedle",
+    summary="Self-hosted image-to-3D: a photo in, a game-ready GLB out.",
+    version="0.1.0",
+    responses=ERROR_RESPONSES,
+)
+install_error_handlers(app)
+
+Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
+
+
+@serve.deployment(max_ongoing_requests=2000, ray_actor_options={"num_cpus": 0.25})
+@serve.ingress(app)
+class Ingress:
+    def __init__(
+        self,
+        settings: Settings,
+        preprocessor: DeploymentHandle,
+        exporter: DeploymentHandle,
+        generator: DeploymentHandle,
+    ) -> None:
+        # The generator is bound here so that it is deployed with the app; it is never called
+        # through its handle: its replicas pull work from the queue.
+        del generator
+        self.settings = settings
+        self.store = Store.from_url(settings.database_url)
+        self.storage = Storage(settings.storage_dir).ensure()
+        self.queue = get_job_queue(settings, preprocessor, exporter)
+        ray.get(self.queue.ready.remote())  # the schema is migrated before the first request
+        self.submission = Submission(settings, self.store, self.storage, preprocessor, self.queue)
+        self.broadcaster = Broadcaster(self.queue)
+
+    # --- generation ---------------------------------------------------------------------
+
+    @app.post("/api/generation/image-to-3d", status_code=202, response_model=SubmitResponse)
+    async def image_to_3d(
+        self, form: Annotated[GenerationForm, Form()], file: Annotated[UploadFile, File()]
+    ) -> SubmitResponse:
+        """Upload a photo; the job is queued and its progress streams on `/ws/progress`."""
+        return await self.submission.submit(form, file)
+
+    @app.get("/api/generation/jobs/{job_id}", response_model=JobRead)
+    async def get_job(self, job_id: Id) -> JobRead:
+        return JobRead.model_validate(await self.store.get_job(job_id))
+
+    @app.delete("/api/generation/jobs/{job_id}", response_model=QueueJob)
+    async def cancel_job(self, job_id: Id) -> QueueJob:
+        """Cancel a job: a waiting one at once, a running one at its next progress step."""
+        return QueueJob(**await self.queue.cancel.remote(job_id))
+
+    @app.get("/api/generation/queue/status", response_model=QueueStatus)
+    async def queue_status(self) -> QueueStatus:
+        return QueueStatus(**await self.queue.status.remote())
+
+    @app.get("/api/generation/queue/jobs", response_model=list[QueueJob])
+    async def queue_jobs(self) -> list[QueueJob]:
+        """Active jobs: running ones first, then waiting ones in the order they will run."""
+        return [QueueJob(**job) for job in await self.queue.jobs.remote()]
+
+    # --- assets -------------------------------------------------------------------------
+
+    @app.get("/api/assets", response_model=AssetPage)
+    async def list_assets(
+        self,
+        page: Annotated[int, Query(ge=1)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> AssetPage:
+        assets, total, pages = await self.store.list_assets(page, page_size)
+        items = [AssetRead.of(a) for a in assets]
+        return AssetPage(items=items, total=total, page=page, page_size=page_size, pages=pages)
+
+    @app.get("/api/assets/{asset_id}", response_model=AssetRead)
+    async def get_asset(self, asset_id: Id) -> AssetRead:
+        return AssetRead.of(await self.store.get_asset(asset_id))
+
+    @app.get("/api/assets/{asset_id}/download", response_class=FileResponse)
+    async def download(self, asset_id: Id) -> FileResponse:
+        """The asset's model file, in the format it was generated for."""
+        asset = await self.store.get_asset(asset_id)
+        path = self._stored_file(asset.model_path, f"asset {asset_id} has no model yet")
+        filename = f"{_safe_name(asset.name)}.{asset.model_format}"
+        return FileResponse(path, media_type=MEDIA_TYPES[asset.model_format], filename=filename)
+
+    @app.get("/api/assets/{asset_id}/thumbnail", response_class=FileResponse)
+    async def thumbnail(self, asset_id: Id) -> FileResponse:
+        asset = await self.store.get_asset(asset_id)
+        path = self._stored_file(asset.thumbnail_path, f"asset {asset_id} has no thumbnail yet")
+        return FileResponse(path, media_type="image/png")
+
+    # --- progress feed and health -------------------------------------------------------
+
+    @app.websocket("/ws/progress")
+    async def progress(self, websocket: WebSocket, job_id: str | None = None) -> None:
+        """JSON events: job_created, progress, asset_ready, job_failed, job_cancelled,
+        queue_status. `?job_id=` or a `{"action": "subscribe", "job_id": ...}` message narrows
+        the feed to one job."""
+        await websocket.accept()
+        subscription = await self.broadcaster.subscribe(job_id)
+        try:
+            await websocket.send_json({"type": "queue_status", **await self.queue.status.remote()})
+            await _pump_feed(websocket, subscription)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.broadcaster.unsubscribe(subscription)
+
+    @app.get("/health")
+    async def health(self) -> dict[str, Any]:
+        """Liveness and what generation is waiting for, if anything."""
+        status = await self.queue.status.remote()
+        return {
+            "status": "ok",
+            "app": self.settings.app_name,
+            "generator_backend": self.settings.generator_backend,
+            "generation": _generation_readiness(status["generators"]),
+            "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
+        }
+
+    def _stored_file(self, relative: str | None, missing: str):  # type: ignore[no-untyped-def]
+        if not relative or not (path := self.storage.path(relative)).is_file():
+            raise FileMissing(missing)
+        return path
+
+
+async def _pump_feed(websocket: WebSocket, subscription) -> None:  # type: ignore[no-untyped-def]
+    """Send the feed's events; read the client's subscribe/unsubscribe/ping messages."""
+    import asyncio
+
+    async def read_client() -> None:
+        while True:
+            message = await websocket.receive_json()
+            action = message.get("action") if isinstance(message, dict) else None
+            if action == "subscribe":
+                subscription.job_id = message.get("job_id")
+            elif action == "unsubscribe":
+                subscription.job_id = None
+            elif action == "ping":
+                await websocket.send_json({"type": "pong"})
+            else:
+                await websocket.send_json(
+                    {"type": "error", "detail": "actions: subscribe, unsubscribe, ping"}
+                )
+
+    reader = asyncio.get_running_loop().create_task(read_client())
+    try:
+        while True:
+            getter = asyncio.ensure_future(subscription.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                getter.cancel()
+                reader.result()  # raises WebSocketDisconnect when the client left
+                return
+            event = getter.result()
+            await websocket.send_json(event)
+            if event["type"] == "feed_closed":
+                await websocket.close(code=1013)
+                return
+    finally:
+        reader.cancel()
+
+
+def _generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    states = [g.get("state") for g in generators.values()]
+    if any(s in ("idle", "generating") for s in states):
+        return {"state": "ready", "detail": f"{len(states)} generator replica(s)"}
+    if "loading" in states:
+        return {"state": "loading", "detail": "the generation model is loading"}
+    if states:
+        details = "; ".join(g.get("detail", "") for g in generators.values())
+        return {"state": "unavailable", "detail": details}
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return {
+        "state": "waiting_for_generator",
+        "detail": (
+            "no Generator replica has started yet. "
+            + (
+                "This Ray cluster has no GPU: serve_config.yaml reserves one GPU per Generator "
+                "(num_gpus: 1), so generation waits for a GPU node to join. On a machine "
+                "without a GPU, start with `serve run configs/cpu.yaml` (or `make serve`)."
+                if gpus == 0
+                else "It may still be starting."
+            )
+        ),
+    }
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
+    return cleaned[:80] or "asset"

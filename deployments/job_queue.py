@@ -1,0 +1,155 @@
+"""The JobQueue actor: one per cluster, the priority queue and the progress broadcaster.
+
+A named, detached actor that Ray restarts forever; it rebuilds itself from the database on
+every start, so it is a cache of the database, never the only copy of a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+import ray
+from ray.serve.handle import DeploymentHandle
+
+from deployments.metrics import RayQueueMetrics
+from sweedle_core.config import Settings
+from sweedle_core.db.engine import migrate_async
+from sweedle_core.db.store import Store
+from sweedle_core.jobs.coordinator import JobCoordinator
+from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket, PrepareOutcome, PrepareTicket
+from sweedle_core.storage import Storage
+
+log = logging.getLogger("ray.serve")
+
+
+class HandleWorkers:
+    """The coordinator's worker pools, reached through Serve deployment handles."""
+
+    def __init__(self, preprocessor: DeploymentHandle, exporter: DeploymentHandle) -> None:
+        self.preprocessor = preprocessor
+        self.exporter = exporter
+
+    async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome:
+        return await self.preprocessor.prepare.remote(ticket)
+
+    async def export(self, ticket: ExportTicket) -> ExportOutcome:
+        return await self.exporter.export.remote(ticket)
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+
+class JobQueue:
+    def __init__(
+        self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
+    ) -> None:
+        self.settings = settings
+        self.store = Store.from_url(settings.database_url)
+        self.coordinator = JobCoordinator(
+            self.store,
+            Storage(settings.storage_dir).ensure(),
+            HandleWorkers(preprocessor, exporter),
+            preprocess_concurrency=settings.preprocess_concurrency,
+            reconcile_s=settings.reconcile_interval_s,
+            metrics=RayQueueMetrics(),
+        )
+        self._started: asyncio.Task[None] | None = None
+
+    async def ready(self) -> str:
+        """Waits until the schema is migrated and the queue rebuilt; returns the fingerprint."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+        return settings_fingerprint(self.settings)
+
+    def fingerprint(self) -> str:
+        return settings_fingerprint(self.settings)
+
+    async def _start(self) -> None:
+        await migrate_async(self.settings.database_url)
+        await self.coordinator.start()
+        log.info("job queue ready: %d active jobs rebuilt from the database", len(self.coordinator.book))
+
+    async def submit(self, job_id: str) -> dict[str, Any]:
+        await self.ready()
+        return await self.coordinator.submit(job_id)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        await self.ready()
+        return await self.coordinator.cancel(job_id)
+
+    async def claim(self, worker: str, timeout: float):  # type: ignore[no-untyped-def]
+        await self.ready()
+        return await self.coordinator.claim(worker, timeout)
+
+    async def report_progress(self, job_id: str, worker: str, fraction: float, message: str) -> bool:
+        await self.ready()
+        return await self.coordinator.report_progress(job_id, worker, fraction, message)
+
+    async def heartbeat(self, job_id: str, worker: str) -> bool:
+        await self.ready()
+        return self.coordinator.heartbeat(job_id, worker)
+
+    async def generated(self, job_id: str, worker: str, seconds: float) -> None:
+        await self.ready()
+        await self.coordinator.generated(job_id, worker, seconds)
+
+    async def generation_failed(self, job_id: str, worker: str, error: str, cancelled: bool) -> None:
+        await self.ready()
+        await self.coordinator.generation_failed(job_id, worker, error, cancelled)
+
+    async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
+        self.coordinator.generator_state(worker, state, detail)
+
+    async def status(self) -> dict[str, Any]:
+        await self.ready()
+        return self.coordinator.status()
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        await self.ready()
+        return self.coordinator.jobs()
+
+    async def read_events(self, epoch: str, cursor: int, timeout: float) -> dict[str, Any]:
+        await self.ready()
+        return await self.coordinator.read_events(epoch, cursor, timeout)
+
+
+def get_job_queue(
+    settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
+) -> ray.actor.ActorHandle:
+    """The cluster's JobQueue actor, created on first use; replaced if its settings differ."""
+    options = dict(
+        name=settings.queue_actor_name,
+        namespace=settings.ray_namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        max_restarts=-1,
+        max_task_retries=-1,
+        max_concurrency=10_000,
+        num_cpus=0,
+    )
+    actor_class = ray.remote(JobQueue)
+    actor = actor_class.options(**options).remote(settings, preprocessor, exporter)
+    if ray.get(actor.fingerprint.remote()) != settings_fingerprint(settings):
+        # A queue left by an earlier run with other settings (another database, say).
+        log.warning("replacing the job queue actor left with other settings")
+        ray.kill(actor, no_restart=True)
+        _wait_until_gone(settings)
+        actor = actor_class.options(**options).remote(settings, preprocessor, exporter)
+    return actor
+
+
+def _wait_until_gone(settings: Settings, attempts: int = 100) -> None:
+    """A killed named actor keeps its name for a moment; wait until the name is free."""
+    for _ in range(attempts):
+        try:
+            ray.get_actor(settings.queue_actor_name, namespace=settings.ray_namespace)
+        except ValueError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the old job queue actor did not go away")

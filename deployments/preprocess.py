@@ -1,0 +1,34 @@
+"""The Preprocessor deployment: CPU replicas that decode, validate and prepare images."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from ray import serve
+
+from sweedle_core.config import Settings
+from sweedle_core.jobs.tickets import PrepareOutcome, PrepareTicket
+from sweedle_core.preprocess import ImageInfo, ImagePreparer, inspect_image
+from sweedle_core.storage import Storage
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
+class Preprocessor:
+    def __init__(self, settings: Settings) -> None:
+        self.storage = Storage(settings.storage_dir).ensure()
+        self.preparer = ImagePreparer.from_settings(settings)
+
+    async def inspect(self, data: bytes) -> ImageInfo:
+        """Validate an upload (format, size, pixels, integrity); raises ImageRejected."""
+        return await asyncio.to_thread(inspect_image, data, self.preparer.limits)
+
+    async def prepare(self, ticket: PrepareTicket) -> PrepareOutcome:
+        start = time.perf_counter()
+        data = await asyncio.to_thread(self.storage.path(ticket.input_path).read_bytes)
+        prepared = await asyncio.to_thread(self.preparer.prepare, data, ticket.remove_background)
+        buffer = io.BytesIO()
+        await asyncio.to_thread(prepared.image.save, buffer, "PNG")
+        self.storage.write_bytes(ticket.prepared_path, buffer.getvalue())
+        return PrepareOutcome(background=prepared.background, seconds=time.perf_counter() - start)

@@ -1,0 +1,26 @@
+"""One generation from stored files to stored files: the body of a generator's work loop."""
+
+from __future__ import annotations
+
+import time
+
+from PIL import Image
+
+from sweedle_core.export.mesh_io import write_raw_mesh
+from sweedle_core.generation.protocol import Generator, ProgressCallback
+from sweedle_core.jobs.tickets import GenerateTicket
+from sweedle_core.params import GenerationParams
+from sweedle_core.storage import Storage
+
+
+def run_generation(
+    generator: Generator, storage: Storage, ticket: GenerateTicket, on_progress: ProgressCallback
+) -> float:
+    """Generate the ticket's mesh from its prepared image; returns the seconds it took."""
+    start = time.perf_counter()
+    with Image.open(storage.path(ticket.prepared_path)) as image:
+        image.load()
+    params = GenerationParams(**ticket.params)
+    mesh = generator.generate(image, params, on_progress)
+    write_raw_mesh(mesh, storage.path(ticket.raw_mesh_path))
+    return time.perf_counter() - start

@@ -1,0 +1,88 @@
+"""A small client for the running app: REST through httpx, the progress feed through websockets."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from websockets.sync.client import connect
+
+Event = dict[str, Any]
+
+
+class Feed:
+    """One WebSocket connection to /ws/progress, read event by event."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = connect(url, open_timeout=30)
+        self.seen: list[Event] = []
+        self.snapshot = self.next(timeout=30)
+        assert self.snapshot["type"] == "queue_status", self.snapshot
+
+    def next(self, timeout: float) -> Event:
+        event = json.loads(self.ws.recv(timeout=timeout))
+        self.seen.append(event)
+        return event
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 60) -> Event:
+        """The first event (from now on) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching event in {timeout} s; last: {self.seen[-5:]}")
+            event = self.next(timeout=remaining)
+            if predicate(event):
+                return event
+
+    def wait_finished(self, job_ids: set[str], timeout: float = 120) -> dict[str, Event]:
+        """Waits until every job in ``job_ids`` has a final event; returns them by job."""
+        final = {"asset_ready", "job_failed", "job_cancelled"}
+        done: dict[str, Event] = {
+            e["job_id"]: e for e in self.seen if e["type"] in final and e.get("job_id") in job_ids
+        }
+        while set(done) != job_ids:
+            event = self.wait_for(lambda e: e["type"] in final and e.get("job_id") in job_ids, timeout)
+            done[event["job_id"]] = event
+        return done
+
+    def events_of(self, job_id: str) -> list[Event]:
+        return [e for e in self.seen if e.get("job_id") == job_id]
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> Feed:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Sweedle:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=60)
+
+    def submit(self, image: bytes, filename: str = "disc.png", **fields: Any) -> httpx.Response:
+        data = {k: str(v) for k, v in fields.items()}
+        return self.http.post(
+            "/api/generation/image-to-3d", files={"file": (filename, image)}, data=data
+        )
+
+    def submit_ok(self, image: bytes, **fields: Any) -> dict[str, Any]:
+        response = self.submit(image, **fields)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/generation/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def feed(self, job_id: str | None = None) -> Feed:
+        url = self.base_url.replace("http://", "ws://") + "/ws/progress"
+        return Feed(url + (f"?job_id={job_id}" if job_id else ""))

@@ -1,0 +1,96 @@
+"""One Ray instance and one running Sweedle app for the whole serve tier."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray import serve
+
+from deployments.app import AppArgs, build_app
+from tests.serve.client import Sweedle
+from tests.serve.gate import get_gate
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "sweedle"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that restart the cluster run last, so the others share one Ray instance.
+    items.sort(key=lambda item: item.get_closest_marker("restarts_cluster") is not None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Deployment:
+    """The running app and how to start it again (same database, same files)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.settings = {
+            "database_url": f"sqlite+aiosqlite:///{data_dir / 'sweedle.db'}",
+            "storage_dir": str(data_dir / "storage"),
+            "generator_backend": "tests.serve.gate:GatedGenerator",
+            "default_octree_resolution": 64,
+            "preprocess_size": 256,
+            "thumbnail_size": 96,
+            "reconcile_interval_s": 5,
+        }
+        self.client = Sweedle(f"http://127.0.0.1:{self.port}")
+
+    def start_ray(self) -> None:
+        ray.init(
+            address="local",
+            num_cpus=4,
+            include_dashboard=False,
+            namespace="sweedle",
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        )
+        serve.start(http_options={"host": "127.0.0.1", "port": self.port})
+
+    def deploy(self, generator_replicas: int = 1) -> None:
+        args = AppArgs(settings=self.settings, generator_replicas=generator_replicas)
+        serve.run(build_app(args), name=APP, route_prefix="/")
+        self.wait_for_generators(generator_replicas)
+
+    def wait_for_generators(self, count: int) -> None:
+        def enough(status: dict) -> bool:
+            return sum(g["state"] == "idle" for g in status["generators"].values()) >= count
+
+        with self.client.feed() as feed:
+            if not enough(feed.snapshot):
+                feed.wait_for(lambda e: e["type"] == "queue_status" and enough(e), timeout=120)
+
+    def stop(self) -> None:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    deployment = Deployment(tmp_path_factory.mktemp("sweedle"))
+    deployment.start_ray()
+    deployment.deploy()
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture
+def client(deployment: Deployment) -> Sweedle:
+    return deployment.client
+
+
+@pytest.fixture
+def gate(deployment: Deployment) -> Iterator[ray.actor.ActorHandle]:
+    """The test gate, closed: generations wait at it until the test opens it."""
+    gate = get_gate()
+    ray.get(gate.close.remote())
+    yield gate
+    ray.get(gate.open.remote())

@@ -1,0 +1,74 @@
+"""A test generator that can be held at a gate, so tests control when a generation runs.
+
+The gate is a named Ray actor; while it is closed, a generation waits at its first step and
+keeps reporting progress (so cancellation reaches it). With no gate actor, it never waits.
+The mesh itself comes from the real silhouette generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import ray
+
+from sweedle_core.config import Settings
+from sweedle_core.generation.silhouette import SilhouetteGenerator
+
+GATE_NAME = "sweedle_test_gate"
+NAMESPACE = "sweedle"
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._arrived = asyncio.Condition()
+        self.arrivals = 0
+
+    def open(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self._open = asyncio.Event()
+
+    def arrived(self) -> int:
+        return self.arrivals
+
+    async def wait_for_arrivals(self, count: int) -> int:
+        """Returns once ``count`` generations have reached the gate."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: self.arrivals >= count)
+        return self.arrivals
+
+    async def pass_(self, first_call: bool, timeout: float) -> bool:
+        if first_call:
+            async with self._arrived:
+                self.arrivals += 1
+                self._arrived.notify_all()
+        try:
+            await asyncio.wait_for(self._open.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+def get_gate() -> ray.actor.ActorHandle:
+    return Gate.options(name=GATE_NAME, namespace=NAMESPACE, get_if_exists=True).remote()
+
+
+class GatedGenerator:
+    name = "gated-silhouette"
+
+    def __init__(self, settings: Settings) -> None:
+        self.inner = SilhouetteGenerator()
+
+    def generate(self, image, params, on_progress):  # type: ignore[no-untyped-def]
+        try:
+            gate = ray.get_actor(GATE_NAME, namespace=NAMESPACE)
+        except ValueError:
+            gate = None
+        first = True
+        while gate is not None and not ray.get(gate.pass_.remote(first, 0.05)):
+            first = False
+            on_progress(0.0, "held at the test gate")
+        return self.inner.generate(image, params, on_progress)
