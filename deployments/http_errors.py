@@ -58,7 +58,9 @@ def _status_of(error: errors.SweedleError) -> int:
 def _validation_detail(problems: list[dict]) -> str:
     parts = []
     for problem in problems:
-        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path"))
+        where = ".".join(
+            str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path")
+        )
         parts.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
     return "; ".join(parts)
 

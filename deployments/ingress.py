@@ -1,7 +1,9 @@
 """The Ingress deployment: Sweedle's REST API and its WebSocket progress feed."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Serve's class-based ingress needs the route
+# annotations as real objects for FastAPI to read them.
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -11,7 +13,7 @@ from fastapi.responses import FileResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.broadcast import Broadcaster
+from deployments.broadcast import Broadcaster, Subscription
 from deployments.http_errors import ERROR_RESPONSES, install_error_handlers
 from deployments.job_queue import get_job_queue
 from deployments.submission import GenerationForm, Submission
@@ -40,6 +42,73 @@ app = FastAPI(
 install_error_handlers(app)
 
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
+
+
+# Helpers come before the class: @serve.ingress serialises it as soon as it is defined.
+async def _pump_feed(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send the feed's events; read the client's subscribe/unsubscribe/ping messages."""
+
+    async def read_client() -> None:
+        while True:
+            message = await websocket.receive_json()
+            action = message.get("action") if isinstance(message, dict) else None
+            if action == "subscribe":
+                subscription.job_id = message.get("job_id")
+            elif action == "unsubscribe":
+                subscription.job_id = None
+            elif action == "ping":
+                await websocket.send_json({"type": "pong"})
+            else:
+                await websocket.send_json(
+                    {"type": "error", "detail": "actions: subscribe, unsubscribe, ping"}
+                )
+
+    reader = asyncio.get_running_loop().create_task(read_client())
+    try:
+        while True:
+            getter = asyncio.ensure_future(subscription.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                getter.cancel()
+                reader.result()  # raises WebSocketDisconnect when the client left
+                return
+            event = getter.result()
+            await websocket.send_json(event)
+            if event["type"] == "feed_closed":
+                await websocket.close(code=1013)
+                return
+    finally:
+        reader.cancel()
+
+
+def _generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    states = [g.get("state") for g in generators.values()]
+    if any(s in ("idle", "generating") for s in states):
+        return {"state": "ready", "detail": f"{len(states)} generator replica(s)"}
+    if "loading" in states:
+        return {"state": "loading", "detail": "the generation model is loading"}
+    if states:
+        details = "; ".join(g.get("detail", "") for g in generators.values())
+        return {"state": "unavailable", "detail": details}
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return {
+        "state": "waiting_for_generator",
+        "detail": (
+            "no Generator replica has started yet. "
+            + (
+                "This Ray cluster has no GPU: serve_config.yaml reserves one GPU per Generator "
+                "(num_gpus: 1), so generation waits for a GPU node to join. On a machine "
+                "without a GPU, start with `serve run configs/cpu.yaml` (or `make serve`)."
+                if gpus == 0
+                else "It may still be starting."
+            )
+        ),
+    }
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
+    return cleaned[:80] or "asset"
 
 
 @serve.deployment(max_ongoing_requests=2000, ray_actor_options={"num_cpus": 0.25})
@@ -153,70 +222,3 @@ class Ingress:
         if not relative or not (path := self.storage.path(relative)).is_file():
             raise FileMissing(missing)
         return path
-
-
-async def _pump_feed(websocket: WebSocket, subscription) -> None:  # type: ignore[no-untyped-def]
-    """Send the feed's events; read the client's subscribe/unsubscribe/ping messages."""
-    import asyncio
-
-    async def read_client() -> None:
-        while True:
-            message = await websocket.receive_json()
-            action = message.get("action") if isinstance(message, dict) else None
-            if action == "subscribe":
-                subscription.job_id = message.get("job_id")
-            elif action == "unsubscribe":
-                subscription.job_id = None
-            elif action == "ping":
-                await websocket.send_json({"type": "pong"})
-            else:
-                await websocket.send_json(
-                    {"type": "error", "detail": "actions: subscribe, unsubscribe, ping"}
-                )
-
-    reader = asyncio.get_running_loop().create_task(read_client())
-    try:
-        while True:
-            getter = asyncio.ensure_future(subscription.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                getter.cancel()
-                reader.result()  # raises WebSocketDisconnect when the client left
-                return
-            event = getter.result()
-            await websocket.send_json(event)
-            if event["type"] == "feed_closed":
-                await websocket.close(code=1013)
-                return
-    finally:
-        reader.cancel()
-
-
-def _generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    states = [g.get("state") for g in generators.values()]
-    if any(s in ("idle", "generating") for s in states):
-        return {"state": "ready", "detail": f"{len(states)} generator replica(s)"}
-    if "loading" in states:
-        return {"state": "loading", "detail": "the generation model is loading"}
-    if states:
-        details = "; ".join(g.get("detail", "") for g in generators.values())
-        return {"state": "unavailable", "detail": details}
-    gpus = ray.cluster_resources().get("GPU", 0)
-    return {
-        "state": "waiting_for_generator",
-        "detail": (
-            "no Generator replica has started yet. "
-            + (
-                "This Ray cluster has no GPU: serve_config.yaml reserves one GPU per Generator "
-                "(num_gpus: 1), so generation waits for a GPU node to join. On a machine "
-                "without a GPU, start with `serve run configs/cpu.yaml` (or `make serve`)."
-                if gpus == 0
-                else "It may still be starting."
-            )
-        ),
-    }
-
-
-def _safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
-    return cleaned[:80] or "asset"

@@ -73,7 +73,9 @@ class JobQueue:
     async def _start(self) -> None:
         await migrate_async(self.settings.database_url)
         await self.coordinator.start()
-        log.info("job queue ready: %d active jobs rebuilt from the database", len(self.coordinator.book))
+        log.info(
+            "job queue ready: %d active jobs rebuilt from the database", len(self.coordinator.book)
+        )
 
     async def submit(self, job_id: str) -> dict[str, Any]:
         await self.ready()
@@ -87,7 +89,9 @@ class JobQueue:
         await self.ready()
         return await self.coordinator.claim(worker, timeout)
 
-    async def report_progress(self, job_id: str, worker: str, fraction: float, message: str) -> bool:
+    async def report_progress(
+        self, job_id: str, worker: str, fraction: float, message: str
+    ) -> bool:
         await self.ready()
         return await self.coordinator.report_progress(job_id, worker, fraction, message)
 
@@ -99,7 +103,9 @@ class JobQueue:
         await self.ready()
         await self.coordinator.generated(job_id, worker, seconds)
 
-    async def generation_failed(self, job_id: str, worker: str, error: str, cancelled: bool) -> None:
+    async def generation_failed(
+        self, job_id: str, worker: str, error: str, cancelled: bool
+    ) -> None:
         await self.ready()
         await self.coordinator.generation_failed(job_id, worker, error, cancelled)
 

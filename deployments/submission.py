@@ -7,7 +7,7 @@ import logging
 
 import ray
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.config import Settings
@@ -24,8 +24,6 @@ log = logging.getLogger("ray.serve")
 
 class GenerationForm(BaseModel):
     """The multipart fields beside `file`; a field left out takes the server's default."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=255, description="defaults to the file's name")
     priority: Priority = Priority.NORMAL

@@ -146,6 +146,7 @@ class JobCoordinator:
                     return None
         entry.worker = worker
         entry.attempts += 1
+        entry.timings["claimed_at"] = time.time()
         entry.lease_until = time.monotonic() + self.lease_s
         self._seen(worker, state="generating", job_id=entry.id)
         await self._enter(
@@ -201,6 +202,7 @@ class JobCoordinator:
         if entry is None:
             return
         entry.timings["generate_s"] = round(seconds, 4)
+        entry.timings["generated_at"] = time.time()
         if entry.cancel_requested:
             await self._cancelled(entry)
             return
@@ -482,10 +484,14 @@ class JobCoordinator:
         if not task.cancelled() and task.exception() is not None:
             log.error("job coordinator task failed", exc_info=task.exception())
 
-    def _seen(self, worker: str, **state: Any) -> None:
+    def _seen(
+        self, worker: str, state: str, detail: str | None = None, job_id: str | None = None
+    ) -> None:
+        known = self._generators.get(worker, {})
         self._generators[worker] = {
-            **self._generators.get(worker, {}),
-            **state,
+            "state": state,
+            "detail": known.get("detail", "") if detail is None else detail,
+            "job_id": job_id,
             "seen": time.time(),
         }
 

@@ -1,0 +1,147 @@
+"""The raw mesh hand-off between generator and exporter, and small helpers every exporter shares.
+
+The raw format is a compressed ``.npz`` holding ``vertices (n, 3) float32``, ``faces (m, 3)
+int32`` and, when the mesh is coloured, ``vertex_colors (n, 4) uint8``. It keeps exactly what the
+generator produced (no merging, no reordering), loads without pickle, and is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+_VERTICES = "vertices"
+_FACES = "faces"
+_COLORS = "vertex_colors"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder (same file system), which then replaces
+    ``path`` in one rename; a crash leaves at most a stray ``.tmp`` file, never a half file.
+    """
+    path = Path(path)
+    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # os.open with 0o666 honours the umask (mkstemp would leave the file private, 0o600).
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
+    """Store ``mesh`` (vertices, faces, vertex colours if any) as a compressed ``.npz``."""
+    arrays = {
+        _VERTICES: np.ascontiguousarray(mesh.vertices, dtype=np.float32),
+        _FACES: np.ascontiguousarray(mesh.faces, dtype=np.int32),
+    }
+    colors = vertex_colors_of(mesh)
+    if colors is not None:
+        arrays[_COLORS] = colors
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def read_raw_mesh(path: Path) -> trimesh.Trimesh:
+    """Load a mesh written by `write_raw_mesh`, unprocessed (vertex order and count kept).
+
+    Raises ``ValueError`` when the file is not a well-formed raw mesh.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        if _VERTICES not in data or _FACES not in data:
+            raise ValueError(f"{path} is not a raw mesh: expected '{_VERTICES}' and '{_FACES}'")
+        vertices = data[_VERTICES].astype(np.float32, copy=False)
+        faces = data[_FACES].astype(np.int32, copy=False)
+        colors = data[_COLORS].astype(np.uint8, copy=False) if _COLORS in data else None
+
+    n = len(vertices)
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"{path}: vertices must be (n, 3), got {vertices.shape}")
+    if not np.isfinite(vertices).all():
+        raise ValueError(f"{path}: vertices must be finite")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"{path}: faces must be (m, 3), got {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= n):
+        raise ValueError(f"{path}: face indices out of range for {n} vertices")
+    if colors is not None and colors.shape != (n, 4):
+        raise ValueError(f"{path}: vertex colours must be ({n}, 4), got {colors.shape}")
+    return trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+
+
+def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The mesh's per-vertex colours ``(n, 4) uint8``, or ``None`` when it has no colour.
+
+    Face colours and textures are converted to vertex colours by trimesh.
+    """
+    visual = mesh.visual
+    if visual is None or visual.kind is None:
+        return None
+    if visual.kind == "texture":
+        visual = visual.to_color()
+    colors = np.asarray(visual.vertex_colors, dtype=np.uint8)
+    if colors.shape != (len(mesh.vertices), 4):
+        return None
+    return np.ascontiguousarray(colors)
+
+
+def outward_winding(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` with faces wound outward (positive signed volume); a new mesh if flipped.
+
+    Engines cull back faces, so an inverted mesh (common from marching cubes) renders inside
+    out. Only the face order changes; vertices and colours stay as they are.
+    """
+    if len(mesh.faces) == 0 or signed_volume(mesh.vertices, mesh.faces) >= 0:
+        return mesh
+    return trimesh.Trimesh(
+        vertices=mesh.vertices,
+        faces=np.ascontiguousarray(mesh.faces[:, ::-1]),
+        vertex_colors=vertex_colors_of(mesh),
+        process=False,
+    )
+
+
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Signed volume of a mesh (``vertices (n, 3)``, ``faces (m, 3)``): < 0 when wound inward.
+
+    trimesh's ``mesh.volume`` computes all mass properties and is ~10x slower.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    x, y, z = (np.ascontiguousarray(v[:, i])[faces] for i in range(3))
+    cross_x = y[:, 1] * z[:, 2] - z[:, 1] * y[:, 2]
+    cross_y = z[:, 1] * x[:, 2] - x[:, 1] * z[:, 2]
+    cross_z = x[:, 1] * y[:, 2] - y[:, 1] * x[:, 2]
+    return float(x[:, 0] @ cross_x + y[:, 0] @ cross_y + z[:, 0] @ cross_z) / 6.0
+
+
+def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals ``(n, 3) float32``: area-weighted means of the face normals.
+
+    A vertex no face uses (or with only degenerate faces) gets +Y, because glTF requires every
+    normal to be of unit length.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    a, b, c = (v[faces[:, i]] for i in range(3))
+    face_normals = np.cross(b - a, c - a)  # length = 2 * area: the weight
+    normals = np.zeros_like(v)
+    flat = np.asarray(faces).ravel()
+    for axis in range(3):
+        weights = np.repeat(face_normals[:, axis], 3)
+        normals[:, axis] = np.bincount(flat, weights=weights, minlength=len(v))
+    length = np.linalg.norm(normals, axis=1)
+    bad = ~(length > 1e-20)
+    normals[bad] = (0.0, 1.0, 0.0)
+    length[bad] = 1.0
+    return (normals / length[:, None]).astype(np.float32)

@@ -1,0 +1,279 @@
+"""The CPU backend: "silhouette inflation", a classical, preview-quality method.
+
+No learning and no guessing of hidden shape: the object's outline (the alpha mask) is inflated
+into a rounded, front/back-symmetric solid, like a balloon blown up inside a cookie cutter. The
+result has the right outline and plausible depth but no concavities, no side detail and a back
+that mirrors the front. It is fast, deterministic and needs no GPU or weights, so it serves as a
+preview, a fallback and the backend of the test suite; it is not a substitute for a learned model.
+
+Steps:
+
+1. mask: alpha > 127, resampled by area averaging to ``octree_resolution`` cells per side, which
+   keeps a sub-cell (coverage) edge instead of a staircase;
+2. distance field: a signed distance ``s`` to the outline (positive inside), sub-cell accurate at
+   the edge, lightly smoothed (more so deep inside, which rounds medial-axis ridges);
+3. volume: a circular height profile ``h = k * sqrt(s * (2D - s))`` (``D`` the largest distance,
+   ``k`` chosen so the depth is ~0.6 of the smaller planar extent, at most a round section), and
+   the field ``f = h(x, y)² - z²``, positive inside; it has the zero set of ``h - |z|`` but no
+   infinite slope at the outline, so marching cubes places the outline smoothly;
+4. surface: marching cubes at ``f = 0`` on the front half only (``z >= 0``), only in the cells
+   the surface crosses, then mirrored to the back and joined on the middle plane: a closed,
+   outward-wound mesh;
+5. colour: each vertex takes the photo's colour at its (x, y); the back reuses it, which is the
+   mirrored view seen from behind.
+
+Frame: centred on the origin, the larger of width and height is 1, +Y up (the image's top), +X
+the image's right, +Z toward the viewer (the photo's side is the front).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+from PIL import Image
+from scipy import ndimage
+from skimage.measure import marching_cubes
+
+from sweedle_core.errors import GenerationFailed
+from sweedle_core.export.mesh_io import signed_volume
+from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.params import GenerationParams
+
+# Depth of the object (front to back) relative to the smaller of its width and height.
+_DEPTH_RATIO = 0.6
+# Bounds of the profile's z scale: below 0.25 a shape reads as a flat cut-out; above 1 its
+# thickest part would be deeper than wide (1 makes a round cross-section there).
+_MIN_Z_SCALE = 0.25
+_MAX_Z_SCALE = 1.0
+# Empty cells kept around the object so the surface never touches the volume's border.
+_PAD = 3
+# Blur of the distance field: in cells at the outline and a few cells in, then as a fraction of
+# the largest distance deep inside.
+_EDGE_SIGMA = 1.0
+_MID_SIGMA = 4.0
+_RIDGE_SIGMA = 0.25
+
+
+class SilhouetteGenerator:
+    """Silhouette inflation on the CPU; see the module docstring for what it can and cannot do."""
+
+    name = "silhouette"
+
+    def generate(
+        self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    ) -> trimesh.Trimesh:
+        n = params.octree_resolution
+
+        on_progress(0.1, "mask")
+        coverage, rgb = _resample(image, n)
+
+        on_progress(0.3, "distance field")
+        coverage, rgb = _crop(coverage, rgb)
+        sd = _signed_distance(coverage)
+
+        on_progress(0.5, "volume")
+        field, cell_mask = _volume(_inflate(sd))
+
+        on_progress(0.8, "surface")
+        front, front_faces = _surface(field, cell_mask)
+        verts, faces, source = _mirror(front, front_faces)
+
+        on_progress(0.95, "colour")
+        colors = _sample_colors(rgb, front[:, :2])[source]
+        mesh = _to_mesh(verts, faces, colors)
+
+        on_progress(1.0, "done")
+        return mesh
+
+
+def _resample(image: Image.Image, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage ``(n, n) float32`` in [0, 1] and colour ``(n, n, 3) float32`` in [0, 255].
+
+    The colour is averaged over the foreground only (alpha-weighted), so background pixels never
+    bleed into the object's edge.
+    """
+    rgba = np.asarray(_square(image.convert("RGBA")))
+    mask = (rgba[..., 3] > 127).astype(np.float32)
+    if not mask.any():
+        raise GenerationFailed("no foreground in the image")
+    src = mask.shape[0]
+    resample = Image.Resampling.BOX if src >= n else Image.Resampling.BILINEAR
+
+    def resize(channel: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(channel).resize((n, n), resample), dtype=np.float32)
+
+    coverage = np.clip(resize(mask), 0.0, 1.0)
+    weighted = [resize(rgba[..., c].astype(np.float32) * mask) for c in range(3)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rgb = np.stack(weighted, axis=-1) / coverage[..., None]
+    return coverage, rgb
+
+
+def _square(image: Image.Image) -> Image.Image:
+    """Pad a non-square image with transparency, keeping it centred."""
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def _crop(coverage: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the grid to the object plus ``_PAD`` empty cells, and give every cell a colour.
+
+    Cells outside the object take the colour of the nearest object cell, so vertices on the
+    outline (between an inside and an outside cell) interpolate object colours only.
+    """
+    inside = coverage > 0.5
+    if not inside.any():
+        raise GenerationFailed(
+            "the foreground is too small for this octree resolution; use a larger one"
+        )
+    rows, cols = np.nonzero(coverage > 0)
+    r0, r1 = rows.min(), rows.max() + 1
+    c0, c1 = cols.min(), cols.max() + 1
+    pad = ((_PAD, _PAD), (_PAD, _PAD))
+    coverage = np.pad(coverage[r0:r1, c0:c1], pad)
+    rgb = np.pad(rgb[r0:r1, c0:c1], pad + ((0, 0),))
+
+    has_color = coverage > 1e-3
+    _, (ri, ci) = ndimage.distance_transform_edt(~has_color, return_indices=True)
+    return coverage, rgb[ri, ci]
+
+
+def _signed_distance(coverage: np.ndarray) -> np.ndarray:
+    """Signed distance to the outline in cells, positive inside: ``(h, w) float32``.
+
+    Cells next to the outline use their coverage (``coverage - 0.5``), which places the edge
+    within the cell instead of on the cell grid. Blurs growing with depth remove the grid's
+    ripples (which the steep sides of the profile magnify) and round the ridges a distance field
+    has along its medial axis (a rectangle would inflate into a roof), yet barely move the
+    outline, where the blur is lightest.
+    """
+    inside = coverage > 0.5
+    d_in = ndimage.distance_transform_edt(inside)
+    d_out = ndimage.distance_transform_edt(~inside)
+    sd = np.where(inside, d_in - 0.5, 0.5 - d_out)
+    edge = np.where(inside, d_in, d_out) == 1.0
+    sd[edge] = coverage[edge] - 0.5
+    sd = _blend_blur(sd, _EDGE_SIGMA, _MID_SIGMA, ramp_start=1.0, ramp_width=_MID_SIGMA)
+    wide = _RIDGE_SIGMA * float(sd.max())
+    if wide > _MID_SIGMA:
+        sd = _blend_blur(sd, 0.0, wide, ramp_start=0.0, ramp_width=2.0 * wide)
+    return sd.astype(np.float32)
+
+
+def _blend_blur(
+    sd: np.ndarray, near: float, far: float, ramp_start: float, ramp_width: float
+) -> np.ndarray:
+    """Blur ``sd`` by ``near`` cells at the outline and by ``far`` cells deeper inside, fading
+    from one to the other as the distance goes from ``ramp_start`` over ``ramp_width`` cells."""
+    near_blur = ndimage.gaussian_filter(sd, near) if near > 0 else sd
+    far_blur = np.maximum(ndimage.gaussian_filter(sd, far), 0.0)
+    weight = np.clip((near_blur - ramp_start) / ramp_width, 0.0, 1.0)
+    return near_blur + weight * (far_blur - near_blur)
+
+
+def _inflate(sd: np.ndarray) -> np.ndarray:
+    """Squared height of the front surface above the middle plane, in cells², ``(h, w) float32``;
+    negative outside the outline.
+
+    The profile is circular in the distance: ``h = k * sqrt(s * (2D - s))``. Its square is smooth
+    and nearly linear in ``s`` at the outline, where ``h`` itself is vertical; the field built
+    from it then crosses zero evenly there and marching cubes places the outline within a cell.
+    """
+    depth_max = float(sd.max())
+    rows, cols = np.nonzero(sd > 0)
+    smaller_extent = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    z_scale = 0.5 * _DEPTH_RATIO * smaller_extent / depth_max
+    z_scale = float(np.clip(z_scale, _MIN_Z_SCALE, _MAX_Z_SCALE))
+    return (z_scale**2 * sd * (2.0 * depth_max - sd)).astype(np.float32)
+
+
+def _volume(height_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The field ``f = h² - z²`` ``(h, w, d) float32`` on the front half (sample ``k`` at
+    ``z = k``), positive inside, and the marching-cubes cell mask.
+
+    ``f`` has the same zero set as ``h - |z|``. The solid is symmetric front to back, so only
+    the front half is surfaced and then mirrored: half the memory and time. The mask holds the
+    cells whose corners straddle 0 (marching cubes skips the rest); skimage indexes a cell by
+    its upper corner, hence the one-sample offset.
+    """
+    top = int(np.ceil(np.sqrt(max(float(height_sq.max()), 0.0)))) + _PAD
+    z_sq = np.arange(top, dtype=np.float32) ** 2
+    # A zero on the middle plane would put a vertex on a grid corner, where faces degenerate.
+    height_sq = np.where(height_sq == 0.0, np.float32(-1e-6), height_sq)
+    field = height_sq[:, :, None] - z_sq[None, None, :]
+
+    corners = (height_sq[:-1, :-1], height_sq[1:, :-1], height_sq[:-1, 1:], height_sq[1:, 1:])
+    h_min = np.minimum.reduce(corners)
+    h_max = np.maximum.reduce(corners)
+    cell_mask = np.zeros(field.shape, dtype=bool)
+    cell_mask[1:, 1:, 1:] = (h_min[:, :, None] <= z_sq[1:]) & (h_max[:, :, None] >= z_sq[:-1])
+    return field, cell_mask
+
+
+def _surface(field: np.ndarray, cell_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices ``(n, 3) float32`` in (row, col, z) cell units and faces ``(m, 3) int32``.
+
+    The front half's surface is open along the middle plane ``z = 0``, where it is cut.
+    """
+    try:
+        verts, faces, _, _ = marching_cubes(field, level=0.0, mask=cell_mask)
+    except (ValueError, RuntimeError) as exc:
+        raise GenerationFailed(f"no surface found: {exc}") from exc
+    if len(faces) == 0:
+        raise GenerationFailed("no surface found")
+    return verts.astype(np.float32), faces.astype(np.int32)
+
+
+def _mirror(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Close the front half with its mirror image behind the middle plane.
+
+    The cut edge lies exactly on ``z = 0`` (marching cubes puts those vertices on the grid
+    edges of the first slice), so the back half reuses those vertices and the two halves join
+    without a seam. Returns the whole mesh's vertices and faces, and for each vertex the index
+    of the front vertex it copies.
+    """
+    on_plane = verts[:, 2] == 0.0
+    copied = np.flatnonzero(~on_plane)
+    back_index = np.arange(len(verts), dtype=np.int32)
+    back_index[copied] = len(verts) + np.arange(len(copied), dtype=np.int32)
+
+    back = verts[copied] * np.array([1.0, 1.0, -1.0], dtype=np.float32)
+    # Mirroring flips orientation: reverse the back faces to keep one winding throughout.
+    back_faces = back_index[faces][:, ::-1]
+    source = np.concatenate([np.arange(len(verts)), copied])
+    return np.concatenate([verts, back]), np.concatenate([faces, back_faces]), source
+
+
+def _sample_colors(rgb: np.ndarray, rows_cols: np.ndarray) -> np.ndarray:
+    """Bilinear colour of ``rgb (h, w, 3)`` at each vertex's (row, col): ``(n, 4) uint8``, opaque."""
+    h, w = rgb.shape[:2]
+    r = np.clip(rows_cols[:, 0], 0, h - 1)
+    c = np.clip(rows_cols[:, 1], 0, w - 1)
+    r0 = np.minimum(r.astype(np.int32), h - 2)
+    c0 = np.minimum(c.astype(np.int32), w - 2)
+    fr = (r - r0)[:, None]
+    fc = (c - c0)[:, None]
+    top = rgb[r0, c0] * (1 - fc) + rgb[r0, c0 + 1] * fc
+    bottom = rgb[r0 + 1, c0] * (1 - fc) + rgb[r0 + 1, c0 + 1] * fc
+    colors = np.empty((len(rows_cols), 4), dtype=np.uint8)
+    colors[:, :3] = np.clip(np.rint(top * (1 - fr) + bottom * fr), 0, 255)
+    colors[:, 3] = 255
+    return colors
+
+
+def _to_mesh(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:
+    """Grid units to the service's frame: centred, larger planar extent 1, +Y up, +Z front."""
+    xyz = np.column_stack([verts[:, 1], -verts[:, 0], verts[:, 2]])
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    xyz = ((xyz - (lo + hi) / 2.0) / max(hi[0] - lo[0], hi[1] - lo[1])).astype(np.float32)
+
+    # Mirroring rows into +Y flips handedness, and marching cubes' own winding varies: make the
+    # winding outward (positive volume) whatever came out.
+    if signed_volume(xyz, faces) < 0:
+        faces = np.ascontiguousarray(faces[:, ::-1])
+    return trimesh.Trimesh(vertices=xyz, faces=faces, vertex_colors=colors, process=False)

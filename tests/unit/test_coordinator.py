@@ -1,0 +1,900 @@
+"""The job coordinator: the queue, the dispatcher and the broadcaster, on a real SQLite database.
+
+CPU pools are fakes the tests hold and release; a generator is simulated by calling `claim`,
+`report_progress`, `generated` and `generation_failed`. Nothing sleeps: tests wait on the
+coordinator's own events (each is announced after its database write) or on the fakes' queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from sweedle_core.db.engine import migrate
+from sweedle_core.db.models import new_id
+from sweedle_core.db.store import Store
+from sweedle_core.errors import ImageRejected, JobFinished, JobNotFound
+from sweedle_core.jobs.coordinator import JobCoordinator
+from sweedle_core.jobs.events import Event
+from sweedle_core.jobs.tickets import (
+    ExportOutcome,
+    ExportTicket,
+    GenerateTicket,
+    PrepareOutcome,
+    PrepareTicket,
+)
+from sweedle_core.params import GenerationParams, Priority
+from sweedle_core.storage import Storage
+
+WAIT_S = 2.0  # safety net only: every wait below ends on an event long before this
+PREPROCESS_S = 0.25
+EXPORT_S = 0.5
+
+
+class FakeWorkers:
+    """The CPU pools. With ``hold_*`` a call waits until the test releases its job."""
+
+    def __init__(self, *, hold_preprocess: bool = False, hold_export: bool = False) -> None:
+        self.hold = {"preprocess": hold_preprocess, "export": hold_export}
+        self.preprocess_tickets: list[PrepareTicket] = []
+        self.export_tickets: list[ExportTicket] = []
+        self.started: dict[str, asyncio.Queue[str]] = {
+            "preprocess": asyncio.Queue(),
+            "export": asyncio.Queue(),
+        }
+        self.failures: dict[tuple[str, str], Exception] = {}
+        self.preprocessing = 0
+        self.most_preprocessing = 0
+        self._gates: defaultdict[tuple[str, str], asyncio.Event] = defaultdict(asyncio.Event)
+
+    def release(self, kind: str, job_id: str) -> None:
+        self._gates[kind, job_id].set()
+
+    def fail(self, kind: str, job_id: str, exc: Exception) -> None:
+        self.failures[kind, job_id] = exc
+
+    async def next_started(self, kind: str) -> str:
+        return await asyncio.wait_for(self.started[kind].get(), WAIT_S)
+
+    async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome:
+        self.preprocess_tickets.append(ticket)
+        self.preprocessing += 1
+        self.most_preprocessing = max(self.most_preprocessing, self.preprocessing)
+        try:
+            await self._pass("preprocess", ticket.job_id)
+        finally:
+            self.preprocessing -= 1
+        return PrepareOutcome(background="rembg", seconds=PREPROCESS_S)
+
+    async def export(self, ticket: ExportTicket) -> ExportOutcome:
+        self.export_tickets.append(ticket)
+        await self._pass("export", ticket.job_id)
+        return ExportOutcome(
+            model_path=f"{ticket.asset_id}/model.{ticket.output_format}",
+            thumbnail_path=f"{ticket.asset_id}/thumbnail.png",
+            vertex_count=8,
+            face_count=12,
+            seconds=EXPORT_S,
+        )
+
+    async def _pass(self, kind: str, job_id: str) -> None:
+        self.started[kind].put_nowait(job_id)
+        if self.hold[kind]:
+            await self._gates[kind, job_id].wait()
+        if (exc := self.failures.pop((kind, job_id), None)) is not None:
+            raise exc
+
+
+# --- fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory):
+    """One migrated database per module; each test gets a copy (migrating takes ~0.1 s)."""
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+async def store(migrated_db, tmp_path):
+    path = tmp_path / "sweedle.db"
+    shutil.copyfile(migrated_db, path)
+    store = Store.from_url(f"sqlite+aiosqlite:///{path}")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return Storage(tmp_path / "files").ensure()
+
+
+@pytest.fixture
+async def new_coordinator(store, storage):
+    """Builds and starts coordinators on the test's database; stops them all at the end."""
+    made: list[JobCoordinator] = []
+
+    async def make(workers: FakeWorkers, **options: float) -> JobCoordinator:
+        coordinator = JobCoordinator(store, storage, workers, **options)
+        await coordinator.start()
+        made.append(coordinator)
+        return coordinator
+
+    yield make
+    for coordinator in made:
+        await coordinator.stop()
+
+
+async def create(store: Store, priority: Priority = Priority.NORMAL) -> str:
+    """Write a job the way the ingress does, without telling the queue."""
+    asset_id = new_id()
+    job = await store.create_job(
+        name="chair",
+        params=GenerationParams(),
+        priority=priority,
+        original_filename="x.png",
+        input_path=f"{asset_id}/input.png",
+        asset_id=asset_id,
+    )
+    return job.id
+
+
+async def submit(
+    store: Store, coordinator: JobCoordinator, priority: Priority = Priority.NORMAL
+) -> str:
+    job_id = await create(store, priority)
+    await coordinator.submit(job_id)
+    return job_id
+
+
+async def wait_event(
+    coordinator: JobCoordinator,
+    match: Callable[[Event], bool],
+    after: int = 0,
+    timeout: float = WAIT_S,
+) -> Event:
+    """The first event after ``after`` that ``match`` accepts, waiting for it if need be."""
+
+    async def scan() -> Event:
+        cursor = after
+        while True:
+            for event in await coordinator.events.wait_since(cursor, timeout):
+                cursor = event["seq"]
+                if match(event):
+                    return event
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def reached(
+    coordinator: JobCoordinator, job_id: str, stage: str | None = None, type_: str = "progress"
+) -> Event:
+    return await wait_event(
+        coordinator,
+        lambda e: (
+            e.get("job_id") == job_id
+            and e["type"] == type_
+            and (stage is None or e["stage"] == stage)
+        ),
+    )
+
+
+async def finished(coordinator: JobCoordinator, job_id: str) -> Event:
+    """The event that ended the job: asset_ready, job_failed or job_cancelled."""
+    ends = {"asset_ready", "job_failed", "job_cancelled"}
+    return await wait_event(coordinator, lambda e: e.get("job_id") == job_id and e["type"] in ends)
+
+
+def events_of(coordinator: JobCoordinator, job_id: str) -> list[Event]:
+    return [e for e in coordinator.events.since(0) if e.get("job_id") == job_id]
+
+
+async def claim(coordinator: JobCoordinator, worker: str = "gpu-0") -> GenerateTicket:
+    ticket = await coordinator.claim(worker, timeout=WAIT_S)
+    assert ticket is not None
+    return ticket
+
+
+async def generate(coordinator: JobCoordinator, worker: str = "gpu-0") -> GenerateTicket:
+    """One generator turn: claim the next job, report progress, hand back the mesh."""
+    ticket = await claim(coordinator, worker)
+    assert await coordinator.report_progress(ticket.job_id, worker, 0.5, "denoising")
+    await coordinator.generated(ticket.job_id, worker, seconds=1.5)
+    return ticket
+
+
+# --- the happy path -------------------------------------------------------------------------
+
+
+async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    asset_id = (await store.get_job(job_id)).asset_id
+
+    created = await reached(coordinator, job_id, type_="job_created")
+    assert (created["status"], created["stage"], created["progress"]) == ("pending", "queued", 0)
+
+    # Preprocessing: the job's image goes to the CPU pool.
+    assert await workers.next_started("preprocess") == job_id
+    assert workers.preprocess_tickets == [
+        PrepareTicket(
+            job_id=job_id,
+            asset_id=asset_id,
+            input_path=f"{asset_id}/input.png",
+            prepared_path=f"{asset_id}/prepared.png",
+            remove_background=True,
+        )
+    ]
+    row = await store.get_job(job_id)
+    assert (row.status, row.stage) == ("processing", "preprocessing")
+
+    workers.release("preprocess", job_id)
+    await reached(coordinator, job_id, "waiting_for_gpu")
+    row = await store.get_job(job_id)
+    assert (row.status, row.stage, row.background_method) == ("pending", "waiting_for_gpu", "rembg")
+
+    # A generator takes it.
+    ticket = await coordinator.claim("gpu-0", timeout=WAIT_S)
+    assert ticket == GenerateTicket(
+        job_id=job_id,
+        asset_id=asset_id,
+        prepared_path=f"{asset_id}/prepared.png",
+        raw_mesh_path=f"{asset_id}/raw_mesh.npz",
+        params=GenerationParams().model_dump(),
+        attempt=1,
+    )
+    row = await store.get_job(job_id)
+    assert (row.status, row.stage, row.worker, row.attempts) == (
+        "processing",
+        "generating",
+        "gpu-0",
+        1,
+    )
+    assert row.started_at is not None
+
+    assert await coordinator.report_progress(job_id, "gpu-0", 0.5, "denoising")
+    assert coordinator.heartbeat(job_id, "gpu-0")
+    progressed = await store.get_job(job_id)
+    assert progressed.progress > row.progress
+    assert progressed.message == "denoising"
+
+    # The mesh goes to the export pool, and the asset is ready.
+    await coordinator.generated(job_id, "gpu-0", seconds=1.5)
+    ready = await reached(coordinator, job_id, type_="asset_ready")
+    assert workers.export_tickets == [
+        ExportTicket(
+            job_id=job_id,
+            asset_id=asset_id,
+            raw_mesh_path=f"{asset_id}/raw_mesh.npz",
+            output_format="glb",
+        )
+    ]
+    asset_fields = {
+        "model_path": f"{asset_id}/model.glb",
+        "thumbnail_path": f"{asset_id}/thumbnail.png",
+        "vertex_count": 8,
+        "face_count": 12,
+    }
+    assert ready["asset"] == asset_fields
+    assert (ready["status"], ready["progress"]) == ("completed", 1.0)
+
+    row = await store.get_job(job_id)
+    assert (row.status, row.progress, row.error) == ("completed", 1.0, None)
+    assert row.completed_at is not None
+    assert row.timings.items() >= {
+        "preprocess_s": PREPROCESS_S,
+        "generate_s": 1.5,
+        "export_s": EXPORT_S,
+    }.items()
+    stages = ("queued", "preprocessing", "waiting_for_gpu", "generating", "exporting")
+    assert {f"{stage}_wall_s" for stage in stages} <= row.timings.keys()
+    asset = await store.get_asset(asset_id)
+    assert asset.status == "completed"
+    assert {key: getattr(asset, key) for key in asset_fields} == asset_fields
+
+    # What a subscriber saw, in order.
+    events = events_of(coordinator, job_id)
+    types = [e["type"] for e in events]
+    assert types[0] == "job_created"
+    assert types[-1] == "asset_ready"
+    assert set(types[1:-1]) == {"progress"}
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress)
+    seen_stages = [e["stage"] for e in events]
+    assert list(dict.fromkeys(seen_stages)) == list(stages)
+    assert coordinator.jobs() == []
+    assert coordinator.status()["active_jobs"] == 0
+
+
+async def test_a_client_reading_with_another_epoch_reads_from_the_start(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    await reached(coordinator, job_id, "waiting_for_gpu")
+    last = coordinator.events.last_seq
+
+    same = await coordinator.read_events(coordinator.events.epoch, last, timeout=0)
+    other = await coordinator.read_events("an-old-epoch", last, timeout=0)
+
+    assert (same["epoch"], same["events"]) == (coordinator.events.epoch, [])
+    assert other["epoch"] == coordinator.events.epoch
+    assert [e["seq"] for e in other["events"]] == list(range(1, last + 1))
+
+
+# --- order and concurrency ------------------------------------------------------------------
+
+
+async def test_generators_take_the_high_priority_job_first_then_fifo(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    low = await submit(store, coordinator, Priority.LOW)
+    normal = [await submit(store, coordinator) for _ in range(3)]
+    high = await submit(store, coordinator, Priority.HIGH)
+    for job_id in (low, *normal, high):
+        await reached(coordinator, job_id, "waiting_for_gpu")
+
+    assert coordinator.status()["queue_depth"] == {"high": 1, "normal": 3, "low": 1}
+    assert [job["job_id"] for job in coordinator.jobs()] == [high, *normal, low]
+
+    claimed = [(await claim(coordinator, f"gpu-{i}")).job_id for i in range(5)]
+
+    assert claimed == [high, *normal, low]
+    assert await coordinator.claim("gpu-5", timeout=0) is None
+
+
+async def test_preprocessing_runs_at_most_the_configured_number_of_jobs(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers, preprocess_concurrency=2)
+    job_ids = [await submit(store, coordinator) for _ in range(5)]
+
+    first_two = [await workers.next_started("preprocess") for _ in range(2)]
+    assert first_two == job_ids[:2]
+    assert coordinator.status()["by_stage"]["preprocessing"] == 2
+    assert coordinator.status()["by_stage"]["queued"] == 3
+
+    # Each finished preprocessing frees its slot for the next job, in submission order.
+    for job_id in first_two:
+        workers.release("preprocess", job_id)
+    order = list(first_two)
+    for _ in range(3):
+        job_id = await workers.next_started("preprocess")
+        order.append(job_id)
+        assert workers.preprocessing <= 2
+        workers.release("preprocess", job_id)
+    for job_id in job_ids:
+        await reached(coordinator, job_id, "waiting_for_gpu")
+
+    assert order == job_ids
+    assert workers.most_preprocessing == 2
+
+
+async def test_a_generator_gets_its_next_job_while_cpu_work_goes_on(store, new_coordinator):
+    """Generators never wait on exports: a second job is claimable while the first exports."""
+    workers = FakeWorkers(hold_export=True)
+    coordinator = await new_coordinator(workers)
+    first, second = await submit(store, coordinator), await submit(store, coordinator)
+
+    assert (await generate(coordinator)).job_id == first
+    assert await workers.next_started("export") == first
+    assert (await generate(coordinator)).job_id == second
+
+    workers.release("export", first)
+    workers.release("export", second)
+    assert (await finished(coordinator, first))["type"] == "asset_ready"
+    assert (await finished(coordinator, second))["type"] == "asset_ready"
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
+async def test_a_claim_with_nothing_to_do_times_out_with_none(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+
+    assert await coordinator.claim("gpu-0", timeout=0.01) is None
+    assert coordinator.status()["generators"]["gpu-0"]["state"] == "idle"
+
+
+async def test_a_waiting_claim_wakes_when_a_job_becomes_ready(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    waiting = asyncio.create_task(coordinator.claim("gpu-0", timeout=30))
+
+    job_id = await submit(store, coordinator)
+    ticket = await asyncio.wait_for(waiting, WAIT_S)
+
+    assert ticket is not None and ticket.job_id == job_id
+    generator = coordinator.status()["generators"]["gpu-0"]
+    assert (generator["state"], generator["job_id"]) == ("generating", job_id)
+
+
+async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05)
+    job_id = await submit(store, coordinator)
+    await claim(coordinator, "gpu-0")
+    cursor = coordinator.events.last_seq
+
+    # gpu-0 says nothing more; the watchdog puts the job back once the lease runs out.
+    requeued = await wait_event(
+        coordinator, lambda e: e.get("job_id") == job_id and e["type"] == "progress", cursor
+    )
+    assert requeued["stage"] == "waiting_for_gpu"
+    assert "went silent" in requeued["message"]
+    row = await store.get_job(job_id)
+    assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
+
+    ticket = await claim(coordinator, "gpu-1")
+    assert (ticket.job_id, ticket.attempt) == (job_id, 2)
+    # gpu-0 coming back late is told to stop, and its result is ignored.
+    assert not await coordinator.report_progress(job_id, "gpu-0", 0.9, "late")
+    await coordinator.generated(job_id, "gpu-0", seconds=9.0)
+    assert (await store.get_job(job_id)).worker == "gpu-1"
+
+    await coordinator.generated(job_id, "gpu-1", seconds=1.0)
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+
+
+# --- cancellation ---------------------------------------------------------------------------
+
+
+async def test_cancelling_a_job_waiting_for_a_generator_ends_it_at_once(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    await reached(coordinator, job_id, "waiting_for_gpu")
+
+    view = await coordinator.cancel(job_id)
+
+    assert view["status"] == "cancelled"
+    row = await store.get_job(job_id)
+    assert row.status == "cancelled"
+    assert (await store.get_asset(row.asset_id)).status == "cancelled"
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    assert await coordinator.claim("gpu-0", timeout=0) is None
+    assert coordinator.jobs() == []
+
+
+async def test_a_cancelled_queued_job_is_never_preprocessed(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers, preprocess_concurrency=1)
+    running = await submit(store, coordinator)
+    queued = await submit(store, coordinator)
+    assert await workers.next_started("preprocess") == running
+
+    assert (await coordinator.cancel(queued))["status"] == "cancelled"
+    assert (await store.get_job(queued)).status == "cancelled"
+
+    later = await submit(store, coordinator)
+    workers.release("preprocess", running)
+    assert await workers.next_started("preprocess") == later
+    assert [t.job_id for t in workers.preprocess_tickets] == [running, later]
+
+
+async def test_a_job_cancelled_while_preprocessing_ends_when_preprocessing_does(
+    store, new_coordinator
+):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    await workers.next_started("preprocess")
+
+    view = await coordinator.cancel(job_id)
+    assert (view["status"], view["cancel_requested"]) == ("processing", True)
+
+    workers.release("preprocess", job_id)
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    assert (await store.get_job(job_id)).status == "cancelled"
+    assert "waiting_for_gpu" not in {e["stage"] for e in events_of(coordinator, job_id)}
+
+
+async def test_cancelling_a_generating_job_stops_its_generator(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    await claim(coordinator, "gpu-0")
+    assert await coordinator.report_progress(job_id, "gpu-0", 0.2, "denoising")
+
+    view = await coordinator.cancel(job_id)
+    assert (view["status"], view["cancel_requested"]) == ("processing", True)
+    assert (await store.get_job(job_id)).status == "processing"  # the generator decides when
+
+    assert not await coordinator.report_progress(job_id, "gpu-0", 0.4, "denoising")
+    assert not coordinator.heartbeat(job_id, "gpu-0")
+    await coordinator.generation_failed(job_id, "gpu-0", "cancelled", cancelled=True)
+
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    row = await store.get_job(job_id)
+    assert (row.status, row.error) == ("cancelled", None)
+    assert coordinator.status()["generators"]["gpu-0"]["state"] == "idle"
+
+
+async def test_a_mesh_delivered_after_a_cancel_is_not_exported(store, new_coordinator):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    await claim(coordinator)
+    await coordinator.cancel(job_id)
+
+    await coordinator.generated(job_id, "gpu-0", seconds=1.0)
+
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    assert workers.export_tickets == []
+
+
+async def test_cancelling_a_finished_job_is_refused(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    await generate(coordinator)
+    await finished(coordinator, job_id)
+
+    with pytest.raises(JobFinished):
+        await coordinator.cancel(job_id)
+    assert (await store.get_job(job_id)).status == "completed"
+
+
+async def test_cancelling_or_submitting_an_unknown_job_raises_not_found(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+
+    with pytest.raises(JobNotFound):
+        await coordinator.cancel("no-such-job")
+    with pytest.raises(JobNotFound):
+        await coordinator.submit("no-such-job")
+
+
+async def test_submitting_twice_queues_the_job_once(store, new_coordinator):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    await coordinator.submit(job_id)
+    await generate(coordinator)
+    await finished(coordinator, job_id)
+
+    again = await coordinator.submit(job_id)  # a finished job stays finished
+
+    assert again["status"] == "completed"
+    assert [e["type"] for e in events_of(coordinator, job_id)].count("job_created") == 1
+    assert len(workers.preprocess_tickets) == 1
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+async def test_a_failed_preprocessing_fails_its_job_and_the_queue_goes_on(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers, preprocess_concurrency=1)
+    bad = await submit(store, coordinator)
+    good = await submit(store, coordinator)
+    workers.fail("preprocess", bad, ValueError("cannot decode\nbad pixels"))
+    assert await workers.next_started("preprocess") == bad
+
+    workers.release("preprocess", bad)
+    failed = await finished(coordinator, bad)
+    assert await workers.next_started("preprocess") == good
+    workers.release("preprocess", good)
+    await reached(coordinator, good, "waiting_for_gpu")
+
+    message = "preprocessing failed: ValueError: bad pixels"
+    assert (failed["type"], failed["status"], failed["error"]) == ("job_failed", "failed", message)
+    row = await store.get_job(bad)
+    assert (row.status, row.error) == ("failed", message)
+    assert (await store.get_asset(row.asset_id)).status == "failed"
+    assert (await claim(coordinator)).job_id == good
+
+
+async def test_a_user_facing_error_is_reported_by_its_message(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    workers.fail("preprocess", job_id, ImageRejected("the image is empty"))
+    workers.release("preprocess", job_id)
+
+    await finished(coordinator, job_id)
+
+    assert (await store.get_job(job_id)).error == "preprocessing failed: the image is empty"
+
+
+async def test_a_failed_generation_fails_the_job_with_its_error(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    await claim(coordinator)
+
+    await coordinator.generation_failed(job_id, "gpu-0", "CUDA out of memory", cancelled=False)
+
+    failed = await finished(coordinator, job_id)
+    assert (failed["type"], failed["error"]) == ("job_failed", "CUDA out of memory")
+    row = await store.get_job(job_id)
+    assert (row.status, row.error) == ("failed", "CUDA out of memory")
+    # A repeated report changes nothing.
+    await coordinator.generation_failed(job_id, "gpu-0", "again", cancelled=False)
+    assert (await store.get_job(job_id)).error == "CUDA out of memory"
+
+
+async def test_a_failed_export_fails_the_job(store, new_coordinator):
+    workers = FakeWorkers(hold_export=True)
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    await generate(coordinator)
+    workers.fail("export", job_id, RuntimeError("mesh has no faces"))
+    workers.release("export", job_id)
+
+    failed = await finished(coordinator, job_id)
+
+    assert failed["type"] == "job_failed"
+    row = await store.get_job(job_id)
+    assert (row.status, row.error) == ("failed", "export failed: RuntimeError: mesh has no faces")
+
+
+# --- restart --------------------------------------------------------------------------------
+
+
+async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coordinator):
+    old_workers = FakeWorkers(hold_preprocess=True)
+    old = await new_coordinator(old_workers, preprocess_concurrency=1)
+    generating = await submit(store, old)
+    waiting = await submit(store, old)
+    for job_id in (generating, waiting):
+        assert await old_workers.next_started("preprocess") == job_id
+        old_workers.release("preprocess", job_id)
+        await reached(old, job_id, "waiting_for_gpu")
+    assert (await claim(old, "gpu-old")).job_id == generating
+    assert await old.report_progress(generating, "gpu-old", 0.5, "denoising")
+    preprocessing = await submit(store, old)
+    assert await old_workers.next_started("preprocess") == preprocessing
+    queued = await submit(store, old)  # the only preprocessing slot is taken
+    all_jobs = {generating, waiting, preprocessing, queued}
+    stages = {job_id: (await store.get_job(job_id)).stage for job_id in all_jobs}
+    assert stages == {
+        generating: "generating",
+        waiting: "waiting_for_gpu",
+        preprocessing: "preprocessing",
+        queued: "queued",
+    }
+
+    await old.stop()
+    new_workers = FakeWorkers()
+    new = await new_coordinator(new_workers, preprocess_concurrency=1)
+
+    # Every job is back; work that was in flight waits to be redone.
+    assert {job["job_id"] for job in new.jobs()} == all_jobs
+    row = await store.get_job(generating)
+    assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
+
+    ticket = await claim(new, "gpu-new")
+    assert (ticket.job_id, ticket.attempt) == (generating, 2)
+    # The old generator's late reports for a job now run by another are ignored.
+    assert not await new.report_progress(generating, "gpu-old", 0.9, "late")
+    await new.generated(generating, "gpu-old", seconds=3.0)
+    await new.generation_failed(generating, "gpu-old", "lost", cancelled=False)
+    row = await store.get_job(generating)
+    assert (row.status, row.stage, row.worker) == ("processing", "generating", "gpu-new")
+
+    await new.generated(generating, "gpu-new", seconds=1.0)
+    for _ in range(3):
+        await generate(new, "gpu-new")
+    for job_id in all_jobs:
+        assert (await finished(new, job_id))["type"] == "asset_ready"
+
+    ready = Counter(e["job_id"] for e in new.events.since(0) if e["type"] == "asset_ready")
+    assert ready == dict.fromkeys(all_jobs, 1)
+    assert Counter(t.job_id for t in new_workers.export_tickets) == dict.fromkeys(all_jobs, 1)
+    assert sorted(t.job_id for t in new_workers.preprocess_tickets) == sorted(
+        [preprocessing, queued]
+    )
+    rows = await store.list_jobs()
+    assert {row.id: row.status for row in rows} == dict.fromkeys(all_jobs, "completed")
+    assert await store.active_jobs() == []
+    assert new.jobs() == []
+
+
+async def test_a_generator_that_outlived_the_restart_keeps_its_job(store, new_coordinator):
+    old = await new_coordinator(FakeWorkers())
+    first, second = await submit(store, old), await submit(store, old)
+    await reached(old, second, "waiting_for_gpu")
+    assert (await claim(old, "gpu-old")).job_id == first
+    await old.stop()
+    new = await new_coordinator(FakeWorkers())
+
+    # gpu-old reports before any other generator claimed its job: it goes on with it.
+    assert await new.report_progress(first, "gpu-old", 0.7, "denoising")
+    assert (await claim(new, "gpu-new")).job_id == second
+    await new.generated(first, "gpu-old", seconds=1.0)
+    await new.generated(second, "gpu-new", seconds=1.0)
+
+    assert (await finished(new, first))["type"] == "asset_ready"
+    assert (await finished(new, second))["type"] == "asset_ready"
+
+
+async def test_an_export_interrupted_by_a_restart_is_redone(store, storage, new_coordinator):
+    old_workers = FakeWorkers(hold_export=True)
+    old = await new_coordinator(old_workers)
+    job_id = await submit(store, old)
+    ticket = await generate(old)
+    storage.write_bytes(ticket.raw_mesh_path, b"the generator's mesh")
+    assert await old_workers.next_started("export") == job_id
+    await old.stop()
+
+    new_workers = FakeWorkers()
+    new = await new_coordinator(new_workers)
+
+    assert (await finished(new, job_id))["type"] == "asset_ready"
+    assert [t.job_id for t in new_workers.export_tickets] == [job_id]
+    assert (await store.get_job(job_id)).status == "completed"
+
+
+async def test_an_export_without_its_mesh_after_a_restart_is_generated_again(
+    store, new_coordinator
+):
+    old_workers = FakeWorkers(hold_export=True)
+    old = await new_coordinator(old_workers)
+    job_id = await submit(store, old)
+    await generate(old)  # no raw mesh file is written: it was lost with the old node
+    await old_workers.next_started("export")
+    await old.stop()
+
+    new = await new_coordinator(FakeWorkers())
+
+    row = await store.get_job(job_id)
+    assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
+    assert (await generate(new)).job_id == job_id
+    assert (await finished(new, job_id))["type"] == "asset_ready"
+
+
+# --- known bugs (each flips to a pass when its fix lands) -----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True, reason="bug: stop() lets an interrupted preprocessing start the next queued job"
+)
+async def test_a_stopped_queue_dispatches_no_more_work(store, new_coordinator):
+    old_workers = FakeWorkers(hold_preprocess=True)
+    old = await new_coordinator(old_workers, preprocess_concurrency=1)
+    first = await submit(store, old)
+    assert await old_workers.next_started("preprocess") == first
+    second = await submit(store, old)  # waits for the only preprocessing slot
+
+    await old.stop()
+    # A new queue on the same database does the work; the stopped one must stay quiet.
+    new = await new_coordinator(FakeWorkers(), preprocess_concurrency=1)
+    for _ in range(2):
+        await generate(new)
+    for job_id in (first, second):
+        assert (await finished(new, job_id))["type"] == "asset_ready"
+
+    assert [t.job_id for t in old_workers.preprocess_tickets] == [first]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="bug: the reconcile pass adopts again a job that is being finished"
+)
+async def test_a_job_finishing_during_a_reconcile_pass_is_not_run_again(
+    store, new_coordinator, monkeypatch
+):
+    coordinator = await new_coordinator(FakeWorkers(), reconcile_s=0.01)
+    finish_job, active_jobs = store.finish_job, store.active_jobs
+    finishing, reconciled, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_finish_job(*args, **kwargs):
+        finishing.set()
+        await proceed.wait()
+        return await finish_job(*args, **kwargs)
+
+    async def active_jobs_read_while_finishing():
+        await finishing.wait()
+        rows = await active_jobs()  # still lists the job: its final write is not done
+        reconciled.set()
+        return rows
+
+    monkeypatch.setattr(store, "finish_job", slow_finish_job)
+    monkeypatch.setattr(store, "active_jobs", active_jobs_read_while_finishing)
+    job_id = await submit(store, coordinator)
+    await generate(coordinator)
+    await asyncio.wait_for(reconciled.wait(), WAIT_S)
+    proceed.set()
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert (await store.get_job(job_id)).status == "completed"
+    assert coordinator.jobs() == []
+    assert await coordinator.claim("gpu-1", timeout=0) is None
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a reconcile pass and a submit both adopt the job")
+async def test_a_job_submitted_during_a_reconcile_pass_is_queued_once(
+    store, new_coordinator, monkeypatch
+):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers, reconcile_s=0.01)
+    get_job, active_jobs = store.get_job, store.active_jobs
+    looking_up, reconciled, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_get_job(job_id):
+        looking_up.set()
+        await proceed.wait()
+        return await get_job(job_id)
+
+    async def active_jobs_read_while_submitting():
+        await looking_up.wait()
+        rows = await active_jobs()
+        reconciled.set()
+        return rows
+
+    monkeypatch.setattr(store, "get_job", slow_get_job)
+    monkeypatch.setattr(store, "active_jobs", active_jobs_read_while_submitting)
+    job_id = await create(store)
+    submitting = asyncio.create_task(coordinator.submit(job_id))
+    await asyncio.wait_for(reconciled.wait(), WAIT_S)
+    proceed.set()
+    await asyncio.wait_for(submitting, WAIT_S)
+    await generate(coordinator)
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert [e["type"] for e in events_of(coordinator, job_id)].count("job_created") == 1
+    assert [t.job_id for t in workers.preprocess_tickets] == [job_id]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="bug: the watchdog requeues a job whose cancel was already asked"
+)
+async def test_a_cancelled_job_whose_generator_went_silent_ends_cancelled(
+    store, new_coordinator
+):
+    coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05)
+    job_id = await submit(store, coordinator)
+    await claim(coordinator, "gpu-0")
+    await coordinator.cancel(job_id)
+    cursor = coordinator.events.last_seq
+
+    outcome = await wait_event(
+        coordinator,
+        lambda e: (
+            e.get("job_id") == job_id
+            and (e["type"] == "job_cancelled" or e["stage"] == "waiting_for_gpu")
+        ),
+        cursor,
+    )
+
+    assert outcome["type"] == "job_cancelled"
+    assert await coordinator.claim("gpu-1", timeout=0) is None
+
+
+@pytest.mark.xfail(
+    strict=True, reason="bug: a cancel asked of a running job is lost when the queue restarts"
+)
+async def test_a_cancel_asked_before_a_restart_is_kept(store, new_coordinator):
+    old = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, old)
+    await claim(old, "gpu-old")
+    await old.cancel(job_id)
+    await old.stop()
+
+    new = await new_coordinator(FakeWorkers())
+
+    assert (await store.get_job(job_id)).status == "cancelled"
+    assert await new.claim("gpu-new", timeout=0) is None
+
+
+@pytest.mark.xfail(strict=True, reason="bug: one database error ends the watchdog for good")
+async def test_the_watchdog_outlives_a_database_error(store, new_coordinator, monkeypatch):
+    coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05, reconcile_s=0.01)
+    active_jobs = store.active_jobs
+    failed = asyncio.Event()
+
+    async def active_jobs_failing_once():
+        if not failed.is_set():
+            failed.set()
+            raise ConnectionError("the database went away for a moment")
+        return await active_jobs()
+
+    monkeypatch.setattr(store, "active_jobs", active_jobs_failing_once)
+    await asyncio.wait_for(failed.wait(), WAIT_S)
+    job_id = await submit(store, coordinator)
+    await claim(coordinator, "gpu-0")
+    cursor = coordinator.events.last_seq
+
+    # gpu-0 goes silent: a live watchdog puts the job back within a few leases.
+    requeued = await wait_event(
+        coordinator,
+        lambda e: e.get("job_id") == job_id and e["stage"] == "waiting_for_gpu",
+        cursor,
+        timeout=0.5,
+    )
+    assert "went silent" in requeued["message"]

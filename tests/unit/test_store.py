@@ -1,0 +1,151 @@
+"""The store: jobs and assets in a real (SQLite) database, migrated by Alembic."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sweedle_core.db.engine import migrate
+from sweedle_core.db.models import new_id
+from sweedle_core.db.store import Store
+from sweedle_core.errors import AssetNotFound, JobNotFound
+from sweedle_core.jobs.states import JobStatus
+from sweedle_core.params import GenerationParams, Priority
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory):
+    """One migrated database per module; each test gets a copy (migrating takes ~0.1 s)."""
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+async def store(migrated_db, tmp_path):
+    path = tmp_path / "sweedle.db"
+    shutil.copyfile(migrated_db, path)
+    store = Store.from_url(f"sqlite+aiosqlite:///{path}")
+    yield store
+    await store.close()
+
+
+async def create(store: Store, name: str = "chair", **params: object):
+    asset_id = new_id()
+    return await store.create_job(
+        name=name,
+        params=GenerationParams(**params),
+        priority=Priority.HIGH,
+        original_filename="chair.png",
+        input_path=f"{asset_id}/input.png",
+        asset_id=asset_id,
+    )
+
+
+async def test_create_job_writes_the_asset_and_its_job(store):
+    created = await create(store, output_format="obj", seed=7)
+
+    job = await store.get_job(created.id)
+    assert job.asset_id == created.asset_id
+    assert (job.status, job.stage, job.priority) == ("pending", "queued", "high")
+    assert (job.progress, job.attempts, job.error) == (0.0, 0, None)
+    assert job.params == GenerationParams(output_format="obj", seed=7).model_dump()
+    assert job.created_at is not None
+
+    asset = await store.get_asset(created.asset_id)
+    assert asset.name == "chair"
+    assert asset.status == "pending"
+    assert asset.original_filename == "chair.png"
+    assert asset.input_path == f"{asset.id}/input.png"
+    assert asset.model_format == "obj"
+    assert asset.generation_params["seed"] == 7
+    assert asset.model_path is None
+    assert job.asset.id == asset.id  # the job comes with its asset
+
+
+async def test_unknown_ids_raise_not_found(store):
+    with pytest.raises(JobNotFound):
+        await store.get_job("nope")
+    with pytest.raises(AssetNotFound):
+        await store.get_asset("nope")
+
+
+async def test_active_jobs_are_the_unfinished_ones_oldest_first(store):
+    first, done, last = await create(store), await create(store), await create(store)
+    await store.finish_job(done.id, JobStatus.FAILED, {"error": "boom"}, {})
+    await store.update_job(last.id, status="processing", stage="generating")
+
+    assert [job.id for job in await store.active_jobs()] == [first.id, last.id]
+    assert [job.id for job in await store.list_jobs(["failed"])] == [done.id]
+    assert len(await store.list_jobs()) == 3
+
+
+async def test_finish_job_finishes_once(store):
+    job = await create(store)
+    asset_fields = {
+        "model_path": f"{job.asset_id}/model.glb",
+        "thumbnail_path": f"{job.asset_id}/thumbnail.png",
+        "vertex_count": 8,
+        "face_count": 12,
+    }
+
+    assert await store.finish_job(job.id, JobStatus.COMPLETED, {"progress": 1.0}, asset_fields)
+    # A second, late ending (here a failure) changes nothing.
+    assert not await store.finish_job(job.id, JobStatus.FAILED, {"error": "late"}, {})
+
+    row = await store.get_job(job.id)
+    assert (row.status, row.progress, row.error) == ("completed", 1.0, None)
+    assert row.completed_at is not None
+    asset = await store.get_asset(job.asset_id)
+    assert asset.status == "completed"
+    assert asset.model_path == f"{job.asset_id}/model.glb"
+    assert (asset.vertex_count, asset.face_count) == (8, 12)
+
+
+async def test_finish_job_of_an_unknown_job_is_false(store):
+    assert not await store.finish_job("nope", JobStatus.CANCELLED, {}, {})
+
+
+async def test_update_job_writes_active_jobs_but_never_finished_ones(store):
+    job = await create(store)
+
+    assert await store.update_job(job.id, stage="generating", status="processing", progress=0.3)
+    row = await store.get_job(job.id)
+    assert (row.stage, row.status, row.progress) == ("generating", "processing", 0.3)
+
+    await store.finish_job(job.id, JobStatus.CANCELLED, {"message": "cancelled"}, {})
+    assert not await store.update_job(job.id, stage="exporting", status="processing", progress=0.9)
+    row = await store.get_job(job.id)
+    assert (row.stage, row.status, row.progress, row.message) == (
+        "generating",
+        "cancelled",
+        0.3,
+        "cancelled",
+    )
+    assert not await store.update_job("nope", progress=0.5)
+
+
+async def test_list_assets_pages_newest_first(store):
+    ids = [(await create(store, name=f"asset {i}")).asset_id for i in range(5)]
+    newest_first = ids[::-1]
+
+    page, total, pages = await store.list_assets(page=1, page_size=2)
+    assert [a.id for a in page] == newest_first[:2]
+    assert (total, pages) == (5, 3)
+
+    page, total, pages = await store.list_assets(page=3, page_size=2)
+    assert [a.id for a in page] == newest_first[4:]
+    assert (total, pages) == (5, 3)
+
+    page, _, _ = await store.list_assets(page=4, page_size=2)
+    assert list(page) == []
+
+    page, total, pages = await store.list_assets(page=1, page_size=5)
+    assert [a.id for a in page] == newest_first
+    assert (total, pages) == (5, 1)
+
+
+async def test_list_assets_of_an_empty_library_has_one_empty_page(store):
+    page, total, pages = await store.list_assets(page=1, page_size=20)
+    assert (list(page), total, pages) == ([], 0, 1)
