@@ -425,6 +425,7 @@ async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_
     row = await store.get_job(job_id)
     assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
 
+    coordinator.lease_s = 60.0  # gpu-1 is not silent, however slow this machine is
     ticket = await claim(coordinator, "gpu-1")
     assert (ticket.job_id, ticket.attempt) == (job_id, 2)
     # gpu-0 coming back late is told to stop, and its result is ignored.
