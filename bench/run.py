@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
-from sweedle_core.preprocess import ImageLimits, ImagePreparer, BorderFloodFill  # noqa: E402
+from sweedle_core.preprocess import BorderFloodFill, ImageLimits, ImagePreparer  # noqa: E402
 from tests.serve.client import Sweedle  # noqa: E402
 
 
@@ -213,21 +213,21 @@ def render(r: dict) -> str:
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     return f"""# Sweedle benchmarks
 
-Written by `make bench` (bench/run.py) on {r['date'][:19]} UTC.
-Machine: {r['machine']}.
+Written by `make bench` (bench/run.py) on {r["date"][:19]} UTC.
+Machine: {r["machine"]}.
 App: `serve run configs/cpu.yaml` (silhouette CPU backend), fresh local Ray cluster and SQLite
-database; startup to a ready generator: {r['startup_s']:.1f} s.
+database; startup to a ready generator: {r["startup_s"]:.1f} s.
 
 | figure | value | goal |
 | --- | --- | --- |
-| CPU generator, 512 px photo, octree {b['octree']} (median of 5, in-process) | {g['median_s']:.3f} s ({g['faces']:,} faces) | < 1 s: {verdict(g['median_s'] < 1)} |
-| generator duty cycle, backlog of {b['jobs']} jobs | {b['duty_cycle']:.3f} | >= 0.98: {verdict(b['duty_cycle'] >= 0.98)} |
-| jobs per minute, backlog of {b['jobs']} jobs | {b['jobs_per_minute']:.1f} | |
-| orchestration overhead per job, p50 ({o['jobs']} single jobs) | {o['overhead_ms_p50']:.0f} ms | < 100 ms: {verdict(o['overhead_ms_p50'] < 100)} |
-| orchestration overhead per job, p95 | {o['overhead_ms_p95']:.0f} ms | |
-| end to end per single job, median | {o['end_to_end_s_median']:.2f} s | |
-| generation per job in the app, median (backlog) | {b['generate_s_median']:.3f} s | |
-| export per job in the app, median (backlog) | {b['export_s_median']:.3f} s | |
+| CPU generator, 512 px photo, octree {b["octree"]} (median of 5, in-process) | {g["median_s"]:.3f} s ({g["faces"]:,} faces) | < 1 s: {verdict(g["median_s"] < 1)} |
+| generator duty cycle, backlog of {b["jobs"]} jobs | {b["duty_cycle"]:.3f} | >= 0.98: {verdict(b["duty_cycle"] >= 0.98)} |
+| jobs per minute, backlog of {b["jobs"]} jobs | {b["jobs_per_minute"]:.1f} | |
+| orchestration overhead per job, p50 ({o["jobs"]} single jobs) | {o["overhead_ms_p50"]:.0f} ms | < 100 ms: {verdict(o["overhead_ms_p50"] < 100)} |
+| orchestration overhead per job, p95 | {o["overhead_ms_p95"]:.0f} ms | |
+| end to end per single job, median | {o["end_to_end_s_median"]:.2f} s | |
+| generation per job in the app, median (backlog) | {b["generate_s_median"]:.3f} s | |
+| export per job in the app, median (backlog) | {b["export_s_median"]:.3f} s | |
 
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on

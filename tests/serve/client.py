@@ -45,7 +45,9 @@ class Feed:
             e["job_id"]: e for e in self.seen if e["type"] in final and e.get("job_id") in job_ids
         }
         while set(done) != job_ids:
-            event = self.wait_for(lambda e: e["type"] in final and e.get("job_id") in job_ids, timeout)
+            event = self.wait_for(
+                lambda e: e["type"] in final and e.get("job_id") in job_ids, timeout
+            )
             done[event["job_id"]] = event
         return done
 

@@ -42,7 +42,10 @@ class Deployment:
             "preprocess_size": 256,
             "thumbnail_size": 96,
             "reconcile_interval_s": 5,
+            "max_upload_mb": 2,
+            "max_image_pixels": 20_000_000,
         }
+        self.storage_root = data_dir / "storage"
         self.client = Sweedle(f"http://127.0.0.1:{self.port}")
 
     def start_ray(self) -> None:
@@ -93,4 +96,4 @@ def gate(deployment: Deployment) -> Iterator[ray.actor.ActorHandle]:
     gate = get_gate()
     ray.get(gate.close.remote())
     yield gate
-    ray.get(gate.open.remote())
+    ray.get(get_gate().open.remote())  # a fresh handle: the cluster may have been restarted

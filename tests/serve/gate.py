@@ -15,6 +15,8 @@ from sweedle_core.config import Settings
 from sweedle_core.generation.silhouette import SilhouetteGenerator
 
 GATE_NAME = "sweedle_test_gate"
+# A job with this seed fails in generation, as a broken model would.
+FAIL_SEED = 666
 NAMESPACE = "sweedle"
 
 
@@ -71,4 +73,6 @@ class GatedGenerator:
         while gate is not None and not ray.get(gate.pass_.remote(first, 0.05)):
             first = False
             on_progress(0.0, "held at the test gate")
+        if params.seed == FAIL_SEED:
+            raise RuntimeError("the test generator was told to fail")
         return self.inner.generate(image, params, on_progress)

@@ -287,11 +287,14 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
     row = await store.get_job(job_id)
     assert (row.status, row.progress, row.error) == ("completed", 1.0, None)
     assert row.completed_at is not None
-    assert row.timings.items() >= {
-        "preprocess_s": PREPROCESS_S,
-        "generate_s": 1.5,
-        "export_s": EXPORT_S,
-    }.items()
+    assert (
+        row.timings.items()
+        >= {
+            "preprocess_s": PREPROCESS_S,
+            "generate_s": 1.5,
+            "export_s": EXPORT_S,
+        }.items()
+    )
     stages = ("queued", "preprocessing", "waiting_for_gpu", "generating", "exporting")
     assert {f"{stage}_wall_s" for stage in stages} <= row.timings.keys()
     asset = await store.get_asset(asset_id)
@@ -835,9 +838,7 @@ async def test_a_job_submitted_during_a_reconcile_pass_is_queued_once(
 @pytest.mark.xfail(
     strict=True, reason="bug: the watchdog requeues a job whose cancel was already asked"
 )
-async def test_a_cancelled_job_whose_generator_went_silent_ends_cancelled(
-    store, new_coordinator
-):
+async def test_a_cancelled_job_whose_generator_went_silent_ends_cancelled(store, new_coordinator):
     coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05)
     job_id = await submit(store, coordinator)
     await claim(coordinator, "gpu-0")
