@@ -24,7 +24,8 @@ from sweedle_core.storage import Storage
 
 log = logging.getLogger("ray.serve")
 
-CLAIM_TIMEOUT_S = 20.0
+# Short enough that a replica asked to stop is free of its wait soon; an idle call is cheap.
+CLAIM_TIMEOUT_S = 5.0
 HEARTBEAT_S = 10.0
 
 
@@ -45,15 +46,20 @@ class ProgressRelay:
     def __call__(self, fraction: float, message: str) -> None:
         if self._pending:
             done, self._pending = ray.wait(self._pending, num_returns=len(self._pending), timeout=0)
-            if not all(ray.get(done)):
-                self.stop.set()
+            try:
+                if not all(ray.get(done)):
+                    self.stop.set()
+            except ray.exceptions.RayError:
+                pass  # the queue is restarting; it re-adopts this job at the next report
         if self.stop.is_set():
             raise JobCancelled("cancelled")
         ref = self.queue.report_progress.remote(self.ticket.job_id, self.worker, fraction, message)
         self._pending.append(ref)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5, "num_gpus": 0})
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.5, "num_gpus": 0}, graceful_shutdown_timeout_s=30
+)
 class Generator:
     def __init__(
         self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
@@ -66,6 +72,8 @@ class Generator:
         self.backend: GeneratorBackend | None = None
         self.state = "loading"
         self.detail = f"loading the {settings.generator_backend} generator"
+        self._stopping = False
+        self._relay: ProgressRelay | None = None
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -78,18 +86,20 @@ class Generator:
                 await self._set_state("unavailable", describe_error(exc))
                 await asyncio.sleep(CLAIM_TIMEOUT_S)
         await self._set_state("idle", f"{self.backend.name} ready")
-        while True:
+        while not self._stopping:
             try:
                 ticket = await self.queue.claim.remote(self.worker, CLAIM_TIMEOUT_S)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 log.warning("job queue unreachable (%s); trying again", exc)
                 await asyncio.sleep(1.0)
                 continue
-            if ticket is not None:
+            if ticket is not None and self._stopping:
+                await self.queue.release.remote(ticket.job_id, self.worker)
+            elif ticket is not None:
                 await self._generate(ticket)
 
     async def _generate(self, ticket: GenerateTicket) -> None:
-        relay = ProgressRelay(self.queue, ticket, self.worker)
+        relay = self._relay = ProgressRelay(self.queue, ticket, self.worker)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(relay))
         start = time.perf_counter()
         try:
@@ -97,7 +107,12 @@ class Generator:
                 run_generation, self.backend, self.storage, ticket, relay
             )
         except JobCancelled:
-            await self.queue.generation_failed.remote(ticket.job_id, self.worker, "cancelled", True)
+            if self._stopping:  # the replica is going away: the job waits for another one
+                await self.queue.release.remote(ticket.job_id, self.worker)
+            else:
+                await self.queue.generation_failed.remote(
+                    ticket.job_id, self.worker, "cancelled", True
+                )
         except Exception as exc:  # the job fails with its message; the loop goes on
             log.exception("job %s failed in generation", ticket.job_id)
             error = f"generation failed: {describe_error(exc)}"
@@ -107,6 +122,7 @@ class Generator:
             await self.queue.generated.remote(ticket.job_id, self.worker, seconds)
         finally:
             heartbeat.cancel()
+            self._relay = None
             self.metrics.record(time.perf_counter() - start)
 
     async def _heartbeat(self, relay: ProgressRelay) -> None:
@@ -118,6 +134,17 @@ class Generator:
     async def _set_state(self, state: str, detail: str) -> None:
         self.state, self.detail = state, detail
         await self.queue.generator_state.remote(self.worker, state, detail)
+
+    async def __del__(self) -> None:
+        """Serve's graceful shutdown: stop claiming, give a running job back to the queue."""
+        self._stopping = True
+        if self._relay is not None:
+            self._relay.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._loop_task), CLAIM_TIMEOUT_S + 5)
+        except Exception:  # a timeout or the loop's own error: shut down all the same
+            pass
+        await self.queue.generator_state.remote(self.worker, "stopped", "")
 
     def check_health(self) -> None:
         if self._loop_task.done() and self.state != "unavailable":

@@ -109,6 +109,10 @@ class JobQueue:
         await self.ready()
         await self.coordinator.generation_failed(job_id, worker, error, cancelled)
 
+    async def release(self, job_id: str, worker: str) -> None:
+        await self.ready()
+        await self.coordinator.release(job_id, worker)
+
     async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
         self.coordinator.generator_state(worker, state, detail)
 

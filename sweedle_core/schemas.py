@@ -37,6 +37,7 @@ class JobRead(_Read):
     )
     timings: dict[str, Any]
     attempts: int
+    worker: str | None = Field(description="the generator replica that ran it last")
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None

@@ -34,8 +34,10 @@ from sweedle_core.storage import Storage
 
 log = logging.getLogger(__name__)
 
-# A generator that has not called in for this long is gone (it calls at least every ~20 s).
-GENERATOR_SILENCE_S = 90.0
+# A generator that has not called in for this long is gone (it calls at least every ~10 s).
+GENERATOR_SILENCE_S = 60.0
+# How many finished job ids the queue remembers, so a reconcile pass never revives one.
+FINISHED_MEMORY = 10_000
 
 # Where a job found in the database at start resumes: work in flight is redone from its input.
 _RESUME = {
@@ -84,6 +86,9 @@ class JobCoordinator:
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._generators: dict[str, dict[str, Any]] = {}
+        # Jobs this queue finished lately: a reconcile pass may still read them as active.
+        self._finished: dict[str, None] = {}
+        self._stopping = False
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -96,6 +101,8 @@ class JobCoordinator:
         self._record_queue()
 
     async def stop(self) -> None:
+        # A task ending now must not start another (`_preprocess` pumps in its `finally`).
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,7 +133,10 @@ class JobCoordinator:
             return self._view(entry, status=JobStatus.CANCELLED)
         entry.cancel_requested = True
         entry.message = "cancelling"
-        self._publish("progress", entry)
+        # Written, so a queue that restarts before the job stops still cancels it.
+        await self._write(entry.id, cancel_requested=True, message=entry.message)
+        if self.book.get(job_id) is entry:
+            self._publish("progress", entry)
         return self._view(entry)
 
     # --- the generators' side -----------------------------------------------------------
@@ -221,9 +231,18 @@ class JobCoordinator:
         else:
             await self._failed(entry, error)
 
+    async def release(self, job_id: str, worker: str) -> None:
+        """A generator that is shutting down gives its job back: it waits for the next one."""
+        entry = self._owned(job_id, worker)
+        if entry is not None:
+            await self._requeue(entry, "requeued: its generator stopped")
+
     def generator_state(self, worker: str, state: str, detail: str = "") -> None:
-        """A generator replica says how it is: loading, idle, generating, or unavailable."""
-        self._seen(worker, state=state, detail=detail)
+        """A generator replica says how it is: loading, idle, generating, unavailable, stopped."""
+        if state == "stopped":
+            self._generators.pop(worker, None)
+        else:
+            self._seen(worker, state=state, detail=detail)
         self._publish_queue()
 
     # --- reading ------------------------------------------------------------------------
@@ -261,7 +280,7 @@ class JobCoordinator:
 
     def _pump(self) -> None:
         """Send waiting jobs to preprocessing, highest priority first, up to the slot count."""
-        while self._preprocessing < self.preprocess_concurrency:
+        while not self._stopping and self._preprocessing < self.preprocess_concurrency:
             entry = self.book.pop(JobStage.QUEUED)
             if entry is None:
                 return
@@ -350,6 +369,7 @@ class JobCoordinator:
     ) -> None:
         if self.book.remove(entry.id) is None:
             return  # finished already, by another path
+        self._remember_finished(entry.id)
         self._close_stage(entry)
         job_fields = {
             "stage": entry.stage.value,
@@ -358,10 +378,14 @@ class JobCoordinator:
             "timings": entry.timings,
             **(job_fields or {}),
         }
-        async with self._write_lock:
-            await self.store.finish_job(entry.id, status, job_fields, asset_fields or {})
+        try:
+            async with self._write_lock:
+                await self.store.finish_job(entry.id, status, job_fields, asset_fields or {})
+        except BaseException:
+            self._finished.pop(entry.id, None)  # still active in the database: adopt it again
+            raise
         self.metrics.record_finished(status.value)
-        payload = {"asset": asset_fields} if asset_fields else {}
+        payload: dict[str, Any] = {"asset": asset_fields} if asset_fields else {}
         if status is JobStatus.FAILED:
             payload["error"] = entry.message
         self._publish(event, entry, status=status, **payload)
@@ -371,6 +395,9 @@ class JobCoordinator:
 
     async def _adopt(self, row: GenerationJob, resume: bool) -> JobEntry:
         """Make a database row an active entry; on ``resume`` put in-flight work back in line."""
+        existing = self.book.get(row.id)
+        if existing is not None:
+            return existing  # adopted while the caller read the row (submit vs. reconcile)
         stage = JobStage(row.stage)
         entry = JobEntry(
             id=row.id,
@@ -383,6 +410,7 @@ class JobCoordinator:
             timings=dict(row.timings or {}),
             attempts=row.attempts,
             stage_started=time.monotonic(),
+            cancel_requested=row.cancel_requested,
         )
         if (
             entry.stage is JobStage.EXPORTING
@@ -392,10 +420,16 @@ class JobCoordinator:
         self.book.add(entry)
         if entry.stage is not stage:
             await self._write(entry.id, stage=entry.stage.value, status=entry.stage.status.value)
-        if entry.stage is JobStage.EXPORTING:
-            self._spawn(self._export(entry))
         if not resume:
             self._publish("job_created", entry)
+        if entry.cancel_requested and entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
+            await self._cancelled(entry)  # its work stopped with the old queue: nothing to redo
+            return entry
+        if entry.stage is JobStage.EXPORTING:
+            self._spawn(self._export(entry))
+        if entry.stage is JobStage.WAITING_FOR_GPU:
+            async with self._ready:
+                self._ready.notify_all()
         self._publish_queue()
         return entry
 
@@ -456,25 +490,43 @@ class JobCoordinator:
         while True:
             await asyncio.sleep(min(self.lease_s / 4, self.reconcile_s))
             now = time.monotonic()
-            for entry in self.book.entries():
-                if entry.stage is JobStage.GENERATING and entry.lease_until < now:
-                    log.warning(
-                        "job %s: generator %s went silent; requeued", entry.id, entry.worker
-                    )
-                    entry.worker = None
-                    await self._enter(
-                        entry, JobStage.WAITING_FOR_GPU, 1.0, "requeued: its generator went silent"
-                    )
-                    async with self._ready:
-                        self._ready.notify_all()
-            if now - last_reconcile >= self.reconcile_s:
-                last_reconcile = now
-                for row in await self.store.active_jobs():
-                    if row.id not in self.book:
-                        await self._adopt(row, resume=False)
-                self._pump()
+            try:
+                await self._requeue_silent(now)
+                if now - last_reconcile >= self.reconcile_s:
+                    last_reconcile = now
+                    await self._reconcile()
+            except Exception:  # a database hiccup must not end the watchdog for good
+                log.exception("job watchdog pass failed; the next pass tries again")
+
+    async def _requeue_silent(self, now: float) -> None:
+        for entry in self.book.entries():
+            if self.book.get(entry.id) is not entry:
+                continue  # finished while an earlier job was being requeued
+            if entry.stage is not JobStage.GENERATING or entry.lease_until >= now:
+                continue
+            if entry.cancel_requested:
+                await self._cancelled(entry)  # nobody runs it any more: the cancel is done
+                continue
+            log.warning("job %s: generator %s went silent; requeued", entry.id, entry.worker)
+            await self._requeue(entry, "requeued: its generator went silent")
+
+    async def _reconcile(self) -> None:
+        """Adopt active jobs the queue never heard of (a submit lost on the way)."""
+        for row in await self.store.active_jobs():
+            if row.id not in self.book and row.id not in self._finished:
+                await self._adopt(row, resume=False)
+        self._pump()
+
+    async def _requeue(self, entry: JobEntry, message: str) -> None:
+        entry.worker = None
+        await self._enter(entry, JobStage.WAITING_FOR_GPU, 1.0, message)
+        async with self._ready:
+            self._ready.notify_all()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._stopping:
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -483,6 +535,11 @@ class JobCoordinator:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("job coordinator task failed", exc_info=task.exception())
+
+    def _remember_finished(self, job_id: str) -> None:
+        self._finished[job_id] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            del self._finished[next(iter(self._finished))]
 
     def _seen(
         self, worker: str, state: str, detail: str | None = None, job_id: str | None = None

@@ -51,6 +51,24 @@ class Feed:
             done[event["job_id"]] = event
         return done
 
+    def wait_for_each(
+        self, job_ids: set[str], type_: str, stage: str | None = None, timeout: float = 60
+    ) -> None:
+        """Waits until each job has had an event of ``type_`` (and ``stage``, if given)."""
+
+        def matches(event: Event) -> bool:
+            return event["type"] == type_ and (stage is None or event.get("stage") == stage)
+
+        seen = {e.get("job_id") for e in self.seen if matches(e)}
+
+        def complete(event: Event) -> bool:
+            if matches(event):
+                seen.add(event.get("job_id"))
+            return job_ids <= seen
+
+        if not job_ids <= seen:
+            self.wait_for(complete, timeout)
+
     def events_of(self, job_id: str) -> list[Event]:
         return [e for e in self.seen if e.get("job_id") == job_id]
 

@@ -46,6 +46,7 @@ class Deployment:
             "max_image_pixels": 20_000_000,
         }
         self.storage_root = data_dir / "storage"
+        self.db_path = data_dir / "sweedle.db"
         self.client = Sweedle(f"http://127.0.0.1:{self.port}")
 
     def start_ray(self) -> None:
@@ -65,7 +66,8 @@ class Deployment:
 
     def wait_for_generators(self, count: int) -> None:
         def enough(status: dict) -> bool:
-            return sum(g["state"] == "idle" for g in status["generators"].values()) >= count
+            ready = ("idle", "generating")
+            return sum(g["state"] in ready for g in status["generators"].values()) >= count
 
         with self.client.feed() as feed:
             if not enough(feed.snapshot):
@@ -74,6 +76,12 @@ class Deployment:
     def stop(self) -> None:
         serve.shutdown()
         ray.shutdown()
+
+    def crash(self) -> None:
+        """Stop the whole Ray cluster at once, as `ray stop` or a power cut would: no replica
+        shuts down gracefully and no actor survives."""
+        ray.shutdown()
+        serve.context._set_global_client(None)
 
 
 @pytest.fixture(scope="session")

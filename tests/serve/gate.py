@@ -8,6 +8,7 @@ The mesh itself comes from the real silhouette generator.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import ray
 
@@ -70,9 +71,19 @@ class GatedGenerator:
         except ValueError:
             gate = None
         first = True
-        while gate is not None and not ray.get(gate.pass_.remote(first, 0.05)):
+        while gate is not None and not self._passed(gate, first):
             first = False
             on_progress(0.0, "held at the test gate")
         if params.seed == FAIL_SEED:
             raise RuntimeError("the test generator was told to fail")
         return self.inner.generate(image, params, on_progress)
+
+    @staticmethod
+    def _passed(gate: ray.actor.ActorHandle, first: bool) -> bool:
+        try:
+            return ray.get(gate.pass_.remote(first, 0.05))
+        except ray.exceptions.RayError:
+            # The cluster is going down around us: stay in the middle of the job, as a model
+            # busy on the GPU would, until the process is killed.
+            threading.Event().wait()
+            raise

@@ -18,29 +18,13 @@ def hold_generator(client, gate) -> str:
     return job_id
 
 
-def wait_until_waiting_for_gpu(feed, job_ids: set[str]) -> None:
-    waiting: set[str] = {
-        e["job_id"]
-        for e in feed.seen
-        if e["type"] == "progress" and e["stage"] == "waiting_for_gpu" and e["job_id"] in job_ids
-    }
-
-    def is_waiting(event) -> bool:
-        if event["type"] == "progress" and event["stage"] == "waiting_for_gpu":
-            waiting.add(event["job_id"])
-        return job_ids <= waiting
-
-    if not job_ids <= waiting:
-        feed.wait_for(is_waiting)
-
-
 def test_a_high_priority_job_sent_last_runs_before_earlier_normal_ones(client, gate):
     with client.feed() as feed:
         busy = hold_generator(client, gate)
         normal = [client.submit_ok(IMAGE, priority="normal")["job_id"] for _ in range(2)]
         low = client.submit_ok(IMAGE, priority="low")["job_id"]
         high = client.submit_ok(IMAGE, priority="high")["job_id"]
-        wait_until_waiting_for_gpu(feed, {*normal, low, high})
+        feed.wait_for_each({*normal, low, high}, "progress", stage="waiting_for_gpu")
 
         waiting = client.http.get("/api/generation/queue/jobs").json()
         assert [j["job_id"] for j in waiting if j["stage"] == "waiting_for_gpu"] == [
@@ -64,7 +48,7 @@ def test_cancelling_a_waiting_and_a_running_job(client, gate):
     with client.feed() as feed:
         running = hold_generator(client, gate)
         waiting = client.submit_ok(IMAGE)["job_id"]
-        wait_until_waiting_for_gpu(feed, {waiting})
+        feed.wait_for_each({waiting}, "progress", stage="waiting_for_gpu")
 
         cancelled_now = client.http.delete(f"/api/generation/jobs/{waiting}")
         assert cancelled_now.status_code == 200

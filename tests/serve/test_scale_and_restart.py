@@ -1,0 +1,114 @@
+"""Scale-out over several generator replicas, restart recovery, and the Ray metrics."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+import ray
+
+from tests.conftest import drawn_image
+from tests.serve.gate import get_gate
+
+IMAGE = drawn_image(128)
+
+
+def final_events(feed, job_ids) -> Counter:
+    return Counter(
+        e["job_id"]
+        for e in feed.seen
+        if e["type"] in ("asset_ready", "job_failed", "job_cancelled")
+        and e.get("job_id") in job_ids
+    )
+
+
+@pytest.fixture
+def two_generators(deployment):
+    deployment.deploy(generator_replicas=2)
+    yield
+    deployment.deploy(generator_replicas=1)
+    # The replica taken away says so as it stops: wait until the queue knows one generator.
+    with deployment.client.feed() as feed:
+        if len(feed.snapshot["generators"]) != 1:
+            feed.wait_for(lambda e: e["type"] == "queue_status" and len(e["generators"]) == 1)
+
+
+def test_two_generator_replicas_share_a_backlog_and_run_no_job_twice(client, gate, two_generators):
+    arrived = ray.get(gate.arrived.remote())
+    with client.feed() as feed:
+        jobs = {client.submit_ok(IMAGE)["job_id"] for _ in range(6)}
+        # Both replicas hold a job at the gate at the same time: the work is spread.
+        ray.get(gate.wait_for_arrivals.remote(arrived + 2), timeout=60)
+        generators = client.http.get("/api/generation/queue/status").json()["generators"]
+        assert [g["state"] for g in generators.values()].count("generating") == 2
+        ray.get(gate.open.remote())
+        feed.wait_finished(jobs)
+
+    assert set(final_events(feed, jobs).values()) == {1}, "a job finished more than once"
+    records = [client.job(job_id) for job_id in jobs]
+    assert {r["status"] for r in records} == {"completed"}
+    assert {r["attempts"] for r in records} == {1}, "a job was generated twice"
+    assert len({r["worker"] for r in records}) == 2
+
+
+@pytest.mark.restarts_cluster
+def test_jobs_survive_a_cluster_crash_and_complete_once(deployment, client, gate):
+    arrived = ray.get(gate.arrived.remote())
+    with client.feed() as feed:
+        running = client.submit_ok(IMAGE)["job_id"]
+        ray.get(gate.wait_for_arrivals.remote(arrived + 1), timeout=60)
+        waiting = [client.submit_ok(IMAGE, priority=p)["job_id"] for p in ("low", "high", "normal")]
+        feed.wait_for_each(set(waiting), "progress", stage="waiting_for_gpu")
+    assets_before = client.http.get("/api/assets").json()["total"]
+
+    deployment.crash()
+
+    rows = dict(
+        sqlite3.connect(deployment.db_path).execute("SELECT id, status FROM generation_jobs")
+    )
+    assert rows[running] == "processing"
+    assert all(rows[job_id] in ("pending", "processing") for job_id in waiting)
+
+    deployment.start_ray()
+    gate = get_gate()  # a new cluster: hold the generator until the feed listens
+    ray.get(gate.close.remote())
+    deployment.deploy()
+    jobs = {running, *waiting}
+    with client.feed() as feed:
+        ray.get(gate.open.remote())
+        feed.wait_finished(jobs)
+
+    assert set(final_events(feed, jobs).values()) == {1}
+    records = {job_id: client.job(job_id) for job_id in jobs}
+    assert {r["status"] for r in records.values()} == {"completed"}
+    assert records[running]["attempts"] == 2, "the interrupted job ran again from its input"
+    assert all(records[job_id]["attempts"] == 1 for job_id in waiting)
+    assert client.http.get("/api/assets").json()["total"] == assets_before
+    # The queue rebuilt from the database kept the priorities.
+    order = sorted(waiting, key=lambda job_id: records[job_id]["started_at"])
+    assert order == [waiting[1], waiting[2], waiting[0]]
+
+
+def test_queue_and_generator_metrics_reach_the_prometheus_endpoint(client):
+    client.submit_ok(IMAGE)
+    port = ray.nodes()[0]["MetricsExportPort"]
+    wanted = {
+        "ray_sweedle_queue_depth",
+        "ray_sweedle_jobs_active",
+        "ray_sweedle_jobs_finished_total",
+        "ray_sweedle_stage_seconds_bucket",
+        "ray_sweedle_generator_busy_seconds_total",
+    }
+    found: set[str] = set()
+    deadline = time.monotonic() + 90
+    # Ray exports metrics on an interval: read the endpoint until they are all there.
+    while not wanted <= found and time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        found = set(re.findall(r"^(ray_sweedle_\w+)\{", text.decode(), re.MULTILINE))
+        if not wanted <= found:
+            time.sleep(1)
+    assert wanted <= found
