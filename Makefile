@@ -36,7 +36,7 @@ test: setup
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy sweedle_core deployments
+	$(VENV)/bin/mypy sweedle_core
 
 bench: setup
 	$(PY) bench/run.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -24,16 +25,16 @@ class AppArgs(BaseModel):
     generator_replicas: int | None = Field(
         None, ge=1, description="Generator replicas (one per GPU); unset: the config's value"
     )
+    generator_num_gpus: float | None = Field(
+        None, ge=0, description="GPUs each Generator replica reserves; unset: the config's value"
+    )
 
 
 def build_app(args: AppArgs) -> Application:
     settings = resolve_paths(Settings(**args.settings))
     preprocessor = Preprocessor.bind(settings)
     exporter = Exporter.bind(settings)
-    generator_deployment = Generator
-    if args.generator_replicas is not None:
-        generator_deployment = Generator.options(num_replicas=args.generator_replicas)
-    generator = generator_deployment.bind(settings, preprocessor, exporter)
+    generator = Generator.options(**_generator_options(args)).bind(settings, preprocessor, exporter)
     return Ingress.bind(settings, preprocessor, exporter, generator)
 
 
@@ -44,7 +45,15 @@ def resolve_paths(settings: Settings) -> Settings:
     if settings.database_url.startswith(prefix):
         path = settings.database_url[len(prefix) :]
         if path and path != ":memory:" and not path.startswith("/"):
-            from pathlib import Path
-
             updates["database_url"] = prefix + str(Path(path).resolve())
     return settings.model_copy(update=updates)
+
+
+def _generator_options(args: AppArgs) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.generator_replicas is not None:
+        options["num_replicas"] = args.generator_replicas
+    if args.generator_num_gpus is not None:
+        actor_options = dict(Generator.ray_actor_options or {})
+        options["ray_actor_options"] = {**actor_options, "num_gpus": args.generator_num_gpus}
+    return options

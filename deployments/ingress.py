@@ -41,6 +41,8 @@ app = FastAPI(
 )
 install_error_handlers(app)
 
+NO_GENERATOR_WARNING_S = 30.0
+
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
 
 
@@ -131,6 +133,7 @@ class Ingress:
         ray.get(self.queue.ready.remote())  # the schema is migrated before the first request
         self.submission = Submission(settings, self.store, self.storage, preprocessor, self.queue)
         self.broadcaster = Broadcaster(self.queue)
+        self._watchdog = asyncio.get_event_loop().create_task(self._warn_while_no_generator())
 
     # --- generation ---------------------------------------------------------------------
 
@@ -217,6 +220,18 @@ class Ingress:
             "generation": _generation_readiness(status["generators"]),
             "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
         }
+
+    async def _warn_while_no_generator(self) -> None:
+        """Say plainly in the log, again and again, when generation cannot happen."""
+        while True:
+            await asyncio.sleep(NO_GENERATOR_WARNING_S)
+            try:
+                status = await self.queue.status.remote()
+            except ray.exceptions.RayError:
+                continue
+            readiness = _generation_readiness(status["generators"])
+            if readiness["state"] != "ready":
+                log.warning("generation is not possible yet: %s", readiness["detail"])
 
     def _stored_file(self, relative: str | None, missing: str):  # type: ignore[no-untyped-def]
         if not relative or not (path := self.storage.path(relative)).is_file():

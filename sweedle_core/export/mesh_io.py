@@ -8,37 +8,16 @@ generator produced (no merging, no reordering), loads without pickle, and is wri
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
+from sweedle_core.storage import write_atomic
+
 _VERTICES = "vertices"
 _FACES = "faces"
 _COLORS = "vertex_colors"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder (same file system), which then replaces
-    ``path`` in one rename; a crash leaves at most a stray ``.tmp`` file, never a half file.
-    """
-    path = Path(path)
-    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # os.open with 0o666 honours the umask (mkstemp would leave the file private, 0o600).
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
@@ -51,7 +30,7 @@ def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     if colors is not None:
         arrays[_COLORS] = colors
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs
     write_atomic(path, buffer.getvalue())
 
 
@@ -90,8 +69,8 @@ def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
     if visual is None or visual.kind is None:
         return None
     if visual.kind == "texture":
-        visual = visual.to_color()
-    colors = np.asarray(visual.vertex_colors, dtype=np.uint8)
+        visual = visual.to_color()  # type: ignore[union-attr]
+    colors = np.asarray(visual.vertex_colors, dtype=np.uint8)  # type: ignore[union-attr]
     if colors.shape != (len(mesh.vertices), 4):
         return None
     return np.ascontiguousarray(colors)

@@ -8,8 +8,9 @@ from pathlib import Path
 from sweedle_core.errors import GenerationFailed, InvalidInput
 from sweedle_core.export.formats import EXPORTERS
 from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.mesh_io import outward_winding, read_raw_mesh, write_atomic
+from sweedle_core.export.mesh_io import outward_winding, read_raw_mesh
 from sweedle_core.export.thumbnail import render_thumbnail
+from sweedle_core.storage import write_atomic
 
 MODEL_STEM = "model"
 THUMBNAIL_NAME = "thumbnail.png"

@@ -52,7 +52,7 @@ def render_rgba(mesh: trimesh.Trimesh, size: int) -> np.ndarray:
     res = size * _SUPERSAMPLE
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
-    finite = np.isfinite(vertices).all(axis=1)
+    finite = np.asarray(np.isfinite(vertices).all(axis=1))
     if not finite.all():
         faces = faces[finite[faces].all(axis=1)]
     color = np.zeros((res * res, 3), dtype=np.float32)
@@ -84,7 +84,7 @@ def _downsample(image: np.ndarray) -> np.ndarray:
     """Mean of each ``_SUPERSAMPLE`` x ``_SUPERSAMPLE`` block (strided sums beat a reshape-mean)."""
     k = _SUPERSAMPLE
     total = sum(image[i::k, j::k] for i in range(k) for j in range(k))
-    return total / np.float32(k * k)
+    return np.asarray(total / np.float32(k * k))
 
 
 def _camera_axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -144,6 +144,14 @@ class RembgRemover:
     def __init__(self, model_name: str, model_home: Path | None = None) -> None:
         if model_home is not None:
             os.environ["U2NET_HOME"] = str(model_home)
+        model_file = rembg_model_dir() / f"{model_name}.onnx"
+        # Offline, rembg would retry the download for minutes before failing; and importing
+        # rembg costs seconds (minutes on first use, while numba compiles): check first.
+        if not model_file.is_file():
+            raise FileNotFoundError(
+                f"rembg model {model_name!r} is not downloaded: looked for {model_file} "
+                "(set U2NET_HOME to the folder that holds it)"
+            )
         try:
             import rembg
         except ImportError as exc:
@@ -151,13 +159,6 @@ class RembgRemover:
                 f"background removal with rembg needs the optional extra: {REMBG_EXTRA_HINT} "
                 f"({exc})"
             ) from exc
-        model_file = rembg_model_dir() / f"{model_name}.onnx"
-        # Offline, rembg would retry the download for minutes before failing.
-        if not model_file.is_file():
-            raise FileNotFoundError(
-                f"rembg model {model_name!r} is not downloaded: looked for {model_file} "
-                "(set U2NET_HOME to the folder that holds it)"
-            )
         self._rembg: Any = rembg
         self.session = rembg.new_session(model_name)
         self.name = f"rembg:{model_name}"

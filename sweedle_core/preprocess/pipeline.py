@@ -60,6 +60,9 @@ class ImagePreparer:
         elif remove_background:
             image = self._cut_out(image)
             background = self.remover.name
+            if np.asarray(image.getchannel("A")).min() >= MEANINGFUL_ALPHA:
+                # The remover found no background it could tell apart: the whole photo is kept.
+                background = f"none ({self.remover.name} found no background)"
         else:
             background = "none"
         framed = frame_object(image, self.size)

@@ -10,7 +10,10 @@ from collections import Counter
 
 import pytest
 import ray
+from ray import serve
+from ray.serve.api import _run
 
+from deployments.app import AppArgs, build_app
 from tests.conftest import drawn_image
 from tests.serve.gate import get_gate
 
@@ -112,3 +115,33 @@ def test_queue_and_generator_metrics_reach_the_prometheus_endpoint(client):
         if not wanted <= found:
             time.sleep(1)
     assert wanted <= found
+
+
+def test_a_generator_that_needs_a_gpu_on_a_cpu_cluster_is_explained(deployment, tmp_path):
+    """serve_config.yaml on a machine without a GPU: the app serves and says why it waits."""
+    settings = {
+        **deployment.settings,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gpu.db'}",
+        "storage_dir": str(tmp_path / "storage"),
+        "queue_actor_name": "gpu_wait_queue",
+    }
+    app = build_app(AppArgs(settings=settings, generator_num_gpus=1))
+    _run(app, name="gpu-wait", route_prefix="/gpu-wait", _blocking=False)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the ingress starts while the Generator waits for a GPU forever
+            response = deployment.client.http.get("/gpu-wait/health")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        generation = response.json()["generation"]
+        assert generation["state"] == "waiting_for_generator"
+        assert "no GPU" in generation["detail"]
+        assert "configs/cpu.yaml" in generation["detail"]
+        job = deployment.client.http.post(
+            "/gpu-wait/api/generation/image-to-3d", files={"file": ("d.png", IMAGE)}
+        )
+        assert job.status_code == 202, "the rest of the app serves"
+    finally:
+        serve.delete("gpu-wait")
+        ray.kill(ray.get_actor("gpu_wait_queue", namespace="sweedle"))

@@ -341,9 +341,11 @@ def test_flood_fill_leaves_a_busy_border_opaque() -> None:
 
 
 def test_without_rembg_the_flood_fill_is_used_and_the_reason_says_how_to_install(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "rembg", None)  # makes `import rembg` fail
+    (tmp_path / "u2net.onnx").write_bytes(b"a model file")  # the model is there, rembg is not
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
 
     remover, reason = build_background_remover("u2net")
 
@@ -499,8 +501,10 @@ def test_preparation_refuses_what_decoding_refuses() -> None:
         preparer.prepare(encode(disc(16), "GIF"), remove_background=True)
 
 
-def test_preparer_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preparer_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "rembg", None)
+    (tmp_path / "u2net.onnx").write_bytes(b"a model file")
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
     settings = Settings.model_validate(
         {"max_upload_mb": 2, "max_image_pixels": 4096, "preprocess_size": 64}
     )

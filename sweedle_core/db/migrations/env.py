@@ -24,7 +24,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
