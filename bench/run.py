@@ -202,6 +202,9 @@ def main() -> None:
             print(json.dumps(results["backlog"], indent=2), flush=True)
         finally:
             app.stop()
+    from bench.restart_check import main as restart_checks
+
+    results["restarts"] = restart_checks()
     report = render(results)
     print(report)
     if args.write:
@@ -211,6 +214,11 @@ def main() -> None:
 def render(r: dict) -> str:
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    restart_rows = "\n".join(
+        f"| {x['stopped_with']} | {x['status_at_stop']} | {x['completed_after_restart']} | "
+        f"{x['lost']} | {x['completed_rows']} / {x['distinct_assets']} | {x['attempts']} |"
+        for x in r["restarts"]
+    )
     return f"""# Sweedle benchmarks
 
 Written by `make bench` (bench/run.py) on {r["date"][:19]} UTC.
@@ -228,6 +236,13 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | end to end per single job, median | {o["end_to_end_s_median"]:.2f} s | |
 | generation per job in the app, median (backlog) | {b["generate_s_median"]:.3f} s | |
 | export per job in the app, median (backlog) | {b["export_s_median"]:.3f} s | |
+
+Stopping `serve run` with {r["restarts"][0]["jobs"]} jobs waiting and one generating, then
+starting it again on the same database (bench/restart_check.py):
+
+| stopped with | jobs at the stop (by status) | completed after restart | lost | completed rows / distinct assets | attempts per job |
+| --- | --- | --- | --- | --- | --- |
+{restart_rows}
 
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on

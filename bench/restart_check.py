@@ -1,0 +1,96 @@
+"""Stop `serve run` three ways with jobs waiting and running, start it again, count the damage.
+
+For each of Ctrl-C (SIGINT), SIGTERM and `ray stop`: start `serve run configs/cpu.yaml` on a
+database that outlives it, submit a backlog, stop the app while jobs wait and one generates, start
+it again, and check that every job completes exactly once (one `completed` row per job, one model
+per asset, no job lost). Part of `make bench`; prints one line per way of stopping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run import App, photo  # noqa: E402
+
+JOBS = 8
+
+
+def stop(app: App, how: str) -> None:
+    if how == "ray stop":
+        subprocess.run(
+            [str(Path(sys.executable).parent / "ray"), "stop", "--force"], check=True, cwd=ROOT
+        )
+        app.process.wait(60)
+    else:
+        os.killpg(app.process.pid, signal.SIGINT if how == "Ctrl-C" else signal.SIGTERM)
+        app.process.wait(120)
+    # Whatever the first stop left behind must not help the second run.
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], cwd=ROOT)
+
+
+def check(how: str, data: Path) -> dict:
+    image = photo()
+    app = App(data)
+    app.wait_ready()
+    with app.client.feed() as feed:
+        jobs = [app.client.submit_ok(image, octree_resolution=256)["job_id"] for _ in range(JOBS)]
+        feed.wait_for_each({jobs[1]}, "progress", stage="generating", timeout=120)
+    stop(app, how)
+    import sqlite3
+
+    before = dict(
+        sqlite3.connect(data / "sweedle.db").execute(
+            "SELECT status, count(*) FROM generation_jobs GROUP BY status"
+        )
+    )
+    app = App(data)
+    try:
+        app.wait_ready()
+        with app.client.feed() as feed:
+            waiting = {j for j in jobs if app.client.job(j)["status"] not in ("completed",)}
+            if waiting:
+                feed.wait_finished(waiting, timeout=600)
+        records = [app.client.job(j) for j in jobs]
+    finally:
+        app.stop()
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], cwd=ROOT)
+    rows = (
+        sqlite3.connect(data / "sweedle.db")
+        .execute(
+            "SELECT count(*), count(DISTINCT asset_id) FROM generation_jobs WHERE status='completed'"
+        )
+        .fetchone()
+    )
+    return {
+        "stopped_with": how,
+        "jobs": JOBS,
+        "status_at_stop": before,
+        "completed_after_restart": sum(r["status"] == "completed" for r in records),
+        "lost": sum(r["status"] != "completed" for r in records),
+        "completed_rows": rows[0],
+        "distinct_assets": rows[1],
+        "attempts": sorted(r["attempts"] for r in records),
+    }
+
+
+def main() -> list[dict]:
+    results = []
+    for how in ("Ctrl-C", "SIGTERM", "ray stop"):
+        with tempfile.TemporaryDirectory() as data:
+            result = check(how, Path(data))
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()
