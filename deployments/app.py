@@ -1,6 +1,7 @@
 """The one place where Sweedle's deployment graph is bound."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Serve reads build_app's annotation to turn the
+# config's `args:` into an AppArgs.
 
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class AppArgs(BaseModel):
 
 
 def build_app(args: AppArgs) -> Application:
+    """The Serve application; `args` is the config's `args:` block, validated."""
     settings = resolve_paths(Settings(**args.settings))
     preprocessor = Preprocessor.bind(settings)
     exporter = Exporter.bind(settings)
