@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,17 +25,20 @@ from bench.run import App, photo  # noqa: E402
 JOBS = 8
 
 
+def ray_stop() -> None:
+    """`ray stop --force`: every Ray process on this machine (run nothing else meanwhile)."""
+    ray = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray, "stop", "--force"], cwd=ROOT, capture_output=True, check=True)
+
+
 def stop(app: App, how: str) -> None:
     if how == "ray stop":
-        subprocess.run(
-            [str(Path(sys.executable).parent / "ray"), "stop", "--force"], check=True, cwd=ROOT
-        )
+        ray_stop()
         app.process.wait(60)
     else:
         os.killpg(app.process.pid, signal.SIGINT if how == "Ctrl-C" else signal.SIGTERM)
         app.process.wait(120)
-    # Whatever the first stop left behind must not help the second run.
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], cwd=ROOT)
+    ray_stop()  # whatever the first stop left behind must not help the second run
 
 
 def check(how: str, data: Path) -> dict:
@@ -45,8 +49,6 @@ def check(how: str, data: Path) -> dict:
         jobs = [app.client.submit_ok(image, octree_resolution=256)["job_id"] for _ in range(JOBS)]
         feed.wait_for_each({jobs[1]}, "progress", stage="generating", timeout=120)
     stop(app, how)
-    import sqlite3
-
     before = dict(
         sqlite3.connect(data / "sweedle.db").execute(
             "SELECT status, count(*) FROM generation_jobs GROUP BY status"
@@ -62,7 +64,7 @@ def check(how: str, data: Path) -> dict:
         records = [app.client.job(j) for j in jobs]
     finally:
         app.stop()
-        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], cwd=ROOT)
+        ray_stop()
     rows = (
         sqlite3.connect(data / "sweedle.db")
         .execute(

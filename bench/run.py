@@ -72,12 +72,9 @@ class App:
     """`serve run configs/cpu.yaml` in a fresh cluster, with its data in a temporary folder."""
 
     def __init__(self, data: Path, port: int = 8000) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{data / 'sweedle.db'}",
-            "STORAGE_DIR": str(data / "storage"),
-            "RAY_ADDRESS": "",
-        }
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a fresh cluster
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data / 'sweedle.db'}"
+        env["STORAGE_DIR"] = str(data / "storage")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "serve"), "run", "configs/cpu.yaml"],
@@ -104,6 +101,8 @@ class App:
         raise TimeoutError("the app did not become ready")
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         os.killpg(self.process.pid, signal.SIGINT)  # Ctrl-C: a graceful shutdown
         try:
             self.process.wait(60)

@@ -118,8 +118,9 @@ class Generator:
             error = f"generation failed: {describe_error(exc)}"
             await self.queue.generation_failed.remote(ticket.job_id, self.worker, error, False)
         else:
-            # Hand the mesh to the export pool through the queue and take the next job at once.
-            await self.queue.generated.remote(ticket.job_id, self.worker, seconds)
+            # Hand the mesh to the export pool through the queue and take the next job at once
+            # (Ray retries the call if the queue restarts; no need to wait for it).
+            self.queue.generated.remote(ticket.job_id, self.worker, seconds)
         finally:
             heartbeat.cancel()
             self._relay = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timezone
 from typing import Any
 
@@ -60,6 +60,11 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else 'no message'}"
 
 
+def _log_write_error(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a database write failed", exc_info=future.exception())
+
+
 class JobCoordinator:
     def __init__(
         self,
@@ -83,7 +88,12 @@ class JobCoordinator:
         self.reconcile_s = reconcile_s
         self._preprocessing = 0
         self._ready = asyncio.Condition()
-        self._write_lock = asyncio.Lock()
+        # Every database write goes through one FIFO writer: the database sees changes in the
+        # order they happened, and a caller that need not wait for its write does not.
+        self._writes: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = (
+            asyncio.Queue()
+        )
+        self._writer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._generators: dict[str, dict[str, Any]] = {}
         # Jobs this queue finished lately: a reconcile pass may still read them as active.
@@ -106,6 +116,12 @@ class JobCoordinator:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until every write asked for so far is in the database."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
 
     # --- submission and cancellation ----------------------------------------------------
 
@@ -159,11 +175,13 @@ class JobCoordinator:
         entry.timings["claimed_at"] = time.time()
         entry.lease_until = time.monotonic() + self.lease_s
         self._seen(worker, state="generating", job_id=entry.id)
+        # The generator starts at once; the claim lands in the database just after.
         await self._enter(
             entry,
             JobStage.GENERATING,
             fraction=0.0,
             message="generating",
+            wait=False,
             worker=worker,
             attempts=entry.attempts,
             started_at=utcnow(),
@@ -187,7 +205,7 @@ class JobCoordinator:
         entry.lease_until = time.monotonic() + self.lease_s
         entry.progress = overall_progress(JobStage.GENERATING, fraction)
         entry.message = message
-        await self._write(
+        self._write_later(
             entry.id,
             stage=entry.stage.value,
             status=entry.stage.status.value,
@@ -379,8 +397,9 @@ class JobCoordinator:
             **(job_fields or {}),
         }
         try:
-            async with self._write_lock:
-                await self.store.finish_job(entry.id, status, job_fields, asset_fields or {})
+            await self._queued(
+                lambda: self.store.finish_job(entry.id, status, job_fields, asset_fields or {})
+            )
         except BaseException:
             self._finished.pop(entry.id, None)  # still active in the database: adopt it again
             raise
@@ -448,7 +467,13 @@ class JobCoordinator:
         return entry
 
     async def _enter(
-        self, entry: JobEntry, stage: JobStage, fraction: float, message: str, **fields: Any
+        self,
+        entry: JobEntry,
+        stage: JobStage,
+        fraction: float,
+        message: str,
+        wait: bool = True,
+        **fields: Any,
     ) -> None:
         """Move a job to ``stage``: time the old stage, write the change, announce it."""
         if entry.stage is not stage:
@@ -458,15 +483,18 @@ class JobCoordinator:
         entry.stage = stage
         entry.progress = overall_progress(stage, fraction)
         entry.message = message
-        await self._write(
-            entry.id,
+        change = dict(
             stage=stage.value,
             status=stage.status.value,
             progress=entry.progress,
             message=message,
-            timings=entry.timings,
+            timings=dict(entry.timings),
             **fields,
         )
+        if wait:
+            await self._write(entry.id, **change)
+        else:
+            self._write_later(entry.id, **change)
         self._publish("progress", entry)
         self._publish_queue()
 
@@ -480,9 +508,33 @@ class JobCoordinator:
         entry.stage_started = now
 
     async def _write(self, job_id: str, **fields: Any) -> None:
-        # One writer at a time keeps the database's order of changes the order they happened.
-        async with self._write_lock:
-            await self.store.update_job(job_id, **fields)
+        """Write fields of a job and wait until they are in the database."""
+        await self._queued(lambda: self.store.update_job(job_id, **fields))
+
+    def _write_later(self, job_id: str, **fields: Any) -> None:
+        """Write fields of a job without waiting: a crash before it lands loses only a step of
+        progress or a claim, which the rebuild from the database redoes."""
+        future = self._queued(lambda: self.store.update_job(job_id, **fields))
+        future.add_done_callback(_log_write_error)
+
+    def _queued(self, write: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._writes.put_nowait((write, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_in_order())
+        return future
+
+    async def _write_in_order(self) -> None:
+        while not self._writes.empty():
+            write, future = self._writes.get_nowait()
+            try:
+                result = await write()
+            except Exception as exc:
+                if not future.cancelled():
+                    future.set_exception(exc)
+            else:
+                if not future.cancelled():
+                    future.set_result(result)
 
     async def _watchdog(self) -> None:
         """Put back jobs whose generator went silent; adopt jobs the queue never heard of."""

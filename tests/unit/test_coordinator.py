@@ -249,6 +249,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         params=GenerationParams().model_dump(),
         attempt=1,
     )
+    await coordinator.flush()  # the claim is written just after the generator gets its ticket
     row = await store.get_job(job_id)
     assert (row.status, row.stage, row.worker, row.attempts) == (
         "processing",
@@ -260,6 +261,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
 
     assert await coordinator.report_progress(job_id, "gpu-0", 0.5, "denoising")
     assert coordinator.heartbeat(job_id, "gpu-0")
+    await coordinator.flush()  # progress is written behind the generator's back
     progressed = await store.get_job(job_id)
     assert progressed.progress > row.progress
     assert progressed.message == "denoising"
@@ -434,6 +436,7 @@ async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_
     # gpu-0 coming back late is told to stop, and its result is ignored.
     assert not await coordinator.report_progress(job_id, "gpu-0", 0.9, "late")
     await coordinator.generated(job_id, "gpu-0", seconds=9.0)
+    await coordinator.flush()
     assert (await store.get_job(job_id)).worker == "gpu-1"
 
     await coordinator.generated(job_id, "gpu-1", seconds=1.0)
@@ -669,6 +672,7 @@ async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coor
     assert not await new.report_progress(generating, "gpu-old", 0.9, "late")
     await new.generated(generating, "gpu-old", seconds=3.0)
     await new.generation_failed(generating, "gpu-old", "lost", cancelled=False)
+    await new.flush()
     row = await store.get_job(generating)
     assert (row.status, row.stage, row.worker) == ("processing", "generating", "gpu-new")
 
