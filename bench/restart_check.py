@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import App, photo  # noqa: E402
+from bench.run import App, photo, submit_many  # noqa: E402
 
-JOBS = 8
+JOBS = 40
 
 
 def ray_stop() -> None:
@@ -46,8 +46,11 @@ def check(how: str, data: Path) -> dict:
     app = App(data)
     app.wait_ready()
     with app.client.feed() as feed:
-        jobs = [app.client.submit_ok(image, octree_resolution=256)["job_id"] for _ in range(JOBS)]
-        feed.wait_for_each({jobs[1]}, "progress", stage="generating", timeout=120)
+        # Octree 384: each job takes long enough that the stop finds work in flight.
+        jobs = submit_many(app.client, image, JOBS, octree=384)
+        # Stop as soon as the backlog is in: jobs queued, preprocessing, waiting, generating.
+        feed.wait_for_each(set(jobs), "job_created", timeout=120)
+    done_before = sum(app.client.job(j)["status"] == "completed" for j in jobs)
     stop(app, how)
     before = dict(
         sqlite3.connect(data / "sweedle.db").execute(
@@ -75,6 +78,7 @@ def check(how: str, data: Path) -> dict:
     return {
         "stopped_with": how,
         "jobs": JOBS,
+        "completed_when_stopped": done_before,
         "status_at_stop": before,
         "completed_after_restart": sum(r["status"] == "completed" for r in records),
         "lost": sum(r["status"] != "completed" for r in records),

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -117,10 +118,19 @@ def parse_time(value: str) -> float:
     return moment.timestamp()
 
 
+def submit_many(client: Sweedle, image: bytes, jobs: int, octree: int) -> list[str]:
+    """Submit ``jobs`` jobs from 8 client threads at once, so the backlog builds at once."""
+    with ThreadPoolExecutor(8) as pool:
+        responses = pool.map(
+            lambda _: client.submit_ok(image, octree_resolution=octree), range(jobs)
+        )
+        return [r["job_id"] for r in responses]
+
+
 def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
     with client.feed() as feed:
         start = time.monotonic()
-        ids = {client.submit_ok(image, octree_resolution=octree)["job_id"] for _ in range(jobs)}
+        ids = set(submit_many(client, image, jobs, octree))
         submitted = time.monotonic() - start
         finals = feed.wait_finished(ids, timeout=60 * jobs)
         wall = time.monotonic() - start

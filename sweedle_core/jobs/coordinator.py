@@ -175,13 +175,11 @@ class JobCoordinator:
         entry.timings["claimed_at"] = time.time()
         entry.lease_until = time.monotonic() + self.lease_s
         self._seen(worker, state="generating", job_id=entry.id)
-        # The generator starts at once; the claim lands in the database just after.
         await self._enter(
             entry,
             JobStage.GENERATING,
             fraction=0.0,
             message="generating",
-            wait=False,
             worker=worker,
             attempts=entry.attempts,
             started_at=utcnow(),
@@ -325,6 +323,7 @@ class JobCoordinator:
                 await self._failed(entry, f"preprocessing failed: {describe_error(exc)}")
                 return
             entry.timings["preprocess_s"] = round(outcome.seconds, 4)
+            entry.timings["ready_at"] = time.time()
             if entry.cancel_requested:
                 await self._cancelled(entry)
                 return
@@ -467,15 +466,14 @@ class JobCoordinator:
         return entry
 
     async def _enter(
-        self,
-        entry: JobEntry,
-        stage: JobStage,
-        fraction: float,
-        message: str,
-        wait: bool = True,
-        **fields: Any,
+        self, entry: JobEntry, stage: JobStage, fraction: float, message: str, **fields: Any
     ) -> None:
-        """Move a job to ``stage``: time the old stage, write the change, announce it."""
+        """Move a job to ``stage``: time the old stage, write the change, announce it.
+
+        The write is queued, not waited for: work moves on at once, and a crash before it lands
+        leaves the job at its previous stage, from which the rebuild redoes it. Only a job's
+        final state is waited for before it is announced (`_finish`).
+        """
         if entry.stage is not stage:
             self._close_stage(entry)
         if stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
@@ -491,10 +489,7 @@ class JobCoordinator:
             timings=dict(entry.timings),
             **fields,
         )
-        if wait:
-            await self._write(entry.id, **change)
-        else:
-            self._write_later(entry.id, **change)
+        self._write_later(entry.id, **change)
         self._publish("progress", entry)
         self._publish_queue()
 

@@ -174,7 +174,8 @@ async def wait_event(
 async def reached(
     coordinator: JobCoordinator, job_id: str, stage: str | None = None, type_: str = "progress"
 ) -> Event:
-    return await wait_event(
+    """The job's event; by then the change it announces is in the database too."""
+    event = await wait_event(
         coordinator,
         lambda e: (
             e.get("job_id") == job_id
@@ -182,6 +183,8 @@ async def reached(
             and (stage is None or e["stage"] == stage)
         ),
     )
+    await coordinator.flush()  # stage changes are written just behind their announcement
+    return event
 
 
 async def finished(coordinator: JobCoordinator, job_id: str) -> Event:
@@ -231,11 +234,13 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
             remove_background=True,
         )
     ]
+    await coordinator.flush()  # stage changes are written behind the work
     row = await store.get_job(job_id)
     assert (row.status, row.stage) == ("processing", "preprocessing")
 
     workers.release("preprocess", job_id)
     await reached(coordinator, job_id, "waiting_for_gpu")
+    await coordinator.flush()
     row = await store.get_job(job_id)
     assert (row.status, row.stage, row.background_method) == ("pending", "waiting_for_gpu", "rembg")
 
@@ -649,6 +654,7 @@ async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coor
     assert await old_workers.next_started("preprocess") == preprocessing
     queued = await submit(store, old)  # the only preprocessing slot is taken
     all_jobs = {generating, waiting, preprocessing, queued}
+    await old.flush()
     stages = {job_id: (await store.get_job(job_id)).stage for job_id in all_jobs}
     assert stages == {
         generating: "generating",
