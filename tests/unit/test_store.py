@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from sweedle_core.db.engine import migrate
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
 from sweedle_core.errors import AssetNotFound, JobNotFound
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory):
-    """One migrated database per module; each test gets a copy (migrating takes ~0.1 s)."""
-    path = tmp_path_factory.mktemp("schema") / "template.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-async def store(migrated_db, tmp_path):
-    path = tmp_path / "sweedle.db"
-    shutil.copyfile(migrated_db, path)
-    store = Store.from_url(f"sqlite+aiosqlite:///{path}")
-    yield store
-    await store.close()
 
 
 async def create(store: Store, name: str = "chair", **params: object):
