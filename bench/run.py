@@ -141,12 +141,14 @@ def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
     generating = sum(t["generate_s"] for t in timings)
     first_claim = timings[0]["claimed_at"]
     last_generated = max(t["generated_at"] for t in timings)
-    # Between two generations the generator either waited for work that was not ready yet
-    # (preprocessing behind: the CPUs' share) or for the queue's hand-off (orchestration).
-    handoff = starved = 0.0
-    for before, after in pairwise(timings):
-        starved += max(0.0, after["ready_at"] - before["generated_at"])
-        handoff += max(0.0, after["claimed_at"] - max(before["generated_at"], after["ready_at"]))
+    window = last_generated - first_claim
+    # The generator is idle either because the next job was not prepared yet (preprocessing
+    # behind: the CPUs' share) or because of the hand-off itself: the claim's round trip, the
+    # thread start, reporting the mesh (orchestration's share).
+    starved = sum(
+        max(0.0, after["ready_at"] - before["generated_at"]) for before, after in pairwise(timings)
+    )
+    handoff = window - generating - starved
     return {
         "jobs": jobs,
         "octree": octree,
@@ -154,11 +156,12 @@ def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
         "wall_s": wall,
         "jobs_per_minute": jobs / wall * 60,
         "generator_busy_s": generating,
-        "generator_window_s": last_generated - first_claim,
-        "duty_cycle": generating / (last_generated - first_claim),
+        "generator_window_s": window,
+        "duty_cycle": generating / window,
         "starved_s": starved,
         "handoff_s": handoff,
-        "duty_cycle_with_work_ready": generating / (generating + handoff),
+        "duty_cycle_with_work_ready": generating / (window - starved),
+        "handoff_ms_per_job": 1000 * handoff / len(timings),
         "generate_s_median": statistics.median(t["generate_s"] for t in timings),
         "export_s_median": statistics.median(t["export_s"] for t in timings),
     }
@@ -250,7 +253,8 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | CPU generator, 512 px photo, octree {b["octree"]} (median of 5, in-process) | {g["median_s"]:.3f} s ({g["faces"]:,} faces) | < 1 s: {verdict(g["median_s"] < 1)} |
 | generator duty cycle, backlog of {b["jobs"]} jobs (wall) | {b["duty_cycle"]:.3f} | >= 0.98: {verdict(b["duty_cycle"] >= 0.98)} |
 | generator idle: waiting for preprocessing / for the hand-off | {b["starved_s"]:.2f} s / {b["handoff_s"]:.2f} s | |
-| duty cycle counting only hand-offs (a prepared job was waiting) | {b["duty_cycle_with_work_ready"]:.3f} | |
+| duty cycle while a prepared job was waiting | {b["duty_cycle_with_work_ready"]:.3f} | |
+| hand-off per job (claim, thread start, reporting the mesh) | {b["handoff_ms_per_job"]:.0f} ms | |
 | jobs per minute, backlog of {b["jobs"]} jobs | {b["jobs_per_minute"]:.1f} | |
 | orchestration overhead per job, p50 ({o["jobs"]} single jobs) | {o["overhead_ms_p50"]:.0f} ms | < 100 ms: {verdict(o["overhead_ms_p50"] < 100)} |
 | orchestration overhead per job, p95 | {o["overhead_ms_p95"]:.0f} ms | |
