@@ -27,6 +27,9 @@ log = logging.getLogger("ray.serve")
 # Short enough that a replica asked to stop is free of its wait soon; an idle call is cheap.
 CLAIM_TIMEOUT_S = 5.0
 HEARTBEAT_S = 10.0
+# From this share of a generation on, the replica already asks for its next job, so the
+# hand-off's round trip overlaps the end of the work (a job claimed this late keeps its place).
+CLAIM_AHEAD_AT = 0.95
 
 
 class ProgressRelay:
@@ -41,6 +44,7 @@ class ProgressRelay:
         self.ticket = ticket
         self.worker = worker
         self.stop = threading.Event()
+        self.next_claim: ray.ObjectRef | None = None
         self._pending: list[ray.ObjectRef] = []
 
     def __call__(self, fraction: float, message: str) -> None:
@@ -55,6 +59,8 @@ class ProgressRelay:
             raise JobCancelled("cancelled")
         ref = self.queue.report_progress.remote(self.ticket.job_id, self.worker, fraction, message)
         self._pending.append(ref)
+        if fraction >= CLAIM_AHEAD_AT and self.next_claim is None:
+            self.next_claim = self.queue.claim.remote(self.worker, 0.0)
 
 
 @serve.deployment(
@@ -86,19 +92,25 @@ class Generator:
                 await self._set_state("unavailable", describe_error(exc))
                 await asyncio.sleep(CLAIM_TIMEOUT_S)
         await self._set_state("idle", f"{self.backend.name} ready")
+        ahead: ray.ObjectRef | None = None  # the next job, asked for before this one ended
         while not self._stopping:
             try:
-                ticket = await self.queue.claim.remote(self.worker, CLAIM_TIMEOUT_S)
+                if ahead is None:
+                    ahead = self.queue.claim.remote(self.worker, CLAIM_TIMEOUT_S)
+                ticket = await ahead
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 log.warning("job queue unreachable (%s); trying again", exc)
                 await asyncio.sleep(1.0)
                 continue
+            finally:
+                ahead = None
             if ticket is not None and self._stopping:
                 await self.queue.release.remote(ticket.job_id, self.worker)
             elif ticket is not None:
-                await self._generate(ticket)
+                ahead = await self._generate(ticket)
 
-    async def _generate(self, ticket: GenerateTicket) -> None:
+    async def _generate(self, ticket: GenerateTicket) -> ray.ObjectRef | None:
+        """Run one job; returns the claim of the next one if it was already asked for."""
         relay = self._relay = ProgressRelay(self.queue, ticket, self.worker)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(relay))
         start = time.perf_counter()
@@ -125,6 +137,7 @@ class Generator:
             heartbeat.cancel()
             self._relay = None
             self.metrics.record(time.perf_counter() - start)
+        return relay.next_claim
 
     async def _heartbeat(self, relay: ProgressRelay) -> None:
         while True:

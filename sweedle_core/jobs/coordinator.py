@@ -160,7 +160,7 @@ class JobCoordinator:
     async def claim(self, worker: str, timeout: float) -> GenerateTicket | None:
         """The first job waiting for a generator, or None after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        self._seen(worker, state="idle")
+        self._seen_done(worker, "")  # idle unless it is still busy with a job
         async with self._ready:
             while (entry := self.book.pop(JobStage.WAITING_FOR_GPU)) is None:
                 remaining = deadline - time.monotonic()
@@ -224,7 +224,7 @@ class JobCoordinator:
     async def generated(self, job_id: str, worker: str, seconds: float) -> None:
         """A generator wrote the raw mesh: hand it to the export pool and free the generator."""
         entry = self._owned(job_id, worker)
-        self._seen(worker, state="idle")
+        self._seen_done(worker, job_id)
         if entry is None:
             return
         entry.timings["generate_s"] = round(seconds, 4)
@@ -239,7 +239,7 @@ class JobCoordinator:
         self, job_id: str, worker: str, error: str, cancelled: bool
     ) -> None:
         entry = self._owned(job_id, worker)
-        self._seen(worker, state="idle")
+        self._seen_done(worker, job_id)
         if entry is None:
             return
         if cancelled or entry.cancel_requested:
@@ -582,6 +582,17 @@ class JobCoordinator:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("job coordinator task failed", exc_info=task.exception())
+
+    def _seen_done(self, worker: str, job_id: str) -> None:
+        """A worker finished ``job_id``: idle, unless it already runs the next one it claimed."""
+        running = [
+            e.id
+            for e in self.book.entries()
+            if e.worker == worker and e.stage is JobStage.GENERATING and e.id != job_id
+        ]
+        self._seen(
+            worker, state="generating" if running else "idle", job_id=next(iter(running), None)
+        )
 
     def _remember_finished(self, job_id: str) -> None:
         self._finished[job_id] = None
