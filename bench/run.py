@@ -262,7 +262,7 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | generation per job in the app, median (backlog) | {b["generate_s_median"]:.3f} s | |
 | export per job in the app, median (backlog) | {b["export_s_median"]:.3f} s | |
 
-Stopping `serve run` with {r["restarts"][0]["jobs"]} jobs waiting and one generating, then
+Stopping `serve run` right after {r["restarts"][0]["jobs"]} jobs were submitted (queued, preprocessing, waiting, generating), then
 starting it again on the same database (bench/restart_check.py):
 
 | stopped with | jobs at the stop (by status) | completed after restart | lost | completed rows / distinct assets | attempts per job |
