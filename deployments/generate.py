@@ -163,6 +163,3 @@ class Generator:
     def check_health(self) -> None:
         if self._loop_task.done() and self.state != "unavailable":
             raise RuntimeError(f"generator loop stopped: {self._loop_task!r}")
-
-    async def info(self) -> dict[str, str]:
-        return {"worker": self.worker, "state": self.state, "detail": self.detail}

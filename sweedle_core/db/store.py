@@ -132,12 +132,6 @@ class Store:
             )
         return True
 
-    async def set_asset_status(self, asset_id: str, status: JobStatus) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(Asset).where(Asset.id == asset_id).values(status=status.value)
-            )
-
     async def list_jobs(self, statuses: Sequence[str] | None = None) -> Sequence[GenerationJob]:
         async with self.sessions() as session:
             query = select(GenerationJob).order_by(GenerationJob.created_at)
