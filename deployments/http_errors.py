@@ -45,10 +45,8 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
 
 def domain_error(exc: BaseException) -> errors.SweedleError | None:
     """The Sweedle error behind ``exc``, also when it crossed a Ray hop wrapped in another."""
-    if isinstance(exc, errors.SweedleError):
-        return exc
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, errors.SweedleError) else None
+    original = errors.unwrapped(exc)
+    return original if isinstance(original, errors.SweedleError) else None
 
 
 def _status_of(error: errors.SweedleError) -> int:

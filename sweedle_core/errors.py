@@ -7,6 +7,13 @@ message in ``args`` so it pickles unchanged across a Ray hop.
 from __future__ import annotations
 
 
+def unwrapped(exc: BaseException) -> BaseException:
+    """The original exception behind a wrapper that keeps it in ``cause`` (Ray's RayTaskError,
+    which is how an error raised in another replica or actor arrives)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
 class SweedleError(Exception):
     """Base of every error a user may be shown."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sweedle_core.errors import GenerationFailed, InvalidInput
 from sweedle_core.export.formats import EXPORTERS
 from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.mesh_io import outward_winding, read_raw_mesh
+from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.thumbnail import render_thumbnail
 from sweedle_core.storage import write_atomic
 
@@ -45,7 +45,6 @@ def export_asset(
     mesh = read_raw_mesh(raw_mesh_path)
     if len(mesh.faces) == 0:
         raise GenerationFailed("the generated mesh has no faces")
-    mesh = outward_winding(mesh)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

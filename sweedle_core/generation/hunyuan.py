@@ -20,6 +20,7 @@ import trimesh
 from PIL import Image
 
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
+from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.params import GenerationParams
 
@@ -128,14 +129,13 @@ def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     Marching-cubes output is often inside-out (negative signed volume), which engines cull.
     hy3dgen already flips its faces; this check is the safety net for other weights or
     versions, and a global flip is enough because the winding is consistent across the
-    surface. Modifies and returns ``mesh``.
+    surface. Returns the tidied mesh (``mesh`` itself unless it had to be flipped).
     """
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0:
         return mesh
-    if mesh.volume < 0:
-        mesh.invert()
+    mesh = outward_winding(mesh)
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     return mesh
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sweedle_core.db.models import GenerationJob, utcnow
 from sweedle_core.db.store import Store, as_utc
-from sweedle_core.errors import JobFinished, SweedleError
+from sweedle_core.errors import JobFinished, SweedleError, unwrapped
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
 from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
@@ -51,9 +51,7 @@ _RESUME = {
 
 def describe_error(exc: BaseException) -> str:
     """A one-line message for a failed stage, without Ray's wrapping traceback."""
-    cause = getattr(exc, "cause", None)  # RayTaskError keeps the original exception here
-    if isinstance(cause, BaseException):
-        exc = cause
+    exc = unwrapped(exc)
     if isinstance(exc, SweedleError):
         return exc.message
     text = str(exc).strip().splitlines()
