@@ -1,7 +1,12 @@
 # Sweedle: `make serve` to run it, `make test` to test it. Each sets itself up from nothing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,rembg
+# hunyuan brings torch (~5.5 GB) for Hunyuan3D and text-to-3d; `make setup EXTRAS=dev,rembg`
+# skips it (the CPU silhouette generator needs none of it).
+EXTRAS ?= dev,rembg,hunyuan
+# hy3dgen 2.0.2 declares gradio and other servers it never imports, and omits what it does
+# import (those are in the hunyuan extra): install it without its declared dependencies.
+HY3DGEN ?= hy3dgen==2.0.2
 STAMP := $(VENV)/.installed
 VALIDATOR := .tools/node_modules/gltf-validator
 
@@ -13,6 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@case ",$(EXTRAS)," in *,hunyuan,*) $(PY) -m pip install --quiet --no-deps $(HY3DGEN);; esac
 	@touch $@
 
 # The Khronos glTF validator judges every GLB the tests write.

@@ -13,6 +13,7 @@ from deployments.export import Exporter
 from deployments.generate import Generator
 from deployments.ingress import Ingress
 from deployments.preprocess import Preprocessor
+from deployments.text_to_image import TextToImage
 from sweedle_core.config import Settings
 
 
@@ -34,10 +35,11 @@ class AppArgs(BaseModel):
 def build_app(args: AppArgs) -> Application:
     """The Serve application; `args` is the config's `args:` block, validated."""
     settings = resolve_paths(Settings(**args.settings))
-    preprocessor = Preprocessor.bind(settings)
+    painter = TextToImage.bind(settings)
+    preprocessor = Preprocessor.bind(settings, painter)
     exporter = Exporter.bind(settings)
     generator = Generator.options(**_generator_options(args)).bind(settings, preprocessor, exporter)
-    return Ingress.bind(settings, preprocessor, exporter, generator)
+    return Ingress.bind(settings, preprocessor, exporter, generator, painter)
 
 
 def resolve_paths(settings: Settings) -> Settings:

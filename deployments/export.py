@@ -34,4 +34,5 @@ class Exporter:
             vertex_count=result.vertex_count,
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
+            texture=result.texture,
         )

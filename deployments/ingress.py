@@ -16,7 +16,7 @@ from ray.serve.handle import DeploymentHandle
 from deployments.broadcast import Broadcaster, Subscription
 from deployments.http_errors import ERROR_RESPONSES, install_error_handlers
 from deployments.job_queue import get_job_queue
-from deployments.submission import GenerationForm, Submission
+from deployments.submission import GenerationForm, Submission, TextTo3DRequest
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
 from sweedle_core.errors import FileMissing
@@ -122,11 +122,14 @@ class Ingress:
         preprocessor: DeploymentHandle,
         exporter: DeploymentHandle,
         generator: DeploymentHandle,
+        painter: DeploymentHandle,
     ) -> None:
         # The generator is bound here so that it is deployed with the app; it is never called
         # through its handle: its replicas pull work from the queue.
         del generator
         self.settings = settings
+        self.painter = painter
+        self.preprocessor = preprocessor
         self.store = Store.from_url(settings.database_url)
         self.storage = Storage(settings.storage_dir).ensure()
         self.queue = get_job_queue(settings, preprocessor, exporter)
@@ -143,6 +146,11 @@ class Ingress:
     ) -> SubmitResponse:
         """Upload a photo; the job is queued and its progress streams on `/ws/progress`."""
         return await self.submission.submit(form, file)
+
+    @app.post("/api/generation/text-to-3d", status_code=202, response_model=SubmitResponse)
+    async def text_to_3d(self, request: TextTo3DRequest) -> SubmitResponse:
+        """A prompt becomes an image (TEXT_TO_IMAGE_MODEL), then a 3D asset like an upload."""
+        return await self.submission.submit_text(request)
 
     @app.get("/api/generation/jobs/{job_id}", response_model=JobRead)
     async def get_job(self, job_id: Id) -> JobRead:
@@ -218,6 +226,8 @@ class Ingress:
             "app": self.settings.app_name,
             "generator_backend": self.settings.generator_backend,
             "generation": _generation_readiness(status["generators"]),
+            "preprocessing": await self.preprocessor.status.remote(),
+            "text_to_image": await self.painter.status.remote(),
             "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
         }
 

@@ -113,8 +113,12 @@ class JobQueue:
         await self.ready()
         await self.coordinator.release(job_id, worker)
 
+    async def preparing_progress(self, job_id: str, fraction: float, message: str) -> bool:
+        await self.ready()
+        return self.coordinator.preparing_progress(job_id, fraction, message)
+
     async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
-        self.coordinator.generator_state(worker, state, detail)
+        await self.coordinator.generator_state(worker, state, detail)
 
     async def status(self) -> dict[str, Any]:
         await self.ready()
@@ -152,6 +156,11 @@ def get_job_queue(
         _wait_until_gone(settings)
         actor = actor_class.options(**options).remote(settings, preprocessor, exporter)
     return actor
+
+
+def find_job_queue(settings: Settings) -> ray.actor.ActorHandle:
+    """The running JobQueue actor, for a worker the queue itself called (so it exists)."""
+    return ray.get_actor(settings.queue_actor_name, namespace=settings.ray_namespace)
 
 
 def _wait_until_gone(settings: Settings, attempts: int = 100) -> None:

@@ -7,6 +7,7 @@ import io
 import time
 
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.config import Settings
 from sweedle_core.jobs.tickets import PrepareOutcome, PrepareTicket
@@ -16,9 +17,17 @@ from sweedle_core.storage import Storage
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Preprocessor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, painter: DeploymentHandle) -> None:
         self.storage = Storage(settings.storage_dir).ensure()
         self.preparer = ImagePreparer.from_settings(settings)
+        self.painter = painter  # the TextToImage deployment, for text-to-3d jobs
+
+    def status(self) -> dict[str, str | None]:
+        """Which background remover runs, and why rembg does not, if it does not."""
+        return {
+            "background_remover": self.preparer.remover.name,
+            "note": self.preparer.background_note,
+        }
 
     async def inspect(self, data: bytes) -> ImageInfo:
         """Validate an upload (format, size, pixels, integrity); raises ImageRejected."""
@@ -26,6 +35,8 @@ class Preprocessor:
 
     async def prepare(self, ticket: PrepareTicket) -> PrepareOutcome:
         start = time.perf_counter()
+        if ticket.prompt is not None and not self.storage.path(ticket.input_path).is_file():
+            await self.painter.render.remote(ticket)
         data = await asyncio.to_thread(self.storage.path(ticket.input_path).read_bytes)
         prepared = await asyncio.to_thread(self.preparer.prepare, data, ticket.remove_background)
         buffer = io.BytesIO()

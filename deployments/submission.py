@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import ray
 from fastapi import UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.config import Settings
-from sweedle_core.db.models import new_id
+from sweedle_core.db.models import GenerationJob, new_id
 from sweedle_core.db.store import Store
-from sweedle_core.errors import ImageTooLarge
+from sweedle_core.errors import ImageTooLarge, TextToImageDisabled
 from sweedle_core.params import GenerationParams, OutputFormat, Priority
 from sweedle_core.preprocess import ImageInfo
 from sweedle_core.schemas import SubmitResponse
@@ -22,33 +23,58 @@ from sweedle_core.storage import Storage
 log = logging.getLogger("ray.serve")
 
 
-class GenerationForm(BaseModel):
-    """The multipart fields beside `file`; a field left out takes the server's default."""
+class GenerationOptions(BaseModel):
+    """What a client may choose for one generation; a field left out takes the server's
+    default."""
 
-    name: str | None = Field(None, max_length=255, description="defaults to the file's name")
+    name: str | None = Field(None, max_length=255)
     priority: Priority = Priority.NORMAL
     inference_steps: int | None = Field(None, ge=1, le=200)
     guidance_scale: float | None = Field(None, ge=0.0, le=30.0)
     octree_resolution: int | None = Field(None, ge=16, le=512)
+    num_chunks: int | None = Field(None, ge=1000, le=500_000)
+    max_faces: int | None = Field(None, ge=100, le=5_000_000, description="face budget")
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     remove_background: bool = True
-    texture: bool = False
+    texture: bool = Field(
+        False,
+        description="paint with Hunyuan3D's texture model where it can run (CUDA); otherwise "
+        "the mesh is coloured from the image (the asset's texture_method says which)",
+    )
     output_format: OutputFormat = "glb"
 
     def params(self, settings: Settings) -> GenerationParams:
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
         return GenerationParams(
-            inference_steps=self.inference_steps or settings.default_inference_steps,
-            guidance_scale=(
-                settings.default_guidance_scale
-                if self.guidance_scale is None
-                else self.guidance_scale
-            ),
-            octree_resolution=self.octree_resolution or settings.default_octree_resolution,
-            seed=settings.default_seed if self.seed is None else self.seed,
+            inference_steps=pick(self.inference_steps, settings.default_inference_steps),
+            guidance_scale=pick(self.guidance_scale, settings.default_guidance_scale),
+            octree_resolution=pick(self.octree_resolution, settings.default_octree_resolution),
+            num_chunks=pick(self.num_chunks, settings.default_num_chunks),
+            max_faces=pick(self.max_faces, settings.default_max_faces),
+            seed=pick(self.seed, settings.default_seed),
             remove_background=self.remove_background,
             texture=self.texture,
             output_format=self.output_format,
         )
+
+
+class GenerationForm(GenerationOptions):
+    """The multipart fields beside `file`; the name defaults to the file's name."""
+
+
+class TextTo3DRequest(GenerationOptions):
+    """A text-to-3d job: the prompt is painted into an image, which then becomes the asset."""
+
+    prompt: str = Field(min_length=1, max_length=2000, description="what to make")
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is blank")
+        return value.strip()
 
 
 class Submission:
@@ -86,6 +112,30 @@ class Submission:
         except BaseException:
             self.storage.remove_asset(asset_id)  # no file without its rows
             raise
+        return await self._enqueue(job)
+
+    async def submit_text(self, request: TextTo3DRequest) -> SubmitResponse:
+        """Record a text-to-3d job; its image is painted in the preprocessing stage."""
+        if not self.settings.text_to_image_model:
+            raise TextToImageDisabled(
+                "text-to-3d needs a text-to-image model: set TEXT_TO_IMAGE_MODEL to a diffusers "
+                "pipeline (a hub id such as Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers, or a "
+                "local folder holding model_index.json) and restart the app"
+            )
+        asset_id = new_id()
+        job = await self.store.create_job(
+            name=request.name or request.prompt[:80],
+            params=request.params(self.settings),
+            priority=request.priority,
+            original_filename=None,
+            input_path=Storage.input_name(asset_id, "PNG"),
+            asset_id=asset_id,
+            generator=self.settings.generator_backend,
+            prompt=request.prompt,
+        )
+        return await self._enqueue(job)
+
+    async def _enqueue(self, job: GenerationJob) -> SubmitResponse:
         try:
             await self.queue.submit.remote(job.id)
         except ray.exceptions.RayError as exc:
@@ -93,7 +143,7 @@ class Submission:
             log.warning("job %s recorded but the queue is unreachable: %s", job.id, exc)
         return SubmitResponse(
             job_id=job.id,
-            asset_id=asset_id,
+            asset_id=job.asset_id,
             status=job.status,
             stage=job.stage,
             priority=job.priority,

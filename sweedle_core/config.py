@@ -25,8 +25,13 @@ class Settings(BaseSettings):
     storage_dir: Path = Path("./data/storage")
 
     generator_backend: GeneratorBackend = "silhouette"
+    # Hunyuan3D: a hub id or a local folder, and the subfolder holding config.yaml + weights.
     hunyuan_model_path: str = "tencent/Hunyuan3D-2.1"
     hunyuan_subfolder: str = "hunyuan3d-dit-v2-1"
+    # Where weights are looked for first, as upstream: <HY3DGEN_MODELS>/<model_path>/<subfolder>.
+    hy3dgen_models: str = "~/.cache/hy3dgen"
+    # The texture (paint) model, used when a job asks for texture=true on a CUDA device.
+    hunyuan_texture_model_path: str = "tencent/Hunyuan3D-2"
     device: Literal["auto", "cuda", "cpu"] = "auto"
     low_vram_mode: bool = False
 
@@ -34,12 +39,26 @@ class Settings(BaseSettings):
     default_guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
     default_octree_resolution: int = Field(256, ge=16, le=1024)
     default_seed: int = Field(1234, ge=0, le=2**32 - 1)
+    default_num_chunks: int = Field(8000, ge=1000, le=500_000)
+    default_max_faces: int = Field(40_000, ge=100, le=5_000_000)
 
     max_upload_mb: float = Field(20.0, gt=0, le=512)
     max_image_pixels: int = Field(40_000_000, ge=1024)
     preprocess_size: int = Field(512, ge=64, le=4096)
+    # rembg: a stock model name (u2net, isnet-general-use, birefnet-general, ...) or "none";
+    # REMBG_MODEL_FILE runs a custom ONNX file instead, through rembg's u2net_custom session.
     rembg_model: str = "u2net"
+    rembg_model_file: Path | None = None
+    u2net_home: Path | None = None
     thumbnail_size: int = Field(256, ge=32, le=2048)
+
+    # Text-to-3D: a diffusers text-to-image pipeline (hub id or local folder); empty: disabled.
+    text_to_image_model: str = ""
+    text_to_image_negative_prompt: str = ""
+    text_to_image_steps: int = Field(25, ge=1, le=200)
+    text_to_image_guidance: float = Field(5.0, ge=0.0, le=30.0)
+    text_to_image_size: int = Field(1024, ge=64, le=2048)
+    text_to_image_device: Literal["auto", "cuda", "cpu"] = "auto"
 
     # How many jobs the queue keeps in preprocessing at once; the rest wait in priority order.
     preprocess_concurrency: int = Field(4, ge=1, le=256)

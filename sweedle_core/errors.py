@@ -96,3 +96,9 @@ class ModelUnavailable(Unavailable):
     """The generation model cannot be loaded (weights or package missing)."""
 
     code = "model_unavailable"
+
+
+class TextToImageDisabled(Unavailable):
+    """Text-to-3d was asked for but no text-to-image model is configured."""
+
+    code = "text_to_image_disabled"

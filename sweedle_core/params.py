@@ -33,6 +33,11 @@ class GenerationParams(BaseModel):
     guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
     octree_resolution: int = Field(256, ge=16, le=512)
     seed: int = Field(1234, ge=0, le=2**32 - 1)
+    # Points decoded per batch when extracting the surface: lower needs less memory.
+    num_chunks: int = Field(8000, ge=1000, le=500_000)
+    # The face budget of the generated mesh (hunyuan3d reduces to it; the CPU preview's size
+    # follows octree_resolution).
+    max_faces: int = Field(40_000, ge=100, le=5_000_000)
     remove_background: bool = True
     texture: bool = False
     output_format: OutputFormat = "glb"

@@ -58,6 +58,11 @@ class AssetRead(_Read):
     vertex_count: int | None
     face_count: int | None
     generator: str | None
+    texture_method: str | None = Field(
+        description="how the mesh got its colours: hunyuan3d_paint (the texture model), "
+        "image_projection (the photo projected onto it) or none"
+    )
+    prompt: str | None = Field(description="the text of a text-to-3d asset")
     generation_params: dict[str, Any]
     tags: list[TagRead]
     created_at: datetime

@@ -56,6 +56,10 @@ class Asset(Base):
     vertex_count: Mapped[int | None] = mapped_column(Integer)
     face_count: Mapped[int | None] = mapped_column(Integer)
     generator: Mapped[str | None] = mapped_column(String(64))
+    # How the mesh got its colours: hunyuan3d_paint, image_projection or none.
+    texture_method: Mapped[str | None] = mapped_column(String(32))
+    # The text a text-to-3d asset was made from (source_type "text").
+    prompt: Mapped[str | None] = mapped_column(Text)
     generation_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -51,11 +51,17 @@ class Store:
         input_path: str,
         asset_id: str | None = None,
         generator: str | None = None,
+        prompt: str | None = None,
     ) -> GenerationJob:
-        """One asset and its generation job, written in one transaction."""
+        """One asset and its generation job, written in one transaction.
+
+        With a ``prompt`` the asset is a text-to-3d one: its input image is painted later.
+        """
         asset = Asset(
             id=asset_id or new_id(),
             name=name,
+            source_type="image" if prompt is None else "text",
+            prompt=prompt,
             original_filename=original_filename,
             input_path=input_path,
             model_format=params.output_format,

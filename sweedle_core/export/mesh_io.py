@@ -1,7 +1,8 @@
 """The raw mesh hand-off between generator and exporter, and small helpers every exporter shares.
 
 The raw format is an uncompressed ``.npz`` holding ``vertices (n, 3) float32``, ``faces (m, 3)
-int32`` and, when the mesh is coloured, ``vertex_colors (n, 4) uint8``. It keeps exactly what the
+int32``, when the mesh is coloured ``vertex_colors (n, 4) uint8``, and ``texture``, a string
+saying how it was coloured (``mesh.metadata["texture"]``). It keeps exactly what the
 generator produced (no merging, no reordering), loads without pickle, and is written atomically.
 """
 
@@ -18,6 +19,7 @@ from sweedle_core.storage import write_atomic
 _VERTICES = "vertices"
 _FACES = "faces"
 _COLORS = "vertex_colors"
+_TEXTURE = "texture"
 
 
 def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
@@ -29,6 +31,8 @@ def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     colors = vertex_colors_of(mesh)
     if colors is not None:
         arrays[_COLORS] = colors
+    if _TEXTURE in mesh.metadata:
+        arrays[_TEXTURE] = np.array(str(mesh.metadata[_TEXTURE]))
     buffer = io.BytesIO()
     # Uncompressed: zlib would cost the generator ~0.2 s per 300k faces; the file is local.
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs
@@ -46,6 +50,7 @@ def read_raw_mesh(path: Path) -> trimesh.Trimesh:
         vertices = data[_VERTICES].astype(np.float32, copy=False)
         faces = data[_FACES].astype(np.int32, copy=False)
         colors = data[_COLORS].astype(np.uint8, copy=False) if _COLORS in data else None
+        texture = str(data[_TEXTURE]) if _TEXTURE in data else None
 
     n = len(vertices)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -58,7 +63,10 @@ def read_raw_mesh(path: Path) -> trimesh.Trimesh:
         raise ValueError(f"{path}: face indices out of range for {n} vertices")
     if colors is not None and colors.shape != (n, 4):
         raise ValueError(f"{path}: vertex colours must be ({n}, 4), got {colors.shape}")
-    return trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+    if texture is not None:
+        mesh.metadata[_TEXTURE] = texture
+    return mesh
 
 
 def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:

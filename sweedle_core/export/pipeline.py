@@ -23,6 +23,7 @@ class ExportResult:
     vertex_count: int
     face_count: int
     format: str
+    texture: str | None  # how the mesh was coloured (the generator's metadata), if it said
 
 
 def export_asset(
@@ -61,4 +62,5 @@ def export_asset(
         vertex_count=len(mesh.vertices),
         face_count=len(mesh.faces),
         format=output_format,
+        texture=mesh.metadata.get("texture"),
     )

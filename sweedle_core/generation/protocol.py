@@ -9,6 +9,12 @@ from PIL import Image
 
 from sweedle_core.params import GenerationParams
 
+# How a mesh got its colours, kept in ``mesh.metadata[TEXTURE_KEY]`` and recorded on the asset.
+TEXTURE_KEY = "texture"
+TEXTURE_PAINT = "hunyuan3d_paint"  # Hunyuan3D's texture model, baked to vertex colours
+TEXTURE_FROM_IMAGE = "image_projection"  # the photo projected onto the front, mirrored behind
+TEXTURE_NONE = "none"
+
 
 class ProgressCallback(Protocol):
     def __call__(self, fraction: float, message: str) -> None:
@@ -20,7 +26,8 @@ class Generator(Protocol):
 
     ``image`` is RGBA, square, the object centred with its background transparent.
     The returned mesh is in metres-like units centred on the origin, +Y up, and carries
-    per-vertex colours ``(n, 4) uint8`` where the backend can colour it.
+    per-vertex colours ``(n, 4) uint8`` where the backend can colour it, and says how in
+    ``mesh.metadata[TEXTURE_KEY]``.
     """
 
     name: str

@@ -23,6 +23,8 @@ def _hunyuan3d(settings: Settings) -> Generator:
         subfolder=settings.hunyuan_subfolder,
         device=settings.device,
         low_vram=settings.low_vram_mode,
+        models_base=settings.hy3dgen_models,
+        texture_model_path=settings.hunyuan_texture_model_path,
     )
 
 

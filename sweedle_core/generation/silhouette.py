@@ -36,7 +36,8 @@ from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.mesh_io import signed_volume
-from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.generation.image_colors import sample_bilinear
+from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
 from sweedle_core.params import GenerationParams
 
 # Depth of the object (front to back) relative to the smaller of its width and height.
@@ -79,8 +80,9 @@ class SilhouetteGenerator:
         verts, faces, source = _mirror(front, front_faces)
 
         on_progress(0.95, "colour")
-        colors = _sample_colors(rgb, front[:, :2])[source]
+        colors = sample_bilinear(rgb, front[:, :2])[source]
         mesh = _to_mesh(verts, faces, colors)
+        mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
 
         on_progress(1.0, "done")
         return mesh
@@ -247,23 +249,6 @@ def _mirror(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarra
     back_faces = back_index[faces][:, ::-1]
     source = np.concatenate([np.arange(len(verts)), copied])
     return np.concatenate([verts, back]), np.concatenate([faces, back_faces]), source
-
-
-def _sample_colors(rgb: np.ndarray, rows_cols: np.ndarray) -> np.ndarray:
-    """Bilinear colour of ``rgb (h, w, 3)`` at each vertex's (row, col): ``(n, 4) uint8``, opaque."""
-    h, w = rgb.shape[:2]
-    r = np.clip(rows_cols[:, 0], 0, h - 1)
-    c = np.clip(rows_cols[:, 1], 0, w - 1)
-    r0 = np.minimum(r.astype(np.int32), h - 2)
-    c0 = np.minimum(c.astype(np.int32), w - 2)
-    fr = (r - r0)[:, None]
-    fc = (c - c0)[:, None]
-    top = rgb[r0, c0] * (1 - fc) + rgb[r0, c0 + 1] * fc
-    bottom = rgb[r0 + 1, c0] * (1 - fc) + rgb[r0 + 1, c0 + 1] * fc
-    colors = np.empty((len(rows_cols), 4), dtype=np.uint8)
-    colors[:, :3] = np.clip(np.rint(top * (1 - fr) + bottom * fr), 0, 255)
-    colors[:, 3] = 255
-    return colors
 
 
 def _to_mesh(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:

@@ -28,6 +28,7 @@ class JobEntry:
     created_at: float
     params: dict[str, Any]
     input_path: str
+    prompt: str | None = None  # a text-to-3d job: its image is painted from this first
     stage: JobStage = JobStage.QUEUED
     progress: float = 0.0
     message: str = ""

@@ -211,6 +211,17 @@ class JobCoordinator:
         self._publish("progress", entry)
         return True
 
+    def preparing_progress(self, job_id: str, fraction: float, message: str) -> bool:
+        """Progress of a job's preparation (painting a text-to-3d image); False: stop."""
+        entry = self.book.get(job_id)
+        if entry is None or entry.cancel_requested or entry.stage is not JobStage.PREPROCESSING:
+            return False
+        entry.progress = overall_progress(JobStage.PREPROCESSING, fraction)
+        entry.message = message
+        self._write_later(entry.id, progress=entry.progress, message=message)
+        self._publish("progress", entry)
+        return True
+
     def heartbeat(self, job_id: str, worker: str) -> bool:
         entry = self._owned(job_id, worker)
         if entry is None:
@@ -251,13 +262,14 @@ class JobCoordinator:
         if entry is not None:
             await self._requeue(entry, "requeued: its generator stopped")
 
-    def generator_state(self, worker: str, state: str, detail: str = "") -> None:
+    async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
         """A generator replica says how it is: loading, idle, generating, unavailable, stopped."""
         if state == "stopped":
             self._generators.pop(worker, None)
         else:
             self._seen(worker, state=state, detail=detail)
         self._publish_queue()
+        await self._fail_if_no_generator()
 
     # --- reading ------------------------------------------------------------------------
 
@@ -267,11 +279,7 @@ class JobCoordinator:
             "by_stage": self.book.by_stage(),
             "active_jobs": len(self.book),
             "preprocessing_slots": self.preprocess_concurrency,
-            "generators": {
-                worker: info
-                for worker, info in self._generators.items()
-                if time.time() - info["seen"] < GENERATOR_SILENCE_S
-            },
+            "generators": self._live_generators(),
         }
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -314,11 +322,16 @@ class JobCoordinator:
                 input_path=entry.input_path,
                 prepared_path=Storage.prepared_name(entry.asset_id),
                 remove_background=bool(entry.params.get("remove_background", True)),
+                prompt=entry.prompt,
+                seed=int(entry.params.get("seed", 0)),
             )
             try:
                 outcome = await self.workers.preprocess(ticket)
             except Exception as exc:  # any failure of the stage fails the job, not the queue
-                await self._failed(entry, f"preprocessing failed: {describe_error(exc)}")
+                if entry.cancel_requested:
+                    await self._cancelled(entry)
+                else:
+                    await self._failed(entry, f"preprocessing failed: {describe_error(exc)}")
                 return
             entry.timings["preprocess_s"] = round(outcome.seconds, 4)
             entry.timings["ready_at"] = time.time()
@@ -334,6 +347,7 @@ class JobCoordinator:
             )
             async with self._ready:
                 self._ready.notify_all()
+            await self._fail_if_no_generator()
         finally:
             self._preprocessing -= 1
             self._pump()
@@ -361,6 +375,7 @@ class JobCoordinator:
             "thumbnail_path": outcome.thumbnail_path,
             "vertex_count": outcome.vertex_count,
             "face_count": outcome.face_count,
+            "texture_method": outcome.texture,
         }
         await self._finish(entry, JobStatus.COMPLETED, "asset_ready", asset_fields=asset)
 
@@ -422,6 +437,7 @@ class JobCoordinator:
             created_at=as_utc(row.created_at).astimezone(timezone.utc).timestamp(),
             params=dict(row.params),
             input_path=row.asset.input_path or "",
+            prompt=row.asset.prompt,
             stage=_RESUME.get(stage, JobStage.QUEUED),
             timings=dict(row.timings or {}),
             attempts=row.attempts,
@@ -607,6 +623,24 @@ class JobCoordinator:
             "job_id": job_id,
             "seen": time.time(),
         }
+
+    def _live_generators(self) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        return {w: i for w, i in self._generators.items() if now - i["seen"] < GENERATOR_SILENCE_S}
+
+    async def _fail_if_no_generator(self) -> None:
+        """Fail the jobs waiting for a generator when every generator replica there is says it
+        cannot run (weights or libraries missing): they would wait forever otherwise.
+
+        With no replica at all (still pending, e.g. waiting for a GPU node) jobs keep waiting.
+        """
+        live = self._live_generators().values()
+        if not live or any(info["state"] != "unavailable" for info in live):
+            return
+        reasons = "; ".join(sorted({info["detail"] for info in live if info["detail"]}))
+        for entry in self.book.entries():
+            if entry.stage is JobStage.WAITING_FOR_GPU and not entry.cancel_requested:
+                await self._failed(entry, f"generation unavailable: {reasons}")
 
     def _view(self, entry: JobEntry, status: JobStatus | None = None) -> dict[str, Any]:
         return {

@@ -13,6 +13,8 @@ class PrepareTicket:
     input_path: str
     prepared_path: str
     remove_background: bool
+    prompt: str | None = None  # text-to-3d: paint ``input_path`` from this first
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ExportOutcome:
     vertex_count: int
     face_count: int
     seconds: float
+    texture: str | None = None
 
 
 class Workers(Protocol):

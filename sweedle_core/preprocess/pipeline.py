@@ -19,7 +19,8 @@ MEANINGFUL_ALPHA = 250
 @dataclass(frozen=True)
 class PreparedImage:
     image: Image.Image  # RGBA, size x size, object centred, background transparent
-    background: str  # "alpha" (kept the upload's), "flood_fill", "rembg:<model>" or "none"
+    background: str  # "alpha" (kept the upload's), "flood_fill", "rembg:<model>",
+    # "rembg:custom:<file name>" or "none"
     source: ImageInfo
 
 
@@ -45,7 +46,7 @@ class ImagePreparer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImagePreparer:
-        remover, note = build_background_remover(settings.rembg_model)
+        remover, note = build_background_remover(settings)
         limits = ImageLimits(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
         )

@@ -52,7 +52,7 @@ class Deployment:
     def start_ray(self) -> None:
         ray.init(
             address="local",
-            num_cpus=4,
+            num_cpus=8,
             include_dashboard=False,
             namespace="sweedle",
             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},

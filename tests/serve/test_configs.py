@@ -29,7 +29,7 @@ def test_config_builds_the_app_with_its_backend_and_gpus(config, backend, gpus):
     assert raw["http_options"].get("request_timeout_s") is None, "it would cut WebSockets"
     (application,) = raw["applications"]
     deployments = {d["name"]: d for d in application["deployments"]}
-    assert set(deployments) == {"Ingress", "Preprocessor", "Generator", "Exporter"}
+    assert set(deployments) == {"Ingress", "Preprocessor", "Generator", "Exporter", "TextToImage"}
     assert deployments["Generator"]["ray_actor_options"]["num_gpus"] == gpus
     assert deployments["Ingress"]["max_ongoing_requests"] >= 500, "room for many WebSockets"
     assert "autoscaling_config" in deployments["Preprocessor"]

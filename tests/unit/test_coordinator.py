@@ -77,6 +77,7 @@ class FakeWorkers:
             vertex_count=8,
             face_count=12,
             seconds=EXPORT_S,
+            texture="image_projection",
         )
 
     async def _pass(self, kind: str, job_id: str) -> None:
@@ -213,6 +214,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
             input_path=f"{asset_id}/input.png",
             prepared_path=f"{asset_id}/prepared.png",
             remove_background=True,
+            seed=1234,
         )
     ]
     await coordinator.flush()  # stage changes are written behind the work
@@ -268,6 +270,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         "thumbnail_path": f"{asset_id}/thumbnail.png",
         "vertex_count": 8,
         "face_count": 12,
+        "texture_method": "image_projection",
     }
     assert ready["asset"] == asset_fields
     assert (ready["status"], ready["progress"]) == ("completed", 1.0)
@@ -890,3 +893,57 @@ async def test_the_watchdog_outlives_a_database_error(store, new_coordinator, mo
 
     assert requeued in done
     assert "went silent" in requeued.result()["message"]
+
+
+# --- generators that cannot run, and preparation progress ---------------------------------
+
+
+async def test_waiting_jobs_fail_with_the_reason_when_every_generator_is_unavailable(
+    store, new_coordinator
+):
+    coordinator = await new_coordinator(FakeWorkers())
+    await coordinator.generator_state("gpu-0", "loading", "loading hunyuan3d")
+    early = await submit(store, coordinator)
+    await reached(coordinator, early, stage="waiting_for_gpu")
+    assert coordinator.book.get(early) is not None, "a loading generator may still take it"
+
+    reason = "Hunyuan3D weights not found in /models/tiny/hunyuan3d-dit-v2-0"
+    await coordinator.generator_state("gpu-0", "unavailable", reason)
+    failed = await finished(coordinator, early)
+    assert failed["type"] == "job_failed"
+    assert failed["error"] == f"generation unavailable: {reason}"
+
+    late = await submit(store, coordinator)  # later jobs fail as soon as they are prepared
+    assert (await finished(coordinator, late))["error"] == failed["error"]
+    assert (await store.get_job(late)).error == failed["error"]
+
+
+async def test_one_working_generator_keeps_jobs_waiting_beside_an_unavailable_one(
+    store, new_coordinator
+):
+    coordinator = await new_coordinator(FakeWorkers())
+    await coordinator.generator_state("gpu-0", "unavailable", "no weights")
+    await coordinator.generator_state("gpu-1", "idle", "hunyuan3d ready")
+    job_id = await submit(store, coordinator)
+    await reached(coordinator, job_id, stage="waiting_for_gpu")
+
+    assert (await claim(coordinator, "gpu-1")).job_id == job_id
+
+
+async def test_preparation_reports_progress_and_a_cancel_stops_it(store, new_coordinator):
+    workers = FakeWorkers(hold_preprocess=True)
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    assert await workers.next_started("preprocess") == job_id
+
+    assert coordinator.preparing_progress(job_id, 0.5, "painting step 2/4")
+    event = await wait_event(coordinator, lambda e: e.get("message") == "painting step 2/4")
+    assert (event["job_id"], event["stage"]) == (job_id, "preprocessing")
+    assert 0 < event["progress"] <= 0.1
+
+    await coordinator.cancel(job_id)
+    assert not coordinator.preparing_progress(job_id, 0.75, "painting step 3/4")
+    workers.fail("preprocess", job_id, RuntimeError("JobCancelled: cancelled"))
+    workers.release("preprocess", job_id)
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    assert not coordinator.preparing_progress(new_id(), 0.5, "unknown job")

@@ -69,6 +69,17 @@ def test_raw_mesh_round_trip_keeps_everything(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["raw.npz"]  # no temp file left
 
 
+def test_raw_mesh_keeps_how_the_mesh_was_coloured(tmp_path: Path) -> None:
+    mesh = coloured_sphere()
+    mesh.metadata["texture"] = "image_projection"
+    write_raw_mesh(mesh, tmp_path / "raw.npz")
+
+    result = export_asset(tmp_path / "raw.npz", tmp_path / "out")
+
+    assert read_raw_mesh(tmp_path / "raw.npz").metadata["texture"] == "image_projection"
+    assert result.texture == "image_projection"
+
+
 def test_raw_mesh_without_colours(tmp_path: Path) -> None:
     mesh = trimesh.creation.box()
     path = tmp_path / "raw.npz"

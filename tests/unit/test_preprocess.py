@@ -26,7 +26,7 @@ from sweedle_core.preprocess import (
     frame_object,
     inspect_image,
 )
-from sweedle_core.preprocess.background import rembg_model_dir
+from sweedle_core.preprocess.background import rembg_legacy_home
 
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=10_000_000)
 RED = (200, 30, 30)
@@ -347,10 +347,14 @@ def test_without_rembg_the_flood_fill_is_used_and_the_reason_says_how_to_install
     (tmp_path / "u2net.onnx").write_bytes(b"a model file")  # the model is there, rembg is not
     monkeypatch.setenv("U2NET_HOME", str(tmp_path))
 
-    remover, reason = build_background_remover("u2net")
+    remover, reason = build_background_remover(Settings(rembg_model="u2net", rembg_model_file=None))
 
     assert isinstance(remover, BorderFloodFill) and remover.name == "flood_fill"
     assert reason is not None and 'pip install "sweedle[rembg]"' in reason
+
+
+def rembg_settings(u2net_home: Path) -> Settings:
+    return Settings(rembg_model="u2net", rembg_model_file=None, u2net_home=u2net_home)
 
 
 @pytest.fixture
@@ -359,7 +363,7 @@ def fake_rembg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> types.SimpleN
     monkeypatch.setenv("U2NET_HOME", str(tmp_path / "elsewhere"))
     sessions: list[str] = []
 
-    def new_session(model_name: str) -> str:
+    def new_session(model_name: str, **session_args: object) -> str:
         sessions.append(model_name)
         return f"session:{model_name}"
 
@@ -376,11 +380,11 @@ def test_rembg_without_its_model_file_fails_fast_naming_the_path(
     fake_rembg: types.SimpleNamespace, tmp_path: Path
 ) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "u2net.onnx")):
-        RembgRemover("u2net", tmp_path)
+        RembgRemover.stock("u2net", tmp_path)
 
     assert fake_rembg.sessions == []  # no session, hence no download attempt
 
-    remover, reason = build_background_remover("u2net", tmp_path)
+    remover, reason = build_background_remover(rembg_settings(tmp_path))
     assert isinstance(remover, BorderFloodFill)
     assert reason is not None and "u2net.onnx" in reason
 
@@ -390,21 +394,21 @@ def test_rembg_with_its_model_file_builds_one_session(
 ) -> None:
     (tmp_path / "u2net.onnx").write_bytes(b"onnx")
 
-    remover, reason = build_background_remover("u2net", tmp_path)
+    remover, reason = build_background_remover(rembg_settings(tmp_path))
 
     assert reason is None and isinstance(remover, RembgRemover)
     assert remover.name == "rembg:u2net" and fake_rembg.sessions == ["u2net"]
     assert remover.remove(disc(16)).mode == "RGBA"
-    assert rembg_model_dir() == tmp_path
+    assert rembg_legacy_home() == tmp_path
 
 
-def test_rembg_model_dir_follows_rembg_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rembg_legacy_home_follows_rembg_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("U2NET_HOME", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", "/data")
-    assert rembg_model_dir() == Path("/data/.u2net")
+    assert rembg_legacy_home() == Path("/data/.u2net")
 
     monkeypatch.delenv("XDG_DATA_HOME")
-    assert rembg_model_dir() == Path("~/.u2net").expanduser()
+    assert rembg_legacy_home() == Path("~/.u2net").expanduser()
 
 
 # --- framing -----------------------------------------------------------------------------------

@@ -1,0 +1,121 @@
+"""Colour for Hunyuan3D meshes: the texture model where it can run, the photo where it cannot.
+
+Hunyuan3D's texture pipeline (``hy3dgen.texgen.Hunyuan3DPaintPipeline``) runs only on CUDA: its
+device is fixed to ``cuda`` and it needs ``custom_rasterizer``, compiled from the Hunyuan3D
+sources with nvcc. Where it is missing, or fails, the mesh is coloured from the photo instead
+and the asset records which of the two happened: a job never fails only because texturing is
+unavailable.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Any
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+from sweedle_core.generation.hunyuan_weights import local_root
+from sweedle_core.generation.image_colors import project_image_colors
+from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, TEXTURE_PAINT
+
+log = logging.getLogger(__name__)
+
+PAINT_SUBFOLDERS = ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0")
+
+
+class Texturer:
+    """Colours meshes; owns the paint pipeline when there is one.
+
+    ``keep_loaded=False`` (low-VRAM mode) loads the paint pipeline for each textured job and
+    frees it afterwards, so its ~10 GB of weights are not resident while the shape model works.
+    """
+
+    def __init__(
+        self, model_path: str, models_base: str | None, device: str, keep_loaded: bool = True
+    ) -> None:
+        self.model_path = model_path
+        self.models_base = models_base
+        self.keep_loaded = keep_loaded
+        self._paint: Any = None
+        self._paint_class, self.unavailable = _paint_class(device)
+        if self._paint_class is not None:
+            folder = local_root(model_path, models_base)
+            missing = [name for name in PAINT_SUBFOLDERS if not (folder / name).is_dir()]
+            if missing:
+                self._paint_class = None
+                self.unavailable = (
+                    f"texture weights not found in {folder} (missing {', '.join(missing)}); "
+                    f"download them with: hf download {model_path} --include "
+                    f"'hunyuan3d-paint-v2-0/*' 'hunyuan3d-delight-v2-0/*' --local-dir {folder}"
+                )
+            elif keep_loaded:
+                self._paint = self._load()
+
+    @property
+    def can_paint(self) -> bool:
+        return self._paint_class is not None
+
+    def colour(self, mesh: trimesh.Trimesh, image: Image.Image, texture: bool) -> trimesh.Trimesh:
+        """``mesh`` with vertex colours and ``metadata[TEXTURE_KEY]`` saying where they came from.
+
+        With ``texture`` and a usable paint pipeline, the texture model paints it (its UV texture
+        is sampled into vertex colours, which is what the export pipeline carries); otherwise,
+        and whenever painting fails, the photo is projected onto it.
+        """
+        if texture and self.can_paint:
+            try:
+                painted = self._painted(mesh, image)
+            except Exception as exc:  # the texture model failing must not fail the job
+                log.warning("texturing failed, colouring from the photo instead: %s", exc)
+            else:
+                painted.metadata[TEXTURE_KEY] = TEXTURE_PAINT
+                return painted
+        mesh.visual = trimesh.visual.ColorVisuals(
+            mesh, vertex_colors=project_image_colors(mesh, image)
+        )
+        mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+        return mesh
+
+    def _painted(self, mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
+        paint = self._paint if self._paint is not None else self._load()
+        try:
+            textured = paint(mesh, image=image)
+        finally:
+            if not self.keep_loaded:
+                del paint
+                _free_cuda()
+        colours = np.asarray(textured.visual.to_color().vertex_colors, dtype=np.uint8)
+        return trimesh.Trimesh(
+            vertices=textured.vertices, faces=textured.faces, vertex_colors=colours, process=False
+        )
+
+    def _load(self) -> Any:
+        return self._paint_class.from_pretrained(str(local_root(self.model_path, self.models_base)))
+
+
+def _paint_class(device: str) -> tuple[Any, str]:
+    """hy3dgen's paint pipeline class, or None and why it cannot be used here."""
+    if not device.startswith("cuda"):
+        return None, f"the texture model needs a CUDA GPU; this replica runs on {device}"
+    try:
+        from hy3dgen.texgen import Hunyuan3DPaintPipeline
+    except Exception as exc:  # ImportError, or a CUDA extension that fails to load
+        return None, (
+            f"hy3dgen's texture pipeline is not importable ({type(exc).__name__}: {exc}); it "
+            f"needs custom_rasterizer and differentiable_renderer built from the Hunyuan3D-2 "
+            f"sources (hy3dgen/texgen) with nvcc"
+        )
+    return Hunyuan3DPaintPipeline, ""
+
+
+def _free_cuda() -> None:
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

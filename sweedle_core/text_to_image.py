@@ -1,0 +1,267 @@
+"""Text to image, the first half of text-to-3D: a diffusers text-to-image pipeline.
+
+Any diffusers text-to-image pipeline works, as a local folder (one holding
+``model_index.json``) or a Hugging Face hub id. Hunyuan3D-2 paints its inputs with HunyuanDiT
+(``Tencent-Hunyuan/HunyuanDiT-v1.1-Diffusers-Distilled``).
+
+A hub id is resolved here, before diffusers sees it, because diffusers asks the hub for the
+repository's revision over a connection without a timeout: an unreachable hub that swallows
+packets would hold a replica's start-up forever. Offline (``HF_HUB_OFFLINE``) only the hub
+cache is read; online the hub is asked once with a timeout (``HF_HUB_ETAG_TIMEOUT``, 10 s by
+default), and when it does not answer the cache is the last resort.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from sweedle_core.config import Settings
+from sweedle_core.errors import InvalidInput, ModelUnavailable
+from sweedle_core.generation.protocol import ProgressCallback
+
+_INSTALL = 'pip install "sweedle[hunyuan]"'
+_TRUE = {"1", "true", "yes", "on"}
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+# Every call passes these; a pipeline without a step callback could be neither followed nor
+# cancelled.
+_REQUIRED = ("prompt", "num_inference_steps", "height", "width", "generator")
+_STEP_CALLBACK = "callback_on_step_end"
+
+
+class TextToImage:
+    """One diffusers text-to-image pipeline, loaded once (per replica), in ``__init__``.
+
+    ``device``: "auto" picks CUDA when torch sees a GPU, else the CPU. Weights run in fp16 on
+    CUDA and fp32 on the CPU. ``size`` is the side of the square images, a multiple of 8 (the
+    latent grid of every diffusers image model is an eighth of the image or finer).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        steps: int = 25,
+        guidance: float = 5.0,
+        size: int = 1024,
+    ) -> None:
+        if not model.strip():
+            raise ModelUnavailable("text to image is disabled: TEXT_TO_IMAGE_MODEL is empty")
+        if size <= 0 or size % 8:
+            raise ModelUnavailable(f"TEXT_TO_IMAGE_SIZE must be a multiple of 8, not {size}")
+        if steps < 1:
+            raise ModelUnavailable(f"TEXT_TO_IMAGE_STEPS must be at least 1, not {steps}")
+        torch, pipeline_class = _import_libraries()
+        self._torch = torch
+        self.model = model
+        self.device = _resolve_device(torch, device)
+        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        self.steps, self.guidance, self.size = steps, guidance, size
+
+        source, local_only, note = _resolve_source(model)
+        try:
+            pipeline = pipeline_class.from_pretrained(
+                source, dtype=self.dtype, local_files_only=local_only
+            )
+        except Exception as exc:  # missing files, bad configs, absent libraries: not loadable
+            hint = f" {_fetch_hint(model, None)}" if source == model else ""
+            raise ModelUnavailable(
+                f"the text-to-image model {model} could not be loaded{note}: "
+                f"{_one_line(exc)}.{hint}"
+            ) from exc
+        pipeline.to(self.device)
+        pipeline.set_progress_bar_config(disable=True)
+        self._accepts = set(inspect.signature(pipeline.__call__).parameters)
+        missing = [name for name in (*_REQUIRED, _STEP_CALLBACK) if name not in self._accepts]
+        if missing:
+            raise ModelUnavailable(
+                f"{type(pipeline).__name__} ({model}) is not a text-to-image pipeline Sweedle "
+                f"can drive: its __call__ takes no {', '.join(missing)}"
+            )
+        self._pipeline = pipeline
+        # The pipeline keeps per-call state (scheduler timesteps, guidance): one render at a time.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextToImage:
+        """The pipeline the settings name; TEXT_TO_IMAGE_DEVICE "auto" follows DEVICE."""
+        device = settings.text_to_image_device
+        return cls(
+            settings.text_to_image_model,
+            device=settings.device if device == "auto" else device,
+            steps=settings.text_to_image_steps,
+            guidance=settings.text_to_image_guidance,
+            size=settings.text_to_image_size,
+        )
+
+    def describe(self) -> dict[str, str]:
+        """What runs, for /health: the model, the pipeline class, the device and the dtype."""
+        return {
+            "model": self.model,
+            "pipeline": type(self._pipeline).__name__,
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def render(
+        self,
+        prompt: str,
+        seed: int,
+        on_progress: ProgressCallback,
+        negative_prompt: str | None = None,
+    ) -> Image.Image:
+        """One RGB ``size x size`` image for ``prompt``; the same seed paints the same image.
+
+        ``on_progress`` hears every denoising step; `JobCancelled` raised from it stops the
+        loop there and propagates. Raises `InvalidInput` for a blank prompt, or for a negative
+        prompt the pipeline has no use for.
+        """
+        prompt = prompt.strip()
+        if not prompt:
+            raise InvalidInput("the prompt is empty: describe the object to make")
+        kwargs: dict[str, Any] = {
+            "prompt": prompt,
+            "num_inference_steps": self.steps,
+            "height": self.size,
+            "width": self.size,
+            # A CPU generator draws the same noise whatever the device, so a seed means one
+            # image on the GPU and the CPU alike (up to arithmetic differences).
+            "generator": self._torch.Generator("cpu").manual_seed(seed),
+            _STEP_CALLBACK: self._step_callback(on_progress),
+        }
+        if "guidance_scale" in self._accepts:
+            kwargs["guidance_scale"] = self.guidance
+        if negative_prompt and negative_prompt.strip():
+            if "negative_prompt" not in self._accepts:
+                raise InvalidInput(
+                    f"this text-to-image model ({type(self._pipeline).__name__}) takes no "
+                    f"negative prompt"
+                )
+            kwargs["negative_prompt"] = negative_prompt.strip()
+        with self._lock:
+            image = self._pipeline(**kwargs).images[0]
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if image.size != (self.size, self.size):  # pipelines that snap to their own sizes
+            image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
+        return image
+
+    def _step_callback(self, on_progress: ProgressCallback) -> Any:
+        steps = self.steps
+
+        def on_step_end(
+            pipeline: Any, step: int, _timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            # Second-order schedulers run more timesteps than steps; the pipeline knows how many.
+            total = getattr(pipeline, "_num_timesteps", None) or steps
+            done = min(step + 1, total)
+            on_progress(done / total, f"painting step {done}/{total}")
+            return tensors
+
+        return on_step_end
+
+
+def _import_libraries() -> tuple[Any, Any]:
+    """``(torch, diffusers.DiffusionPipeline)``, or `ModelUnavailable` naming the fix."""
+    try:
+        import torch
+        from diffusers import DiffusionPipeline
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"text to image needs torch, diffusers and transformers, which are not importable "
+            f"({exc}). Install them with: {_INSTALL}"
+        ) from exc
+    return torch, DiffusionPipeline
+
+
+def _resolve_device(torch: Any, device: str) -> str:
+    cuda = bool(torch.cuda.is_available())
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise ModelUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU")
+    return device
+
+
+def _resolve_source(model: str) -> tuple[str, bool, str]:
+    """``(what from_pretrained loads, whether it may only read local files, why if so)``.
+
+    A folder that exists is used as is. A name that can only be a path is never looked up
+    on the hub. A hub id is read from the hub cache alone when offline or when the hub does
+    not answer in time.
+    """
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise ModelUnavailable(
+                f"the text-to-image folder {folder} has no model_index.json: it is not a "
+                f"diffusers pipeline, or its download is incomplete"
+            )
+        return str(folder.resolve()), True, ""
+    if _is_path(model):
+        raise ModelUnavailable(
+            f"the text-to-image folder {folder} (TEXT_TO_IMAGE_MODEL={model}) does not exist; "
+            f"a local path is never looked up on the hub. {_fetch_hint('<hub id>', folder)}"
+        )
+    if _offline():
+        return model, True, " (offline, HF_HUB_OFFLINE is set: only the hub cache was read)"
+    problem = _probe_hub(model)
+    if problem:
+        return (
+            model,
+            True,
+            f" (the Hugging Face hub did not answer, {problem}; only the hub cache was read)",
+        )
+    return model, False, ""
+
+
+def _is_path(model: str) -> bool:
+    """Whether ``model`` can only be a file system path: hub ids are ``name`` or ``org/name``."""
+    return (
+        os.path.isabs(os.path.expanduser(model))
+        or model.startswith((".", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+    )
+
+
+def _offline() -> bool:
+    # huggingface_hub reads these once, at import; reading them here honours a later change.
+    if any(os.environ.get(name, "").strip().lower() in _TRUE for name in _OFFLINE_VARIABLES):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True  # without huggingface_hub nothing can be fetched anyway
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _probe_hub(model: str) -> str | None:
+    """Why the hub cannot serve ``model`` right now, or None when it answered about it."""
+    try:
+        from huggingface_hub import HfApi, constants
+
+        HfApi().model_info(model, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as exc:  # timeout, DNS, refused, HTTP, auth, unknown repo: all "no"
+        return _one_line(exc)
+    return None
+
+
+def _fetch_hint(repo: str, folder: Path | None) -> str:
+    """How to put the pipeline ``repo`` on this machine, into ``folder`` (or a suggested one)."""
+    target = str(folder) if folder else f"./data/models/{repo.rstrip('/').split('/')[-1]}"
+    return (
+        f"Fetch it where the hub is reachable with: hf download {repo} --local-dir {target} "
+        f"(huggingface_hub before 1.0: huggingface-cli download), then set "
+        f"TEXT_TO_IMAGE_MODEL={target}"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split()).rstrip(".")
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
