@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.models import render as render_models  # noqa: E402
 from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
 from sweedle_core.preprocess import BorderFloodFill, ImageLimits, ImagePreparer  # noqa: E402
@@ -214,6 +215,8 @@ def main() -> None:
     results: dict = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat()}
     results["cpu_generator"] = cpu_generator_time(image, args.octree)
     print(json.dumps(results, indent=2), flush=True)
+    results["models"] = model_figures(image)
+    print(json.dumps(results["models"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as data:
         app = App(Path(data))
         try:
@@ -231,6 +234,14 @@ def main() -> None:
     print(report)
     if args.write:
         Path(args.write).write_text(report)
+
+
+def model_figures(image_bytes: bytes) -> dict:
+    from bench.models import hunyuan_figures, preprocessing_figures
+
+    prepared = ImagePreparer(ImageLimits(50_000_000, 40_000_000), 512, BorderFloodFill())
+    image = prepared.prepare(image_bytes, remove_background=True).image
+    return {"hunyuan": hunyuan_figures(image), "preprocessing": preprocessing_figures(image_bytes)}
 
 
 def render(r: dict) -> str:
@@ -269,6 +280,7 @@ starting it again on the same database (bench/restart_check.py):
 | --- | --- | --- | --- | --- | --- |
 {restart_rows}
 
+{render_models(r["models"])}
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on
 the WebSocket, minus the job's preprocessing, generation and export compute times (it includes

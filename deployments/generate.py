@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ class ProgressRelay:
         self.stop = threading.Event()
         self.next_claim: ray.ObjectRef | None = None
         self._pending: list[ray.ObjectRef] = []
+        self._reports = itertools.count(1)  # lets the queue drop a report that overtook another
 
     def __call__(self, fraction: float, message: str) -> None:
         if self._pending:
@@ -57,7 +59,9 @@ class ProgressRelay:
                 pass  # the queue is restarting; it re-adopts this job at the next report
         if self.stop.is_set():
             raise JobCancelled("cancelled")
-        ref = self.queue.report_progress.remote(self.ticket.job_id, self.worker, fraction, message)
+        ref = self.queue.report_progress.remote(
+            self.ticket.job_id, self.worker, fraction, message, next(self._reports)
+        )
         self._pending.append(ref)
         if fraction >= CLAIM_AHEAD_AT and self.next_claim is None:
             self.next_claim = self.queue.claim.remote(self.worker, 0.0)

@@ -90,10 +90,10 @@ class JobQueue:
         return await self.coordinator.claim(worker, timeout)
 
     async def report_progress(
-        self, job_id: str, worker: str, fraction: float, message: str
+        self, job_id: str, worker: str, fraction: float, message: str, seq: int = 0
     ) -> bool:
         await self.ready()
-        return await self.coordinator.report_progress(job_id, worker, fraction, message)
+        return await self.coordinator.report_progress(job_id, worker, fraction, message, seq)
 
     async def heartbeat(self, job_id: str, worker: str) -> bool:
         await self.ready()

@@ -68,7 +68,7 @@ class TextToImage:
 
         image = await asyncio.to_thread(
             self.model.render,
-            ticket.prompt or "",
+            (ticket.prompt or "") + self.settings.text_to_image_prompt_suffix,
             ticket.seed,
             on_progress,
             self.settings.text_to_image_negative_prompt or None,

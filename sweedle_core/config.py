@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Text-to-3D: a diffusers text-to-image pipeline (hub id or local folder); empty: disabled.
     text_to_image_model: str = ""
     text_to_image_negative_prompt: str = ""
+    # Appended to every prompt: a plain background makes the cut-out and the shape cleaner
+    # (Hunyuan3D-2's own text-to-image step adds the same kind of suffix).
+    text_to_image_prompt_suffix: str = ", single object, plain white background, 3D render"
     text_to_image_steps: int = Field(25, ge=1, le=200)
     text_to_image_guidance: float = Field(5.0, ge=0.0, le=30.0)
     text_to_image_size: int = Field(1024, ge=64, le=2048)

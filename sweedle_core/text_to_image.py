@@ -14,6 +14,7 @@ default), and when it does not answer the cache is the last resort.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import threading
 from pathlib import Path
@@ -24,6 +25,8 @@ from PIL import Image
 from sweedle_core.config import Settings
 from sweedle_core.errors import InvalidInput, ModelUnavailable
 from sweedle_core.generation.protocol import ProgressCallback
+
+log = logging.getLogger(__name__)
 
 _INSTALL = 'pip install "sweedle[hunyuan]"'
 _TRUE = {"1", "true", "yes", "on"}
@@ -69,7 +72,7 @@ class TextToImage:
                 source, dtype=self.dtype, local_files_only=local_only
             )
         except Exception as exc:  # missing files, bad configs, absent libraries: not loadable
-            hint = f" {_fetch_hint(model, None)}" if source == model else ""
+            hint = "" if Path(source).is_dir() else f" {_fetch_hint(model, None)}"
             raise ModelUnavailable(
                 f"the text-to-image model {model} could not be loaded{note}: "
                 f"{_one_line(exc)}.{hint}"
@@ -86,6 +89,7 @@ class TextToImage:
         self._pipeline = pipeline
         # The pipeline keeps per-call state (scheduler timesteps, guidance): one render at a time.
         self._lock = threading.Lock()
+        self._warned_negative = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TextToImage:
@@ -118,8 +122,8 @@ class TextToImage:
         """One RGB ``size x size`` image for ``prompt``; the same seed paints the same image.
 
         ``on_progress`` hears every denoising step; `JobCancelled` raised from it stops the
-        loop there and propagates. Raises `InvalidInput` for a blank prompt, or for a negative
-        prompt the pipeline has no use for.
+        loop there and propagates. Raises `InvalidInput` for a blank prompt. A negative prompt
+        is ignored (with one warning) by pipelines that take none.
         """
         prompt = prompt.strip()
         if not prompt:
@@ -137,12 +141,11 @@ class TextToImage:
         if "guidance_scale" in self._accepts:
             kwargs["guidance_scale"] = self.guidance
         if negative_prompt and negative_prompt.strip():
-            if "negative_prompt" not in self._accepts:
-                raise InvalidInput(
-                    f"this text-to-image model ({type(self._pipeline).__name__}) takes no "
-                    f"negative prompt"
-                )
-            kwargs["negative_prompt"] = negative_prompt.strip()
+            if "negative_prompt" in self._accepts:
+                kwargs["negative_prompt"] = negative_prompt.strip()
+            elif not self._warned_negative:  # a configured prompt would fail every job
+                self._warned_negative = True
+                log.warning("%s takes no negative prompt; it is ignored", self.describe())
         with self._lock:
             image = self._pipeline(**kwargs).images[0]
         if image.mode != "RGB":
@@ -253,12 +256,17 @@ def _probe_hub(model: str) -> str | None:
 
 
 def _fetch_hint(repo: str, folder: Path | None) -> str:
-    """How to put the pipeline ``repo`` on this machine, into ``folder`` (or a suggested one)."""
-    target = str(folder) if folder else f"./data/models/{repo.rstrip('/').split('/')[-1]}"
+    """How to put the pipeline ``repo`` into ``folder``, or into a suggested folder to name."""
+    target = folder or f"./data/models/{repo.rstrip('/').split('/')[-1]}"
+    command = (
+        f"hf download {repo} --local-dir {target} "
+        f"(huggingface_hub before 1.0: huggingface-cli download)"
+    )
+    if folder is not None:
+        return f"Fetch it there, where the hub is reachable, with: {command}"
     return (
-        f"Fetch it where the hub is reachable with: hf download {repo} --local-dir {target} "
-        f"(huggingface_hub before 1.0: huggingface-cli download), then set "
-        f"TEXT_TO_IMAGE_MODEL={target}"
+        f"Fetch it where the hub is reachable with: {command}, "
+        f"then set TEXT_TO_IMAGE_MODEL={target}"
     )
 
 

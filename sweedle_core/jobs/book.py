@@ -38,6 +38,7 @@ class JobEntry:
     stage_started: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     attempts: int = 0
+    report_seq: int = 0  # the newest generator report shown (see report_progress)
 
 
 class JobBook:

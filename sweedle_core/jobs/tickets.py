@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sweedle_core.jobs.book import JobEntry
+from sweedle_core.storage import Storage
+
 
 @dataclass(frozen=True)
 class PrepareTicket:
@@ -15,6 +18,18 @@ class PrepareTicket:
     remove_background: bool
     prompt: str | None = None  # text-to-3d: paint ``input_path`` from this first
     seed: int = 0
+
+    @classmethod
+    def for_job(cls, entry: JobEntry) -> PrepareTicket:
+        return cls(
+            job_id=entry.id,
+            asset_id=entry.asset_id,
+            input_path=entry.input_path,
+            prepared_path=Storage.prepared_name(entry.asset_id),
+            remove_background=bool(entry.params.get("remove_background", True)),
+            prompt=entry.prompt,
+            seed=int(entry.params.get("seed", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,17 @@ class GenerateTicket:
     params: dict[str, Any]
     attempt: int
 
+    @classmethod
+    def for_job(cls, entry: JobEntry) -> GenerateTicket:
+        return cls(
+            job_id=entry.id,
+            asset_id=entry.asset_id,
+            prepared_path=Storage.prepared_name(entry.asset_id),
+            raw_mesh_path=Storage.raw_mesh_name(entry.asset_id),
+            params=entry.params,
+            attempt=entry.attempts,
+        )
+
 
 @dataclass(frozen=True)
 class ExportTicket:
@@ -39,6 +65,15 @@ class ExportTicket:
     asset_id: str
     raw_mesh_path: str
     output_format: str
+
+    @classmethod
+    def for_job(cls, entry: JobEntry) -> ExportTicket:
+        return cls(
+            job_id=entry.id,
+            asset_id=entry.asset_id,
+            raw_mesh_path=Storage.raw_mesh_name(entry.asset_id),
+            output_format=str(entry.params.get("output_format", "glb")),
+        )
 
 
 @dataclass(frozen=True)

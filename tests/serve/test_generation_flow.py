@@ -23,7 +23,7 @@ def test_upload_streams_progress_and_yields_a_glb_with_thumbnail(client):
     assert types[-1] == "asset_ready"
     assert set(types[1:-1]) == {"progress"}
     progress = [e["progress"] for e in events]
-    assert progress == sorted(progress), "progress went backwards"
+    assert progress == sorted(progress), [(e["stage"], e["progress"], e["message"]) for e in events]
     assert progress[-1] == 1.0
     stages = [e["stage"] for e in events if e["type"] == "progress"]
     for stage in ("preprocessing", "waiting_for_gpu", "generating", "exporting"):

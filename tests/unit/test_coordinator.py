@@ -947,3 +947,16 @@ async def test_preparation_reports_progress_and_a_cancel_stops_it(store, new_coo
     workers.release("preprocess", job_id)
     assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
     assert not coordinator.preparing_progress(new_id(), 0.5, "unknown job")
+
+
+async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordinator):
+    coordinator = await new_coordinator(FakeWorkers())
+    job_id = await submit(store, coordinator)
+    ticket = await claim(coordinator)
+
+    assert await coordinator.report_progress(ticket.job_id, "gpu-0", 0.6, "step 2", seq=2)
+    assert await coordinator.report_progress(ticket.job_id, "gpu-0", 0.3, "step 1", seq=1)
+
+    shown = [e["message"] for e in events_of(coordinator, job_id) if e["type"] == "progress"]
+    assert shown[-1] == "step 2" and "step 1" not in shown
+    assert coordinator.book.get(job_id).message == "step 2"

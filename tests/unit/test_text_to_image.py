@@ -1,12 +1,13 @@
 """Text to image on a tiny random diffusers pipeline: loading, seeds, progress, cancelling, errors.
 
 The pipeline is built once per module (about half a megabyte); a render of a few steps at
-32 px takes milliseconds on the CPU. Nothing here reaches the Hugging Face hub: the hub tests
-run offline or against a local server that never answers.
+32 px takes tens of milliseconds on the CPU. Nothing here reaches the Hugging Face hub: the
+hub tests run offline or against a local server that never answers.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -27,10 +28,11 @@ pytest.importorskip("transformers")
 
 STEPS, SIZE = 4, 32
 ABSENT = "sweedle-tests/absent-text-to-image"
+CACHED = "sweedle-tests/tiny-text-to-image"
 
 
 class Progress:
-    """Records every report; raises `JobCancelled` at ``cancel_at`` reports, like a cancelled job."""
+    """Records every report; raises `JobCancelled` at report ``cancel_at``, as a cancelled job."""
 
     def __init__(self, cancel_at: int | None = None) -> None:
         self.calls: list[tuple[float, str]] = []
@@ -40,6 +42,18 @@ class Progress:
         self.calls.append((fraction, message))
         if len(self.calls) == self.cancel_at:
             raise JobCancelled("cancelled by the user")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a busy 2-core machine torch's spinning
+    worker threads turn 10 ms steps into 100s of ms."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +69,20 @@ def painter(tiny_folder: Path) -> TextToImage:
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_folder: Path) -> Path:
+    """A Hugging Face hub cache holding the tiny pipeline as the snapshot of ``CACHED``."""
+    from huggingface_hub import constants
+
+    repo = tmp_path / f"models--{CACHED.replace('/', '--')}"
+    commit = "0" * 40
+    shutil.copytree(tiny_folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    return tmp_path
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -106,6 +134,20 @@ def test_a_folder_without_model_index_is_not_a_pipeline(tmp_path: Path) -> None:
     assert str(tmp_path) in info.value.message
 
 
+def test_a_folder_whose_parts_are_missing_is_model_unavailable(
+    tmp_path: Path, tiny_folder: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(tiny_folder / "model_index.json", broken)
+
+    with pytest.raises(ModelUnavailable, match="could not be loaded") as info:
+        TextToImage(str(broken), device="cpu")
+
+    assert str(broken) in info.value.message
+    assert "hf download" not in info.value.message
+
+
 @pytest.mark.timeout(30)
 def test_an_unreachable_hub_id_offline_fails_at_once_saying_how_to_fetch_it(
     offline: None,
@@ -118,6 +160,13 @@ def test_an_unreachable_hub_id_offline_fails_at_once_saying_how_to_fetch_it(
     assert "HF_HUB_OFFLINE" in message
     assert f"hf download {ABSENT} --local-dir" in message
     assert "TEXT_TO_IMAGE_MODEL=" in message
+
+
+@pytest.mark.timeout(30)
+def test_a_hub_id_in_the_hub_cache_loads_offline(offline: None, hub_cache: Path) -> None:
+    painter = TextToImage(CACHED, device="cpu", steps=2, size=SIZE)
+
+    assert painter.describe()["pipeline"] == "StableDiffusionPipeline"
 
 
 @pytest.fixture
@@ -166,6 +215,15 @@ def test_a_hub_that_never_answers_fails_after_the_timeout_instead_of_hanging(
     assert ABSENT in message
     assert "did not answer" in message
     assert "hf download" in message
+
+
+@pytest.mark.timeout(30)
+def test_a_hub_that_never_answers_leaves_the_hub_cache_to_load_from(
+    silent_hub: str, hub_cache: Path
+) -> None:
+    painter = TextToImage(CACHED, device="cpu", steps=2, size=SIZE)
+
+    assert painter.render("a chair", seed=1, on_progress=Progress()).size == (SIZE, SIZE)
 
 
 def test_without_diffusers_the_error_says_what_to_install(
