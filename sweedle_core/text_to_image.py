@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from sweedle_core.config import Settings
+from sweedle_core.devices import resolve_device
 from sweedle_core.errors import InvalidInput, ModelUnavailable
 from sweedle_core.generation.protocol import ProgressCallback
 
@@ -62,7 +63,7 @@ class TextToImage:
         torch, pipeline_class = _import_libraries()
         self._torch = torch
         self.model = model
-        self.device = _resolve_device(torch, device)
+        self.device = resolve_device(torch, device)
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.steps, self.guidance, self.size = steps, guidance, size
 
@@ -180,15 +181,6 @@ def _import_libraries() -> tuple[Any, Any]:
             f"({exc}). Install them with: {_INSTALL}"
         ) from exc
     return torch, DiffusionPipeline
-
-
-def _resolve_device(torch: Any, device: str) -> str:
-    cuda = bool(torch.cuda.is_available())
-    if device == "auto":
-        return "cuda" if cuda else "cpu"
-    if device.startswith("cuda") and not cuda:
-        raise ModelUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU")
-    return device
 
 
 def _resolve_source(model: str) -> tuple[str, bool, str]:

@@ -15,6 +15,7 @@ from typing import Any
 import trimesh
 from PIL import Image
 
+from sweedle_core.devices import resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
 from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.hunyuan_texture import Texturer
@@ -73,7 +74,7 @@ class Hunyuan3DGenerator:
     ) -> None:
         self._lib = _import_library(model_path, subfolder)
         torch = self._lib.torch
-        self.device = _resolve_device(torch, device)
+        self.device = resolve_device(torch, device)
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.low_vram = low_vram
 
@@ -210,12 +211,3 @@ def _import_library(model_path: str, subfolder: str) -> _Library:
                 f"Install it with: {_INSTALL}"
             ) from exc
     return _Library(torch=torch, pipeline=Hunyuan3DDiTFlowMatchingPipeline)
-
-
-def _resolve_device(torch: Any, device: str) -> str:
-    cuda = bool(torch.cuda.is_available())
-    if device == "auto":
-        return "cuda" if cuda else "cpu"
-    if device.startswith("cuda") and not cuda:
-        raise ModelUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU")
-    return device
