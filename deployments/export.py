@@ -1,14 +1,24 @@
-"""The Exporter deployment: the export pool, several CPU replicas."""
+"""The Exporter deployment: the export pool, several CPU replicas.
+
+It runs the default export chain of every generated mesh (for the queue) and the exports the
+API asks for (for the ingress); long ones report progress on the WebSocket feed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from typing import Any
 
+import ray
 from ray import serve
 
+from deployments.job_queue import find_job_queue
 from sweedle_core.config import Settings
-from sweedle_core.export.pipeline import export_asset
+from sweedle_core.export.asset_exports import AssetExports, StoredFile
+from sweedle_core.export.draco_compressor import QuantizationSettings
+from sweedle_core.export.pipeline import ExportOptions, Progress, export_asset
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket
 from sweedle_core.storage import Storage
 
@@ -16,17 +26,30 @@ from sweedle_core.storage import Storage
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Exporter:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.storage = Storage(settings.storage_dir).ensure()
-        self.thumbnail_size = settings.thumbnail_size
+        self.exports = AssetExports(
+            self.storage,
+            QuantizationSettings(position=settings.draco_position_bits),
+            settings.draco_compression_level,
+            settings.export_allowed_roots,
+        )
 
     async def export(self, ticket: ExportTicket) -> ExportOutcome:
+        """The default chain after a generation, reported as the job's exporting stage."""
         start = time.perf_counter()
+        options = ExportOptions(
+            output_format=ticket.output_format,
+            lod_levels=self.settings.export_lod_levels,
+            extra_formats=self.settings.export_formats,
+            thumbnail_size=self.settings.thumbnail_size,
+        )
         result = await asyncio.to_thread(
             export_asset,
             self.storage.path(ticket.raw_mesh_path),
             self.storage.asset_dir(ticket.asset_id),
-            ticket.output_format,
-            self.thumbnail_size,
+            options,
+            self._job_progress(ticket.job_id),
         )
         return ExportOutcome(
             model_path=self.storage.relative(result.model_path),
@@ -35,4 +58,53 @@ class Exporter:
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
             texture=result.texture,
+            lods=result.lods,
+            validation=result.validation,
         )
+
+    async def lods(self, asset_id: str, levels: Sequence[float]) -> list[dict[str, Any]]:
+        progress = self._export_progress(asset_id, "lods")
+        return await asyncio.to_thread(self.exports.lods, asset_id, levels, progress)
+
+    async def download(
+        self, asset_id: str, name: str, fmt: str, lod: int, draco: bool, lod_count: int
+    ) -> StoredFile:
+        return await asyncio.to_thread(
+            self.exports.download, asset_id, name, fmt, lod, draco, lod_count
+        )
+
+    async def engine_bundle(
+        self, asset_id: str, name: str, engine: str, lod_count: int, project_path: str | None
+    ) -> dict[str, Any]:
+        progress = self._export_progress(asset_id, f"engine:{engine}")
+        return await asyncio.to_thread(
+            self.exports.engine_bundle, asset_id, name, engine, lod_count, project_path, progress
+        )
+
+    async def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:
+        return self.exports.bundle_file(asset_id, name, engine)
+
+    async def validate(self, asset_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.exports.validate, asset_id)
+
+    async def thumbnail(self, asset_id: str, size: int) -> StoredFile:
+        return await asyncio.to_thread(self.exports.thumbnail, asset_id, size)
+
+    def _job_progress(self, job_id: str) -> Progress:
+        queue = find_job_queue(self.settings)
+
+        def report(fraction: float, message: str) -> None:
+            # Waited for (a few ms, in the export thread), so the events keep their order: the
+            # queue is an async actor and may run calls out of order.
+            ray.get(queue.stage_progress.remote(job_id, fraction, message))
+
+        return report
+
+    def _export_progress(self, asset_id: str, operation: str) -> Progress:
+        queue = find_job_queue(self.settings)
+
+        def report(fraction: float, message: str) -> None:
+            # Waited for, as above.
+            ray.get(queue.export_progress.remote(asset_id, operation, fraction, message))
+
+        return report

@@ -18,6 +18,7 @@ STATUS_CODES: list[tuple[type[errors.SweedleError], int]] = [
     (errors.UnsupportedImageFormat, 415),
     (errors.ImageTooLarge, 413),
     (errors.ImageRejected, 400),
+    (errors.UnsafePath, 403),
     (errors.InvalidInput, 422),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
@@ -30,7 +31,8 @@ ERROR_RESPONSES = {
     for code, description in {
         400: "the upload is not a usable image (truncated, corrupt, empty)",
         404: "no such job or asset, or its file is not ready",
-        409: "the job is already finished",
+        403: "a project path outside the allowed roots, or through a symlink",
+        409: "the job is already finished, the asset not yet ready, or a file not ours in the way",
         413: "the upload has too many bytes or pixels",
         415: "the image format is not PNG, JPEG or WebP",
         422: "a parameter is missing or out of range",

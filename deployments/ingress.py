@@ -5,7 +5,7 @@
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import ray
 from fastapi import FastAPI, File, Form, Path, Query, UploadFile, WebSocket, WebSocketDisconnect
@@ -18,16 +18,23 @@ from deployments.http_errors import ERROR_RESPONSES, install_error_handlers
 from deployments.job_queue import get_job_queue
 from deployments.submission import GenerationForm, Submission, TextTo3DRequest
 from sweedle_core.config import Settings
+from sweedle_core.db.models import Asset
 from sweedle_core.db.store import Store
-from sweedle_core.errors import FileMissing
-from sweedle_core.export.formats import MEDIA_TYPES
+from sweedle_core.errors import AssetNotReady, FileMissing
+from sweedle_core.export.asset_exports import StoredFile
+from sweedle_core.params import ExportFormat
 from sweedle_core.schemas import (
     AssetPage,
     AssetRead,
+    EngineExportRead,
+    EngineRequest,
     JobRead,
+    LodRead,
+    LodRequest,
     QueueJob,
     QueueStatus,
     SubmitResponse,
+    ThumbnailRequest,
 )
 from sweedle_core.storage import Storage
 
@@ -44,6 +51,7 @@ install_error_handlers(app)
 NO_GENERATOR_WARNING_S = 30.0
 
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
+Engine = Literal["unity", "unreal", "godot"]
 
 
 # Helpers come before the class: @serve.ingress serialises it as soon as it is defined.
@@ -129,6 +137,7 @@ class Ingress:
         del generator
         self.settings = settings
         self.painter = painter
+        self.exporter = exporter
         self.preprocessor = preprocessor
         self.store = Store.from_url(settings.database_url)
         self.storage = Storage(settings.storage_dir).ensure()
@@ -187,12 +196,65 @@ class Ingress:
         return AssetRead.of(await self.store.get_asset(asset_id))
 
     @app.get("/api/assets/{asset_id}/download", response_class=FileResponse)
-    async def download(self, asset_id: Id) -> FileResponse:
-        """The asset's model file, in the format it was generated for."""
-        asset = await self.store.get_asset(asset_id)
-        path = self._stored_file(asset.model_path, f"asset {asset_id} has no model yet")
-        filename = f"{_safe_name(asset.name)}.{asset.model_format}"
-        return FileResponse(path, media_type=MEDIA_TYPES[asset.model_format], filename=filename)
+    async def download(
+        self,
+        asset_id: Id,
+        format: Annotated[ExportFormat | None, Query(description="default: the job's")] = None,
+        lod: Annotated[int, Query(ge=0, le=7, description="0 is the full mesh")] = 0,
+        draco: Annotated[bool, Query(description="Draco-compressed GLB")] = False,
+    ) -> FileResponse:
+        """The asset's model in a format, at a LOD; multi-file formats come as a zip."""
+        asset = await self._completed_asset(asset_id)
+        fmt = format or asset.model_format
+        stored = await self.exporter.download.remote(
+            asset_id, _safe_name(asset.name), fmt, lod, draco, len(asset.lods or [])
+        )
+        return self._send(stored)
+
+    # --- exports ------------------------------------------------------------------------
+
+    @app.post("/api/export/{asset_id}/lods", response_model=list[LodRead])
+    async def make_lods(self, asset_id: Id, request: LodRequest) -> list[LodRead]:
+        """Rebuild the asset's LOD chain; progress comes as export_progress events."""
+        await self._completed_asset(asset_id)
+        lods = await self.exporter.lods.remote(asset_id, request.levels)
+        await self.store.update_asset(asset_id, lods=lods)
+        return AssetRead.of(await self.store.get_asset(asset_id)).lods or []
+
+    @app.post("/api/export/{asset_id}/engine", response_model=EngineExportRead)
+    async def engine_bundle(self, asset_id: Id, request: EngineRequest) -> EngineExportRead:
+        """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
+        (under EXPORT_ALLOWED_ROOTS) when one is given."""
+        asset = await self._completed_asset(asset_id)
+        result = await self.exporter.engine_bundle.remote(
+            asset_id,
+            _safe_name(asset.name),
+            request.engine,
+            len(asset.lods or []),
+            request.project_path,
+        )
+        url = f"/api/export/{asset_id}/engine/{request.engine}"
+        return EngineExportRead(**result, download_url=url)
+
+    @app.get("/api/export/{asset_id}/engine/{engine}", response_class=FileResponse)
+    async def engine_zip(self, asset_id: Id, engine: Engine) -> FileResponse:
+        asset = await self._completed_asset(asset_id)
+        return self._send(
+            await self.exporter.bundle_file.remote(asset_id, _safe_name(asset.name), engine)
+        )
+
+    @app.get("/api/export/{asset_id}/validate", response_model=dict[str, Any])
+    async def validate(self, asset_id: Id) -> dict[str, Any]:
+        """The mesh's validation report: counts, bounds, watertightness, manifold edges,
+        components, degenerate and duplicate faces, winding, normals, problems."""
+        await self._completed_asset(asset_id)
+        return await self.exporter.validate.remote(asset_id)
+
+    @app.post("/api/export/{asset_id}/thumbnail", response_class=FileResponse)
+    async def render_thumbnail(self, asset_id: Id, request: ThumbnailRequest) -> FileResponse:
+        """A thumbnail of the asset at another size (PNG)."""
+        await self._completed_asset(asset_id)
+        return self._send(await self.exporter.thumbnail.remote(asset_id, request.size))
 
     @app.get("/api/assets/{asset_id}/thumbnail", response_class=FileResponse)
     async def thumbnail(self, asset_id: Id) -> FileResponse:
@@ -242,6 +304,16 @@ class Ingress:
             readiness = _generation_readiness(status["generators"])
             if readiness["state"] != "ready":
                 log.warning("generation is not possible yet: %s", readiness["detail"])
+
+    async def _completed_asset(self, asset_id: str) -> Asset:
+        asset = await self.store.get_asset(asset_id)
+        if asset.status != "completed":
+            raise AssetNotReady(f"asset {asset_id} is {asset.status}: exports need a completed one")
+        return asset
+
+    def _send(self, stored: StoredFile) -> FileResponse:
+        path = self._stored_file(stored.path, f"{stored.path} is missing")
+        return FileResponse(path, media_type=stored.media_type, filename=stored.filename)
 
     def _stored_file(self, relative: str | None, missing: str):  # type: ignore[no-untyped-def]
         if not relative or not (path := self.storage.path(relative)).is_file():

@@ -113,9 +113,15 @@ class JobQueue:
         await self.ready()
         await self.coordinator.release(job_id, worker)
 
-    async def preparing_progress(self, job_id: str, fraction: float, message: str) -> bool:
+    async def stage_progress(self, job_id: str, fraction: float, message: str) -> bool:
         await self.ready()
-        return self.coordinator.preparing_progress(job_id, fraction, message)
+        return self.coordinator.stage_progress(job_id, fraction, message)
+
+    async def export_progress(
+        self, asset_id: str, operation: str, fraction: float, message: str
+    ) -> None:
+        await self.ready()
+        self.coordinator.export_progress(asset_id, operation, fraction, message)
 
     async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
         await self.coordinator.generator_state(worker, state, detail)

@@ -63,7 +63,7 @@ class TextToImage:
 
         def on_progress(fraction: float, message: str) -> None:
             # Runs in the painting thread: waiting for the queue's answer blocks only that.
-            if not ray.get(queue.preparing_progress.remote(ticket.job_id, fraction, message)):
+            if not ray.get(queue.stage_progress.remote(ticket.job_id, fraction, message)):
                 raise JobCancelled("cancelled")
 
         image = await asyncio.to_thread(

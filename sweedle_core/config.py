@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     u2net_home: Path | None = None
     thumbnail_size: int = Field(256, ge=32, le=2048)
 
+    # The export chain run after every generation: LOD face shares (the first is the full
+    # mesh), and formats written beside the GLB.
+    export_lod_levels: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25, 0.1])
+    export_formats: list[str] = Field(default_factory=list)
+    # Folders under which engine bundles may be written into a project on the server; empty:
+    # bundles are only downloaded as zips.
+    export_allowed_roots: list[Path] = Field(default_factory=list)
+    draco_position_bits: int = Field(14, ge=8, le=30)
+    draco_compression_level: int = Field(7, ge=0, le=10)
+
     # Text-to-3D: a diffusers text-to-image pipeline (hub id or local folder); empty: disabled.
     text_to_image_model: str = ""
     text_to_image_negative_prompt: str = ""
@@ -89,6 +99,15 @@ class Settings(BaseSettings):
                 "GENERATOR_BACKEND must be 'silhouette', 'hunyuan3d' or 'module:Class', "
                 f"not {value!r}"
             )
+        return value
+
+    @field_validator("export_lod_levels")
+    @classmethod
+    def _lod_levels(cls, value: list[float]) -> list[float]:
+        if not value or value[0] != 1.0:
+            raise ValueError("EXPORT_LOD_LEVELS must start with 1.0 (the full mesh)")
+        if any(not 0.0 < v <= 1.0 for v in value) or value != sorted(value, reverse=True):
+            raise ValueError("EXPORT_LOD_LEVELS must be decreasing face shares in (0, 1]")
         return value
 
     @property

@@ -102,3 +102,22 @@ class TextToImageDisabled(Unavailable):
     """Text-to-3d was asked for but no text-to-image model is configured."""
 
     code = "text_to_image_disabled"
+
+
+class AssetNotReady(Conflict):
+    """An export was asked of an asset whose generation has not completed."""
+
+    code = "asset_not_ready"
+
+
+class UnsafePath(InvalidInput):
+    """A path that would lead out of the folder it must stay in: ``..``, an absolute path
+    outside every allowed root, a symbolic link on the way, an archive entry that escapes."""
+
+    code = "unsafe_path"
+
+
+class FileConflict(Conflict):
+    """A file Sweedle would write is already there and is not one Sweedle wrote."""
+
+    code = "file_conflict"

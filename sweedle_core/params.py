@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OutputFormat = Literal["glb", "obj", "ply", "stl"]
+OutputFormat = Literal["glb", "gltf", "obj", "ply", "stl", "usdz"]
+ExportFormat = OutputFormat
 
 
 class Priority(str, Enum):

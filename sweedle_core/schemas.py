@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,6 +48,14 @@ class TagRead(_Read):
     name: str
 
 
+class LodRead(BaseModel):
+    index: int
+    level: float = Field(description="the requested share of the full mesh's faces")
+    faces: int
+    vertices: int
+    download_url: str = ""
+
+
 class AssetRead(_Read):
     id: str
     name: str
@@ -63,6 +71,7 @@ class AssetRead(_Read):
         "image_projection (the photo projected onto it) or none"
     )
     prompt: str | None = Field(description="the text of a text-to-3d asset")
+    lods: list[LodRead] | None = Field(description="the LOD chain the export pool built")
     generation_params: dict[str, Any]
     tags: list[TagRead]
     created_at: datetime
@@ -77,6 +86,8 @@ class AssetRead(_Read):
             read.download_url = f"/api/assets/{asset.id}/download"
         if asset.thumbnail_path:
             read.thumbnail_url = f"/api/assets/{asset.id}/thumbnail"
+        for lod in read.lods or []:
+            lod.download_url = f"/api/assets/{asset.id}/download?lod={lod.index}"
         return read
 
 
@@ -117,6 +128,45 @@ class QueueStatus(BaseModel):
     generators: dict[str, dict[str, Any]] = Field(
         description="each generator replica: state (loading, idle, generating, unavailable)"
     )
+
+
+class LodRequest(BaseModel):
+    levels: list[float] = Field(
+        [1.0, 0.5, 0.25, 0.1],
+        min_length=1,
+        max_length=8,
+        description="face shares, decreasing, the first 1.0 (the full mesh)",
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _decreasing(cls, value: list[float]) -> list[float]:
+        if value[0] != 1.0 or any(not 0.0 < v <= 1.0 for v in value):
+            raise ValueError("levels must start with 1.0 and lie in (0, 1]")
+        if value != sorted(value, reverse=True) or len(set(value)) != len(value):
+            raise ValueError("levels must be strictly decreasing")
+        return value
+
+
+class EngineRequest(BaseModel):
+    engine: Literal["unity", "unreal", "godot"]
+    project_path: str | None = Field(
+        None,
+        max_length=4096,
+        description="a project folder on the server, under EXPORT_ALLOWED_ROOTS; "
+        "omitted: the bundle is only kept for download",
+    )
+
+
+class EngineExportRead(BaseModel):
+    engine: str
+    manifest: dict[str, Any]
+    written: list[str] = Field(description="files written into project_path, if one was given")
+    download_url: str
+
+
+class ThumbnailRequest(BaseModel):
+    size: int = Field(256, ge=32, le=2048)
 
 
 class ErrorBody(BaseModel):

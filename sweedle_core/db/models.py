@@ -60,6 +60,9 @@ class Asset(Base):
     texture_method: Mapped[str | None] = mapped_column(String(32))
     # The text a text-to-3d asset was made from (source_type "text").
     prompt: Mapped[str | None] = mapped_column(Text)
+    # The export chain's results: [{level, faces, vertices, path}], and the validation report.
+    lods: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     generation_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -165,3 +165,12 @@ class Store:
                 .limit(page_size)
             )
             return rows.all(), total, max(1, math.ceil(total / page_size))
+
+    async def update_asset(self, asset_id: str, **fields: Any) -> None:
+        """Write fields of an asset (e.g. a rebuilt LOD chain)."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Asset).where(Asset.id == asset_id).values(updated_at=utcnow(), **fields)
+            )
+        if not result.rowcount:
+            raise AssetNotFound(f"no asset with id {asset_id!r}")

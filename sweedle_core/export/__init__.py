@@ -1,18 +1,5 @@
-"""Mesh export: the raw hand-off format, GLB and other formats, thumbnails, the export step."""
-
-from sweedle_core.export.formats import EXPORTERS, MEDIA_TYPES
-from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.mesh_io import read_raw_mesh, write_raw_mesh
-from sweedle_core.export.pipeline import ExportResult, export_asset
-from sweedle_core.export.thumbnail import render_thumbnail
-
-__all__ = [
-    "EXPORTERS",
-    "MEDIA_TYPES",
-    "ExportResult",
-    "export_asset",
-    "mesh_to_glb",
-    "read_raw_mesh",
-    "render_thumbnail",
-    "write_raw_mesh",
-]
+"""Mesh export, one module per step: the raw hand-off (mesh_io), optimisation
+(mesh_optimizer), validation (validator), LODs (lod_generator), GLB/glTF (glb), Draco
+(draco_compressor), other formats (formats), thumbnails (thumbnail_generator, with the numpy
+fallback in thumbnail), engine bundles (engine_exporter, safe_files), the default chain
+(pipeline) and the exports the API asks for (asset_exports)."""

@@ -1,52 +1,243 @@
-"""Every output format Sweedle writes: a name -> exporter dict, and each format's media type.
+"""Every output format Sweedle writes: a name -> exporter dict, each format's media type, and
+`write_format`, which puts one format's files into a folder the way the service delivers them.
 
-All exporters take a ``trimesh.Trimesh`` and return the file's bytes; each winds the faces
-outward first, so a mesh looks the same whichever format it leaves in.
+An exporter takes a ``trimesh.Trimesh`` and a file stem and returns the format's files by name
+(`ModelFiles`, the main file first). Single-file formats (glb, ply, stl, usdz, and obj of an
+untextured mesh) give one entry; glTF gives ``.gltf`` + ``.bin`` (+ ``.png``), a textured OBJ
+``.obj`` + ``.mtl`` + ``.png``. The files name each other by relative path, so they belong in
+one folder: the service delivers a format whose output is several files as one zip
+(``model.<format>.zip``, media type ``application/zip``), the CLI writes them side by side.
+
+Every exporter winds the faces outward first, so a mesh looks the same whichever format it
+leaves in. Formats without textures (ply, stl, usdz) get the texture baked into vertex colours.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import trimesh
 from trimesh.exchange.obj import export_obj
 from trimesh.exchange.ply import export_ply
 from trimesh.exchange.stl import export_stl
 
-from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.mesh_io import outward_winding
+from sweedle_core.errors import InvalidInput
+from sweedle_core.export.glb import mesh_arrays, mesh_to_glb, mesh_to_gltf, texture_of
+from sweedle_core.export.mesh_io import signed_volume, vertex_colors_of
+from sweedle_core.storage import write_atomic
+
+MODEL_STEM = "model"
+ZIP_MEDIA_TYPE = "application/zip"
+
+ModelFiles = dict[str, bytes]
+"""A format's output: file name (relative, in one folder) -> bytes; the main file first."""
 
 
-def mesh_to_obj(mesh: trimesh.Trimesh) -> bytes:
-    """Wavefront OBJ with vertex normals and, when the mesh has them, vertex colours
-    (the common ``v x y z r g b`` extension)."""
-    text = export_obj(
-        outward_winding(mesh), include_normals=True, include_color=True, include_texture=False
+class Exporter(Protocol):
+    def __call__(self, mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles: ...
+
+
+def _outward(mesh: trimesh.Trimesh) -> np.ndarray:
+    """``mesh.faces`` wound outward (positive signed volume)."""
+    faces = np.asarray(mesh.faces)
+    if len(faces) and signed_volume(mesh.vertices, faces) < 0:
+        faces = faces[:, ::-1]
+    return np.ascontiguousarray(faces)
+
+
+def _plain(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` wound outward with vertex colours (a texture baked into them), unprocessed."""
+    return trimesh.Trimesh(
+        vertices=mesh.vertices,
+        faces=_outward(mesh),
+        vertex_colors=vertex_colors_of(mesh),
+        process=False,
     )
-    return text.encode("utf-8")
 
 
-def mesh_to_ply(mesh: trimesh.Trimesh) -> bytes:
+def to_glb(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
+    """Binary glTF (`mesh_to_glb`): normals, vertex colours or an embedded PNG texture."""
+    return {f"{stem}.glb": mesh_to_glb(mesh)}
+
+
+def to_gltf(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
+    """glTF JSON + its buffer (+ its PNG texture), the content of the GLB (`mesh_to_gltf`)."""
+    return mesh_to_gltf(mesh, stem)
+
+
+def to_obj(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
+    """Wavefront OBJ with vertex normals; a textured mesh gets UVs, ``{stem}.mtl`` and
+    ``{stem}.png``, any other its vertex colours (the common ``v x y z r g b`` extension)."""
+    texture = texture_of(mesh)
+    if texture is None:
+        text = export_obj(
+            _plain(mesh), include_normals=True, include_color=True, include_texture=False
+        )
+        return {f"{stem}.obj": text.encode("utf-8")}
+    uv, image = texture
+    # A white, matte material named after the stem: the MTL and the image are then
+    # ``{stem}.mtl`` and ``{stem}.png`` (a copy of the image has no format, so trimesh saves PNG).
+    material = trimesh.visual.material.SimpleMaterial(
+        image=image.copy(),
+        diffuse=(255, 255, 255, 255),
+        ambient=(255, 255, 255, 255),
+        specular=(0, 0, 0, 255),
+        glossiness=1.0,
+        name=stem,
+    )
+    wound = trimesh.Trimesh(
+        vertices=mesh.vertices,
+        faces=_outward(mesh),
+        visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+        process=False,
+    )
+    text, extra = export_obj(
+        wound,
+        include_normals=True,
+        include_texture=True,
+        return_texture=True,
+        mtl_name=f"{stem}.mtl",
+    )
+    return {f"{stem}.obj": text.encode("utf-8"), **extra}
+
+
+def to_ply(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
     """Binary little-endian PLY with vertex colours when the mesh has them."""
-    return export_ply(outward_winding(mesh), encoding="binary")
+    return {f"{stem}.ply": export_ply(_plain(mesh), encoding="binary")}
 
 
-def mesh_to_stl(mesh: trimesh.Trimesh) -> bytes:
+def to_stl(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
     """Binary STL (geometry only: STL has no colours)."""
-    return export_stl(outward_winding(mesh))
+    return {f"{stem}.stl": export_stl(_plain(mesh))}
 
 
-EXPORTERS: dict[str, Callable[[trimesh.Trimesh], bytes]] = {
-    "glb": mesh_to_glb,
-    "obj": mesh_to_obj,
-    "ply": mesh_to_ply,
-    "stl": mesh_to_stl,
+def to_usdz(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
+    """USDZ (Apple's AR format) through usd-core: a `UsdGeom.Mesh` with points, triangles,
+    vertex normals and the vertex colours as the ``displayColor`` primvar, shown through a
+    matte `UsdPreviewSurface`; +Y up, 1 unit = 1 metre, like glTF."""
+    try:
+        from pxr import Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
+    except ImportError as exc:  # pragma: no cover - usd-core is a core dependency
+        raise RuntimeError("USDZ export needs usd-core: pip install usd-core") from exc
+
+    arrays = mesh_arrays(mesh)
+    colors = vertex_colors_of(mesh) if arrays.colors is None else arrays.colors
+    with tempfile.TemporaryDirectory(prefix="sweedle-usdz-") as tmp:
+        layer_path = str(Path(tmp) / f"{stem}.usdc")
+        stage = Usd.Stage.CreateNew(layer_path)
+        UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+        UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+        root = UsdGeom.Xform.Define(stage, "/model")
+        stage.SetDefaultPrim(root.GetPrim())
+
+        geom = UsdGeom.Mesh.Define(stage, "/model/mesh")
+        points = Vt.Vec3fArray.FromNumpy(arrays.positions)
+        geom.CreatePointsAttr(points)
+        geom.CreateExtentAttr(UsdGeom.PointBased.ComputeExtent(points))
+        counts = np.full(len(arrays.faces), 3, dtype=np.int32)
+        geom.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(counts))
+        indices = np.ascontiguousarray(arrays.faces, dtype=np.int32).ravel()
+        geom.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(indices))
+        geom.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(arrays.normals))
+        geom.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
+        geom.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)  # a polygon mesh, not a cage
+        geom.CreateOrientationAttr(UsdGeom.Tokens.rightHanded)
+
+        material = UsdShade.Material.Define(stage, "/model/material")
+        shader = UsdShade.Shader.Define(stage, "/model/material/surface")
+        shader.CreateIdAttr("UsdPreviewSurface")
+        shader.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.8)
+        shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
+        diffuse = shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f)
+        if colors is not None:
+            rgb = np.ascontiguousarray(colors[:, :3], dtype=np.float32) / np.float32(255.0)
+            primvar = UsdGeom.PrimvarsAPI(geom).CreatePrimvar(
+                "displayColor", Sdf.ValueTypeNames.Color3fArray, UsdGeom.Tokens.vertex
+            )
+            primvar.Set(Vt.Vec3fArray.FromNumpy(rgb))
+            reader = UsdShade.Shader.Define(stage, "/model/material/display_color")
+            reader.CreateIdAttr("UsdPrimvarReader_float3")
+            reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("displayColor")
+            output = reader.CreateOutput("result", Sdf.ValueTypeNames.Float3)
+            diffuse.ConnectToSource(output)
+        else:
+            diffuse.Set((0.8, 0.8, 0.8))
+        surface = shader.CreateOutput("surface", Sdf.ValueTypeNames.Token)
+        material.CreateSurfaceOutput().ConnectToSource(surface)
+        UsdShade.MaterialBindingAPI.Apply(geom.GetPrim()).Bind(material)
+
+        stage.GetRootLayer().Save()
+        package = Path(tmp) / f"{stem}.usdz"
+        if not UsdUtils.CreateNewUsdzPackage(Sdf.AssetPath(layer_path), str(package)):
+            raise RuntimeError("usd-core could not package the USDZ")
+        return {f"{stem}.usdz": package.read_bytes()}
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "glb": to_glb,
+    "gltf": to_gltf,
+    "obj": to_obj,
+    "ply": to_ply,
+    "stl": to_stl,
+    "usdz": to_usdz,
 }
 
-# IANA registrations where they exist; PLY has none, so it is sent as plain bytes.
+# Of each format's main file; IANA registrations where they exist (PLY has none). A format
+# delivered as several files comes as a zip: ZIP_MEDIA_TYPE.
 MEDIA_TYPES: dict[str, str] = {
     "glb": "model/gltf-binary",
+    "gltf": "model/gltf+json",
     "obj": "model/obj",
     "ply": "application/octet-stream",
     "stl": "model/stl",
+    "usdz": "model/vnd.usdz+zip",
 }
+
+
+def exporter_for(fmt: str) -> Exporter:
+    """The exporter of ``fmt``; raises `InvalidInput` naming the accepted formats."""
+    exporter = EXPORTERS.get(fmt)
+    if exporter is None:
+        accepted = ", ".join(EXPORTERS)
+        raise InvalidInput(f"unknown output format {fmt!r}; accepted: {accepted}")
+    return exporter
+
+
+def write_format(mesh: trimesh.Trimesh, fmt: str, out_dir: Path, reuse: bool = False) -> Path:
+    """Write ``mesh`` in ``fmt`` into ``out_dir`` as the service delivers it; the file's path.
+
+    One file is written as ``model.<fmt>``; several (glTF, a textured OBJ) as one zip,
+    ``model.<fmt>.zip``. Written atomically. With ``reuse`` an existing output is returned
+    as it is. Raises `InvalidInput` for an unknown format.
+    """
+    exporter = exporter_for(fmt)
+    out_dir = Path(out_dir)
+    single = out_dir / f"{MODEL_STEM}.{fmt}"
+    bundle = out_dir / f"{MODEL_STEM}.{fmt}.zip"
+    if reuse:
+        for path in (single, bundle):
+            if path.is_file():
+                return path
+    files = exporter(mesh, MODEL_STEM)
+    if len(files) == 1:
+        write_atomic(single, next(iter(files.values())))
+        return single
+    write_atomic(bundle, zip_files(files))
+    return bundle
+
+
+def zip_files(files: ModelFiles) -> bytes:
+    """``files`` as a zip archive, flat, in their order, with a fixed timestamp (the same
+    files give the same bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return buffer.getvalue()

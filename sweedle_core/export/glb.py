@@ -1,149 +1,291 @@
-"""Binary glTF 2.0 (GLB) written directly: one mesh, one primitive, vertex colours, no textures.
+"""glTF 2.0 written directly: one mesh, one primitive; vertex colours or one base-colour texture.
 
 Written by hand rather than through trimesh because trimesh writes no NORMAL unless asked and its
 own loader drops COLOR_0 once a material is set; here every accessor is explicit and the output
-passes the Khronos glTF validator with no errors.
+passes the Khronos glTF validator with no errors. The pieces (`mesh_arrays`, `BufferBuilder`,
+`gltf_document`, `pack_glb`, `read_glb`) are public so the Draco writer shares them.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import trimesh
+from PIL import Image
 
-from sweedle_core.export.mesh_io import outward_winding, smooth_normals, vertex_colors_of
+from sweedle_core.export.mesh_io import signed_volume, smooth_normals, vertex_colors_of
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
 _CHUNK_BIN = 0x004E4942  # "BIN\0"
-_ARRAY_BUFFER = 34962
-_ELEMENT_ARRAY_BUFFER = 34963
-_FLOAT = 5126
-_UNSIGNED_BYTE = 5121
-_UNSIGNED_SHORT = 5123
-_UNSIGNED_INT = 5125
+ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
+FLOAT = 5126
+UNSIGNED_BYTE = 5121
+UNSIGNED_SHORT = 5123
+UNSIGNED_INT = 5125
 _TRIANGLES = 4
-# A matte material: base colour white so viewers show the vertex colours (COLOR_0 multiplies
-# baseColorFactor), not metallic, fairly rough.
-_MATERIAL = {
-    "name": "vertex_color",
-    "pbrMetallicRoughness": {
-        "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
-        "metallicFactor": 0.0,
-        "roughnessFactor": 0.8,
-    },
-}
+_LINEAR = 9729
+_LINEAR_MIPMAP_LINEAR = 9987
+_REPEAT = 10497
+PNG_MEDIA_TYPE = "image/png"
+# A matte material: base colour white so viewers show the vertex colours or the texture
+# (both multiply baseColorFactor), not metallic, fairly rough.
+_PBR = {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8}
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MeshArrays:
+    """A mesh as a glTF primitive holds it: faces wound outward, UV origin top-left.
+
+    positions : (n, 3) float32
+    faces : (m, 3) int64
+    normals : (n, 3) float32, unit length
+    colors : (n, 4) uint8 or None (None when textured: COLOR_0 would tint the texture)
+    uvs : (n, 2) float32 or None, glTF convention (v down from the top of the image)
+    texture_png : the base-colour image as PNG bytes, or None
+    """
+
+    positions: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray
+    colors: np.ndarray | None
+    uvs: np.ndarray | None
+    texture_png: bytes | None
+
+
+def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
+    """``mesh`` as glTF arrays. Raises ``ValueError`` for a mesh without faces (glTF cannot
+    hold an empty primitive).
+
+    A mesh with `TextureVisuals` carrying UVs and an image keeps them (V flipped: trimesh puts
+    the UV origin bottom-left, glTF top-left); any other mesh gets its vertex colours, if any.
+    """
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise ValueError("cannot write glTF of a mesh without faces")
+    positions = np.ascontiguousarray(mesh.vertices, dtype=np.float32)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    # Engines cull back faces; only the face order changes, so UVs and colours stay valid.
+    if signed_volume(positions, faces) < 0:
+        faces = faces[:, ::-1]
+    faces = np.ascontiguousarray(faces)
+
+    uvs, texture_png, colors = None, None, None
+    texture = texture_of(mesh)
+    if texture is not None:
+        uv, image = texture
+        uvs = np.column_stack([uv[:, 0], 1.0 - uv[:, 1]]).astype(np.float32)
+        texture_png = encode_png(image)
+    else:
+        colors = vertex_colors_of(mesh)
+    return MeshArrays(
+        positions=positions,
+        faces=faces,
+        normals=smooth_normals(positions, faces),
+        colors=colors,
+        uvs=uvs,
+        texture_png=texture_png,
+    )
+
+
+def texture_of(mesh: trimesh.Trimesh) -> tuple[np.ndarray, Image.Image] | None:
+    """``(uv (n, 2), image)`` when the mesh is textured, trimesh's UV convention."""
+    visual = mesh.visual
+    if visual is None or visual.kind != "texture":
+        return None
+    uv = getattr(visual, "uv", None)
+    material = getattr(visual, "material", None)
+    # SimpleMaterial has `image`, PBRMaterial `baseColorTexture`.
+    image = getattr(material, "image", None)
+    if image is None:
+        image = getattr(material, "baseColorTexture", None)
+    if uv is None or image is None or len(uv) != len(mesh.vertices):
+        return None
+    return np.asarray(uv, dtype=np.float64)[:, :2], image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """``image`` as PNG bytes (RGB or RGBA, whatever mode it came in)."""
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def mesh_to_glb(mesh: trimesh.Trimesh) -> bytes:
-    """A GLB of ``mesh``: POSITION, smooth NORMAL, COLOR_0 (when coloured) and indices.
+    """A GLB of ``mesh``: POSITION, smooth NORMAL, COLOR_0 (when coloured) or TEXCOORD_0 and a
+    base-colour texture embedded as PNG (when textured), and indices.
 
-    The faces are wound outward first (positive volume), since engines cull back faces.
-    Vertices, their order and colours are kept as they are. Raises ``ValueError`` for a mesh
-    without faces (glTF cannot hold an empty primitive).
+    Faces are wound outward first; vertices and their order are kept. Raises ``ValueError``
+    for a mesh without faces.
     """
-    mesh = outward_winding(mesh)
-    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
-        raise ValueError("cannot write a GLB of a mesh without faces")
+    arrays = mesh_arrays(mesh)
+    builder = BufferBuilder()
+    attributes, indices = _plain_accessors(builder, arrays)
+    image = None
+    if arrays.texture_png is not None:
+        image = {"bufferView": builder.add_view(arrays.texture_png), "mimeType": PNG_MEDIA_TYPE}
+    document = gltf_document(builder, attributes, indices, image=image)
+    return pack_glb(document, builder.data())
 
-    positions = np.ascontiguousarray(mesh.vertices, dtype=np.float32)
-    faces = np.asarray(mesh.faces)
-    normals = smooth_normals(positions, faces)
-    colors = vertex_colors_of(mesh)
-    index_type = np.uint16 if len(positions) < 0xFFFF else np.uint32
-    indices = np.ascontiguousarray(faces, dtype=index_type).ravel()
 
-    builder = _BufferBuilder()
+def mesh_to_gltf(mesh: trimesh.Trimesh, stem: str = "model") -> dict[str, bytes]:
+    """The same content as `mesh_to_glb` as separate files, by name: ``{stem}.gltf`` (the JSON,
+    first), ``{stem}.bin`` (the buffer) and, when textured, ``{stem}.png``; they reference each
+    other by these relative names, so they belong in one folder."""
+    arrays = mesh_arrays(mesh)
+    builder = BufferBuilder()
+    attributes, indices = _plain_accessors(builder, arrays)
+    files = {f"{stem}.gltf": b"", f"{stem}.bin": builder.data()}
+    image = None
+    if arrays.texture_png is not None:
+        image = {"uri": f"{stem}.png", "mimeType": PNG_MEDIA_TYPE}
+        files[f"{stem}.png"] = arrays.texture_png
+    document = gltf_document(builder, attributes, indices, image=image, buffer_uri=f"{stem}.bin")
+    files[f"{stem}.gltf"] = json.dumps(document, indent=1).encode("utf-8")
+    return files
+
+
+def _plain_accessors(builder: BufferBuilder, arrays: MeshArrays) -> tuple[dict[str, int], int]:
+    """Accessors for every attribute and the indices, data stored in ``builder``."""
+    positions = arrays.positions
     attributes = {
         "POSITION": builder.add(
             positions,
             "VEC3",
-            _FLOAT,
-            _ARRAY_BUFFER,
+            FLOAT,
+            ARRAY_BUFFER,
             min=positions.min(axis=0).tolist(),
             max=positions.max(axis=0).tolist(),
         ),
-        "NORMAL": builder.add(normals, "VEC3", _FLOAT, _ARRAY_BUFFER),
+        "NORMAL": builder.add(arrays.normals, "VEC3", FLOAT, ARRAY_BUFFER),
     }
-    if colors is not None:
+    if arrays.uvs is not None:
+        attributes["TEXCOORD_0"] = builder.add(arrays.uvs, "VEC2", FLOAT, ARRAY_BUFFER)
+    if arrays.colors is not None:
         attributes["COLOR_0"] = builder.add(
-            colors, "VEC4", _UNSIGNED_BYTE, _ARRAY_BUFFER, normalized=True
+            arrays.colors, "VEC4", UNSIGNED_BYTE, ARRAY_BUFFER, normalized=True
         )
-    index_component = _UNSIGNED_SHORT if index_type is np.uint16 else _UNSIGNED_INT
-    index_accessor = builder.add(indices, "SCALAR", index_component, _ELEMENT_ARRAY_BUFFER)
-
-    document = {
-        "asset": {"version": "2.0", "generator": "sweedle"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": "model"}],
-        "meshes": [
-            {
-                "name": "model",
-                "primitives": [
-                    {
-                        "attributes": attributes,
-                        "indices": index_accessor,
-                        "material": 0,
-                        "mode": _TRIANGLES,
-                    }
-                ],
-            }
-        ],
-        "materials": [_MATERIAL],
-        "accessors": builder.accessors,
-        "bufferViews": builder.views,
-        "buffers": [{"byteLength": builder.length}],
-    }
-    return _pack_glb(document, builder.data())
+    component = index_component(len(positions))
+    index_dtype = np.uint16 if component == UNSIGNED_SHORT else np.uint32
+    flat = np.ascontiguousarray(arrays.faces, dtype=index_dtype).ravel()
+    return attributes, builder.add(flat, "SCALAR", component, ELEMENT_ARRAY_BUFFER)
 
 
-class _BufferBuilder:
-    """Packs arrays into one binary buffer, one 4-byte-aligned buffer view per array."""
+def index_component(vertex_count: int) -> int:
+    """The glTF component type of indices into ``vertex_count`` vertices (65535 is reserved
+    as the primitive-restart value, so 16 bits stop short of it)."""
+    return UNSIGNED_SHORT if vertex_count < 0xFFFF else UNSIGNED_INT
+
+
+class BufferBuilder:
+    """Accessors and buffer views over one binary buffer, each view 4-byte aligned."""
 
     def __init__(self) -> None:
-        self.accessors: list[dict] = []
-        self.views: list[dict] = []
+        self.accessors: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []
         self._parts: list[bytes] = []
         self.length = 0
 
-    def add(
-        self,
-        array: np.ndarray,
-        kind: str,
-        component_type: int,
-        target: int,
-        **extra: object,
-    ) -> int:
-        blob = np.ascontiguousarray(array).tobytes()
-        self.views.append(
-            {"buffer": 0, "byteOffset": self.length, "byteLength": len(blob), "target": target}
-        )
+    def add_view(self, blob: bytes, target: int | None = None) -> int:
+        """Append ``blob`` as a buffer view (no target: images, Draco data); its index."""
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": self.length, "byteLength": len(blob)}
+        if target is not None:
+            view["target"] = target
+        self.views.append(view)
         self._parts.append(blob)
         self.length += len(blob)
         pad = -self.length % 4
         if pad:
             self._parts.append(b"\0" * pad)
             self.length += pad
+        return len(self.views) - 1
+
+    def add(
+        self, array: np.ndarray, kind: str, component_type: int, target: int, **extra: object
+    ) -> int:
+        """Store ``array`` in its own view and describe it with an accessor; its index."""
+        view = self.add_view(np.ascontiguousarray(array).tobytes(), target)
         count = len(array) if kind != "SCALAR" else array.size
-        self.accessors.append(
-            {
-                "bufferView": len(self.views) - 1,
-                "componentType": component_type,
-                "count": int(count),
-                "type": kind,
-                **extra,
-            }
-        )
+        return self.add_accessor(int(count), kind, component_type, bufferView=view, **extra)
+
+    def add_accessor(self, count: int, kind: str, component_type: int, **extra: object) -> int:
+        """An accessor; without ``bufferView`` its data comes from an extension (Draco)."""
+        accessor = {"componentType": component_type, "count": count, "type": kind, **extra}
+        self.accessors.append(accessor)
         return len(self.accessors) - 1
 
     def data(self) -> bytes:
         return b"".join(self._parts)
 
 
-def _pack_glb(document: dict, binary: bytes) -> bytes:
+def gltf_document(
+    builder: BufferBuilder,
+    attributes: dict[str, int],
+    indices: int,
+    *,
+    image: dict[str, Any] | None = None,
+    primitive_extensions: dict[str, Any] | None = None,
+    buffer_uri: str | None = None,
+) -> Document:
+    """The glTF JSON of one node with one triangle primitive over ``builder``'s accessors.
+
+    ``image`` is the glTF image (``bufferView`` or ``uri``, and ``mimeType``) of a base-colour
+    texture read through TEXCOORD_0. Every primitive extension is listed as both used and
+    required: a loader without it could not read the geometry.
+    """
+    primitive: dict[str, Any] = {
+        "attributes": attributes,
+        "indices": indices,
+        "material": 0,
+        "mode": _TRIANGLES,
+    }
+    pbr = dict(_PBR)
+    document: Document = {"asset": {"version": "2.0", "generator": "sweedle"}}
+    if primitive_extensions:
+        primitive["extensions"] = primitive_extensions
+        document["extensionsUsed"] = sorted(primitive_extensions)
+        document["extensionsRequired"] = sorted(primitive_extensions)
+    if image is not None:
+        pbr["baseColorTexture"] = {"index": 0, "texCoord": 0}
+    buffer: dict[str, Any] = {"byteLength": builder.length}
+    if buffer_uri is not None:
+        buffer["uri"] = buffer_uri
+    document |= {
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": "model"}],
+        "meshes": [{"name": "model", "primitives": [primitive]}],
+        "materials": [
+            {"name": "textured" if image else "vertex_color", "pbrMetallicRoughness": pbr}
+        ],
+        "accessors": builder.accessors,
+        "bufferViews": builder.views,
+        "buffers": [buffer],
+    }
+    if image is not None:
+        document["images"] = [image]
+        document["samplers"] = [
+            {
+                "magFilter": _LINEAR,
+                "minFilter": _LINEAR_MIPMAP_LINEAR,
+                "wrapS": _REPEAT,
+                "wrapT": _REPEAT,
+            }
+        ]
+        document["textures"] = [{"sampler": 0, "source": 0}]
+    return document
+
+
+def pack_glb(document: Document, binary: bytes) -> bytes:
     """The GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded)."""
     json_bytes = json.dumps(document, separators=(",", ":")).encode("utf-8")
     json_bytes += b" " * (-len(json_bytes) % 4)
@@ -158,3 +300,30 @@ def _pack_glb(document: dict, binary: bytes) -> bytes:
             binary,
         ]
     )
+
+
+def read_glb(data: bytes) -> tuple[Document, bytes]:
+    """``(document, binary chunk)`` of a GLB; raises ``ValueError`` when it is not one."""
+    if len(data) < 20:
+        raise ValueError("not a GLB: too short")
+    magic, version, total = struct.unpack_from("<III", data)
+    if magic != _GLB_MAGIC or version != 2 or total > len(data):
+        raise ValueError("not a GLB 2.0 file")
+    json_length, json_type = struct.unpack_from("<II", data, 12)
+    if json_type != _CHUNK_JSON:
+        raise ValueError("GLB: the first chunk is not JSON")
+    document = json.loads(data[20 : 20 + json_length])
+    offset = 20 + json_length
+    binary = b""
+    if offset + 8 <= total:
+        bin_length, bin_type = struct.unpack_from("<II", data, offset)
+        if bin_type == _CHUNK_BIN:
+            binary = data[offset + 8 : offset + 8 + bin_length]
+    return document, binary
+
+
+def view_bytes(document: Document, binary: bytes, view: int) -> bytes:
+    """The bytes of buffer view ``view`` of a GLB's binary chunk."""
+    spec = document["bufferViews"][view]
+    start = spec.get("byteOffset", 0)
+    return binary[start : start + spec["byteLength"]]

@@ -133,3 +133,51 @@ def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     normals[bad] = (0.0, 1.0, 0.0)
     length[bad] = 1.0
     return (normals / length[:, None]).astype(np.float32)
+
+
+def vertex_uv_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The mesh's texture coordinates ``(n, 2) float64`` (trimesh's convention, origin
+    bottom-left), or ``None`` when it has no `TextureVisuals` with one UV per vertex."""
+    visual = mesh.visual
+    if visual is None or visual.kind != "texture":
+        return None
+    uv = getattr(visual, "uv", None)
+    if uv is None or len(uv) != len(mesh.vertices):
+        return None
+    return np.asarray(uv, dtype=np.float64)[:, :2]
+
+
+def take_vertices(
+    mesh: trimesh.Trimesh,
+    source: np.ndarray,
+    faces: np.ndarray,
+    vertex_normals: np.ndarray | None = None,
+    vertices: np.ndarray | None = None,
+) -> trimesh.Trimesh:
+    """A new mesh whose vertex ``i`` is ``mesh``'s vertex ``source[i]``, with its position,
+    colour or UV; ``faces (m, 3)`` index the new vertices, ``source (k,) int``.
+
+    A textured mesh keeps its material (and so its image), shared rather than copied; any
+    other coloured mesh keeps per-vertex colours ``(k, 4) uint8``. ``vertex_normals (k, 3)``,
+    when given, are stored so ``mesh.vertex_normals`` returns them; ``vertices (k, 3)``, when
+    given, replace the positions. Metadata is copied.
+    """
+    source = np.asarray(source, dtype=np.int64)
+    if vertices is None:
+        vertices = np.asarray(mesh.vertices)[source]
+    if vertex_normals is not None and len(vertex_normals) == 0:
+        vertex_normals = None  # trimesh fails on an empty array (a mesh simplified away)
+    uv = vertex_uv_of(mesh)
+    colors = None if uv is not None else vertex_colors_of(mesh)
+    result = trimesh.Trimesh(
+        vertices=vertices,
+        faces=np.asarray(faces, dtype=np.int64).reshape(-1, 3),
+        vertex_normals=vertex_normals,
+        vertex_colors=None if colors is None else colors[source],
+        process=False,
+    )
+    if uv is not None:
+        material = getattr(mesh.visual, "material", None)
+        result.visual = trimesh.visual.TextureVisuals(uv=uv[source], material=material)
+    result.metadata.update(mesh.metadata)
+    return result

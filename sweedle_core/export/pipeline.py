@@ -1,19 +1,44 @@
-"""The export step: a raw mesh from the generator in, the files a user downloads out."""
+"""The default export chain, run by the export pool after every generation.
+
+Raw mesh in; out: the optimised mesh (kept as ``optimized.npz``, the source of every later
+export), its validation report, the LOD chain (``lods/lod<i>.glb`` and ``.npz``), ``model.glb``
+(LOD 0), the requested format and any extra configured ones, and the thumbnail.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sweedle_core.errors import GenerationFailed, InvalidInput
-from sweedle_core.export.formats import EXPORTERS
+import trimesh
+
+from sweedle_core.errors import GenerationFailed
+from sweedle_core.export.formats import MODEL_STEM, exporter_for, write_format
 from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.mesh_io import read_raw_mesh
-from sweedle_core.export.thumbnail import render_thumbnail
+from sweedle_core.export.lod_generator import build_lods
+from sweedle_core.export.mesh_io import read_raw_mesh, write_raw_mesh
+from sweedle_core.export.mesh_optimizer import optimize_mesh
+from sweedle_core.export.thumbnail_generator import generate_thumbnail
+from sweedle_core.export.validator import validate_mesh
 from sweedle_core.storage import write_atomic
 
-MODEL_STEM = "model"
+OPTIMIZED_NAME = "optimized.npz"
+VALIDATION_NAME = "validation.json"
 THUMBNAIL_NAME = "thumbnail.png"
+LOD_DIR = "lods"
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    output_format: str = "glb"
+    lod_levels: Sequence[float] = (1.0, 0.5, 0.25, 0.1)
+    extra_formats: Sequence[str] = ()
+    thumbnail_size: int = 256
 
 
 @dataclass(frozen=True)
@@ -24,43 +49,85 @@ class ExportResult:
     face_count: int
     format: str
     texture: str | None  # how the mesh was coloured (the generator's metadata), if it said
+    lods: list[dict[str, Any]] = field(default_factory=list)  # {level, faces, vertices, path}
+    validation: dict[str, Any] = field(default_factory=dict)
+
+
+def lod_paths(out_dir: Path, index: int) -> tuple[Path, Path]:
+    """``(glb, npz)`` of LOD ``index`` in an asset's folder."""
+    return out_dir / LOD_DIR / f"lod{index}.glb", out_dir / LOD_DIR / f"lod{index}.npz"
+
+
+def write_lods(
+    mesh: trimesh.Trimesh, out_dir: Path, levels: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Build and write the LOD chain of ``mesh``; returns one record per level."""
+    records = []
+    for index, (level, lod) in enumerate(zip(levels, build_lods(mesh, levels), strict=True)):
+        glb_path, npz_path = lod_paths(out_dir, index)
+        write_atomic(glb_path, mesh_to_glb(lod))
+        write_raw_mesh(lod, npz_path)
+        records.append(
+            {
+                "index": index,
+                "level": level,
+                "faces": len(lod.faces),
+                "vertices": len(lod.vertices),
+                "file": glb_path.relative_to(out_dir).as_posix(),
+            }
+        )
+    return records
 
 
 def export_asset(
     raw_mesh_path: Path,
     out_dir: Path,
-    output_format: str = "glb",
-    thumbnail_size: int = 256,
+    options: ExportOptions = ExportOptions(),
+    on_progress: Progress = lambda fraction, message: None,
 ) -> ExportResult:
-    """Write ``out_dir/model.<format>``, ``out_dir/model.glb`` (always: viewers need it) and
-    ``out_dir/thumbnail.png`` from the raw mesh at ``raw_mesh_path``.
-
-    Each file is written atomically, so a crash never leaves a partial file behind. Raises
-    `InvalidInput` for an unknown format and `GenerationFailed` when the mesh has no faces.
-    """
-    exporter = EXPORTERS.get(output_format)
-    if exporter is None:
-        accepted = ", ".join(sorted(EXPORTERS))
-        raise InvalidInput(f"unknown output format {output_format!r}; accepted: {accepted}")
-
+    """Run the whole chain; each file is written atomically. Raises `InvalidInput` for an
+    unknown format and `GenerationFailed` when the mesh has no faces."""
+    for fmt in (options.output_format, *options.extra_formats):
+        exporter_for(fmt)  # an unknown format fails before anything is written
     mesh = read_raw_mesh(raw_mesh_path)
+    texture = mesh.metadata.get("texture")
     if len(mesh.faces) == 0:
         raise GenerationFailed("the generated mesh has no faces")
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = out_dir / f"{MODEL_STEM}.{output_format}"
-    write_atomic(model_path, exporter(mesh))
-    if output_format != "glb":
-        write_atomic(out_dir / f"{MODEL_STEM}.glb", mesh_to_glb(mesh))
-    thumbnail_path = out_dir / THUMBNAIL_NAME
-    write_atomic(thumbnail_path, render_thumbnail(mesh, thumbnail_size))
 
+    on_progress(0.05, "optimising the mesh")
+    mesh = optimize_mesh(mesh)
+    if texture is not None:
+        mesh.metadata["texture"] = texture
+    write_raw_mesh(mesh, out_dir / OPTIMIZED_NAME)
+
+    on_progress(0.3, "validating the mesh")
+    validation = validate_mesh(mesh)
+    write_atomic(out_dir / VALIDATION_NAME, json.dumps(validation, indent=2).encode())
+
+    on_progress(0.4, "building LODs")
+    lods = write_lods(mesh, out_dir, options.lod_levels)
+    write_atomic(out_dir / f"{MODEL_STEM}.glb", lod_paths(out_dir, 0)[0].read_bytes())
+
+    on_progress(0.75, "writing formats")
+    model_path = out_dir / f"{MODEL_STEM}.glb"
+    for fmt in dict.fromkeys([options.output_format, *options.extra_formats]):
+        path = write_format(mesh, fmt, out_dir)
+        if fmt == options.output_format:
+            model_path = path
+
+    on_progress(0.9, "rendering the thumbnail")
+    thumbnail_path = out_dir / THUMBNAIL_NAME
+    write_atomic(thumbnail_path, generate_thumbnail(mesh, options.thumbnail_size))
+    on_progress(1.0, "exported")
     return ExportResult(
         model_path=model_path,
         thumbnail_path=thumbnail_path,
         vertex_count=len(mesh.vertices),
         face_count=len(mesh.faces),
-        format=output_format,
-        texture=mesh.metadata.get("texture"),
+        format=options.output_format,
+        texture=texture,
+        lods=lods,
+        validation=validation,
     )

@@ -197,16 +197,31 @@ class JobCoordinator:
         self._ledger.publish("progress", entry)
         return True
 
-    def preparing_progress(self, job_id: str, fraction: float, message: str) -> bool:
-        """Progress of a job's preparation (painting a text-to-3d image); False: stop."""
+    def stage_progress(self, job_id: str, fraction: float, message: str) -> bool:
+        """Progress of a job's CPU stage (painting a text-to-3d image, the export chain);
+        False: stop (cancelled, or the job is no longer in such a stage)."""
         entry = self.book.get(job_id)
-        if entry is None or entry.cancel_requested or entry.stage is not JobStage.PREPROCESSING:
+        if (
+            entry is None
+            or entry.cancel_requested
+            or entry.stage not in (JobStage.PREPROCESSING, JobStage.EXPORTING)
+        ):
             return False
-        entry.progress = overall_progress(JobStage.PREPROCESSING, fraction)
+        entry.progress = overall_progress(entry.stage, fraction)
         entry.message = message
         self._writer.write_later(entry.id, progress=entry.progress, message=message)
         self._ledger.publish("progress", entry)
         return True
+
+    def export_progress(self, asset_id: str, operation: str, fraction: float, message: str) -> None:
+        """Progress of an export asked for through the API (LODs, formats, engine bundles)."""
+        self.events.publish(
+            "export_progress",
+            asset_id=asset_id,
+            operation=operation,
+            progress=round(min(max(fraction, 0.0), 1.0), 4),
+            message=message,
+        )
 
     def heartbeat(self, job_id: str, worker: str) -> bool:
         entry = self._owned(job_id, worker)
@@ -349,6 +364,8 @@ class JobCoordinator:
             "vertex_count": outcome.vertex_count,
             "face_count": outcome.face_count,
             "texture_method": outcome.texture,
+            "lods": outcome.lods,
+            "validation": outcome.validation,
         }
         await self._ledger.finish(entry, JobStatus.COMPLETED, "asset_ready", asset_fields=asset)
 

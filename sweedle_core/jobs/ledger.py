@@ -119,7 +119,9 @@ class JobLedger:
             self._finished.pop(entry.id, None)  # still active in the database: adopt it again
             raise
         self.metrics.record_finished(status.value)
-        payload: dict[str, Any] = {"asset": asset_fields} if asset_fields else {}
+        # The validation report stays out of the feed: it is long, and a GET away.
+        shown = {k: v for k, v in (asset_fields or {}).items() if k != "validation"}
+        payload: dict[str, Any] = {"asset": shown} if shown else {}
         if status is JobStatus.FAILED:
             payload["error"] = entry.message
         self.publish(event, entry, status=status, **payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobEntry
@@ -84,6 +84,8 @@ class ExportOutcome:
     face_count: int
     seconds: float
     texture: str | None = None
+    lods: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] = field(default_factory=dict)
 
 
 class Workers(Protocol):

@@ -44,7 +44,10 @@ class Deployment:
             "reconcile_interval_s": 5,
             "max_upload_mb": 2,
             "max_image_pixels": 20_000_000,
+            "export_allowed_roots": [str(data_dir / "projects")],
         }
+        self.projects = data_dir / "projects"
+        self.projects.mkdir(parents=True)
         self.storage_root = data_dir / "storage"
         self.db_path = data_dir / "sweedle.db"
         self.client = Sweedle(f"http://127.0.0.1:{self.port}")

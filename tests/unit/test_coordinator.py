@@ -271,6 +271,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         "vertex_count": 8,
         "face_count": 12,
         "texture_method": "image_projection",
+        "lods": [],
     }
     assert ready["asset"] == asset_fields
     assert (ready["status"], ready["progress"]) == ("completed", 1.0)
@@ -936,17 +937,17 @@ async def test_preparation_reports_progress_and_a_cancel_stops_it(store, new_coo
     job_id = await submit(store, coordinator)
     assert await workers.next_started("preprocess") == job_id
 
-    assert coordinator.preparing_progress(job_id, 0.5, "painting step 2/4")
+    assert coordinator.stage_progress(job_id, 0.5, "painting step 2/4")
     event = await wait_event(coordinator, lambda e: e.get("message") == "painting step 2/4")
     assert (event["job_id"], event["stage"]) == (job_id, "preprocessing")
     assert 0 < event["progress"] <= 0.1
 
     await coordinator.cancel(job_id)
-    assert not coordinator.preparing_progress(job_id, 0.75, "painting step 3/4")
+    assert not coordinator.stage_progress(job_id, 0.75, "painting step 3/4")
     workers.fail("preprocess", job_id, RuntimeError("JobCancelled: cancelled"))
     workers.release("preprocess", job_id)
     assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
-    assert not coordinator.preparing_progress(new_id(), 0.5, "unknown job")
+    assert not coordinator.stage_progress(new_id(), 0.5, "unknown job")
 
 
 async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordinator):

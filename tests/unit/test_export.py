@@ -15,15 +15,11 @@ import trimesh
 from PIL import Image
 
 from sweedle_core.errors import InvalidInput
-from sweedle_core.export import (
-    EXPORTERS,
-    MEDIA_TYPES,
-    export_asset,
-    mesh_to_glb,
-    read_raw_mesh,
-    render_thumbnail,
-    write_raw_mesh,
-)
+from sweedle_core.export.formats import EXPORTERS, MEDIA_TYPES
+from sweedle_core.export.glb import mesh_to_glb
+from sweedle_core.export.mesh_io import read_raw_mesh, write_raw_mesh
+from sweedle_core.export.pipeline import ExportOptions, export_asset
+from sweedle_core.export.thumbnail import render_thumbnail
 from tests.gltf_check import validate_gltf
 
 GREEN = (20, 200, 40, 255)
@@ -192,27 +188,6 @@ def test_glb_header_is_well_formed() -> None:
 # --- other formats ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", sorted(EXPORTERS))
-def test_every_format_reloads_with_the_same_faces(fmt: str) -> None:
-    mesh = coloured_sphere()
-    data = EXPORTERS[fmt](mesh)
-    loaded = trimesh.load(io.BytesIO(data), file_type=fmt, force="mesh")
-
-    assert isinstance(data, bytes)
-    assert len(loaded.faces) == len(mesh.faces)
-    assert fmt in MEDIA_TYPES
-
-
-@pytest.mark.parametrize("fmt", ["obj", "ply"])
-def test_obj_and_ply_keep_vertex_colours(fmt: str) -> None:
-    mesh = coloured_sphere()
-    loaded = trimesh.load(io.BytesIO(EXPORTERS[fmt](mesh)), file_type=fmt, process=False)
-    colors = np.asarray(loaded.visual.vertex_colors)
-
-    assert loaded.visual.kind == "vertex"
-    assert {tuple(c) for c in colors} == {GREEN, (250, 250, 10, 255)}
-
-
 def test_media_types_cover_every_format() -> None:
     assert set(MEDIA_TYPES) == set(EXPORTERS)
     assert MEDIA_TYPES["glb"] == "model/gltf-binary"
@@ -271,31 +246,45 @@ def test_thumbnail_of_an_open_mesh_is_drawn_from_both_sides() -> None:
 # --- export step --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["glb", "ply"])
-def test_export_asset_writes_model_glb_and_thumbnail(tmp_path: Path, fmt: str) -> None:
-    mesh = coloured_sphere(inverted=True)
+def test_the_default_chain_writes_every_export_and_reports_progress(tmp_path: Path) -> None:
+    mesh = coloured_sphere(subdivisions=5, inverted=True)
     raw = tmp_path / "raw.npz"
     write_raw_mesh(mesh, raw)
     out = tmp_path / "asset"
-
-    result = export_asset(raw, out, output_format=fmt, thumbnail_size=64)
-
-    assert result.model_path == out / f"model.{fmt}"
-    assert result.format == fmt
-    assert (result.vertex_count, result.face_count) == (len(mesh.vertices), len(mesh.faces))
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        {f"model.{fmt}", "model.glb", "thumbnail.png"}
+    options = ExportOptions(
+        output_format="ply", lod_levels=(1.0, 0.5, 0.25), extra_formats=("usdz",), thumbnail_size=64
     )
+    steps: list[tuple[float, str]] = []
+
+    result = export_asset(raw, out, options, lambda f, m: steps.append((f, m)))
+
+    assert result.model_path == out / "model.ply"
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
+        "model.ply",
+        "model.glb",
+        "model.usdz",
+        "optimized.npz",
+        "validation.json",
+        "thumbnail.png",
+        *(f"lods/lod{i}.{ext}" for i in range(3) for ext in ("glb", "npz")),
+    }
+    assert [lod["level"] for lod in result.lods] == [1.0, 0.5, 0.25]
+    for lod in result.lods[1:]:
+        assert abs(lod["faces"] / result.face_count - lod["level"]) <= 0.05
+    assert result.validation["watertight"] and result.validation["winding"] == "outward"
+    assert json.loads((out / "validation.json").read_text()) == result.validation
     assert Image.open(result.thumbnail_path).size == (64, 64)
-    loaded = trimesh.load(result.model_path, force="mesh")
-    assert len(loaded.faces) == len(mesh.faces)
-    assert validate_gltf(out / "model.glb")["issues"]["numErrors"] == 0
+    assert len(trimesh.load(result.model_path, force="mesh").faces) == result.face_count
+    for glb in [out / "model.glb", *(out / "lods").glob("*.glb")]:
+        assert validate_gltf(glb)["issues"]["numErrors"] == 0, glb
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_export_asset_rejects_an_unknown_format(tmp_path: Path) -> None:
+def test_export_asset_rejects_an_unknown_format_before_writing(tmp_path: Path) -> None:
     raw = tmp_path / "raw.npz"
     write_raw_mesh(coloured_sphere(), raw)
 
-    with pytest.raises(InvalidInput, match="glb, obj, ply, stl"):
-        export_asset(raw, tmp_path / "asset", output_format="fbx")
+    with pytest.raises(InvalidInput, match="glb"):
+        export_asset(raw, tmp_path / "asset", ExportOptions(output_format="fbx"))
     assert not (tmp_path / "asset").exists()
