@@ -44,7 +44,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy sweedle_core
 
-bench: setup
+# gltf-transform, which the Draco benchmark compares with.
+BENCH_TOOLS := bench/tools/node_modules/.bin/gltf-transform
+
+$(BENCH_TOOLS): bench/tools/package.json
+	npm install --silent --no-audit --no-fund --prefix bench/tools
+	@touch $@
+
+bench: setup $(BENCH_TOOLS)
 	$(PY) bench/run.py
 
 clean:

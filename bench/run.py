@@ -35,6 +35,8 @@ from PIL import Image, ImageDraw, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.export_chain import main as export_chain  # noqa: E402
+from bench.export_chain import render as render_export_chain  # noqa: E402
 from bench.models import render as render_models  # noqa: E402
 from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
@@ -217,6 +219,8 @@ def main() -> None:
     print(json.dumps(results, indent=2), flush=True)
     results["models"] = model_figures(image)
     print(json.dumps(results["models"], indent=2), flush=True)
+    results["export_chain"] = export_chain()
+    print(json.dumps(results["export_chain"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as data:
         app = App(Path(data))
         try:
@@ -281,6 +285,7 @@ starting it again on the same database (bench/restart_check.py):
 {restart_rows}
 
 {render_models(r["models"])}
+{render_export_chain(r["export_chain"])}
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on
 the WebSocket, minus the job's preprocessing, generation and export compute times (it includes

@@ -43,6 +43,9 @@ class Exporter:
             lod_levels=self.settings.export_lod_levels,
             extra_formats=self.settings.export_formats,
             thumbnail_size=self.settings.thumbnail_size,
+            draco=self.settings.export_draco,
+            draco_quantization=self.exports.quantization,
+            draco_level=self.settings.draco_compression_level,
         )
         result = await asyncio.to_thread(
             export_asset,

@@ -19,6 +19,7 @@ from sweedle_core.export.engine_exporter import ENGINES, bundle_zip, write_bundl
 from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, write_format
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.pipeline import (
+    DRACO_NAME,
     OPTIMIZED_NAME,
     VALIDATION_NAME,
     Progress,
@@ -76,7 +77,8 @@ class AssetExports:
         folder = self.storage.asset_dir(asset_id) / EXPORT_DIR / f"lod{lod}"
         suffix = f"_LOD{lod}" if lod else ""
         if draco:
-            path = folder / f"{MODEL_STEM}.draco.glb"
+            chain_made = self.storage.asset_dir(asset_id) / DRACO_NAME
+            path = chain_made if lod == 0 and chain_made.is_file() else folder / DRACO_NAME
             if not path.is_file():
                 mesh = self._lod(asset_id, lod)
                 write_atomic(path, compress_glb(mesh, self.quantization, self.compression_level))

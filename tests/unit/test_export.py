@@ -263,6 +263,7 @@ def test_the_default_chain_writes_every_export_and_reports_progress(tmp_path: Pa
         "model.ply",
         "model.glb",
         "model.usdz",
+        "model.draco.glb",
         "optimized.npz",
         "validation.json",
         "thumbnail.png",
