@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from PIL import Image
 
 from sweedle_core.export.draco_compressor import (
     QuantizationSettings,
@@ -20,25 +19,7 @@ from sweedle_core.export.draco_compressor import (
 )
 from sweedle_core.export.glb import mesh_to_glb, pack_glb, read_glb
 from tests.gltf_check import validate_gltf
-
-GREEN = (20, 200, 40, 255)
-YELLOW = (250, 250, 10, 255)
-
-
-def coloured_sphere(subdivisions: int = 3, inverted: bool = False) -> trimesh.Trimesh:
-    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
-    faces = sphere.faces[:, ::-1] if inverted else sphere.faces
-    colors = np.tile(np.array(GREEN, dtype=np.uint8), (len(sphere.vertices), 1))
-    colors[sphere.vertices[:, 1] > 0.5] = YELLOW
-    return trimesh.Trimesh(sphere.vertices, faces, vertex_colors=colors, process=False)
-
-
-def textured_box() -> trimesh.Trimesh:
-    box = trimesh.creation.box()
-    uv = box.vertices[:, :2] + 0.5
-    image = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5)
-    box.visual = trimesh.visual.TextureVisuals(uv=uv, image=image)
-    return box
+from tests.meshes import GREEN, YELLOW, coloured_sphere, textured_box
 
 
 def document_of(data: bytes) -> dict:
@@ -54,7 +35,7 @@ def assert_valid(data: bytes, path: Path) -> dict:
 
 
 def test_draco_glb_validates_and_decodes_to_the_same_mesh(tmp_path: Path) -> None:
-    mesh = coloured_sphere()
+    mesh = coloured_sphere(3)
     data = compress_glb(mesh)
     report = assert_valid(data, tmp_path / "sphere.glb")
     back = decode_draco_glb(data)
@@ -73,7 +54,7 @@ def test_draco_glb_validates_and_decodes_to_the_same_mesh(tmp_path: Path) -> Non
 
 def test_trimesh_loads_the_draco_glb(tmp_path: Path) -> None:
     # trimesh 5 decodes KHR_draco_mesh_compression itself (through DracoPy).
-    mesh = coloured_sphere()
+    mesh = coloured_sphere(3)
     data = compress_glb(mesh)
     assert_valid(data, tmp_path / "sphere.glb")
     loaded = trimesh.load(io.BytesIO(data), file_type="glb", force="mesh")
@@ -83,7 +64,7 @@ def test_trimesh_loads_the_draco_glb(tmp_path: Path) -> None:
 
 
 def test_draco_glb_declares_the_extension_and_bare_accessors(tmp_path: Path) -> None:
-    data = compress_glb(coloured_sphere())
+    data = compress_glb(coloured_sphere(3))
     assert_valid(data, tmp_path / "sphere.glb")
     document = document_of(data)
     primitive = document["meshes"][0]["primitives"][0]
@@ -153,7 +134,7 @@ def test_textured_mesh_keeps_its_uvs_and_texture(tmp_path: Path) -> None:
 
 
 def test_fewer_colour_bits_round_the_colours(tmp_path: Path) -> None:
-    data = compress_glb(coloured_sphere(), QuantizationSettings(color=2))
+    data = compress_glb(coloured_sphere(3), QuantizationSettings(color=2))
     assert_valid(data, tmp_path / "sphere.glb")
     back = decode_draco_glb(data)
     levels = {0, 85, 170, 255}  # 2 bits spread over 0-255

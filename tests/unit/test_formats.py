@@ -13,7 +13,6 @@ import numpy as np
 import pygltflib
 import pytest
 import trimesh
-from PIL import Image
 
 from sweedle_core.errors import InvalidInput
 from sweedle_core.export.convert import main as convert_main
@@ -27,28 +26,7 @@ from sweedle_core.export.formats import (
 from sweedle_core.export.glb import mesh_to_glb
 from sweedle_core.export.mesh_io import write_raw_mesh
 from tests.gltf_check import validate_gltf
-
-GREEN = (20, 200, 40, 255)
-YELLOW = (250, 250, 10, 255)
-PIXELS = (np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5).astype(np.uint8)
-
-
-def coloured_sphere(subdivisions: int = 2, inverted: bool = False) -> trimesh.Trimesh:
-    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
-    faces = sphere.faces[:, ::-1] if inverted else sphere.faces
-    colors = np.tile(np.array(GREEN, dtype=np.uint8), (len(sphere.vertices), 1))
-    colors[sphere.vertices[:, 1] > 0.5] = YELLOW
-    return trimesh.Trimesh(sphere.vertices, faces, vertex_colors=colors, process=False)
-
-
-def textured_box() -> trimesh.Trimesh:
-    """A box whose UVs are its x, y in [0, 1], textured with a 4x4 image."""
-    box = trimesh.creation.box()
-    box.visual = trimesh.visual.TextureVisuals(
-        uv=box.vertices[:, :2] + 0.5, image=Image.fromarray(PIXELS)
-    )
-    return box
-
+from tests.meshes import GREEN, PIXELS, YELLOW, coloured_sphere, textured_box
 
 MESHES = {"coloured": coloured_sphere, "textured": textured_box}
 
