@@ -56,7 +56,11 @@ class Gate:
 
 
 def get_gate() -> ray.actor.ActorHandle:
-    return Gate.options(name=GATE_NAME, namespace=NAMESPACE, get_if_exists=True).remote()
+    # Detached: a gate that died when a test dropped its last handle would leave a generation
+    # held at it for ever (see _passed).
+    return Gate.options(
+        name=GATE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+    ).remote()
 
 
 class GatedGenerator:
