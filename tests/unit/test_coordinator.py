@@ -417,6 +417,7 @@ async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_
     )
     assert requeued["stage"] == "waiting_for_gpu"
     assert "went silent" in requeued["message"]
+    await coordinator.flush()  # the stage change is written just behind its announcement
     row = await store.get_job(job_id)
     assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
 
