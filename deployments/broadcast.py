@@ -19,16 +19,20 @@ CLIENT_BUFFER = 1000
 
 
 class Subscription:
-    """One client's feed; ``job_id`` narrows it to one job (queue_status always comes)."""
+    """One client's feed; ``job_id`` narrows it to one job (queue_status always comes), and
+    ``sees`` to one owner's jobs (None: every owner's)."""
 
-    def __init__(self, job_id: str | None) -> None:
+    def __init__(self, job_id: str | None, sees: str | None = None) -> None:
         self.job_id = job_id
+        self.sees = sees
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(CLIENT_BUFFER)
 
     def wants(self, event: dict[str, Any]) -> bool:
-        if self.job_id is None or event["type"] == "queue_status":
+        if event["type"] == "queue_status":
             return True
-        return event.get("job_id") == self.job_id
+        if self.sees is not None and event.get("owner") != self.sees:
+            return False
+        return self.job_id is None or event.get("job_id") == self.job_id
 
     def close(self, reason: str) -> None:
         """End the feed: what is buffered is dropped and the client is told why."""
@@ -44,9 +48,9 @@ class Broadcaster:
         self._poller: asyncio.Task[None] | None = None
         self._primed: asyncio.Event = asyncio.Event()
 
-    async def subscribe(self, job_id: str | None) -> Subscription:
+    async def subscribe(self, job_id: str | None, sees: str | None = None) -> Subscription:
         """A new feed; returns once every event from now on will reach it."""
-        subscription = Subscription(job_id)
+        subscription = Subscription(job_id, sees)
         self.subscriptions.add(subscription)
         if self._poller is None or self._poller.done():
             self._primed = asyncio.Event()

@@ -65,8 +65,10 @@ class Exporter:
             validation=result.validation,
         )
 
-    async def lods(self, asset_id: str, levels: Sequence[float]) -> list[dict[str, Any]]:
-        progress = self._export_progress(asset_id, "lods")
+    async def lods(
+        self, asset_id: str, levels: Sequence[float], owner: str | None = None
+    ) -> list[dict[str, Any]]:
+        progress = self._export_progress(asset_id, "lods", owner)
         return await asyncio.to_thread(self.exports.lods, asset_id, levels, progress)
 
     async def download(
@@ -77,9 +79,15 @@ class Exporter:
         )
 
     async def engine_bundle(
-        self, asset_id: str, name: str, engine: str, lod_count: int, project_path: str | None
+        self,
+        asset_id: str,
+        name: str,
+        engine: str,
+        lod_count: int,
+        project_path: str | None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
-        progress = self._export_progress(asset_id, f"engine:{engine}")
+        progress = self._export_progress(asset_id, f"engine:{engine}", owner)
         return await asyncio.to_thread(
             self.exports.engine_bundle, asset_id, name, engine, lod_count, project_path, progress
         )
@@ -103,11 +111,12 @@ class Exporter:
 
         return report
 
-    def _export_progress(self, asset_id: str, operation: str) -> Progress:
+    def _export_progress(self, asset_id: str, operation: str, owner: str | None) -> Progress:
+        """Reports of an export the API asked for; ``owner`` lets only its key see them."""
         queue = find_job_queue(self.settings)
 
         def report(fraction: float, message: str) -> None:
             # Waited for, as above.
-            ray.get(queue.export_progress.remote(asset_id, operation, fraction, message))
+            ray.get(queue.export_progress.remote(asset_id, operation, fraction, message, owner))
 
         return report

@@ -18,10 +18,12 @@ from ray.serve.handle import DeploymentHandle
 from deployments.metrics import RayQueueMetrics
 from sweedle_core.config import Settings
 from sweedle_core.db.engine import migrate_async
+from sweedle_core.db.models import WebhookDelivery
 from sweedle_core.db.store import Store
 from sweedle_core.jobs.coordinator import JobCoordinator
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket, PrepareOutcome, PrepareTicket
 from sweedle_core.storage import Storage
+from sweedle_core.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("ray.serve")
 
@@ -50,6 +52,21 @@ class JobQueue:
     ) -> None:
         self.settings = settings
         self.store = Store.from_url(settings.database_url)
+        secret = settings.webhook_secret.get_secret_value()
+        # No secret, no webhooks: submissions with a webhook_url are refused then.
+        self.webhooks = (
+            WebhookDispatcher(
+                self.store,
+                secret,
+                max_attempts=settings.webhook_max_attempts,
+                backoff_s=settings.webhook_backoff_s,
+                backoff_max_s=settings.webhook_backoff_max_s,
+                timeout_s=settings.webhook_timeout_s,
+                on_attempt=self._webhook_attempted,
+            )
+            if secret
+            else None
+        )
         self.coordinator = JobCoordinator(
             self.store,
             Storage(settings.storage_dir).ensure(),
@@ -57,6 +74,7 @@ class JobQueue:
             preprocess_concurrency=settings.preprocess_concurrency,
             reconcile_s=settings.reconcile_interval_s,
             metrics=RayQueueMetrics(),
+            webhooks=self.webhooks,
         )
         self._started: asyncio.Task[None] | None = None
 
@@ -73,8 +91,26 @@ class JobQueue:
     async def _start(self) -> None:
         await migrate_async(self.settings.database_url)
         await self.coordinator.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()  # deliveries a stopped queue left pending go out now
         log.info(
             "job queue ready: %d active jobs rebuilt from the database", len(self.coordinator.book)
+        )
+
+    async def _webhook_attempted(self, delivery: WebhookDelivery) -> None:
+        """Announce a webhook attempt on the feed, to the job's owner (and admins)."""
+        job = await self.store.get_job(delivery.job_id)
+        self.coordinator.events.publish(
+            "webhook_attempt",
+            job_id=delivery.job_id,
+            asset_id=job.asset_id,
+            owner=job.owner,
+            delivery_id=delivery.id,
+            event=delivery.event,
+            attempt=delivery.attempts,
+            status_code=delivery.last_status_code,
+            error=delivery.last_error,
+            status=delivery.status,
         )
 
     async def submit(self, job_id: str) -> dict[str, Any]:
@@ -118,10 +154,14 @@ class JobQueue:
         return self.coordinator.stage_progress(job_id, fraction, message)
 
     async def export_progress(
-        self, asset_id: str, operation: str, fraction: float, message: str
+        self, asset_id: str, operation: str, fraction: float, message: str, owner: str | None
     ) -> None:
         await self.ready()
-        self.coordinator.export_progress(asset_id, operation, fraction, message)
+        self.coordinator.export_progress(asset_id, operation, fraction, message, owner)
+
+    async def cancel_and_wait(self, job_id: str, timeout: float) -> bool:
+        await self.ready()
+        return await self.coordinator.cancel_and_wait(job_id, timeout)
 
     async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
         await self.coordinator.generator_state(worker, state, detail)

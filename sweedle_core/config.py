@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GeneratorBackend = str  # "silhouette", "hunyuan3d", or "package.module:Class" for tests/plugins
@@ -81,6 +81,30 @@ class Settings(BaseSettings):
     # Seconds between the queue's scans of the database for jobs it does not know about.
     reconcile_interval_s: float = Field(30.0, gt=0)
     queue_actor_name: str = "sweedle_job_queue"
+
+    # Access control. With any key configured, every endpoint but /health needs one. API_KEYS and
+    # ADMIN_API_KEYS are comma-separated keys (admin keys see every owner's assets and jobs);
+    # API_KEYS_FILE is a JSON file of named keys stored as SHA-256 digests, with scopes and
+    # limits (`sweedle keys new` writes one).
+    api_keys: SecretStr = SecretStr("")
+    admin_api_keys: SecretStr = SecretStr("")
+    api_keys_file: Path | None = None
+    # Per-key limits for keys that set none of their own; 0: no limit.
+    rate_limit_per_minute: int = Field(0, ge=0)
+    max_waiting_jobs_per_key: int = Field(0, ge=0)
+    # Browser origins allowed to call the API (CORS); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Webhooks: a POST to the job's webhook_url (or this default) when it completes, fails or is
+    # cancelled, signed with HMAC-SHA256 under WEBHOOK_SECRET, retried with doubling backoff.
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_max_attempts: int = Field(6, ge=1, le=50)
+    webhook_backoff_s: float = Field(2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(600.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=300)
+    # How long an Idempotency-Key is remembered.
+    idempotency_ttl_hours: float = Field(24.0, gt=0)
     ray_namespace: str = "sweedle"
 
     @field_validator("database_url")
@@ -112,6 +136,12 @@ class Settings(BaseSettings):
         if any(not 0.0 < v <= 1.0 for v in value) or value != sorted(value, reverse=True):
             raise ValueError("EXPORT_LOD_LEVELS must be decreasing face shares in (0, 1]")
         return value
+
+    @model_validator(mode="after")
+    def _webhooks_signed(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET: every webhook is signed with it")
+        return self
 
     @property
     def max_upload_bytes(self) -> int:

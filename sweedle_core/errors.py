@@ -121,3 +121,47 @@ class FileConflict(Conflict):
     """A file Sweedle would write is already there and is not one Sweedle wrote."""
 
     code = "file_conflict"
+
+
+class Unauthorized(SweedleError):
+    """No API key, or one that is not known."""
+
+    code = "unauthorized"
+
+
+class Forbidden(SweedleError):
+    """A valid key asked for something outside its scopes."""
+
+    code = "forbidden"
+
+
+class RateLimited(SweedleError):
+    """A key went over its requests per minute or its waiting jobs; ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.args[1]) if len(self.args) > 1 else 1
+
+
+class IdempotencyConflict(Conflict):
+    """An Idempotency-Key already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class WebhooksDisabled(Unavailable):
+    """A webhook_url was given but the server has no WEBHOOK_SECRET to sign with."""
+
+    code = "webhooks_disabled"
+
+
+class InvalidTag(InvalidInput):
+    code = "invalid_tag"
+
+
+class JobStillRunning(Conflict):
+    """An asset cannot be deleted yet: its job was cancelled but has not stopped."""
+
+    code = "job_still_running"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.store import as_utc
+from sweedle_core.errors import InvalidTag
 
 
 class _Read(BaseModel):
@@ -16,6 +19,26 @@ class _Read(BaseModel):
     @field_validator("created_at", "updated_at", "started_at", "completed_at", check_fields=False)
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value) if value else value
+
+
+class WebhookDeliveryRead(_Read):
+    id: str = Field(description="also sent as the X-Sweedle-Delivery header")
+    event: str = Field(description="job.completed, job.failed or job.cancelled")
+    url: str
+    status: str = Field(description="pending (attempts left), delivered or failed")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    log: list[dict[str, Any]] = Field(
+        description="every attempt: attempt, at, status_code, error, duration_ms"
+    )
+    created_at: datetime
+
+    @field_validator("next_attempt_at")
+    @classmethod
+    def _next_utc(cls, value: datetime | None) -> datetime | None:
         return as_utc(value) if value else value
 
 
@@ -38,9 +61,33 @@ class JobRead(_Read):
     timings: dict[str, Any]
     attempts: int
     worker: str | None = Field(description="the generator replica that ran it last")
+    owner: str | None = Field(description="the name of the API key that submitted it")
+    webhook_url: str | None
+    webhooks: list[WebhookDeliveryRead] = Field(
+        description="each webhook call for this job, with every attempt"
+    )
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobRead]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+    @classmethod
+    def of(cls, page: Any) -> JobPage:
+        items = [JobRead.model_validate(job) for job in page.items]
+        return cls(
+            items=items,
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            pages=page.pages,
+        )
 
 
 class TagRead(_Read):
@@ -74,6 +121,8 @@ class AssetRead(_Read):
     lods: list[LodRead] | None = Field(description="the LOD chain the export pool built")
     generation_params: dict[str, Any]
     tags: list[TagRead]
+    metadata: dict[str, Any] = Field(validation_alias="metadata_", description="free-form")
+    owner: str | None = Field(description="the name of the API key that made it")
     created_at: datetime
     updated_at: datetime
     download_url: str | None = None
@@ -98,6 +147,72 @@ class AssetPage(BaseModel):
     page_size: int
     pages: int
 
+    @classmethod
+    def of(cls, page: Any) -> AssetPage:
+        return cls(
+            items=[AssetRead.of(a) for a in page.items],
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            pages=page.pages,
+        )
+
+
+# Free-form metadata is kept small: it lives in the asset's row.
+METADATA_MAX_BYTES = 16_384
+
+
+class AssetUpdate(BaseModel):
+    """A PATCH of an asset: each field given replaces the old value; a field left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=255)
+    tags: list[str] | None = Field(
+        None, max_length=50, description="the whole set; normalised like POST /api/assets/tags"
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description=f"free-form JSON object, at most {METADATA_MAX_BYTES} bytes"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("the name is blank")
+        return value.strip() if value is not None else None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_valid(cls, value: list[str] | None) -> list[str] | None:
+        try:
+            return normalize_tags(value) if value is not None else None
+        except InvalidTag as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > METADATA_MAX_BYTES:
+            raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes as JSON")
+        return value
+
+
+class TagCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TagCount(BaseModel):
+    name: str
+    count: int = Field(description="assets carrying it (of those the key may see)")
+
+
+class KeyRead(BaseModel):
+    name: str
+    scopes: list[str]
+    requests_per_minute: int | None
+    max_waiting_jobs: int | None
+
 
 class SubmitResponse(BaseModel):
     job_id: str
@@ -118,6 +233,7 @@ class QueueJob(BaseModel):
     priority: str
     message: str
     cancel_requested: bool
+    owner: str | None = None
 
 
 class QueueStatus(BaseModel):

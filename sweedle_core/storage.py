@@ -56,6 +56,19 @@ class Storage:
     def remove_asset(self, asset_id: str) -> None:
         shutil.rmtree(self.asset_dir(asset_id), ignore_errors=True)
 
+    def trash_asset(self, asset_id: str) -> Path | None:
+        """Move an asset's folder aside in one rename (None: it has none), so that a deletion
+        either removes every file or, put back with `restore_asset`, none."""
+        folder = self.asset_dir(asset_id)
+        if not folder.exists():
+            return None
+        trash = self.root / f".trash-{asset_id}-{uuid.uuid4().hex[:8]}"
+        os.replace(folder, trash)
+        return trash
+
+    def restore_asset(self, asset_id: str, trash: Path) -> None:
+        os.replace(trash, self.asset_dir(asset_id))
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.

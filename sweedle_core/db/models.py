@@ -65,6 +65,8 @@ class Asset(Base):
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     generation_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The API key (by name) that made it; None when the service runs without keys.
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -92,12 +94,18 @@ class GenerationJob(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     # Kept in the database so a cancel asked of a running job survives a queue restart.
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Where the job's end is announced (a POST per final state); None: no webhook.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     asset: Mapped[Asset] = relationship(back_populates="jobs", lazy="joined")
+    webhooks: Mapped[list[WebhookDelivery]] = relationship(
+        lazy="selectin", order_by="WebhookDelivery.created_at", passive_deletes=True
+    )
 
 
 class Tag(Base):
@@ -106,3 +114,41 @@ class Tag(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """A submission's Idempotency-Key: the same key and request give back the same job."""
+
+    __tablename__ = "idempotency_keys"
+
+    # sha256 of owner and key: one row per key per owner, whatever the key's length.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("generation_jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WebhookDelivery(Base):
+    """One webhook call (a job's final state to its URL) and every attempt at it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("generation_jobs.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(32))
+    # The JSON body, fixed when the job ended, so every attempt sends the same bytes.
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # pending (attempts left), delivered (a 2xx answer) or failed (attempts used up).
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    # [{attempt, at, status_code, error, duration_ms}], one per attempt.
+    log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

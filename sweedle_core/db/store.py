@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from sweedle_core.db.engine import make_engine, make_sessionmaker
-from sweedle_core.db.models import Asset, GenerationJob, new_id, utcnow
+from sweedle_core.db.library import AssetLibrary
+from sweedle_core.db.models import Asset, GenerationJob, IdempotencyRecord, new_id, utcnow
 from sweedle_core.errors import AssetNotFound, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
+from sweedle_core.webhooks.payload import webhook_payload
+from sweedle_core.webhooks.records import new_delivery
 
 _ACTIVE = [s.value for s in ACTIVE]
 _TERMINAL = [s.value for s in TERMINAL]
@@ -25,12 +29,37 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What `Store.finish_job` did: true when it finished the job; the webhook delivery it
+    recorded, if the job has a webhook."""
+
+    finished: bool
+    webhook_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.finished
+
+
+class IdempotencyTaken(Exception):
+    """Another request recorded the same Idempotency-Key first (the caller reads it again)."""
+
+
+class Idempotency(NamedTuple):
+    """An Idempotency-Key as stored: ``record_id`` names the key of one owner, ``request_hash``
+    the request it was first used with."""
+
+    record_id: str
+    request_hash: str
+
+
 class Store:
     """The database, seen as Sweedle's jobs and assets."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker = make_sessionmaker(engine)
+        self.library = AssetLibrary(self.sessions)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -52,10 +81,14 @@ class Store:
         asset_id: str | None = None,
         generator: str | None = None,
         prompt: str | None = None,
+        owner: str | None = None,
+        webhook_url: str | None = None,
+        idempotency: Idempotency | None = None,
     ) -> GenerationJob:
-        """One asset and its generation job, written in one transaction.
+        """One asset and its generation job (and its Idempotency-Key), in one transaction.
 
         With a ``prompt`` the asset is a text-to-3d one: its input image is painted later.
+        Raises `IdempotencyTaken` when another request stored the same key first.
         """
         asset = Asset(
             id=asset_id or new_id(),
@@ -67,6 +100,7 @@ class Store:
             model_format=params.output_format,
             generator=generator,
             generation_params=params.model_dump(),
+            owner=owner,
         )
         job = GenerationJob(
             id=new_id(),
@@ -75,10 +109,44 @@ class Store:
             params=params.model_dump(),
             status=JobStatus.PENDING.value,
             stage=JobStage.QUEUED.value,
+            owner=owner,
+            webhook_url=webhook_url,
         )
-        async with self.sessions.begin() as session:
-            session.add_all([asset, job])
+        try:
+            async with self.sessions.begin() as session:
+                session.add_all([asset, job])
+                if idempotency is not None:
+                    await session.flush()  # the job row first: the key refers to it
+                    session.add(
+                        IdempotencyRecord(
+                            id=idempotency.record_id,
+                            owner=owner,
+                            request_hash=idempotency.request_hash,
+                            job_id=job.id,
+                        )
+                    )
+        except IntegrityError as exc:
+            if idempotency is None:
+                raise
+            raise IdempotencyTaken(idempotency.record_id) from exc
         return job
+
+    async def idempotent_job(
+        self, record_id: str, max_age: timedelta
+    ) -> tuple[str, GenerationJob] | None:
+        """The request hash and job stored under an Idempotency-Key, if it is younger than
+        ``max_age`` (an older one is forgotten here)."""
+        async with self.sessions.begin() as session:
+            record = await session.get(IdempotencyRecord, record_id)
+            if record is None:
+                return None
+            if as_utc(record.created_at) < utcnow() - max_age:
+                await session.execute(
+                    delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
+                )
+                return None
+            job = await session.get(GenerationJob, record.job_id)
+            return (record.request_hash, job) if job is not None else None
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -117,26 +185,37 @@ class Store:
         status: JobStatus,
         job_fields: dict[str, Any],
         asset_fields: dict[str, Any],
-    ) -> bool:
-        """Move an active job and its asset to a final state, once: False if it already was."""
+    ) -> Finished:
+        """Move an active job and its asset to a final state, once (false if it already was).
+
+        A job with a webhook gets its delivery row in the same transaction, so the end of a job
+        is never recorded without the announcement of it.
+        """
         now = utcnow()
         async with self.sessions.begin() as session:
             job = await session.get(GenerationJob, job_id)
             if job is None or job.status in _TERMINAL:
-                return False
+                return Finished(False)
             result = await session.execute(
                 update(GenerationJob)
                 .where(GenerationJob.id == job_id, GenerationJob.status.in_(_ACTIVE))
                 .values(status=status.value, completed_at=now, updated_at=now, **job_fields)
             )
             if not result.rowcount:
-                return False
+                return Finished(False)
             await session.execute(
                 update(Asset)
                 .where(Asset.id == job.asset_id)
                 .values(status=status.value, updated_at=now, **asset_fields)
             )
-        return True
+            if not job.webhook_url:
+                return Finished(True)
+            await session.refresh(job)
+            await session.refresh(job.asset)
+            delivery_id = new_id()
+            payload = webhook_payload(status.value, job, job.asset, delivery_id)
+            session.add(new_delivery(delivery_id, job, payload))
+        return Finished(True, delivery_id)
 
     async def list_jobs(self, statuses: Sequence[str] | None = None) -> Sequence[GenerationJob]:
         async with self.sessions() as session:
@@ -153,18 +232,6 @@ class Store:
         if asset is None:
             raise AssetNotFound(f"no asset with id {asset_id!r}")
         return asset
-
-    async def list_assets(self, page: int, page_size: int) -> tuple[Sequence[Asset], int, int]:
-        """One page of assets, newest first, with the total count and the number of pages."""
-        async with self.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Asset)) or 0
-            rows = await session.scalars(
-                select(Asset)
-                .order_by(Asset.created_at.desc(), Asset.id)
-                .offset((page - 1) * page_size)
-                .limit(page_size)
-            )
-            return rows.all(), total, max(1, math.ceil(total / page_size))
 
     async def update_asset(self, asset_id: str, **fields: Any) -> None:
         """Write fields of an asset (e.g. a rebuilt LOD chain)."""

@@ -24,7 +24,7 @@ from sweedle_core.errors import JobFinished, SweedleError, unwrapped
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
 from sweedle_core.jobs.generators import GeneratorRegistry
-from sweedle_core.jobs.ledger import JobLedger
+from sweedle_core.jobs.ledger import JobLedger, Webhooks
 from sweedle_core.jobs.resume import resumed_entry
 from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
 from sweedle_core.jobs.tickets import (
@@ -62,6 +62,7 @@ class JobCoordinator:
         lease_s: float = 60.0,
         reconcile_s: float = 30.0,
         metrics: QueueMetrics | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -77,7 +78,9 @@ class JobCoordinator:
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
         self._writer = JobWriter(store)
-        self._ledger = JobLedger(self.book, self._writer, self.events, self.metrics, self.status)
+        self._ledger = JobLedger(
+            self.book, self._writer, self.events, self.metrics, self.status, webhooks
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._generators = GeneratorRegistry()
         self._stopping = False
@@ -135,6 +138,23 @@ class JobCoordinator:
         if self.book.get(job_id) is entry:
             self._ledger.publish("progress", entry)
         return entry_view(entry)
+
+    async def cancel_and_wait(self, job_id: str, timeout: float) -> bool:
+        """Cancel a job unless it has ended, and wait up to ``timeout`` seconds for it to end
+        (a running one stops at its next progress step). True when it has ended."""
+        try:
+            await self.cancel(job_id)
+        except JobFinished:
+            return True
+        deadline = time.monotonic() + timeout
+        cursor = self.events.last_seq
+        while job_id in self.book:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            events = await self.events.wait_since(cursor, remaining)
+            cursor = max([cursor, *(e["seq"] for e in events)])
+        return True
 
     # --- the generators' side -----------------------------------------------------------
 
@@ -213,11 +233,14 @@ class JobCoordinator:
         self._ledger.publish("progress", entry)
         return True
 
-    def export_progress(self, asset_id: str, operation: str, fraction: float, message: str) -> None:
+    def export_progress(
+        self, asset_id: str, operation: str, fraction: float, message: str, owner: str | None = None
+    ) -> None:
         """Progress of an export asked for through the API (LODs, formats, engine bundles)."""
         self.events.publish(
             "export_progress",
             asset_id=asset_id,
+            owner=owner,
             operation=operation,
             progress=round(min(max(fraction, 0.0), 1.0), 4),
             message=message,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
@@ -19,6 +19,13 @@ from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
 from sweedle_core.jobs.tickets import QueueMetrics
 from sweedle_core.jobs.views import entry_view
 from sweedle_core.jobs.writer import JobWriter
+
+
+class Webhooks(Protocol):
+    """Who sends a job's webhook once its end is recorded (the WebhookDispatcher)."""
+
+    def schedule(self, delivery_id: str) -> None: ...
+
 
 # How many finished job ids the queue remembers, so a reconcile pass never revives one.
 FINISHED_MEMORY = 10_000
@@ -32,12 +39,14 @@ class JobLedger:
         events: EventLog,
         metrics: QueueMetrics,
         queue_status: Callable[[], dict[str, Any]],
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.book = book
         self.writer = writer
         self.events = events
         self.metrics = metrics
         self._queue_status = queue_status
+        self.webhooks = webhooks
         # Jobs this queue finished lately: a reconcile pass may still read them as active.
         self._finished: dict[str, None] = {}
 
@@ -112,12 +121,14 @@ class JobLedger:
         }
         store = self.writer.store
         try:
-            await self.writer.queued(
+            finished = await self.writer.queued(
                 lambda: store.finish_job(entry.id, status, job_fields, asset_fields or {})
             )
         except BaseException:
             self._finished.pop(entry.id, None)  # still active in the database: adopt it again
             raise
+        if finished.webhook_id and self.webhooks is not None:
+            self.webhooks.schedule(finished.webhook_id)
         self.metrics.record_finished(status.value)
         # The validation report stays out of the feed: it is long, and a GET away.
         shown = {k: v for k, v in (asset_fields or {}).items() if k != "validation"}

@@ -37,6 +37,7 @@ def resumed_entry(row: GenerationJob, storage: Storage) -> JobEntry:
         params=dict(row.params),
         input_path=row.asset.input_path or "",
         prompt=row.asset.prompt,
+        owner=row.owner,
         stage=_RESUME.get(JobStage(row.stage), JobStage.QUEUED),
         timings=dict(row.timings or {}),
         attempts=row.attempts,

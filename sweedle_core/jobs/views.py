@@ -24,6 +24,7 @@ def entry_view(entry: JobEntry, status: JobStatus | None = None) -> dict[str, An
         "priority": entry.priority.value,
         "message": entry.message,
         "cancel_requested": entry.cancel_requested,
+        "owner": entry.owner,
     }
 
 
@@ -37,4 +38,5 @@ def row_view(row: GenerationJob) -> dict[str, Any]:
         "priority": row.priority,
         "message": row.message or "",
         "cancel_requested": False,
+        "owner": row.owner,
     }

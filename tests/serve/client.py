@@ -83,9 +83,17 @@ class Feed:
 
 
 class Sweedle:
-    def __init__(self, base_url: str) -> None:
+    """``api_key`` is sent with every request (as X-API-Key, and on the feed as ?api_key=)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.api_key = api_key
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self.http = httpx.Client(base_url=base_url, timeout=60, headers=headers)
+
+    def as_key(self, api_key: str | None) -> Sweedle:
+        """The same app, called with another key (None: no key)."""
+        return Sweedle(self.base_url, api_key)
 
     def submit(self, image: bytes, filename: str = "disc.png", **fields: Any) -> httpx.Response:
         data = {k: str(v) for k, v in fields.items()}
@@ -104,5 +112,14 @@ class Sweedle:
         return response.json()
 
     def feed(self, job_id: str | None = None) -> Feed:
+        return Feed(self._feed_url(job_id))
+
+    def feed_raw(self):  # type: ignore[no-untyped-def]
+        """The bare WebSocket, for tests of what the feed refuses."""
+        return connect(self._feed_url(None), open_timeout=30)
+
+    def _feed_url(self, job_id: str | None) -> str:
         url = self.base_url.replace("http://", "ws://") + "/ws/progress"
-        return Feed(url + (f"?job_id={job_id}" if job_id else ""))
+        query = {"job_id": job_id, "api_key": self.api_key}
+        pairs = "&".join(f"{k}={v}" for k, v in query.items() if v)
+        return url + (f"?{pairs}" if pairs else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The session app's API keys (in a keys file, as SHA-256 digests): the tests call as "admin"
+# unless they test access itself.
+KEYS = {
+    "admin": ("swd_test_admin", ["read", "write", "admin"], {}),
+    "alice": ("swd_test_alice", ["read", "write"], {}),
+    "bob": ("swd_test_bob", ["read", "write"], {}),
+    "viewer": ("swd_test_viewer", ["read"], {}),
+    "limited": ("swd_test_limited", ["read", "write"], {"requests_per_minute": 8}),
+    "queue-capped": ("swd_test_capped", ["read", "write"], {"max_waiting_jobs": 1}),
+}
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def write_keys_file(path: Path) -> Path:
+    entries = [
+        {
+            "name": name,
+            "sha256": hashlib.sha256(key.encode()).hexdigest(),
+            "scopes": scopes,
+            **limits,
+        }
+        for name, (key, scopes, limits) in KEYS.items()
+    ]
+    path.write_text(json.dumps({"keys": entries}))
+    return path
+
+
 class Deployment:
     """The running app and how to start it again (same database, same files)."""
 
@@ -45,12 +74,16 @@ class Deployment:
             "max_upload_mb": 2,
             "max_image_pixels": 20_000_000,
             "export_allowed_roots": [str(data_dir / "projects")],
+            "api_keys_file": str(write_keys_file(data_dir / "keys.json")),
+            "webhook_secret": WEBHOOK_SECRET,
+            "webhook_backoff_s": 0.2,
+            "cors_origins": ["http://studio.example"],
         }
         self.projects = data_dir / "projects"
         self.projects.mkdir(parents=True)
         self.storage_root = data_dir / "storage"
         self.db_path = data_dir / "sweedle.db"
-        self.client = Sweedle(f"http://127.0.0.1:{self.port}")
+        self.client = Sweedle(f"http://127.0.0.1:{self.port}", KEYS["admin"][0])
 
     def start_ray(self) -> None:
         ray.init(

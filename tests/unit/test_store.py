@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sweedle_core.db.library import AssetQuery
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
 from sweedle_core.errors import AssetNotFound, JobNotFound
@@ -110,22 +111,22 @@ async def test_list_assets_pages_newest_first(store):
     ids = [(await create(store, name=f"asset {i}")).asset_id for i in range(5)]
     newest_first = ids[::-1]
 
-    page, total, pages = await store.list_assets(page=1, page_size=2)
-    assert [a.id for a in page] == newest_first[:2]
-    assert (total, pages) == (5, 3)
+    found = await store.library.find(AssetQuery(page=1, page_size=2), None)
+    assert [a.id for a in found.items] == newest_first[:2]
+    assert (found.total, found.pages) == (5, 3)
 
-    page, total, pages = await store.list_assets(page=3, page_size=2)
-    assert [a.id for a in page] == newest_first[4:]
-    assert (total, pages) == (5, 3)
+    found = await store.library.find(AssetQuery(page=3, page_size=2), None)
+    assert [a.id for a in found.items] == newest_first[4:]
+    assert (found.total, found.pages) == (5, 3)
 
-    page, _, _ = await store.list_assets(page=4, page_size=2)
-    assert list(page) == []
+    found = await store.library.find(AssetQuery(page=4, page_size=2), None)
+    assert list(found.items) == []
 
-    page, total, pages = await store.list_assets(page=1, page_size=5)
-    assert [a.id for a in page] == newest_first
-    assert (total, pages) == (5, 1)
+    found = await store.library.find(AssetQuery(page=1, page_size=5), None)
+    assert [a.id for a in found.items] == newest_first
+    assert (found.total, found.pages) == (5, 1)
 
 
 async def test_list_assets_of_an_empty_library_has_one_empty_page(store):
-    page, total, pages = await store.list_assets(page=1, page_size=20)
-    assert (list(page), total, pages) == ([], 0, 1)
+    found = await store.library.find(AssetQuery(), None)
+    assert (list(found.items), found.total, found.pages) == ([], 0, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,11 +11,15 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from sweedle_core import errors
+from sweedle_core.schemas import ErrorBody
 
 log = logging.getLogger("ray.serve")
 
 # Most specific first: the first class an error is an instance of decides.
 STATUS_CODES: list[tuple[type[errors.SweedleError], int]] = [
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.RateLimited, 429),
     (errors.UnsupportedImageFormat, 415),
     (errors.ImageTooLarge, 413),
     (errors.ImageRejected, 400),
@@ -26,23 +31,39 @@ STATUS_CODES: list[tuple[type[errors.SweedleError], int]] = [
     (errors.SweedleError, 400),
 ]
 
-ERROR_RESPONSES = {
-    code: {"model": None, "description": description}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": description}
     for code, description in {
         400: "the upload is not a usable image (truncated, corrupt, empty)",
-        404: "no such job or asset, or its file is not ready",
-        403: "a project path outside the allowed roots, or through a symlink",
-        409: "the job is already finished, the asset not yet ready, or a file not ours in the way",
+        401: "no API key, or an unknown one (send Authorization: Bearer <key> or X-API-Key)",
+        403: "the key's scopes do not allow this, or a project path outside the allowed roots",
+        404: "no such job or asset (or not one of this key's), or its file is not ready",
+        409: "the job is already finished, the asset not yet ready, a file not ours in the way, "
+        "or an Idempotency-Key used before with another request",
         413: "the upload has too many bytes or pixels",
         415: "the image format is not PNG, JPEG or WebP",
         422: "a parameter is missing or out of range",
+        429: "the key's requests per minute or waiting jobs are used up: see Retry-After",
         503: "a service Sweedle needs is not ready",
     }.items()
 }
 
 
-def error_response(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": detail})
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": code, "detail": detail}, headers=headers
+    )
+
+
+def _answer(error: errors.SweedleError) -> JSONResponse:
+    headers = None
+    if isinstance(error, errors.RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, errors.Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(_status_of(error), error.code, error.message, headers)
 
 
 def domain_error(exc: BaseException) -> errors.SweedleError | None:
@@ -68,7 +89,7 @@ def _validation_detail(problems: list[dict]) -> str:
 async def _on_sweedle_error(_: Request, exc: Exception) -> JSONResponse:
     error = domain_error(exc)
     assert error is not None
-    return error_response(_status_of(error), error.code, error.message)
+    return _answer(error)
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -79,7 +100,7 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     error = domain_error(exc)
     if error is not None:
-        return error_response(_status_of(error), error.code, error.message)
+        return _answer(error)
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 

@@ -1,0 +1,73 @@
+"""Exports of a completed asset: LOD chains, engine bundles, validation, thumbnails."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from deployments.http.deps import CompletedAssetDep, ServicesDep
+from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
+from sweedle_core.schemas import (
+    AssetRead,
+    EngineExportRead,
+    EngineRequest,
+    LodRead,
+    LodRequest,
+    ThumbnailRequest,
+)
+
+router = APIRouter(prefix="/api/export", tags=["exports"])
+Engine = Literal["unity", "unreal", "godot"]
+
+
+@router.post("/{asset_id}/lods", response_model=list[LodRead])
+async def make_lods(
+    asset: CompletedAssetDep, request: LodRequest, services: ServicesDep
+) -> list[LodRead]:
+    """Rebuild the asset's LOD chain; progress comes as export_progress events."""
+    lods = await services.exporter.lods.remote(asset.id, request.levels, asset.owner)
+    await services.store.update_asset(asset.id, lods=lods)
+    return AssetRead.of(await services.store.get_asset(asset.id)).lods or []
+
+
+@router.post("/{asset_id}/engine", response_model=EngineExportRead)
+async def engine_bundle(
+    asset: CompletedAssetDep, request: EngineRequest, services: ServicesDep
+) -> EngineExportRead:
+    """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
+    (under EXPORT_ALLOWED_ROOTS) when one is given."""
+    result = await services.exporter.engine_bundle.remote(
+        asset.id,
+        safe_name(asset.name),
+        request.engine,
+        len(asset.lods or []),
+        request.project_path,
+        asset.owner,
+    )
+    url = f"/api/export/{asset.id}/engine/{request.engine}"
+    return EngineExportRead(**result, download_url=url)
+
+
+@router.get("/{asset_id}/engine/{engine}", response_class=FileResponse, responses=FILE_RESPONSES)
+async def engine_zip(
+    asset: CompletedAssetDep, engine: Engine, services: ServicesDep
+) -> FileResponse:
+    stored = await services.exporter.bundle_file.remote(asset.id, safe_name(asset.name), engine)
+    return send_stored(services, stored)
+
+
+@router.get("/{asset_id}/validate", response_model=dict[str, Any])
+async def validate(asset: CompletedAssetDep, services: ServicesDep) -> dict[str, Any]:
+    """The mesh's validation report: counts, bounds, watertightness, manifold edges,
+    components, degenerate and duplicate faces, winding, normals, problems."""
+    return await services.exporter.validate.remote(asset.id)
+
+
+@router.post("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
+async def render_thumbnail(
+    asset: CompletedAssetDep, request: ThumbnailRequest, services: ServicesDep
+) -> FileResponse:
+    """A thumbnail of the asset at another size (PNG)."""
+    return send_stored(services, await services.exporter.thumbnail.remote(asset.id, request.size))

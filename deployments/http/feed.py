@@ -1,0 +1,114 @@
+"""The progress feed (WebSocket) and the health check."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+
+from deployments.broadcast import Subscription
+from deployments.http.auth import authorize_websocket, services_of
+from sweedle_core.access.keys import Caller
+
+feed_router = APIRouter(tags=["progress"])
+health_router = APIRouter(tags=["health"])
+
+
+@feed_router.websocket("/ws/progress")
+async def progress(
+    websocket: WebSocket,
+    caller: Caller = Depends(authorize_websocket),
+    job_id: str | None = None,
+) -> None:
+    """JSON events: job_created, progress, asset_ready, job_failed, job_cancelled,
+    export_progress, queue_status. `?job_id=` or a `{"action": "subscribe", "job_id": ...}`
+    message narrows the feed to one job; a key sees only its own jobs' events."""
+    services = websocket.app.state.services
+    await websocket.accept()
+    subscription = await services.broadcaster.subscribe(job_id, caller.sees)
+    try:
+        await websocket.send_json({"type": "queue_status", **await services.queue.status.remote()})
+        await _pump_feed(websocket, subscription)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        services.broadcaster.unsubscribe(subscription)
+
+
+async def _pump_feed(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send the feed's events; read the client's subscribe/unsubscribe/ping messages."""
+
+    async def read_client() -> None:
+        while True:
+            message = await websocket.receive_json()
+            action = message.get("action") if isinstance(message, dict) else None
+            if action == "subscribe":
+                subscription.job_id = message.get("job_id")
+            elif action == "unsubscribe":
+                subscription.job_id = None
+            elif action == "ping":
+                await websocket.send_json({"type": "pong"})
+            else:
+                await websocket.send_json(
+                    {"type": "error", "detail": "actions: subscribe, unsubscribe, ping"}
+                )
+
+    reader = asyncio.get_running_loop().create_task(read_client())
+    try:
+        while True:
+            getter = asyncio.ensure_future(subscription.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                getter.cancel()
+                reader.result()  # raises WebSocketDisconnect when the client left
+                return
+            event = getter.result()
+            await websocket.send_json(event)
+            if event["type"] == "feed_closed":
+                await websocket.close(code=1013)
+                return
+    finally:
+        reader.cancel()
+
+
+@health_router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness and what generation is waiting for, if anything. Needs no key."""
+    services = services_of(request)
+    status = await services.queue.status.remote()
+    return {
+        "status": "ok",
+        "app": services.settings.app_name,
+        "generator_backend": services.settings.generator_backend,
+        "generation": generation_readiness(status["generators"]),
+        "preprocessing": await services.preprocessor.status.remote(),
+        "text_to_image": await services.painter.status.remote(),
+        "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
+    }
+
+
+def generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    states = [g.get("state") for g in generators.values()]
+    if any(s in ("idle", "generating") for s in states):
+        return {"state": "ready", "detail": f"{len(states)} generator replica(s)"}
+    if "loading" in states:
+        return {"state": "loading", "detail": "the generation model is loading"}
+    if states:
+        details = "; ".join(g.get("detail", "") for g in generators.values())
+        return {"state": "unavailable", "detail": details}
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return {
+        "state": "waiting_for_generator",
+        "detail": (
+            "no Generator replica has started yet. "
+            + (
+                "This Ray cluster has no GPU: serve_config.yaml reserves one GPU per Generator "
+                "(num_gpus: 1), so generation waits for a GPU node to join. On a machine "
+                "without a GPU, start with `serve run configs/cpu.yaml` (or `make serve`)."
+                if gpus == 0
+                else "It may still be starting."
+            )
+        ),
+    }

@@ -1,0 +1,111 @@
+"""Generation routes: submitting photos and prompts, the jobs, the queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+
+from deployments.http.auth import CallerDep
+from deployments.http.deps import JobDep, ServicesDep
+from deployments.submission import GenerationForm, TextTo3DRequest
+from sweedle_core.db.library import JobQuery
+from sweedle_core.jobs.states import JobStatus
+from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
+
+router = APIRouter(prefix="/api/generation", tags=["generation"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="the same key with the same request returns the first job, never a second "
+        "one; with another request: 409. Remembered for IDEMPOTENCY_TTL_HOURS.",
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
+
+
+def _mark(response: Response, replayed: bool) -> None:
+    if replayed:
+        response.headers[REPLAYED] = "true"
+
+
+@router.post("/image-to-3d", status_code=202, response_model=SubmitResponse)
+async def image_to_3d(
+    form: Annotated[GenerationForm, Form()],
+    file: Annotated[UploadFile, File()],
+    services: ServicesDep,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> SubmitResponse:
+    """Upload a photo; the job is queued and its progress streams on `/ws/progress`."""
+    submitted, replayed = await services.submission.submit(form, file, caller, idempotency_key)
+    _mark(response, replayed)
+    return submitted
+
+
+@router.post("/text-to-3d", status_code=202, response_model=SubmitResponse)
+async def text_to_3d(
+    request: TextTo3DRequest,
+    services: ServicesDep,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> SubmitResponse:
+    """A prompt becomes an image (TEXT_TO_IMAGE_MODEL), then a 3D asset like an upload."""
+    submitted, replayed = await services.submission.submit_text(request, caller, idempotency_key)
+    _mark(response, replayed)
+    return submitted
+
+
+@router.get("/jobs", response_model=JobPage)
+async def list_jobs(
+    services: ServicesDep,
+    caller: CallerDep,
+    status: Annotated[list[JobStatus], Query(description="any of these (repeat it)")] = [],  # noqa: B006
+    created_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    created_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    asset_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    """Job history, newest first."""
+    query = JobQuery(
+        page=page,
+        page_size=page_size,
+        status=[s.value for s in status],
+        created_after=created_after,
+        created_before=created_before,
+        asset_id=asset_id,
+    )
+    return JobPage.of(await services.store.library.jobs(query, caller.sees))
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead)
+async def get_job(job: JobDep) -> JobRead:
+    """A job, with its webhook deliveries."""
+    return JobRead.model_validate(job)
+
+
+@router.delete("/jobs/{job_id}", response_model=QueueJob)
+async def cancel_job(job: JobDep, services: ServicesDep) -> QueueJob:
+    """Cancel a job: a waiting one at once, a running one at its next progress step."""
+    return QueueJob(**await services.queue.cancel.remote(job.id))
+
+
+@router.get("/queue/status", response_model=QueueStatus)
+async def queue_status(services: ServicesDep) -> QueueStatus:
+    return QueueStatus(**await services.queue.status.remote())
+
+
+@router.get("/queue/jobs", response_model=list[QueueJob])
+async def queue_jobs(services: ServicesDep, caller: CallerDep) -> list[QueueJob]:
+    """Active jobs (the key's own, unless it is an admin key): running ones first, then
+    waiting ones in the order they will run."""
+    jobs = await services.queue.jobs.remote()
+    return [QueueJob(**j) for j in jobs if caller.sees is None or j.get("owner") == caller.sees]

@@ -1,0 +1,295 @@
+"""The asset library: finding, sorting, editing, tagging and deleting assets, and job history.
+
+Every read takes ``sees``: the owner whose rows a caller may see (None: every owner's, for an
+admin key or a service without keys). Another owner's row is reported as not found, so ids of
+other keys' assets are not even confirmed to exist.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
+from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
+
+SortBy = Literal["created", "name", "vertex_count"]
+SortOrder = Literal["asc", "desc"]
+TAG_MAX = 64
+_TAG_SPACES = re.compile(r"\s+")
+_TAG_ALLOWED = re.compile(r"^[\w.:+-]+$")
+
+
+def normalize_tag(name: str) -> str:
+    """A tag as it is stored: Unicode NFKC, trimmed, lower case, spaces as single dashes.
+
+    "  Low Poly " and "low-poly" are one tag.
+    """
+    tag = _TAG_SPACES.sub("-", unicodedata.normalize("NFKC", name).strip().lower())
+    if not tag:
+        raise InvalidTag("a tag is empty")
+    if len(tag) > TAG_MAX:
+        raise InvalidTag(f"tag {tag[:20]!r}... is longer than {TAG_MAX} characters")
+    if not _TAG_ALLOWED.match(tag):
+        raise InvalidTag(
+            f"tag {tag!r} may hold only letters, digits and . : + - _ (spaces become dashes)"
+        )
+    return tag
+
+
+def normalize_tags(names: Sequence[str]) -> list[str]:
+    """Normalised, without duplicates, in the order given."""
+    return list(dict.fromkeys(normalize_tag(n) for n in names))
+
+
+@dataclass(frozen=True)
+class AssetQuery:
+    page: int = 1
+    page_size: int = 20
+    search: str | None = None  # in the name and the tags, matched literally
+    source_type: str | None = None
+    status: str | None = None
+    tags: Sequence[str] = field(default_factory=tuple)  # every one of them
+    sort_by: SortBy = "created"
+    sort_order: SortOrder = "desc"
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    page: int = 1
+    page_size: int = 20
+    status: Sequence[str] = field(default_factory=tuple)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    asset_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+class AssetLibrary:
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self.sessions = sessions
+
+    # --- assets -------------------------------------------------------------------------
+
+    async def get(self, asset_id: str, sees: str | None) -> Asset:
+        async with self.sessions() as session:
+            asset = await session.get(Asset, asset_id)
+        if asset is None or not _visible(asset.owner, sees):
+            raise AssetNotFound(f"no asset with id {asset_id!r}")
+        return asset
+
+    async def find(self, query: AssetQuery, sees: str | None) -> Page:
+        conditions = _asset_conditions(query, sees)
+        order = _asset_order(query)
+        async with self.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Asset).where(*conditions))
+            rows = await session.scalars(
+                select(Asset)
+                .where(*conditions)
+                .order_by(*order)
+                .offset((query.page - 1) * query.page_size)
+                .limit(query.page_size)
+            )
+            return Page(rows.all(), total or 0, query.page, query.page_size)
+
+    async def edit(
+        self,
+        asset_id: str,
+        sees: str | None,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Asset:
+        """Change an asset's name, its tags (the whole set) or its metadata (the whole object)."""
+        wanted = normalize_tags(tags) if tags is not None else None
+        try:
+            await self._edit(asset_id, sees, name, wanted, metadata)
+        except IntegrityError:
+            # Another request created one of the new tags meanwhile: it exists now.
+            await self._edit(asset_id, sees, name, wanted, metadata)
+        return await self.get(asset_id, sees)
+
+    async def _edit(
+        self,
+        asset_id: str,
+        sees: str | None,
+        name: str | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        async with self.sessions.begin() as session:
+            asset = await session.get(Asset, asset_id, with_for_update=True)
+            if asset is None or not _visible(asset.owner, sees):
+                raise AssetNotFound(f"no asset with id {asset_id!r}")
+            if name is not None:
+                asset.name = name
+            if metadata is not None:
+                asset.metadata_ = metadata
+            if tags is not None:
+                asset.tags = await _tag_rows(session, tags)
+            asset.updated_at = utcnow()
+
+    async def delete(self, asset_id: str) -> bool:
+        """Delete an asset's rows: its jobs, tag links, webhook log and idempotency keys go with
+        it (ON DELETE CASCADE). False when it was already gone."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(delete(Asset).where(Asset.id == asset_id))
+        return bool(result.rowcount)
+
+    async def active_job_ids(self, asset_id: str) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(GenerationJob.id).where(
+                    GenerationJob.asset_id == asset_id,
+                    GenerationJob.status.in_(["pending", "processing"]),
+                )
+            )
+            return list(rows.all())
+
+    # --- tags ---------------------------------------------------------------------------
+
+    async def tag_counts(self, sees: str | None) -> list[tuple[str, int]]:
+        """Every tag with the number of assets (that ``sees`` may see) carrying it."""
+        link = asset_tags.join(Asset, Asset.id == asset_tags.c.asset_id)
+        counted = select(asset_tags.c.tag_id, func.count().label("n")).select_from(link)
+        if sees is not None:
+            counted = counted.where(Asset.owner == sees)
+        counts = counted.group_by(asset_tags.c.tag_id).subquery()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Tag.name, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.tag_id == Tag.id)
+                .order_by(Tag.name)
+            )
+            return [(name, int(n)) for name, n in rows.all()]
+
+    async def create_tag(self, name: str) -> tuple[str, bool]:
+        """The normalised tag, and whether it was new."""
+        tag = normalize_tag(name)
+        try:
+            async with self.sessions.begin() as session:
+                existing = await session.scalar(select(Tag).where(Tag.name == tag))
+                if existing is not None:
+                    return tag, False
+                session.add(Tag(name=tag))
+        except IntegrityError:
+            return tag, False  # created by another request meanwhile
+        return tag, True
+
+    # --- job history --------------------------------------------------------------------
+
+    async def get_job(self, job_id: str, sees: str | None) -> GenerationJob:
+        async with self.sessions() as session:
+            job = await session.get(GenerationJob, job_id)
+        if job is None or not _visible(job.owner, sees):
+            raise JobNotFound(f"no generation job with id {job_id!r}")
+        return job
+
+    async def jobs(self, query: JobQuery, sees: str | None) -> Page:
+        conditions: list[ColumnElement[bool]] = []
+        if sees is not None:
+            conditions.append(GenerationJob.owner == sees)
+        if query.status:
+            conditions.append(GenerationJob.status.in_(list(query.status)))
+        if query.created_after is not None:
+            conditions.append(GenerationJob.created_at >= query.created_after)
+        if query.created_before is not None:
+            conditions.append(GenerationJob.created_at < query.created_before)
+        if query.asset_id is not None:
+            conditions.append(GenerationJob.asset_id == query.asset_id)
+        async with self.sessions() as session:
+            total = await session.scalar(
+                select(func.count()).select_from(GenerationJob).where(*conditions)
+            )
+            rows = await session.scalars(
+                select(GenerationJob)
+                .where(*conditions)
+                .order_by(GenerationJob.created_at.desc(), GenerationJob.id)
+                .offset((query.page - 1) * query.page_size)
+                .limit(query.page_size)
+            )
+            return Page(rows.all(), total or 0, query.page, query.page_size)
+
+    async def waiting_jobs(self, owner: str) -> int:
+        """How many of ``owner``'s jobs have not reached a generator yet: queued, being
+        prepared or waiting for a GPU (for its waiting-jobs limit)."""
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(GenerationJob)
+                .where(
+                    GenerationJob.owner == owner,
+                    GenerationJob.status.in_(["pending", "processing"]),
+                    GenerationJob.stage.in_(["queued", "preprocessing", "waiting_for_gpu"]),
+                )
+            )
+        return count or 0
+
+
+def _visible(owner: str | None, sees: str | None) -> bool:
+    return sees is None or owner == sees
+
+
+def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if sees is not None:
+        conditions.append(Asset.owner == sees)
+    if query.source_type:
+        conditions.append(Asset.source_type == query.source_type)
+    if query.status:
+        conditions.append(Asset.status == query.status)
+    for tag in normalize_tags(query.tags):
+        conditions.append(Asset.tags.any(Tag.name == tag))
+    if query.search:
+        # autoescape: %, _ and the escape character itself are matched as themselves.
+        conditions.append(
+            Asset.name.icontains(query.search, autoescape=True)
+            | Asset.tags.any(Tag.name.icontains(query.search, autoescape=True))
+        )
+    return conditions
+
+
+def _asset_order(query: AssetQuery) -> list[Any]:
+    column: Any = {
+        "created": Asset.created_at,
+        "name": func.lower(Asset.name),
+        "vertex_count": Asset.vertex_count,
+    }[query.sort_by]
+    ordered = column.asc() if query.sort_order == "asc" else column.desc()
+    # Assets without a mesh yet have no vertex count: last either way, on every database.
+    tiebreak = Asset.id.asc() if query.sort_order == "asc" else Asset.id.desc()
+    return [ordered.nulls_last(), tiebreak]
+
+
+async def _tag_rows(session: AsyncSession, names: Sequence[str]) -> list[Tag]:
+    """The Tag rows for ``names``, creating the missing ones."""
+    if not names:
+        return []
+    existing = {t.name: t for t in await session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    for name in names:
+        if name not in existing:
+            existing[name] = Tag(name=name)
+            session.add(existing[name])
+    await session.flush()
+    return [existing[n] for n in names]

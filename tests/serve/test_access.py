@@ -1,0 +1,198 @@
+"""Who may use the app: every route tried without a key, with a wrong key, with a key outside
+its scope and with another key's ids. The routes are enumerated from the app itself, so a new
+route cannot slip through unguarded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import ray
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from websockets.exceptions import ConnectionClosed
+
+from deployments.http.app import create_app
+from deployments.http.services import Services
+from sweedle_core.config import Settings
+from tests.conftest import drawn_image
+from tests.serve.client import Sweedle
+from tests.serve.conftest import KEYS
+from tests.serve.test_queueing import hold_generator
+
+IMAGE = drawn_image(96)
+OPEN = {"/health"}
+ZERO = "0" * 32
+
+
+def _walk(routes) -> Iterator:  # type: ignore[no-untyped-def]
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router
+        yield from _walk(inner.routes) if inner is not None else [route]
+
+
+def app_routes() -> list[tuple[str, str]]:
+    """(method, path) of every REST route and ("WS", path) of every WebSocket route."""
+    app = create_app(Services.without_ray(Settings(database_url="sqlite+aiosqlite://")))
+    found = []
+    for route in _walk(app.router.routes):
+        if isinstance(route, APIRoute):
+            found += [(method, route.path) for method in sorted(route.methods)]
+        elif isinstance(route, APIWebSocketRoute):
+            found.append(("WS", route.path))
+    return found
+
+
+ROUTES = app_routes()
+REST = [(m, p) for m, p in ROUTES if m != "WS" and p not in OPEN]
+
+
+def key(name: str) -> str:
+    return KEYS[name][0]
+
+
+def fill(path: str, asset_id: str = ZERO, job_id: str = ZERO) -> str:
+    path = path.replace("{asset_id}", asset_id).replace("{job_id}", job_id)
+    return path.replace("{engine}", "unity")
+
+
+def call(client: Sweedle, method: str, path: str):  # type: ignore[no-untyped-def]
+    return client.http.request(method, path)
+
+
+def test_the_routes_were_found():
+    paths = {p for _, p in ROUTES}
+    assert {"/api/assets", "/api/assets/{asset_id}", "/ws/progress", "/health"} <= paths
+    assert len(REST) >= 20
+
+
+@pytest.mark.parametrize(("method", "path"), REST, ids=[f"{m} {p}" for m, p in REST])
+def test_every_route_refuses_a_missing_or_unknown_key(client, method, path):
+    for caller in (client.as_key(None), client.as_key("swd_wrong"), client.as_key("")):
+        response = call(caller, method, fill(path))
+        assert response.status_code == 401, (caller.api_key, response.text)
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    bearer = client.as_key(None)
+    bearer.http.headers["Authorization"] = "Bearer swd_wrong"
+    assert call(bearer, method, fill(path)).status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), REST, ids=[f"{m} {p}" for m, p in REST])
+def test_a_read_only_key_reads_but_never_writes(client, method, path):
+    response = call(client.as_key(key("viewer")), method, fill(path))
+    if method in ("GET", "HEAD") and not path.startswith("/api/admin/"):
+        assert response.status_code not in (401, 403), response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json()["error"] == "forbidden"
+
+
+def test_a_bearer_token_is_a_key_too(client):
+    bearer = client.as_key(None)
+    bearer.http.headers["Authorization"] = f"Bearer {key('viewer')}"
+    assert bearer.http.get("/api/assets").status_code == 200
+    assert client.as_key(None).http.get("/health").status_code == 200  # the one open route
+
+
+@pytest.fixture(scope="module")
+def alices(deployment) -> dict:
+    """A completed asset of alice's (and its job)."""
+    alice = deployment.client.as_key(key("alice"))
+    with alice.feed() as feed:
+        submitted = alice.submit_ok(IMAGE, name="alice's chair")
+        final = feed.wait_finished({submitted["job_id"]})[submitted["job_id"]]
+    assert final["type"] == "asset_ready", final
+    return submitted
+
+
+@pytest.mark.parametrize(("method", "path"), REST, ids=[f"{m} {p}" for m, p in REST])
+def test_another_keys_ids_are_not_found(client, alices, method, path):
+    if "{asset_id}" not in path and "{job_id}" not in path:
+        pytest.skip("the route names no asset or job")
+    filled = fill(path, alices["asset_id"], alices["job_id"])
+    response = call(client.as_key(key("bob")), method, filled)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] in ("asset_not_found", "job_not_found")
+
+
+def test_a_key_sees_only_its_own_and_an_admin_sees_all(client, alices):
+    bob, alice = client.as_key(key("bob")), client.as_key(key("alice"))
+    mine = alice.http.get("/api/assets", params={"page_size": 100}).json()
+    assert alices["asset_id"] in {a["id"] for a in mine["items"]}
+    assert {a["owner"] for a in mine["items"]} == {"alice"}
+    theirs = bob.http.get("/api/assets", params={"page_size": 100}).json()
+    assert alices["asset_id"] not in {a["id"] for a in theirs["items"]}
+    history = bob.http.get("/api/generation/jobs", params={"page_size": 100}).json()
+    assert alices["job_id"] not in {j["id"] for j in history["items"]}
+    assert client.http.get(f"/api/assets/{alices['asset_id']}").json()["owner"] == "alice"
+    assert alice.job(alices["job_id"])["owner"] == "alice"
+
+
+def test_the_feed_needs_a_key_and_shows_a_key_only_its_own_jobs(client):
+    for caller in (client.as_key(None), client.as_key("swd_wrong")):
+        with caller.feed_raw() as ws:
+            refusal = ws.recv(timeout=30)
+            assert '"unauthorized"' in refusal
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=30)
+        assert closed.value.rcvd.code == 4401
+
+    alice, bob = client.as_key(key("alice")), client.as_key(key("bob"))
+    with alice.feed() as alice_feed, bob.feed() as bob_feed:
+        alices_job = alice.submit_ok(IMAGE)["job_id"]
+        alice_feed.wait_finished({alices_job})
+        bobs_job = bob.submit_ok(IMAGE)["job_id"]
+        # Events come in order: once bob's feed shows his job, alice's events are long past.
+        bob_feed.wait_for(lambda e: e.get("job_id") == bobs_job and e["type"] == "job_created")
+        bob_feed.wait_finished({bobs_job})
+    assert bob_feed.events_of(alices_job) == []
+    assert {e["type"] for e in alice_feed.events_of(alices_job)} >= {"job_created", "asset_ready"}
+
+
+def test_the_admin_route_is_for_admin_keys_only(client):
+    assert client.as_key(key("alice")).http.get("/api/admin/keys").status_code == 403
+    listed = client.http.get("/api/admin/keys").json()
+    assert {k["name"] for k in listed} == set(KEYS)
+    assert all(
+        set(k) == {"name", "scopes", "requests_per_minute", "max_waiting_jobs"} for k in listed
+    )
+
+
+def test_requests_over_a_keys_rate_get_429_with_retry_after(client):
+    limited = client.as_key(key("limited"))
+    answers = [limited.http.get("/api/assets").status_code for _ in range(12)]
+    assert answers[:8] == [200] * 8 and 429 in answers[8:]
+    refused = limited.http.get("/api/assets")
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert client.http.get("/api/assets").status_code == 200  # other keys are not held back
+
+
+def test_a_key_over_its_waiting_jobs_gets_429(client, gate):
+    capped = client.as_key(key("queue-capped"))
+    with client.feed() as feed:
+        busy = hold_generator(client, gate)  # the generator is held: capped's jobs wait
+        first = capped.submit_ok(IMAGE)["job_id"]
+        refused = capped.submit(IMAGE)
+        assert refused.status_code == 429, refused.text
+        assert re.search(r"1 job", refused.json()["detail"])
+        assert int(refused.headers["retry-after"]) >= 1
+        assert client.submit(IMAGE).status_code == 202  # the limit is capped's alone
+        for job_id in (busy, first):
+            client.http.delete(f"/api/generation/jobs/{job_id}")
+        ray.get(gate.open.remote())
+        feed.wait_finished({busy, first})
+
+
+def test_cors_answers_the_configured_origin_only(client):
+    def preflight(origin: str):  # type: ignore[no-untyped-def]
+        return client.http.options(
+            "/api/assets",
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+        )
+
+    allowed = preflight("http://studio.example")
+    assert allowed.headers["access-control-allow-origin"] == "http://studio.example"
+    assert "access-control-allow-origin" not in preflight("http://evil.example").headers

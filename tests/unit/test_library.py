@@ -1,0 +1,241 @@
+"""The asset library against a real database (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from sweedle_core.db.library import AssetQuery, JobQuery, normalize_tag
+from sweedle_core.db.models import (
+    Asset,
+    IdempotencyRecord,
+    Tag,
+    WebhookDelivery,
+    new_id,
+    utcnow,
+)
+from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
+from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
+from sweedle_core.idempotency import idempotency
+from sweedle_core.jobs.states import JobStatus
+from sweedle_core.params import GenerationParams, Priority
+
+NAMES = ["oak chair", "stone lantern", "low-poly tree", "100% cotton", "snake_case", 'it\'s "q"']
+
+
+async def make(store: Store, name: str, owner: str | None = None, **kwargs):
+    return await store.create_job(
+        name=name,
+        params=GenerationParams(),
+        priority=Priority.NORMAL,
+        original_filename=None,
+        input_path="x/input.png",
+        owner=owner,
+        **kwargs,
+    )
+
+
+async def library_of(store: Store, count: int) -> list[str]:
+    """``count`` assets cycling through NAMES, vertex counts and tags, written in one
+    transaction (a few hundred API-sized writes would take seconds); ids in creation order."""
+    tags = {name: Tag(name=name) for name in ("prop", "wood", "low-poly")}
+    start = utcnow() - timedelta(hours=1)
+    assets = []
+    for i in range(count):
+        labels = ["prop"] + (["wood"] if i % 3 == 0 else []) + (["low-poly"] if i % 5 == 0 else [])
+        assets.append(
+            Asset(
+                id=new_id(),
+                name=f"{NAMES[i % len(NAMES)]} {i:03d}",
+                owner="a" if i % 2 else "b",
+                status="completed" if i % 4 else "pending",
+                vertex_count=1000 - i if i % 4 else None,
+                created_at=start + timedelta(seconds=i),
+                tags=[tags[t] for t in labels],
+                generation_params={},
+                metadata_={},
+            )
+        )
+    async with store.sessions.begin() as session:
+        session.add_all(assets)
+    return [a.id for a in assets]
+
+
+@pytest.fixture
+async def filled(store):
+    return await library_of(store, 300)
+
+
+async def names_of(store: Store, sees: str | None = None, **query) -> list[str]:
+    page = await store.library.find(AssetQuery(page_size=100, **query), sees)
+    return [a.name for a in page.items]
+
+
+async def test_filters_paging_and_totals_over_a_few_hundred_assets(store, filled):
+    everything = await store.library.find(AssetQuery(page_size=100), None)
+    assert (everything.total, everything.pages, len(everything.items)) == (300, 3, 100)
+
+    wood = await store.library.find(AssetQuery(tags=["wood"], page_size=7, page=2), None)
+    assert wood.total == 100 and wood.pages == 15 and len(wood.items) == 7
+    both = await store.library.find(AssetQuery(tags=["WOOD", "Low  Poly"]), None)
+    assert both.total == 20  # every 15th: multiples of 3 and of 5
+    assert all({"wood", "low-poly"} <= {t.name for t in a.tags} for a in both.items)
+
+    completed = await store.library.find(AssetQuery(status="completed"), None)
+    assert completed.total == 225
+    assert (await store.library.find(AssetQuery(source_type="text"), None)).total == 0
+    assert (await store.library.find(AssetQuery(page=99), None)).items == []
+
+    mine = await store.library.find(AssetQuery(), "a")
+    assert mine.total == 150 and all(a.owner == "a" for a in mine.items)
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ("100%", 50),  # % is a character, not a wildcard
+        ("%", 50),
+        ("_", 50),  # only snake_case has an underscore
+        ("e_c", 50),
+        ('it\'s "q"', 50),
+        ("\\", 0),
+        ("LANTERN", 50),  # case-insensitive
+        ("wood", 100),  # the tag, not the name
+        ("low-poly", 100),  # 50 names, 60 tagged, 10 both
+    ],
+)
+async def test_search_matches_names_and_tags_literally(store, filled, search, expected):
+    found = await store.library.find(AssetQuery(search=search), None)
+    assert found.total == expected, search
+
+
+async def test_sorting_by_each_column_both_ways(store, filled):
+    by_name = await names_of(store, sort_by="name", sort_order="asc")
+    assert by_name == sorted(by_name, key=str.lower)
+    assert await names_of(store, sort_by="name", sort_order="desc") == sorted(
+        (await names_of(store, sort_by="name", sort_order="desc")), key=str.lower, reverse=True
+    )
+
+    page = await store.library.find(AssetQuery(sort_by="vertex_count", page_size=100), None)
+    counts = [a.vertex_count for a in page.items]
+    assert counts == sorted(counts, reverse=True) and None not in counts
+    last = await store.library.find(AssetQuery(sort_by="vertex_count", page=3, page_size=100), None)
+    assert last.items[-1].vertex_count is None  # assets without a mesh come last
+
+    oldest = await store.library.find(AssetQuery(sort_order="asc", page_size=1), None)
+    assert oldest.items[0].name == "oak chair 000"
+
+
+async def test_pages_never_repeat_or_skip_an_asset(store, filled):
+    seen: list[str] = []
+    for page in range(1, 12):
+        found = await store.library.find(
+            AssetQuery(page=page, page_size=29, sort_by="name", sort_order="asc"), None
+        )
+        seen += [a.id for a in found.items]
+    assert len(seen) == len(set(seen)) == 300
+
+
+def test_tags_are_normalised():
+    assert normalize_tag("  Low   Poly ") == "low-poly"
+    assert normalize_tag("Ｗｏｏｄ") == "wood"  # NFKC: full-width letters
+    for bad in ["", "   ", "a/b", "x" * 65, "<script>"]:
+        with pytest.raises(InvalidTag):
+            normalize_tag(bad)
+
+
+async def test_tag_counts_follow_the_callers_assets(store, filled):
+    assert dict(await store.library.tag_counts(None))["wood"] == 100
+    counts_a = dict(await store.library.tag_counts("a"))
+    assert counts_a["prop"] == 150 and counts_a["wood"] == 50
+    assert await store.library.create_tag(" New Tag ") == ("new-tag", True)
+    assert await store.library.create_tag("new-tag") == ("new-tag", False)
+    assert dict(await store.library.tag_counts(None))["new-tag"] == 0
+
+
+async def test_edit_replaces_name_tags_and_metadata(store):
+    job = await make(store, "chair", owner="a")
+    edited = await store.library.edit(
+        job.asset_id, "a", name="armchair", tags=["Wood", "wood", "red"], metadata={"k": [1]}
+    )
+    assert edited.name == "armchair"
+    assert sorted(t.name for t in edited.tags) == ["red", "wood"]
+    assert edited.metadata_ == {"k": [1]}
+    kept = await store.library.edit(job.asset_id, "a", tags=["red"])
+    assert (kept.name, [t.name for t in kept.tags], kept.metadata_) == (
+        "armchair",
+        ["red"],
+        {"k": [1]},
+    )
+    with pytest.raises(AssetNotFound):
+        await store.library.edit(job.asset_id, "b", name="stolen")  # another key's asset
+
+
+async def test_another_owners_rows_are_not_found(store):
+    job = await make(store, "chair", owner="a")
+    assert (await store.library.get(job.asset_id, "a")).id == job.asset_id
+    assert (await store.library.get(job.asset_id, None)).id == job.asset_id  # admin
+    with pytest.raises(AssetNotFound):
+        await store.library.get(job.asset_id, "b")
+    with pytest.raises(JobNotFound):
+        await store.library.get_job(job.id, "b")
+
+
+async def test_delete_removes_the_asset_its_jobs_links_and_records(store):
+    once = idempotency("a", "key-1", b"request")
+    job = await make(store, "chair", owner="a", webhook_url="http://hook", idempotency=once)
+    await store.library.edit(job.asset_id, None, tags=["wood"])
+    finished = await store.finish_job(job.id, JobStatus.FAILED, {"error": "x"}, {})
+    assert finished.webhook_id
+
+    assert await store.library.delete(job.asset_id)
+    assert not await store.library.delete(job.asset_id)
+    async with store.sessions() as session:
+        for table in (Asset, WebhookDelivery, IdempotencyRecord):
+            assert await session.scalar(select(func.count()).select_from(table)) == 0
+        assert await session.scalar(select(func.count()).select_from(Tag)) == 1  # tags stay
+    with pytest.raises(JobNotFound):
+        await store.get_job(job.id)
+
+
+async def test_job_history_filters_by_status_date_and_owner(store):
+    jobs = [await make(store, f"j{i}", owner="a" if i < 4 else "b") for i in range(6)]
+    await store.finish_job(jobs[0].id, JobStatus.COMPLETED, {}, {})
+    await store.finish_job(jobs[1].id, JobStatus.FAILED, {"error": "x"}, {})
+    async with store.sessions.begin() as session:  # one job from two days ago
+        await session.execute(
+            update(type(jobs[2]))
+            .where(type(jobs[2]).id == jobs[2].id)
+            .values(created_at=utcnow() - timedelta(days=2))
+        )
+
+    history = await store.library.jobs(JobQuery(page_size=3), None)
+    assert (history.total, history.pages, len(history.items)) == (6, 2, 3)
+    failed_or_done = await store.library.jobs(JobQuery(status=["completed", "failed"]), "a")
+    assert {j.id for j in failed_or_done.items} == {jobs[0].id, jobs[1].id}
+    recent = await store.library.jobs(JobQuery(created_after=utcnow() - timedelta(days=1)), "a")
+    assert jobs[2].id not in {j.id for j in recent.items} and recent.total == 3
+    old = await store.library.jobs(JobQuery(created_before=utcnow() - timedelta(days=1)), None)
+    assert [j.id for j in old.items] == [jobs[2].id]
+    assert (await store.library.jobs(JobQuery(), "b")).total == 2
+    assert await store.library.waiting_jobs("a") == 2
+
+
+async def test_an_idempotency_key_is_stored_once_with_its_job(store):
+    once = idempotency("a", "key-1", b"body")
+    job = await make(store, "chair", owner="a", idempotency=once)
+    request_hash, found = await store.idempotent_job(once.record_id, timedelta(hours=1))
+    assert (request_hash, found.id) == (once.request_hash, job.id)
+
+    with pytest.raises(IdempotencyTaken):
+        await make(store, "chair", owner="a", idempotency=Idempotency(once.record_id, "other"))
+    assert (await store.library.find(AssetQuery(), None)).total == 1  # nothing half-written
+
+    other_owner = idempotency("b", "key-1", b"body")
+    assert other_owner.record_id != once.record_id
+    assert idempotency("a", "key-1", b"bo", b"dy").request_hash != once.request_hash
+    # An expired key is forgotten.
+    assert await store.idempotent_job(once.record_id, timedelta(seconds=-1)) is None
+    assert await store.idempotent_job(once.record_id, timedelta(hours=1)) is None

@@ -1,0 +1,520 @@
+"""Webhooks: signatures, the payload, the delivery rows, and delivery to a real receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from sqlalchemy import delete
+
+from sweedle_core.db.models import Asset, new_id, utcnow
+from sweedle_core.db.store import Store
+from sweedle_core.jobs.states import JobStatus
+from sweedle_core.params import GenerationParams, Priority
+from sweedle_core.webhooks.dispatcher import WebhookDispatcher, backoff_delay, encode_body
+from sweedle_core.webhooks.payload import EVENTS, webhook_payload
+from sweedle_core.webhooks.records import get_delivery, new_delivery, record_attempt
+from sweedle_core.webhooks.signing import SIGNATURE_HEADER, sign, verify
+
+SECRET = "whsec_test"
+
+
+# --- a real receiver on loopback ---------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    verified: bool  # the signature checked out, as a receiver would check it
+    at: float
+
+
+class Receiver:
+    """An HTTP server in a thread that answers POSTs with scripted status codes (the last one
+    repeats) and keeps every request it got."""
+
+    def __init__(self, codes: tuple[int, ...], hang: bool = False) -> None:
+        self.codes = list(codes)
+        self.hang = hang
+        self.release = threading.Event()
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.receiver = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        verified = verify(SECRET, body, headers.get(SIGNATURE_HEADER.lower(), ""))
+        with self._lock:
+            self.requests.append(Received(path, headers, body, verified, time.time()))
+            return self.codes.pop(0) if len(self.codes) > 1 else self.codes[0]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        receiver: Receiver = self.server.receiver  # type: ignore[attr-defined]
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        code = receiver.answer(self.path, headers, body)
+        if receiver.hang:
+            receiver.release.wait(5)
+        self.send_response(code)
+        if 300 <= code < 400:
+            self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(*codes: int, hang: bool = False) -> Receiver:
+        made.append(Receiver(codes, hang))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+@pytest.fixture
+async def dispatcher(store):
+    made: list[WebhookDispatcher] = []
+
+    def make(**options: object) -> WebhookDispatcher:
+        options = {"max_attempts": 3, "backoff_s": 0.01, "backoff_max_s": 0.05, **options}
+        made.append(WebhookDispatcher(store, SECRET, **options))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for made_dispatcher in made:
+        await made_dispatcher.stop()
+
+
+def refused_url() -> str:
+    """A loopback URL nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
+
+
+async def create_job(store: Store):
+    return await store.create_job(
+        name="chair",
+        params=GenerationParams(),
+        priority=Priority.NORMAL,
+        original_filename=None,
+        input_path="x/input.png",
+    )
+
+
+async def add_delivery(store: Store, url: str, job=None, **fields: object) -> str:
+    """A pending delivery of a completed-job payload, written as finish_job writes one."""
+    job = job or await create_job(store)
+    delivery_id = new_id()
+    payload = webhook_payload("completed", job, job.asset, delivery_id)
+    async with store.sessions.begin() as session:
+        delivery = new_delivery(delivery_id, job, payload, url=url)
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+        session.add(delivery)
+    return delivery_id
+
+
+async def delete_asset(store: Store, asset_id: str) -> None:
+    async with store.sessions.begin() as session:
+        await session.execute(delete(Asset).where(Asset.id == asset_id))
+
+
+# --- signing -----------------------------------------------------------------------------
+
+
+def test_sign_is_hmac_sha256_of_timestamp_dot_body():
+    body = b'{"event":"job.completed"}'
+    digest = hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign(SECRET, body, 1_700_000_000) == f"t=1700000000,v1={digest}"
+
+
+def test_verify_accepts_a_fresh_signature_and_any_matching_v1():
+    body, now = b'{"a":1}', 1_700_000_000
+    header = sign(SECRET, body, now)
+    assert verify(SECRET, body, header, now=now + 299)
+    assert verify(SECRET, body, header, now=now - 299)
+    # Several v1 values (e.g. while a secret is rotated): one match is enough.
+    rotated = f"t={now},v1={'0' * 64},{header.split(',')[1]},v0=ignored"
+    assert verify(SECRET, body, rotated, now=now)
+
+
+NOW = 1_700_000_000
+BODY = b'{"a":1}'
+GOOD = sign(SECRET, BODY, NOW)
+
+
+@pytest.mark.parametrize(
+    ("secret", "body", "header", "now"),
+    [
+        pytest.param(SECRET, b'{"a":2}', GOOD, NOW, id="body-changed"),
+        pytest.param("other", BODY, GOOD, NOW, id="wrong-secret"),
+        pytest.param(SECRET, BODY, GOOD, NOW + 301, id="stale"),
+        pytest.param(SECRET, BODY, GOOD, NOW - 301, id="from-the-future"),
+        pytest.param(SECRET, BODY, GOOD.replace(f"t={NOW}", f"t={NOW + 1}"), NOW, id="t-changed"),
+        pytest.param(SECRET, BODY, "", NOW, id="empty"),
+        pytest.param(SECRET, BODY, "garbage", NOW, id="garbage"),
+        pytest.param(SECRET, BODY, f"t={NOW}", NOW, id="no-v1"),
+        pytest.param(SECRET, BODY, GOOD.split(",")[1], NOW, id="no-t"),
+        pytest.param(SECRET, BODY, f"t=abc,{GOOD.split(',')[1]}", NOW, id="t-not-a-number"),
+        pytest.param(SECRET, BODY, f"t=+{NOW},{GOOD.split(',')[1]}", NOW, id="t-signed"),
+        pytest.param(SECRET, BODY, f"t={NOW},t={NOW},v1=x", NOW, id="two-t"),
+        pytest.param(SECRET, BODY, f"t={NOW},v1=é", NOW, id="non-ascii"),
+        pytest.param(SECRET, BODY, "t=" + "9" * 5000 + ",v1=x", NOW, id="huge-t"),
+        pytest.param(SECRET, BODY, None, NOW, id="not-a-string"),
+    ],
+)
+def test_verify_rejects_without_raising(secret, body, header, now):
+    assert verify(secret, body, header, now=now) is False
+
+
+# --- backoff and payload -----------------------------------------------------------------
+
+
+def test_backoff_doubles_from_the_base_and_caps():
+    assert [backoff_delay(n, 2.0, 600.0) for n in range(1, 6)] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert backoff_delay(10, 2.0, 600.0) == 600.0
+    assert backoff_delay(10_000, 2.0, 600.0) == 600.0  # no float overflow
+
+
+async def test_payload_of_a_completed_job_links_its_files(store):
+    job = await create_job(store)
+    fields = {"vertex_count": 482, "face_count": 960}
+    assert await store.finish_job(job.id, JobStatus.COMPLETED, {}, fields)
+    job = await store.get_job(job.id)
+
+    payload = webhook_payload(JobStatus.COMPLETED, job, job.asset, "d1")
+
+    assert json.loads(json.dumps(payload)) == payload  # plain JSON types only
+    assert (payload["id"], payload["event"]) == ("d1", "job.completed")
+    assert payload["job"]["id"] == job.id
+    assert payload["job"]["status"] == "completed"
+    assert payload["job"]["completed_at"].endswith("+00:00")
+    assert payload["job"]["created_at"].endswith("+00:00")
+    assert payload["created_at"].endswith("+00:00")
+    asset = payload["asset"]
+    assert (asset["id"], asset["name"], asset["status"]) == (job.asset_id, "chair", "completed")
+    assert (asset["vertex_count"], asset["face_count"]) == (482, 960)
+    assert asset["download_url"] == f"/api/assets/{job.asset_id}/download"
+    assert asset["thumbnail_url"] == f"/api/assets/{job.asset_id}/thumbnail"
+
+
+async def test_payload_of_a_failed_job_has_its_error_and_no_links(store):
+    job = await create_job(store)
+    assert await store.finish_job(job.id, JobStatus.FAILED, {"error": "out of memory"}, {})
+    job = await store.get_job(job.id)
+
+    payload = webhook_payload("failed", job, job.asset, "d2")
+
+    assert payload["event"] == EVENTS["failed"] == "job.failed"
+    assert (payload["job"]["status"], payload["job"]["error"]) == ("failed", "out of memory")
+    assert payload["asset"]["download_url"] is None
+    assert payload["asset"]["thumbnail_url"] is None
+    with pytest.raises(ValueError, match="pending"):
+        webhook_payload("pending", job, job.asset, "d3")
+
+
+# --- delivery rows -----------------------------------------------------------------------
+
+
+async def test_record_attempt_logs_it_and_schedules_the_next_by_backoff(store):
+    delivery_id = await add_delivery(store, "http://receiver.invalid/hook")
+    now = utcnow()
+
+    first = await record_attempt(
+        store,
+        delivery_id,
+        status_code=503,
+        error="HTTP 503",
+        duration_ms=12.34,
+        max_attempts=2,
+        backoff=lambda attempt: 4.0 * attempt,
+        now=now,
+    )
+    assert first is not None
+    assert (first.status, first.attempts, first.last_status_code) == ("pending", 1, 503)
+    assert first.next_attempt_at == now + timedelta(seconds=4)
+    assert first.log == [
+        {
+            "attempt": 1,
+            "at": now.isoformat(),
+            "status_code": 503,
+            "error": "HTTP 503",
+            "duration_ms": 12.3,
+        }
+    ]
+
+    second = await record_attempt(
+        store,
+        delivery_id,
+        status_code=None,
+        error="ConnectError: refused",
+        duration_ms=1.0,
+        max_attempts=2,
+        backoff=lambda attempt: 4.0,
+    )
+    stored = await get_delivery(store, delivery_id)
+    assert stored is not None and second is not None
+    assert (stored.status, stored.attempts, stored.next_attempt_at) == ("failed", 2, None)
+    assert (stored.last_status_code, stored.last_error) == (None, "ConnectError: refused")
+    assert [entry["attempt"] for entry in stored.log] == [1, 2]
+
+
+async def test_record_attempt_on_a_deleted_delivery_returns_none(store):
+    job = await create_job(store)
+    delivery_id = await add_delivery(store, "http://receiver.invalid/hook", job=job)
+    await delete_asset(store, job.asset_id)  # the asset takes its jobs and their deliveries
+
+    assert await get_delivery(store, delivery_id) is None
+    assert (
+        await record_attempt(
+            store,
+            delivery_id,
+            status_code=200,
+            error=None,
+            duration_ms=1.0,
+            max_attempts=3,
+            backoff=lambda attempt: 1.0,
+        )
+        is None
+    )
+
+
+# --- delivery ----------------------------------------------------------------------------
+
+
+async def test_delivery_is_retried_until_the_receiver_accepts_it(store, receiver, dispatcher):
+    server = receiver(500, 500, 200)
+    delivery_id = await add_delivery(store, server.url)
+    webhooks = dispatcher()
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 3, 200)
+    assert (delivery.last_error, delivery.next_attempt_at) == (None, None)
+    assert [entry["status_code"] for entry in delivery.log] == [500, 500, 200]
+    assert [entry["error"] for entry in delivery.log] == ["HTTP 500", "HTTP 500", None]
+    assert [entry["attempt"] for entry in delivery.log] == [1, 2, 3]
+
+    assert len(server.requests) == 3
+    assert all(request.verified for request in server.requests)
+    assert {request.body for request in server.requests} == {encode_body(delivery.payload)}
+    assert json.loads(server.requests[0].body) == delivery.payload
+    for request in server.requests:
+        assert request.path == "/hook"
+        assert request.headers["x-sweedle-delivery"] == delivery_id
+        assert request.headers["x-sweedle-event"] == "job.completed"
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["user-agent"] == "Sweedle-Webhooks/1"
+
+
+async def test_each_attempt_is_signed_with_its_own_timestamp(store, receiver, dispatcher):
+    server = receiver(500, 200)
+    delivery_id = await add_delivery(store, server.url)
+    ticks = itertools.count(1_700_000_000)  # a clock that moves a second per reading
+    webhooks = dispatcher(clock=lambda: float(next(ticks)))
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    stamps = []
+    for request in server.requests:
+        header = request.headers["x-sweedle-signature"]
+        stamp = int(header.split(",")[0].removeprefix("t="))
+        assert verify(SECRET, request.body, header, now=stamp)
+        stamps.append(stamp)
+    assert len(stamps) == 2 and stamps[0] < stamps[1]
+
+
+async def test_a_receiver_that_always_fails_exhausts_the_attempts(store, receiver, dispatcher):
+    server = receiver(500)
+    delivery_id = await add_delivery(store, server.url)
+    webhooks = dispatcher(max_attempts=4)
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 4, None)
+    assert (delivery.last_status_code, delivery.last_error) == (500, "HTTP 500")
+    assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "error_start"),
+    [
+        pytest.param(None, "ConnectError", id="connection-refused"),
+        pytest.param("ftp://receiver.invalid/hook", "UnsupportedProtocol", id="not-http"),
+    ],
+)
+async def test_unreachable_receivers_record_their_errors(store, dispatcher, url, error_start):
+    delivery_id = await add_delivery(store, url or refused_url())
+    webhooks = dispatcher(max_attempts=2)
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 2, None)
+    assert [entry["status_code"] for entry in delivery.log] == [None, None]
+    assert all(entry["error"].startswith(error_start) for entry in delivery.log)
+    assert all(len(entry["error"]) <= 200 for entry in delivery.log)
+
+
+async def test_a_redirect_is_a_failure_and_not_followed(store, receiver, dispatcher):
+    server = receiver(302)
+    delivery_id = await add_delivery(store, server.url)
+    webhooks = dispatcher(max_attempts=1)
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None
+    assert (delivery.status, delivery.last_status_code) == ("failed", 302)
+    assert "redirects are not followed" in delivery.last_error
+    assert [request.path for request in server.requests] == ["/hook"]
+
+
+async def test_a_receiver_that_does_not_answer_times_out(store, receiver, dispatcher):
+    server = receiver(200, hang=True)
+    delivery_id = await add_delivery(store, server.url)
+    webhooks = dispatcher(max_attempts=1, timeout_s=0.1)
+
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None
+    assert (delivery.status, delivery.last_status_code) == ("failed", None)
+    assert "Timeout" in delivery.last_error
+
+
+async def test_scheduling_twice_sends_once(store, receiver, dispatcher):
+    server = receiver(200)
+    delivery_id = await add_delivery(store, server.url)
+    webhooks = dispatcher()
+
+    webhooks.schedule(delivery_id)
+    webhooks.schedule(delivery_id)
+    await webhooks.wait_idle()
+    webhooks.schedule(delivery_id)  # settled: nothing more to send
+    await webhooks.wait_idle()
+
+    assert len(server.requests) == 1
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None and (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
+async def test_start_resumes_pending_deliveries_when_they_are_due(store, receiver, dispatcher):
+    server = receiver(200)
+    due = utcnow() + timedelta(seconds=0.1)
+    earlier = [{"attempt": 1, "at": utcnow().isoformat(), "status_code": 500}]
+    pending = await add_delivery(
+        store, server.url, attempts=1, log=earlier, last_status_code=500, next_attempt_at=due
+    )
+    settled = await add_delivery(store, server.url, status="delivered", attempts=1)
+
+    webhooks = dispatcher()  # as if the process had restarted
+    await webhooks.start()
+    await webhooks.wait_idle()
+
+    assert [request.headers["x-sweedle-delivery"] for request in server.requests] == [pending]
+    assert server.requests[0].at >= due.timestamp()
+    delivery = await get_delivery(store, pending)
+    assert delivery is not None
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert [entry["status_code"] for entry in delivery.log] == [500, 200]
+    untouched = await get_delivery(store, settled)
+    assert untouched is not None and untouched.attempts == 1
+
+
+async def test_stop_leaves_a_waiting_delivery_pending(store, receiver, dispatcher):
+    server = receiver(200)
+    delivery_id = await add_delivery(
+        store, server.url, next_attempt_at=utcnow() + timedelta(hours=1)
+    )
+    webhooks = dispatcher()
+    await webhooks.start()
+
+    await webhooks.stop()
+    await webhooks.wait_idle()
+
+    delivery = await get_delivery(store, delivery_id)
+    assert delivery is not None and (delivery.status, delivery.attempts) == ("pending", 0)
+    assert server.requests == []
+
+
+async def test_a_deleted_delivery_stops_quietly(store, receiver, dispatcher, caplog):
+    server = receiver(200)
+    job = await create_job(store)
+    delivery_id = await add_delivery(store, server.url, job=job)
+    await delete_asset(store, job.asset_id)
+    webhooks = dispatcher()
+
+    with caplog.at_level(logging.INFO, logger="sweedle_core.webhooks"):
+        webhooks.schedule(delivery_id)
+        await webhooks.wait_idle()
+
+    assert server.requests == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_delivery_deleted_between_attempts_stops_quietly(store, dispatcher, caplog):
+    job = await create_job(store)
+    delivery_id = await add_delivery(store, "http://receiver.test/hook", job=job)
+    sent: list[httpx.Request] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        await delete_asset(store, job.asset_id)  # deleted while the attempt is in flight
+        return httpx.Response(500)
+
+    webhooks = dispatcher(transport=httpx.MockTransport(answer))
+    with caplog.at_level(logging.INFO, logger="sweedle_core.webhooks"):
+        webhooks.schedule(delivery_id)
+        await webhooks.wait_idle()
+
+    assert len(sent) == 1
+    assert await get_delivery(store, delivery_id) is None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
