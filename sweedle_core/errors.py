@@ -98,7 +98,14 @@ class ModelUnavailable(Unavailable):
     code = "model_unavailable"
 
 
-class TextToImageDisabled(Unavailable):
+class FeatureDisabled(SweedleError):
+    """A feature this server was not configured for: not here, rather than broken (a 4xx, so a
+    client does not retry it as it would a 503)."""
+
+    code = "feature_disabled"
+
+
+class TextToImageDisabled(FeatureDisabled):
     """Text-to-3d was asked for but no text-to-image model is configured."""
 
     code = "text_to_image_disabled"
@@ -151,7 +158,7 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_key_reused"
 
 
-class WebhooksDisabled(Unavailable):
+class WebhooksDisabled(InvalidInput):
     """A webhook_url was given but the server has no WEBHOOK_SECRET to sign with."""
 
     code = "webhooks_disabled"

@@ -50,7 +50,12 @@ async def list_tags(services: ServicesDep, caller: CallerDep) -> list[TagCount]:
     return [TagCount(name=name, count=count) for name, count in counts]
 
 
-@router.post("/tags", status_code=201, response_model=TagCount)
+@router.post(
+    "/tags",
+    status_code=201,
+    response_model=TagCount,
+    responses={200: {"model": TagCount, "description": "the tag existed already"}},
+)
 async def create_tag(
     request: TagCreate, services: ServicesDep, caller: CallerDep, response: Response
 ) -> TagCount:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sweedle_core import errors
 from sweedle_core.schemas import ErrorBody
@@ -26,6 +27,7 @@ STATUS_CODES: list[tuple[type[errors.SweedleError], int]] = [
     (errors.UnsafePath, 403),
     (errors.InvalidInput, 422),
     (errors.NotFound, 404),
+    (errors.FeatureDisabled, 404),
     (errors.Conflict, 409),
     (errors.Unavailable, 503),
     (errors.SweedleError, 400),
@@ -37,7 +39,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "the upload is not a usable image (truncated, corrupt, empty)",
         401: "no API key, or an unknown one (send Authorization: Bearer <key> or X-API-Key)",
         403: "the key's scopes do not allow this, or a project path outside the allowed roots",
-        404: "no such job or asset (or not one of this key's), or its file is not ready",
+        404: "no such job or asset (or not one of this key's), its file is not ready, or a "
+        "feature this server is not configured for (text-to-3d without TEXT_TO_IMAGE_MODEL)",
         409: "the job is already finished, the asset not yet ready, a file not ours in the way, "
         "or an Idempotency-Key used before with another request",
         413: "the upload has too many bytes or pixels",
@@ -97,6 +100,17 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", _validation_detail(list(exc.errors())))
 
 
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's and Starlette's own refusals (a body that is not JSON, an unknown path, a
+    method not allowed) in the same shape as ours."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     error = domain_error(exc)
     if error is not None:
@@ -107,6 +121,7 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.SweedleError, _on_sweedle_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_unexpected)

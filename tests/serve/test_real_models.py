@@ -203,10 +203,10 @@ def test_text_to_3d_paints_the_prompt_then_generates(models: Sweedle, tmp_path: 
     assert_valid_glb_with_faces(models, job["asset_id"], tmp_path)
 
 
-def test_text_to_3d_without_a_model_is_a_503_naming_the_setting(client: Sweedle) -> None:
+def test_text_to_3d_without_a_model_is_a_404_naming_the_setting(client: Sweedle) -> None:
     response = client.http.post("/api/generation/text-to-3d", json={"prompt": "a chair"})
 
-    assert response.status_code == 503
+    assert response.status_code == 404
     body = response.json()
     assert body["error"] == "text_to_image_disabled"
     assert "TEXT_TO_IMAGE_MODEL" in body["detail"]

@@ -1,0 +1,70 @@
+"""One set of Alembic migrations serves SQLite and PostgreSQL, both ways.
+
+The store's own tests run on both backends through the ``store`` fixture (``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from sweedle_core.db.engine import MIGRATIONS, make_engine
+from sweedle_core.db.models import Base
+
+MAPPED_TABLES = set(Base.metadata.tables)
+
+
+def alembic_config(url: str) -> Config:
+    """The Config ``sweedle_core.db.engine.migrate`` builds."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def schema(url: str) -> tuple[set[str], list[str]]:
+    """The database's tables, and the revisions Alembic has recorded in it."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            tables = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+            revisions = []
+            if "alembic_version" in tables:
+                revisions = list(
+                    await connection.scalars(text("SELECT version_num FROM alembic_version"))
+                )
+    finally:
+        await engine.dispose()
+    return tables - {"alembic_version"}, revisions
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A new SQLite file, or the tests' PostgreSQL database (at head if the store came first)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+    return request.getfixturevalue("postgres_server")
+
+
+async def test_the_migrations_go_up_to_head_down_to_base_and_up_again(database_url):
+    config = alembic_config(database_url)
+    head = ScriptDirectory.from_config(config).get_current_head()
+
+    # The migrations run their own event loop (see ``migrate``): each command gets a thread.
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await schema(database_url) == (MAPPED_TABLES, [head])
+
+    await asyncio.to_thread(command.downgrade, config, "base")
+    assert await schema(database_url) == (set(), [])
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await schema(database_url) == (MAPPED_TABLES, [head])
+
+
+async def test_each_store_runs_on_the_backend_its_id_names(store, request):
+    assert store.engine.dialect.name == request.node.callspec.params["store"]
