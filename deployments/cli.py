@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sweedle_core.access.keys import SCOPE_ORDER, add_key_to_file, load_keys_file, ordered
+from sweedle_core.access.keys import SCOPE_ORDER, ordered
+from sweedle_core.access.keys_file import add_key_to_file, load_keys_file
 from sweedle_core.config import Settings
 from sweedle_core.doctor import RayGpus, exit_code, format_report, report_data, run_checks
 

@@ -20,7 +20,7 @@ from deployments.http.feed import generation_readiness
 from deployments.http.services import Services
 from deployments.job_queue import get_job_queue
 from deployments.submission import Submission
-from sweedle_core.access.keys import KeyRing
+from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
 from sweedle_core.storage import Storage

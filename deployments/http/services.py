@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweedle_core.access.keys import KeyRing
+from sweedle_core.access.keyring import KeyRing
 from sweedle_core.access.limits import RequestLimiter
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -12,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Several Ray processes write to one SQLite file: wait for a lock rather than fail at once.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -42,27 +45,40 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest Alembic revision.
-
-    Runs in a thread of its own so it works whether or not the caller has an event loop.
-    """
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for the database at ``url``, with our migrations."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def run_in_own_thread(work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread of its own and return its result (or raise its error).
+
+    Alembic's async environment calls ``asyncio.run``, which cannot run on a thread that already
+    has an event loop; a thread of its own works whether or not the caller has one.
+    """
+    results: list[T] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            command.upgrade(config, "head")
+            results.append(work())
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
-    thread = threading.Thread(target=run, name="sweedle-migrate")
+    thread = threading.Thread(target=run, name="sweedle-db-thread")
     thread.start()
     thread.join()
     if errors:
         raise errors[0]
+    return results[0]
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    run_in_own_thread(lambda: command.upgrade(alembic_config(url), "head"))
 
 
 async def migrate_async(url: str) -> None:

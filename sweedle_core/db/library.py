@@ -100,17 +100,7 @@ class AssetLibrary:
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
         conditions = _asset_conditions(query, sees)
-        order = _asset_order(query)
-        async with self.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Asset).where(*conditions))
-            rows = await session.scalars(
-                select(Asset)
-                .where(*conditions)
-                .order_by(*order)
-                .offset((query.page - 1) * query.page_size)
-                .limit(query.page_size)
-            )
-            return Page(rows.all(), total or 0, query.page, query.page_size)
+        return await self._page(Asset, conditions, _asset_order(query), query.page, query.page_size)
 
     async def edit(
         self,
@@ -218,18 +208,28 @@ class AssetLibrary:
             conditions.append(GenerationJob.created_at < query.created_before)
         if query.asset_id is not None:
             conditions.append(GenerationJob.asset_id == query.asset_id)
+        order = [GenerationJob.created_at.desc(), GenerationJob.id]
+        return await self._page(GenerationJob, conditions, order, query.page, query.page_size)
+
+    async def _page(
+        self,
+        model: Any,
+        conditions: Sequence[ColumnElement[bool]],
+        order: Sequence[Any],
+        page: int,
+        page_size: int,
+    ) -> Page:
+        """One page of ``model`` rows matching ``conditions``, with the total count."""
         async with self.sessions() as session:
-            total = await session.scalar(
-                select(func.count()).select_from(GenerationJob).where(*conditions)
-            )
+            total = await session.scalar(select(func.count()).select_from(model).where(*conditions))
             rows = await session.scalars(
-                select(GenerationJob)
+                select(model)
                 .where(*conditions)
-                .order_by(GenerationJob.created_at.desc(), GenerationJob.id)
-                .offset((query.page - 1) * query.page_size)
-                .limit(query.page_size)
+                .order_by(*order)
+                .offset((page - 1) * page_size)
+                .limit(page_size)
             )
-            return Page(rows.all(), total or 0, query.page, query.page_size)
+            return Page(rows.all(), total or 0, page, page_size)
 
     async def waiting_jobs(self, owner: str) -> int:
         """How many of ``owner``'s jobs have not reached a generator yet: queued, being

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -20,7 +19,7 @@ from sqlalchemy import exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from sweedle_core.db.engine import migrate
+from sweedle_core.db.engine import migrate, run_in_own_thread
 from sweedle_core.db.models import Base
 from sweedle_core.db.store import Store
 
@@ -36,21 +35,7 @@ def run_in_thread(work: Callable[[], Awaitable[T]]) -> T:
     Session fixtures are synchronous, and ``asyncio.run`` on pytest's thread would unset the
     session loop pytest-asyncio keeps there.
     """
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(asyncio.run(work()))
-        except BaseException as error:  # re-raised in the caller's thread
-            errors.append(error)
-
-    thread = threading.Thread(target=run, name="sweedle-test-db")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
+    return run_in_own_thread(lambda: asyncio.run(work()))
 
 
 async def drop_public_schema(url: str) -> None:

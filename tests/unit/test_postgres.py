@@ -9,22 +9,13 @@ import asyncio
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from sweedle_core.db.engine import MIGRATIONS, make_engine
+from sweedle_core.db.engine import alembic_config, make_engine
 from sweedle_core.db.models import Base
 
 MAPPED_TABLES = set(Base.metadata.tables)
-
-
-def alembic_config(url: str) -> Config:
-    """The Config ``sweedle_core.db.engine.migrate`` builds."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
 
 
 async def schema(url: str) -> tuple[set[str], list[str]]:
