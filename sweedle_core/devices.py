@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from sweedle_core.errors import ModelUnavailable
@@ -16,3 +17,10 @@ def resolve_device(torch: Any, device: str) -> str:
     if device.startswith("cuda") and not cuda:
         raise ModelUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU")
     return device
+
+
+def free_cuda_cache(torch: Any) -> None:
+    """Give memory a finished model or job held back to the GPU (no-op without CUDA)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -15,7 +15,7 @@ from typing import Any
 import trimesh
 from PIL import Image
 
-from sweedle_core.devices import resolve_device
+from sweedle_core.devices import free_cuda_cache, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
 from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.hunyuan_texture import Texturer
@@ -159,7 +159,7 @@ class Hunyuan3DGenerator:
 
     def _free_cache(self) -> None:
         if self.low_vram and self.device.startswith("cuda"):
-            self._lib.torch.cuda.empty_cache()
+            free_cuda_cache(self._lib.torch)
 
 
 def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -17,6 +17,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from sweedle_core.devices import free_cuda_cache
 from sweedle_core.generation.hunyuan_weights import local_root
 from sweedle_core.generation.image_colors import project_image_colors
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, TEXTURE_PAINT
@@ -112,10 +113,9 @@ def _paint_class(device: str) -> tuple[Any, str]:
 
 
 def _free_cuda() -> None:
-    gc.collect()
     try:
         import torch
     except ImportError:
+        gc.collect()
         return
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_cuda_cache(torch)
