@@ -962,3 +962,28 @@ async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordina
     shown = [e["message"] for e in events_of(coordinator, job_id) if e["type"] == "progress"]
     assert shown[-1] == "step 2" and "step 1" not in shown
     assert coordinator.book.get(job_id).message == "step 2"
+
+
+# --- stopping a job before its asset is deleted ---------------------------------------------
+
+
+async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when_it_stops(
+    store, new_coordinator
+):
+    coordinator = await new_coordinator(FakeWorkers())
+    running = await submit(store, coordinator)
+    await claim(coordinator, "gpu-0")
+    waiting = await submit(store, coordinator)
+    await reached(coordinator, waiting, "waiting_for_gpu")
+
+    assert await coordinator.cancel_and_wait(waiting, timeout=WAIT_S)
+    assert (await store.get_job(waiting)).status == "cancelled"
+    # The generator has not heard of the cancel yet: the job has not ended within the wait.
+    assert not await coordinator.cancel_and_wait(running, timeout=0.05)
+
+    stopping = asyncio.ensure_future(coordinator.cancel_and_wait(running, timeout=WAIT_S))
+    assert not await coordinator.report_progress(running, "gpu-0", 0.4, "denoising")
+    await coordinator.generation_failed(running, "gpu-0", "cancelled", cancelled=True)
+    assert await stopping
+    assert (await store.get_job(running)).status == "cancelled"
+    assert await coordinator.cancel_and_wait(running, timeout=0.05)  # already over: true
