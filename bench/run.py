@@ -234,6 +234,10 @@ def main() -> None:
     from bench.restart_check import main as restart_checks
 
     results["restarts"] = restart_checks()
+    from bench.library import main as library  # its own Serve app and cluster, after the others
+
+    results["library"] = library()
+    print(json.dumps(results["library"], indent=2), flush=True)
     report = render(results)
     print(report)
     if args.write:
@@ -249,6 +253,8 @@ def model_figures(image_bytes: bytes) -> dict:
 
 
 def render(r: dict) -> str:
+    from bench.library import render as render_library  # imports bench.run: not at the top
+
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     restart_rows = "\n".join(
@@ -286,6 +292,7 @@ starting it again on the same database (bench/restart_check.py):
 
 {render_models(r["models"])}
 {render_export_chain(r["export_chain"])}
+{render_library(r["library"])}
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on
 the WebSocket, minus the job's preprocessing, generation and export compute times (it includes
