@@ -290,13 +290,14 @@ starting it again on the same database (bench/restart_check.py):
 | --- | --- | --- | --- | --- | --- |
 {restart_rows}
 
-{render_models(r["models"])}
-{render_export_chain(r["export_chain"])}
-{render_library(r["library"])}
 Duty cycle = time the generator spent generating / wall time from the first job's claim to the
 last job's hand-off to export. Overhead = wall time from the POST to the `asset_ready` event on
 the WebSocket, minus the job's preprocessing, generation and export compute times (it includes
 HTTP, the Ray hops, database writes and the WebSocket).
+
+{render_models(r["models"])}
+{render_export_chain(r["export_chain"])}
+{render_library(r["library"])}
 
 Raw figures:
 
