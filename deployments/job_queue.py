@@ -77,6 +77,7 @@ class JobQueue:
             webhooks=self.webhooks,
         )
         self._started: asyncio.Task[None] | None = None
+        self._rescans: asyncio.Task[None] | None = None
 
     async def ready(self) -> str:
         """Waits until the schema is migrated and the queue rebuilt; returns the fingerprint."""
@@ -93,6 +94,9 @@ class JobQueue:
         await self.coordinator.start()
         if self.webhooks is not None:
             await self.webhooks.start()  # deliveries a stopped queue left pending go out now
+            self._rescans = asyncio.get_running_loop().create_task(
+                self.webhooks.resume_every(self.settings.reconcile_interval_s)
+            )
         log.info(
             "job queue ready: %d active jobs rebuilt from the database", len(self.coordinator.book)
         )

@@ -12,6 +12,23 @@ from deployments.http.feed import feed_router, health_router
 from deployments.http.generation import REPLAYED
 from deployments.http.services import Services
 
+DESCRIPTION = """
+**Keys.** With API keys configured, every route but `/health` needs one: `Authorization: Bearer
+<key>` or `X-API-Key: <key>`. 401 without a known key, 403 outside its scopes (`read` for GET,
+`write` for the rest, `admin` for `/api/admin`), 429 with `Retry-After` over its limits. A key
+sees only its own assets and jobs (another key's ids are 404) unless it is an admin key.
+
+**Errors** are JSON `{"error": "<code>", "detail": "<what is wrong>"}`.
+
+**Progress** streams on the WebSocket `/ws/progress` (`?job_id=` to follow one job, `?api_key=`
+where headers cannot be set): `queue_status`, `job_created`, `progress`, `asset_ready`,
+`job_failed`, `job_cancelled`, `export_progress` and `webhook_attempt` events, as JSON. A refused
+key gets an `error` event, then the socket closes with 4401 or 4403.
+
+**Webhooks** (`webhook_url`) are POSTed when a job ends, signed in `X-Sweedle-Signature:
+t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
+"""
+
 # Routers behind the API key check; /health is the only open route.
 GUARDED = (generation.router, assets.router, exports.router, admin.router)
 
@@ -21,6 +38,7 @@ def create_app(services: Services) -> FastAPI:
         title="Sweedle",
         summary="Self-hosted image-to-3D: a photo in, a game-ready GLB out.",
         version="0.1.0",
+        description=DESCRIPTION,
         responses=ERROR_RESPONSES,
     )
     app.state.services = services

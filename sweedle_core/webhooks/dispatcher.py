@@ -112,6 +112,16 @@ class WebhookDispatcher:
         for delivery in await pending_deliveries(self.store):
             self.schedule(delivery.id)
 
+    async def resume_every(self, interval_s: float) -> None:
+        """Resume pending deliveries every ``interval_s`` seconds, until stopped: one whose task
+        ended on a database error goes out again without waiting for a restart."""
+        while not self._stopped:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.start()
+            except Exception:  # the database is away: the next pass tries again
+                log.exception("resuming pending webhook deliveries failed")
+
     def schedule(self, delivery_id: str) -> None:
         """Start delivering one delivery; a no-op while it already has a task (or after stop)."""
         if self._stopped:

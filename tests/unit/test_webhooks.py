@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -467,6 +468,25 @@ async def test_start_resumes_pending_deliveries_when_they_are_due(store, receive
     assert [entry["status_code"] for entry in delivery.log] == [500, 200]
     untouched = await get_delivery(store, settled)
     assert untouched is not None and untouched.attempts == 1
+
+
+async def test_a_pending_delivery_without_a_task_is_resumed_by_the_periodic_pass(
+    store, receiver, dispatcher
+):
+    server = receiver(200)
+    orphan = await add_delivery(store, server.url)  # its task ended (say, a database error)
+    attempted = asyncio.Event()
+
+    async def on_attempt(_: object) -> None:
+        attempted.set()
+
+    webhooks = dispatcher(on_attempt=on_attempt)
+    passes = asyncio.ensure_future(webhooks.resume_every(0.01))
+    await asyncio.wait_for(attempted.wait(), 10)
+    passes.cancel()
+    delivery = await get_delivery(store, orphan)
+    assert delivery is not None and delivery.status == "delivered"
+    assert [r.headers["x-sweedle-delivery"] for r in server.requests] == [orphan]
 
 
 async def test_stop_leaves_a_waiting_delivery_pending(store, receiver, dispatcher):
