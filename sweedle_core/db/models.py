@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -38,6 +39,8 @@ asset_tags = Table(
     Base.metadata,
     Column("asset_id", ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    # The primary key leads with asset_id; finding a tag's assets needs its own index.
+    Index("ix_asset_tags_tag_id", "tag_id"),
 )
 
 

@@ -9,6 +9,8 @@ import asyncio
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
@@ -55,6 +57,17 @@ async def test_the_migrations_go_up_to_head_down_to_base_and_up_again(database_u
 
     await asyncio.to_thread(command.upgrade, config, "head")
     assert await schema(database_url) == (MAPPED_TABLES, [head])
+
+    # At head the database is what the models say: no column, index or key differs.
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            drift = await connection.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert drift == []
 
 
 async def test_each_store_runs_on_the_backend_its_id_names(store, request):

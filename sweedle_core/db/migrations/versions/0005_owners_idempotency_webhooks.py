@@ -1,4 +1,4 @@
-"""owners of assets and jobs, idempotency keys, webhook deliveries
+"""owners of assets and jobs, idempotency keys, webhook deliveries, an index of tags' assets
 
 Revision ID: 0005
 Revises: 0004
@@ -21,6 +21,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("owner", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("webhook_url", sa.Text(), nullable=True))
         batch_op.create_index(batch_op.f("ix_generation_jobs_owner"), ["owner"], unique=False)
+
+    with op.batch_alter_table("asset_tags", schema=None) as batch_op:
+        batch_op.create_index("ix_asset_tags_tag_id", ["tag_id"], unique=False)
 
     op.create_table(
         "idempotency_keys",
@@ -63,6 +66,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_table("idempotency_keys")
+    with op.batch_alter_table("asset_tags", schema=None) as batch_op:
+        batch_op.drop_index("ix_asset_tags_tag_id")
     with op.batch_alter_table("generation_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_generation_jobs_owner"))
         batch_op.drop_column("webhook_url")
