@@ -17,7 +17,8 @@ class Feed:
     """One WebSocket connection to /ws/progress, read event by event."""
 
     def __init__(self, url: str) -> None:
-        self.ws = connect(url, open_timeout=30)
+        # Entered at once (and closed by `close`): a Feed is itself the context manager.
+        self.ws = connect(url, open_timeout=30).__enter__()
         self.seen: list[Event] = []
         self.snapshot = self.next(timeout=30)
         assert self.snapshot["type"] == "queue_status", self.snapshot
