@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sweedle_core.config import Settings
 from sweedle_core.generation.hunyuan_texture import PAINT_SUBFOLDERS
 from sweedle_core.generation.hunyuan_weights import local_root, locate_weights, needs_hy3dshape
-from sweedle_core.preprocess.background import REMBG_OFF, STOCK_MODELS
+from sweedle_core.preprocess.background import REMBG_OFF, STOCK_MODELS, stock_model_paths
 
 Status = Literal["ok", "warn", "fail", "info"]
 # What the Ray probe answers: (GPUs Ray would offer, a sentence saying where that count comes
@@ -268,35 +268,13 @@ def check_rembg(settings: Settings) -> Check:
     if name not in STOCK_MODELS:
         detail = f"REMBG_MODEL {name!r} is not one of {', '.join(STOCK_MODELS)}: {fallback}"
         return Check("rembg", "warn", detail)
-    candidates = rembg_model_paths(name, settings.u2net_home)
+    candidates = stock_model_paths(name, settings.u2net_home)
     found = next((p for p in candidates if p.is_file()), None)
     if found is not None:
         return Check("rembg", "ok", f"{version}, model {name} at {found}")
     where = " or ".join(str(p) for p in candidates)
     detail = f"{version}, model {name} not on disk (looked for {where}): {fallback}"
     return Check("rembg", "warn", f"{detail}; `rembg d {name}` downloads it")
-
-
-def rembg_homes(u2net_home: Path | None) -> tuple[Path, Path]:
-    """``(rembg_home, legacy_home)`` as rembg 2.0.86's ``BaseSession`` computes them, with
-    ``U2NET_HOME`` set from the settings as the background remover does."""
-    env = dict(os.environ)
-    if u2net_home is not None:
-        env["U2NET_HOME"] = str(u2net_home)
-    xdg = env.get("XDG_DATA_HOME")
-    legacy = env.get("U2NET_HOME", os.path.join(xdg or "~", ".u2net"))
-    if env.get("U2NET_HOME"):
-        home = legacy
-    else:
-        home = env.get("REMBG_HOME", os.path.join(xdg, "rembg") if xdg else "~/.rembg")
-    return Path(os.path.expanduser(home)), Path(os.path.expanduser(legacy))
-
-
-def rembg_model_paths(name: str, u2net_home: Path | None) -> list[Path]:
-    """Where rembg looks for a stock model: ``<home>/models/<name>/<name>.onnx``, then the
-    legacy flat ``<legacy>/<name>.onnx`` (``BaseSession.resolve_existing``)."""
-    home, legacy = rembg_homes(u2net_home)
-    return [home / "models" / name / f"{name}.onnx", legacy / f"{name}.onnx"]
 
 
 def check_text_to_image(settings: Settings) -> Check:

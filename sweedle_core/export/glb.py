@@ -18,7 +18,12 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from sweedle_core.export.mesh_io import signed_volume, smooth_normals, vertex_colors_of
+from sweedle_core.export.mesh_io import (
+    signed_volume,
+    smooth_normals,
+    vertex_colors_of,
+    vertex_uv_of,
+)
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -97,18 +102,15 @@ def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
 
 def texture_of(mesh: trimesh.Trimesh) -> tuple[np.ndarray, Image.Image] | None:
     """``(uv (n, 2), image)`` when the mesh is textured, trimesh's UV convention."""
-    visual = mesh.visual
-    if visual is None or visual.kind != "texture":
-        return None
-    uv = getattr(visual, "uv", None)
-    material = getattr(visual, "material", None)
+    uv = vertex_uv_of(mesh)
+    material = getattr(mesh.visual, "material", None)
     # SimpleMaterial has `image`, PBRMaterial `baseColorTexture`.
     image = getattr(material, "image", None)
     if image is None:
         image = getattr(material, "baseColorTexture", None)
-    if uv is None or image is None or len(uv) != len(mesh.vertices):
+    if uv is None or image is None:
         return None
-    return np.asarray(uv, dtype=np.float64)[:, :2], image
+    return uv, image
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -270,28 +270,39 @@ def _import_rembg() -> Any:
 # (legacy_home, rembg_home, resolve_existing) so the lookup needs no rembg import.
 
 
+def rembg_homes(u2net_home: Path | None = None) -> tuple[Path, Path]:
+    """``(rembg_home, legacy_home)``: rembg's data folder (models in ``<home>/models/<name>/``)
+    and its old flat model folder, still searched. ``u2net_home`` stands for ``$U2NET_HOME``
+    (the setting, as the background remover sets it); the environment decides the rest:
+    legacy = ``$U2NET_HOME``, else ``$XDG_DATA_HOME/.u2net``, else ``~/.u2net``; home = the
+    legacy folder when ``$U2NET_HOME`` is set, else ``$REMBG_HOME``, else
+    ``$XDG_DATA_HOME/rembg``, else ``~/.rembg``."""
+    env = dict(os.environ)
+    if u2net_home is not None:
+        env["U2NET_HOME"] = str(u2net_home)
+    legacy = env.get("U2NET_HOME", os.path.join(env.get("XDG_DATA_HOME", "~"), ".u2net"))
+    if env.get("U2NET_HOME"):
+        home = legacy
+    else:
+        xdg = env.get("XDG_DATA_HOME")
+        home = env.get("REMBG_HOME", os.path.join(xdg, "rembg") if xdg else "~/.rembg")
+    return Path(os.path.expanduser(home)), Path(os.path.expanduser(legacy))
+
+
 def rembg_legacy_home() -> Path:
-    """rembg's old flat model folder, still searched: ``$U2NET_HOME``, else
-    ``$XDG_DATA_HOME/.u2net``, else ``~/.u2net``."""
-    default = os.path.join(os.getenv("XDG_DATA_HOME", "~"), ".u2net")
-    return Path(os.path.expanduser(os.getenv("U2NET_HOME", default)))
+    return rembg_homes()[1]
 
 
 def rembg_home() -> Path:
-    """rembg's data folder (models in ``<home>/models/<name>/``): ``$U2NET_HOME`` when set, else
-    ``$REMBG_HOME``, else ``$XDG_DATA_HOME/rembg``, else ``~/.rembg``."""
-    if os.getenv("U2NET_HOME"):
-        return rembg_legacy_home()
-    xdg = os.getenv("XDG_DATA_HOME")
-    default = os.path.join(xdg, "rembg") if xdg else os.path.join("~", ".rembg")
-    return Path(os.path.expanduser(os.getenv("REMBG_HOME", default)))
+    return rembg_homes()[0]
 
 
-def stock_model_paths(model_name: str) -> tuple[Path, Path]:
+def stock_model_paths(model_name: str, u2net_home: Path | None = None) -> tuple[Path, Path]:
     """The files rembg tries for a stock model, in its order: ``<rembg home>/models/<name>/
     <name>.onnx``, then ``<legacy home>/<name>.onnx``. rembg uses the first that exists."""
+    home, legacy = rembg_homes(u2net_home)
     file_name = f"{model_name}.onnx"
-    return rembg_home() / "models" / model_name / file_name, rembg_legacy_home() / file_name
+    return home / "models" / model_name / file_name, legacy / file_name
 
 
 def build_background_remover(settings: Settings) -> tuple[BackgroundRemover, str | None]:
