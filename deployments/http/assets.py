@@ -38,8 +38,13 @@ async def list_assets(
     ] = [],  # noqa: B006
     sort_by: SortBy = "created",
     sort_order: SortOrder = "desc",
+    owner: Annotated[
+        str | None, Query(max_length=64, description="one key's assets (an admin key's filter)")
+    ] = None,
 ) -> AssetPage:
-    query = AssetQuery(page, page_size, search, source_type, status, tags, sort_by, sort_order)
+    query = AssetQuery(
+        page, page_size, search, source_type, status, tags, sort_by, sort_order, owner
+    )
     return AssetPage.of(await services.store.library.find(query, caller.sees))
 
 

@@ -71,6 +71,9 @@ async def list_jobs(
     created_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     created_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     asset_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    owner: Annotated[
+        str | None, Query(max_length=64, description="one key's jobs (an admin key's filter)")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:
@@ -82,6 +85,7 @@ async def list_jobs(
         created_after=created_after,
         created_before=created_before,
         asset_id=asset_id,
+        owner=owner,
     )
     return JobPage.of(await services.store.library.jobs(query, caller.sees))
 

@@ -61,6 +61,7 @@ class AssetQuery:
     tags: Sequence[str] = field(default_factory=tuple)  # every one of them
     sort_by: SortBy = "created"
     sort_order: SortOrder = "desc"
+    owner: str | None = None  # one key's assets (for an admin key; others see only their own)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class JobQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     asset_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ class AssetLibrary:
             conditions.append(GenerationJob.created_at < query.created_before)
         if query.asset_id is not None:
             conditions.append(GenerationJob.asset_id == query.asset_id)
+        if query.owner is not None:
+            conditions.append(GenerationJob.owner == query.owner)
         order = [GenerationJob.created_at.desc(), GenerationJob.id]
         return await self._page(GenerationJob, conditions, order, query.page, query.page_size)
 
@@ -255,6 +259,8 @@ def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement
     conditions: list[ColumnElement[bool]] = []
     if sees is not None:
         conditions.append(Asset.owner == sees)
+    if query.owner is not None:
+        conditions.append(Asset.owner == query.owner)
     if query.source_type:
         conditions.append(Asset.source_type == query.source_type)
     if query.status:

@@ -125,6 +125,10 @@ def test_a_key_sees_only_its_own_and_an_admin_sees_all(client, alices):
     history = bob.http.get("/api/generation/jobs", params={"page_size": 100}).json()
     assert alices["job_id"] not in {j["id"] for j in history["items"]}
     assert client.http.get(f"/api/assets/{alices['asset_id']}").json()["owner"] == "alice"
+    only_alice = client.http.get("/api/assets", params={"owner": "alice", "page_size": 100})
+    assert {a["owner"] for a in only_alice.json()["items"]} == {"alice"}
+    nosy = bob.http.get("/api/assets", params={"owner": "alice"}).json()
+    assert nosy["total"] == 0  # a key that is not admin still sees only its own
     assert alice.job(alices["job_id"])["owner"] == "alice"
 
 

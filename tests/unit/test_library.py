@@ -90,6 +90,9 @@ async def test_filters_paging_and_totals_over_a_few_hundred_assets(store, filled
 
     mine = await store.library.find(AssetQuery(), "a")
     assert mine.total == 150 and all(a.owner == "a" for a in mine.items)
+    # An admin narrows to one owner; a key asking for another's gets nothing of theirs.
+    assert (await store.library.find(AssetQuery(owner="b"), None)).total == 150
+    assert (await store.library.find(AssetQuery(owner="b"), "a")).total == 0
 
 
 @pytest.mark.parametrize(
@@ -220,6 +223,8 @@ async def test_job_history_filters_by_status_date_and_owner(store):
     old = await store.library.jobs(JobQuery(created_before=utcnow() - timedelta(days=1)), None)
     assert [j.id for j in old.items] == [jobs[2].id]
     assert (await store.library.jobs(JobQuery(), "b")).total == 2
+    assert (await store.library.jobs(JobQuery(owner="b"), None)).total == 2
+    assert (await store.library.jobs(JobQuery(owner="b"), "a")).total == 0
     assert await store.library.waiting_jobs("a") == 2
 
 
