@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sweedle_core.db.library import normalize_tags
-from sweedle_core.db.store import as_utc
+from sweedle_core.db.models import as_utc
 from sweedle_core.errors import InvalidTag
 
 
@@ -71,6 +71,16 @@ class JobRead(_Read):
     completed_at: datetime | None
 
 
+def _paging(page: Any) -> dict[str, int]:
+    """The paging fields of a `library.Page`."""
+    return {
+        "total": page.total,
+        "page": page.page,
+        "page_size": page.page_size,
+        "pages": page.pages,
+    }
+
+
 class JobPage(BaseModel):
     items: list[JobRead]
     total: int
@@ -80,14 +90,7 @@ class JobPage(BaseModel):
 
     @classmethod
     def of(cls, page: Any) -> JobPage:
-        items = [JobRead.model_validate(job) for job in page.items]
-        return cls(
-            items=items,
-            total=page.total,
-            page=page.page,
-            page_size=page.page_size,
-            pages=page.pages,
-        )
+        return cls(items=[JobRead.model_validate(job) for job in page.items], **_paging(page))
 
 
 class TagRead(_Read):
@@ -149,13 +152,7 @@ class AssetPage(BaseModel):
 
     @classmethod
     def of(cls, page: Any) -> AssetPage:
-        return cls(
-            items=[AssetRead.of(a) for a in page.items],
-            total=page.total,
-            page=page.page,
-            page_size=page.page_size,
-            pages=page.pages,
-        )
+        return cls(items=[AssetRead.of(a) for a in page.items], **_paging(page))
 
 
 # Free-form metadata is kept small: it lives in the asset's row.

@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
+from sweedle_core.jobs.states import ACTIVE, JobStage
 
+_ACTIVE = [s.value for s in ACTIVE]
+# Stages of a job that has not reached a generator yet (what a key's waiting limit counts).
+_BEFORE_GENERATION = [
+    s.value for s in (JobStage.QUEUED, JobStage.PREPROCESSING, JobStage.WAITING_FOR_GPU)
+]
 SortBy = Literal["created", "name", "vertex_count"]
 SortOrder = Literal["asc", "desc"]
 TAG_MAX = 64
@@ -154,7 +160,7 @@ class AssetLibrary:
             rows = await session.scalars(
                 select(GenerationJob.id).where(
                     GenerationJob.asset_id == asset_id,
-                    GenerationJob.status.in_(["pending", "processing"]),
+                    GenerationJob.status.in_(_ACTIVE),
                 )
             )
             return list(rows.all())
@@ -244,8 +250,8 @@ class AssetLibrary:
                 .select_from(GenerationJob)
                 .where(
                     GenerationJob.owner == owner,
-                    GenerationJob.status.in_(["pending", "processing"]),
-                    GenerationJob.stage.in_(["queued", "preprocessing", "waiting_for_gpu"]),
+                    GenerationJob.status.in_(_ACTIVE),
+                    GenerationJob.stage.in_(_BEFORE_GENERATION),
                 )
             )
         return count or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select, update
@@ -13,8 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from sweedle_core.db.engine import make_engine, make_sessionmaker
 from sweedle_core.db.library import AssetLibrary
-from sweedle_core.db.models import Asset, GenerationJob, IdempotencyRecord, new_id, utcnow
-from sweedle_core.errors import AssetNotFound, JobNotFound
+from sweedle_core.db.models import (
+    Asset,
+    GenerationJob,
+    IdempotencyRecord,
+    as_utc,
+    new_id,
+    utcnow,
+)
+from sweedle_core.errors import AssetNotFound
 from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.webhooks.payload import webhook_payload
@@ -22,11 +29,6 @@ from sweedle_core.webhooks.records import new_delivery
 
 _ACTIVE = [s.value for s in ACTIVE]
 _TERMINAL = [s.value for s in TERMINAL]
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,8 @@ class Store:
     # --- jobs ---------------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> GenerationJob:
-        async with self.sessions() as session:
-            job = await session.get(GenerationJob, job_id)
-        if job is None:
-            raise JobNotFound(f"no generation job with id {job_id!r}")
-        return job
+        """Any owner's job (the queue's view); the API reads through `library`."""
+        return await self.library.get_job(job_id, None)
 
     async def active_jobs(self) -> Sequence[GenerationJob]:
         async with self.sessions() as session:
@@ -227,11 +226,8 @@ class Store:
     # --- assets -------------------------------------------------------------------------
 
     async def get_asset(self, asset_id: str) -> Asset:
-        async with self.sessions() as session:
-            asset = await session.get(Asset, asset_id)
-        if asset is None:
-            raise AssetNotFound(f"no asset with id {asset_id!r}")
-        return asset
+        """Any owner's asset (the queue's view); the API reads through `library`."""
+        return await self.library.get(asset_id, None)
 
     async def update_asset(self, asset_id: str, **fields: Any) -> None:
         """Write fields of an asset (e.g. a rebuilt LOD chain)."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from datetime import timezone
 
-from sweedle_core.db.models import GenerationJob
-from sweedle_core.db.store import as_utc
+from sweedle_core.db.models import GenerationJob, as_utc
 from sweedle_core.jobs.book import JobEntry
 from sweedle_core.jobs.states import JobStage
 from sweedle_core.params import Priority

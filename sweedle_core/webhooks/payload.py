@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sweedle_core.db.models import Asset, GenerationJob, utcnow
+from sweedle_core.db.models import Asset, GenerationJob, as_utc, utcnow
 
 # A job's final status -> the event announced for it (also sent as X-Sweedle-Event).
 EVENTS = {
@@ -16,12 +16,9 @@ EVENTS = {
 
 
 def _iso(moment: datetime | None) -> str | None:
-    # SQLite hands datetimes back naive; they were written in UTC. (Not store.as_utc: the store
-    # imports this module.)
     if moment is None:
         return None
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc).isoformat()
+    return as_utc(moment).astimezone(timezone.utc).isoformat()
 
 
 def webhook_payload(

@@ -8,12 +8,12 @@ next due, so a restarted dispatcher picks up exactly where the last one stopped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from sweedle_core.db.models import GenerationJob, WebhookDelivery, utcnow
+from sweedle_core.db.models import GenerationJob, WebhookDelivery, as_utc, utcnow
 
 if TYPE_CHECKING:  # the store imports this module
     from sweedle_core.db.store import Store
@@ -24,11 +24,6 @@ FAILED = "failed"
 
 # Bounds what a misbehaving receiver (or a long exception message) can write into the log.
 MAX_ERROR_CHARS = 500
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back naive; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def new_delivery(
@@ -79,7 +74,7 @@ def seconds_until_due(delivery: WebhookDelivery, now: datetime) -> float:
     """How long a pending delivery waits before its next attempt; 0 when it is due."""
     if delivery.next_attempt_at is None:
         return 0.0
-    return max(0.0, (_aware(delivery.next_attempt_at) - now).total_seconds())
+    return max(0.0, (as_utc(delivery.next_attempt_at) - now).total_seconds())
 
 
 async def record_attempt(
