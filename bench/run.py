@@ -35,6 +35,8 @@ from PIL import Image, ImageDraw, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cutout import main as cutout_quality  # noqa: E402
+from bench.cutout import render as render_cutout  # noqa: E402
 from bench.export_chain import main as export_chain  # noqa: E402
 from bench.export_chain import render as render_export_chain  # noqa: E402
 from bench.models import render as render_models  # noqa: E402
@@ -219,6 +221,8 @@ def main() -> None:
     print(json.dumps(results, indent=2), flush=True)
     results["models"] = model_figures(image)
     print(json.dumps(results["models"], indent=2), flush=True)
+    results["cutout"] = cutout_quality()
+    print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["export_chain"] = export_chain()
     print(json.dumps(results["export_chain"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as data:
@@ -296,6 +300,7 @@ the WebSocket, minus the job's preprocessing, generation and export compute time
 HTTP, the Ray hops, database writes and the WebSocket).
 
 {render_models(r["models"])}
+{render_cutout(r["cutout"])}
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
 

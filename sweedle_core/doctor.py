@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sweedle_core.config import Settings
 from sweedle_core.generation.hunyuan_texture import PAINT_SUBFOLDERS
 from sweedle_core.generation.hunyuan_weights import local_root, locate_weights, needs_hy3dshape
-from sweedle_core.preprocess.background import REMBG_OFF, STOCK_MODELS, stock_model_paths
+from sweedle_core.preprocess.rembg_models import REMBG_OFF, STOCK_MODELS, stock_model_paths
 
 Status = Literal["ok", "warn", "fail", "info"]
 # What the Ray probe answers: (GPUs Ray would offer, a sentence saying where that count comes
@@ -243,7 +243,7 @@ def check_weights(settings: Settings) -> Check:
 def check_rembg(settings: Settings) -> Check:
     """Whether the rembg model file is where rembg 2.0.86 looks (rembg is not imported), by the
     rules of `sweedle_core.preprocess.background.build_background_remover`."""
-    fallback = "background removal uses the classical flood fill instead"
+    fallback = "background removal uses the classical chain (flood fill, else GrabCut) instead"
     if settings.rembg_model_file is None and settings.rembg_model == REMBG_OFF:
         return Check("rembg", "info", f"switched off (REMBG_MODEL={REMBG_OFF}): {fallback}")
     version = package_version("rembg")

@@ -56,7 +56,10 @@ class JobRead(_Read):
     params: dict[str, Any]
     error: str | None
     background_method: str | None = Field(
-        description="how the background was removed: alpha, rembg:<model>, flood_fill or none"
+        description=(
+            "how the background was removed: alpha (the upload's own), rembg:<model>, "
+            "flood_fill, grabcut, none, or none (<method> found no background)"
+        )
     )
     timings: dict[str, Any]
     attempts: int

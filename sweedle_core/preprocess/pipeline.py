@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from sweedle_core.config import Settings
-from sweedle_core.preprocess.background import BackgroundRemover, build_background_remover
+from sweedle_core.preprocess.background import build_background_remover
+from sweedle_core.preprocess.cutout import BackgroundRemover, CutOut
 from sweedle_core.preprocess.decode import ImageInfo, ImageLimits, read_image
 from sweedle_core.preprocess.framing import frame_object
 
@@ -19,8 +20,8 @@ MEANINGFUL_ALPHA = 250
 @dataclass(frozen=True)
 class PreparedImage:
     image: Image.Image  # RGBA, size x size, object centred, background transparent
-    background: str  # "alpha" (kept the upload's), "flood_fill", "rembg:<model>",
-    # "rembg:custom:<file name>" or "none"
+    background: str  # "alpha" (kept the upload's), "flood_fill", "grabcut", "rembg:<model>",
+    # "rembg:custom:<file name>", "none" (not asked for) or "none (<method> found no background)"
     source: ImageInfo
 
 
@@ -59,23 +60,23 @@ class ImagePreparer:
         if image.mode == "RGBA" and np.asarray(image.getchannel("A")).min() < MEANINGFUL_ALPHA:
             background = "alpha"
         elif remove_background:
-            image = self._cut_out(image)
-            background = self.remover.name
+            cut = self._cut_out(image)
+            image, background = cut.image, cut.method
             if np.asarray(image.getchannel("A")).min() >= MEANINGFUL_ALPHA:
                 # The remover found no background it could tell apart: the whole photo is kept.
-                background = f"none ({self.remover.name} found no background)"
+                background = f"none ({cut.method} found no background)"
         else:
             background = "none"
         framed = frame_object(image, self.size)
         return PreparedImage(image=framed, background=background, source=info)
 
-    def _cut_out(self, image: Image.Image) -> Image.Image:
+    def _cut_out(self, image: Image.Image) -> CutOut:
         if max(image.size) <= self.work_side:
             return self.remover.remove(image)
         work = image.copy()
         # BOX (area averaging) is the cheapest filter without aliasing; a mask needs no more.
         work.thumbnail((self.work_side, self.work_side), Image.Resampling.BOX)
-        alpha = self.remover.remove(work).getchannel("A")
+        cut = self.remover.remove(work)
         result = image.convert("RGBA")
-        result.putalpha(alpha.resize(image.size, Image.Resampling.BILINEAR))
-        return result
+        result.putalpha(cut.image.getchannel("A").resize(image.size, Image.Resampling.BILINEAR))
+        return CutOut(result, cut.method)

@@ -18,6 +18,8 @@ from sweedle_core.config import Settings
 from sweedle_core.errors import ImageRejected, ImageTooLarge, UnsupportedImageFormat
 from sweedle_core.preprocess import (
     BorderFloodFill,
+    ClassicalRemover,
+    CutOut,
     ImageLimits,
     ImagePreparer,
     RembgRemover,
@@ -26,7 +28,7 @@ from sweedle_core.preprocess import (
     frame_object,
     inspect_image,
 )
-from sweedle_core.preprocess.background import rembg_legacy_home
+from sweedle_core.preprocess.rembg_models import rembg_legacy_home
 
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=10_000_000)
 RED = (200, 30, 30)
@@ -44,6 +46,11 @@ def disc(side: int = 96, box: tuple[int, int, int, int] | None = None) -> Image.
     image = Image.new("RGB", (side, side), "white")
     ImageDraw.Draw(image).ellipse(box or (side // 4, side // 4, 3 * side // 4, 3 * side // 4), RED)
     return image
+
+
+def flood_fill(image: Image.Image) -> Image.Image:
+    """The flood fill alone, as the classical chain applies it: the cut-out image."""
+    return ClassicalRemover([BorderFloodFill()]).remove(image).image
 
 
 def pixel(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
@@ -81,15 +88,15 @@ class FakeRemover:
     def __init__(self) -> None:
         self.seen: list[tuple[int, int]] = []
 
-    def remove(self, image: Image.Image) -> Image.Image:
+    def remove(self, image: Image.Image) -> CutOut:
         self.seen.append(image.size)
-        return BorderFloodFill().remove(image)
+        return CutOut(flood_fill(image), self.name)
 
 
 class ForbiddenRemover:
     name = "forbidden"
 
-    def remove(self, image: Image.Image) -> Image.Image:
+    def remove(self, image: Image.Image) -> CutOut:
         raise AssertionError("background removal was not asked for")
 
 
@@ -292,7 +299,7 @@ def test_pillow_bomb_guard_becomes_image_too_large(
 
 
 def test_flood_fill_clears_white_background_and_keeps_the_disc() -> None:
-    cut = BorderFloodFill().remove(disc(96))
+    cut = flood_fill(disc(96))
 
     alpha = alpha_of(cut)
     assert cut.size == (96, 96)
@@ -307,7 +314,7 @@ def test_flood_fill_survives_jpeg_noise_and_removes_specks() -> None:
     ImageDraw.Draw(image).rectangle((4, 4, 5, 5), "black")  # dust in a corner
     noisy = Image.open(io.BytesIO(encode(image, "JPEG", quality=70)))
 
-    alpha = alpha_of(BorderFloodFill().remove(noisy))
+    alpha = alpha_of(flood_fill(noisy))
 
     assert alpha[4:6, 4:6].max() == 0
     assert (alpha[:, :20] == 0).all() and (alpha[:, -20:] == 0).all()
@@ -317,7 +324,7 @@ def test_flood_fill_survives_jpeg_noise_and_removes_specks() -> None:
 def test_flood_fill_keeps_an_object_that_touches_the_border() -> None:
     image = disc(96, box=(24, 40, 72, 140))  # the disc runs off the bottom edge
 
-    alpha = alpha_of(BorderFloodFill().remove(image))
+    alpha = alpha_of(flood_fill(image))
 
     assert alpha[95, 48] == 255 and alpha[70, 48] == 255
     assert alpha[95, 2] == 0 and alpha[2, 48] == 0
@@ -327,7 +334,7 @@ def test_flood_fill_keeps_background_coloured_parts_inside_the_object() -> None:
     image = disc(96)
     ImageDraw.Draw(image).ellipse((42, 42, 54, 54), "white")  # a white logo on the disc
 
-    alpha = alpha_of(BorderFloodFill().remove(image))
+    alpha = alpha_of(flood_fill(image))
 
     assert alpha[48, 48] == 255
 
@@ -335,7 +342,7 @@ def test_flood_fill_keeps_background_coloured_parts_inside_the_object() -> None:
 def test_flood_fill_leaves_a_busy_border_opaque() -> None:
     busy = Image.effect_noise((64, 64), 120).convert("RGB")
 
-    cut = BorderFloodFill().remove(busy)
+    cut = flood_fill(busy)
 
     assert cut.mode == "RGBA" and alpha_of(cut).min() == 255
 
@@ -349,7 +356,7 @@ def test_without_rembg_the_flood_fill_is_used_and_the_reason_says_how_to_install
 
     remover, reason = build_background_remover(Settings(rembg_model="u2net", rembg_model_file=None))
 
-    assert isinstance(remover, BorderFloodFill) and remover.name == "flood_fill"
+    assert isinstance(remover, ClassicalRemover) and remover.name == "flood_fill or grabcut"
     assert reason is not None and 'pip install "sweedle[rembg]"' in reason
 
 
@@ -385,7 +392,7 @@ def test_rembg_without_its_model_file_fails_fast_naming_the_path(
     assert fake_rembg.sessions == []  # no session, hence no download attempt
 
     remover, reason = build_background_remover(rembg_settings(tmp_path))
-    assert isinstance(remover, BorderFloodFill)
+    assert isinstance(remover, ClassicalRemover)
     assert reason is not None and "u2net.onnx" in reason
 
 
@@ -398,7 +405,8 @@ def test_rembg_with_its_model_file_builds_one_session(
 
     assert reason is None and isinstance(remover, RembgRemover)
     assert remover.name == "rembg:u2net" and fake_rembg.sessions == ["u2net"]
-    assert remover.remove(disc(16)).mode == "RGBA"
+    cut = remover.remove(disc(16))
+    assert cut.image.mode == "RGBA" and cut.method == "rembg:u2net"
     assert rembg_legacy_home() == tmp_path
 
 
@@ -444,7 +452,7 @@ def test_framing_rejects_a_margin_that_leaves_no_room() -> None:
 
 
 def test_photo_is_cut_out_and_framed_for_the_generator() -> None:
-    preparer = ImagePreparer(LIMITS, 64, BorderFloodFill())
+    preparer = ImagePreparer(LIMITS, 64, ClassicalRemover())
 
     prepared = preparer.prepare(encode(disc(120), "JPEG", quality=90), remove_background=True)
 
@@ -517,7 +525,7 @@ def test_preparer_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     assert preparer.limits == ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4096)
     assert preparer.size == 64
-    assert preparer.remover.name == "flood_fill"
+    assert preparer.remover.name == "flood_fill or grabcut"
     assert preparer.background_note is not None and "sweedle[rembg]" in preparer.background_note
     with pytest.raises(ImageTooLarge, match="128 x 128"):
         preparer.prepare(encode(disc(128), "PNG"), remove_background=True)

@@ -17,8 +17,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sweedle_core.config import Settings
-from sweedle_core.preprocess import BorderFloodFill, ImagePreparer, build_background_remover
-from sweedle_core.preprocess.background import (
+from sweedle_core.preprocess import (
+    BorderFloodFill,
+    ClassicalRemover,
+    ImagePreparer,
+    build_background_remover,
+)
+from sweedle_core.preprocess.rembg_models import (
     STOCK_MODELS,
     UNSUITABLE_MODELS,
     rembg_home,
@@ -105,8 +110,8 @@ def test_custom_model_cuts_out_what_the_flood_fill_cannot(
 
     assert note is None
     assert remover.name == "rembg:custom:tiny.onnx"
-    assert_disc_cut_out(remover.remove(photo))
-    assert np.asarray(BorderFloodFill().remove(photo).getchannel("A")).min() == 255
+    assert_disc_cut_out(remover.remove(photo).image)
+    assert BorderFloodFill().foreground_mask(np.asarray(photo)) is None
 
 
 def test_custom_model_inside_u2net_home_is_used(
@@ -133,7 +138,7 @@ def test_custom_model_outside_u2net_home_falls_back_naming_both(
 
     remover, note = build_background_remover(settings(rembg_model_file=model_file, u2net_home=home))
 
-    assert isinstance(remover, BorderFloodFill) and remover.name == "flood_fill"
+    assert isinstance(remover, ClassicalRemover) and remover.name == "flood_fill or grabcut"
     assert note is not None and str(model_file) in note and str(home) in note
     assert "sweedle[rembg]" not in note
 
@@ -146,7 +151,7 @@ def test_missing_custom_file_falls_back_naming_it(
 
     remover, note = build_background_remover(settings(rembg_model_file=model_file))
 
-    assert isinstance(remover, BorderFloodFill)
+    assert isinstance(remover, ClassicalRemover)
     assert note is not None and f"{model_file} does not exist" in note
 
 
@@ -171,7 +176,7 @@ def test_missing_stock_model_falls_back_at_once_naming_where_it_looked(
     remover, note = build_background_remover(settings(u2net_home=home if u2net_home else None))
     seconds = time.perf_counter() - start
 
-    assert isinstance(remover, BorderFloodFill)
+    assert isinstance(remover, ClassicalRemover)
     assert note is not None and all(str(path) in note for path in searched)
     assert "rembg d u2net" in note and "sweedle[rembg]" not in note
     assert seconds < 1.0
@@ -193,7 +198,7 @@ def test_stock_model_on_disk_runs_through_rembgs_own_session(
 
     preparer = ImagePreparer.from_settings(settings(u2net_home=home, preprocess_size=64))
     assert preparer.background_note is None and preparer.remover.name == "rembg:u2net"
-    assert_disc_cut_out(preparer.remover.remove(red_disc_on_noise()))
+    assert_disc_cut_out(preparer.remover.remove(red_disc_on_noise()).image)
 
     buffer = io.BytesIO()
     red_disc_on_noise().save(buffer, "PNG")
@@ -211,7 +216,7 @@ def test_unknown_model_falls_back_listing_the_valid_names(
 
     remover, note = build_background_remover(settings(rembg_model=name))
 
-    assert isinstance(remover, BorderFloodFill)
+    assert isinstance(remover, ClassicalRemover)
     assert note is not None and repr(name) in note and said in note
     assert ", ".join(STOCK_MODELS) in note and "'none'" in note
 
@@ -221,7 +226,7 @@ def test_none_switches_rembg_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
     remover, note = build_background_remover(settings(rembg_model="none"))
 
-    assert isinstance(remover, BorderFloodFill)
+    assert isinstance(remover, ClassicalRemover)
     assert note is not None and "rembg is switched off" in note
 
 
