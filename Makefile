@@ -10,7 +10,7 @@ HY3DGEN ?= hy3dgen==2.0.2
 STAMP := $(VENV)/.installed
 VALIDATOR := .tools/node_modules/gltf-validator
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test lint bench clean hy3dshape models
 
 setup: $(STAMP) $(VALIDATOR)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@case ",$(EXTRAS)," in *,hunyuan,*) $(PY) -m pip install --quiet --no-deps $(HY3DGEN);; esac
+	@# The Hunyuan3D-2.1 weights need hy3dshape (not on PyPI): installed when the config
+	@# `make serve` picks here names them (see `make hy3dshape`).
+	@case ",$(EXTRAS)," in *,hunyuan,*) $(VENV)/bin/sweedle setup hy3dshape --if-needed;; esac
 	@touch $@
 
 # The Khronos glTF validator judges every GLB the tests write.
@@ -26,15 +29,18 @@ $(VALIDATOR): .tools/package.json
 	npm install --silent --no-audit --no-fund --prefix .tools
 	@touch $@
 
+# Picks serve_config.yaml (GPU) or configs/cpu.yaml, fetches the models its services need
+# (HF_HUB_OFFLINE=1 or SERVE_ARGS=--no-pull skip that), then runs `serve run` on it.
 serve: $(STAMP)
-	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then \
-		echo "sweedle: GPU found ($$(nvidia-smi -L | head -n 1)): serve_config.yaml, hunyuan3d generator on num_gpus: 1"; \
-		config=serve_config.yaml; \
-	else \
-		echo "sweedle: no GPU found (nvidia-smi lists none): configs/cpu.yaml, silhouette CPU preview generator"; \
-		config=configs/cpu.yaml; \
-	fi; \
-	exec $(VENV)/bin/serve run $$config
+	exec $(VENV)/bin/sweedle serve $(SERVE_ARGS)
+
+# The models the config `make serve` picks here needs, fetched without starting anything.
+models: $(STAMP)
+	$(VENV)/bin/sweedle models pull
+
+# hy3dshape, for the Hunyuan3D-2.1 weights: a pinned checkout of its repository, on the venv's path.
+hy3dshape: $(STAMP)
+	$(VENV)/bin/sweedle setup hy3dshape
 
 test: setup
 	$(PY) -m pytest

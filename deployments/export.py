@@ -19,6 +19,7 @@ from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
 from sweedle_core.export.pipeline import ExportOptions, Progress, export_asset
+from sweedle_core.export.thumbnail_generator import opengl_unavailable_reason
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket
 from sweedle_core.storage import Storage
 
@@ -34,6 +35,12 @@ class Exporter:
             settings.draco_compression_level,
             settings.export_allowed_roots,
         )
+
+    async def status(self) -> dict[str, str | None]:
+        """How thumbnails are rendered: OpenGL (EGL, offscreen), or the numpy fallback and why."""
+        reason = await asyncio.to_thread(opengl_unavailable_reason)
+        renderer = "opengl" if reason is None else "numpy"
+        return {"thumbnails": renderer, "fallback": renderer if reason else None, "note": reason}
 
     async def export(self, ticket: ExportTicket) -> ExportOutcome:
         """The default chain after a generation, reported as the job's exporting stage."""
@@ -61,6 +68,7 @@ class Exporter:
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
             texture=result.texture,
+            generator=result.generator,
             lods=result.lods,
             validation=result.validation,
         )

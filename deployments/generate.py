@@ -80,6 +80,7 @@ class Generator:
         self.queue = get_job_queue(settings, preprocessor, exporter)
         self.metrics = GeneratorMetrics(self.worker)
         self.backend: GeneratorBackend | None = None
+        self.running: dict[str, str | None] = {}  # what runs, and why if not what was asked
         self.state = "loading"
         self.detail = f"loading the {settings.generator_backend} generator"
         self._stopping = False
@@ -89,12 +90,16 @@ class Generator:
     async def _run(self) -> None:
         await self._set_state("loading", self.detail)
         try:
-            self.backend = await asyncio.to_thread(build_generator, self.settings)
+            loaded = await asyncio.to_thread(build_generator, self.settings)
         except Exception as exc:  # the replica stays up and says why, not a crash loop
             log.error("generator %s cannot load: %s", self.worker, describe_error(exc))
             while True:
                 await self._set_state("unavailable", describe_error(exc))
                 await asyncio.sleep(CLAIM_TIMEOUT_S)
+        self.backend = loaded.generator
+        if loaded.note:
+            log.warning("generator %s: %s", self.worker, loaded.note)
+        self.running = {"generator": loaded.generator.name, "fallback": loaded.note}
         await self._set_state("idle", f"{self.backend.name} ready")
         ahead: ray.ObjectRef | None = None  # the next job, asked for before this one ended
         while not self._stopping:
@@ -151,7 +156,7 @@ class Generator:
 
     async def _set_state(self, state: str, detail: str) -> None:
         self.state, self.detail = state, detail
-        await self.queue.generator_state.remote(self.worker, state, detail)
+        await self.queue.generator_state.remote(self.worker, state, detail, self.running)
 
     async def __del__(self) -> None:
         """Serve's graceful shutdown: stop claiming, give a running job back to the queue."""
@@ -162,7 +167,7 @@ class Generator:
             await asyncio.wait_for(asyncio.shield(self._loop_task), CLAIM_TIMEOUT_S + 5)
         except Exception:  # a timeout or the loop's own error: shut down all the same
             pass
-        await self.queue.generator_state.remote(self.worker, "stopped", "")
+        await self.queue.generator_state.remote(self.worker, "stopped", "", self.running)
 
     def check_health(self) -> None:
         if self._loop_task.done() and self.state != "unavailable":

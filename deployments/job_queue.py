@@ -167,8 +167,14 @@ class JobQueue:
         await self.ready()
         return await self.coordinator.cancel_and_wait(job_id, timeout)
 
-    async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
-        await self.coordinator.generator_state(worker, state, detail)
+    async def generator_state(
+        self,
+        worker: str,
+        state: str,
+        detail: str = "",
+        running: dict[str, str | None] | None = None,
+    ) -> None:
+        await self.coordinator.generator_state(worker, state, detail, running)
 
     async def status(self) -> dict[str, Any]:
         await self.ready()

@@ -23,9 +23,13 @@ class Preprocessor:
         self.painter = painter  # the TextToImage deployment, for text-to-3d jobs
 
     def status(self) -> dict[str, str | None]:
-        """Which background remover runs, and why rembg does not, if it does not."""
+        """Which background remover runs: the rembg model, or the classical fallback and why."""
+        remover = self.preparer.remover.name
+        model = remover if remover.startswith("rembg") else None
         return {
-            "background_remover": self.preparer.remover.name,
+            "background_remover": remover,
+            "model": model,
+            "fallback": None if model else remover,
             "note": self.preparer.background_note,
         }
 

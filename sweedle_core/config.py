@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-GeneratorBackend = str  # "silhouette", "hunyuan3d", or "package.module:Class" for tests/plugins
+GeneratorBackend = str  # one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins
+# The built-in generators: the CPU preview, the CPU depth model, Hunyuan3D on a GPU.
+GENERATOR_BACKENDS = ("silhouette", "depth", "hunyuan3d")
 
 
 class Settings(BaseSettings):
@@ -24,10 +26,19 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
     storage_dir: Path = Path("./data/storage")
 
-    generator_backend: GeneratorBackend = "silhouette"
+    # depth on a CPU machine (configs/cpu.yaml), hunyuan3d on a GPU (serve_config.yaml). A
+    # backend that cannot load hands over to the next CPU method unless this is false.
+    generator_backend: GeneratorBackend = "depth"
+    generator_fallback: bool = True
+    # The depth generator: a transformers depth-estimation model (hub id or local folder), how
+    # deep its front relief is and how thick the back behind it, as shares of the object's
+    # smaller planar extent.
+    depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"
+    depth_relief: float = Field(0.5, gt=0.0, le=2.0)
+    depth_thickness: float = Field(0.35, gt=0.0, le=2.0)
     # Hunyuan3D: a hub id or a local folder, and the subfolder holding config.yaml + weights.
-    hunyuan_model_path: str = "tencent/Hunyuan3D-2.1"
-    hunyuan_subfolder: str = "hunyuan3d-dit-v2-1"
+    hunyuan_model_path: str = "tencent/Hunyuan3D-2"
+    hunyuan_subfolder: str = "hunyuan3d-dit-v2-0"
     # Where weights are looked for first, as upstream: <HY3DGEN_MODELS>/<model_path>/<subfolder>.
     hy3dgen_models: str = "~/.cache/hy3dgen"
     # The texture (paint) model, used when a job asks for texture=true on a CUDA device.
@@ -50,6 +61,9 @@ class Settings(BaseSettings):
     rembg_model: str = "u2net"
     rembg_model_file: Path | None = None
     u2net_home: Path | None = None
+    # A mirror of rembg's model releases for `sweedle models pull` (the file name is appended);
+    # empty: rembg's own GitHub release URLs.
+    rembg_download_url: str = ""
     thumbnail_size: int = Field(256, ge=32, le=2048)
 
     # The export chain run after every generation: LOD face shares (the first is the full
@@ -121,10 +135,10 @@ class Settings(BaseSettings):
     @field_validator("generator_backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in {"silhouette", "hunyuan3d"} and ":" not in value:
+        if value not in GENERATOR_BACKENDS and ":" not in value:
+            names = ", ".join(repr(name) for name in GENERATOR_BACKENDS)
             raise ValueError(
-                "GENERATOR_BACKEND must be 'silhouette', 'hunyuan3d' or 'module:Class', "
-                f"not {value!r}"
+                f"GENERATOR_BACKEND must be one of {names} or 'module:Class', not {value!r}"
             )
         return value
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sweedle_core.config import Settings
 from sweedle_core.generation.hunyuan_texture import PAINT_SUBFOLDERS
 from sweedle_core.generation.hunyuan_weights import local_root, locate_weights, needs_hy3dshape
+from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.preprocess.rembg_models import REMBG_OFF, STOCK_MODELS, stock_model_paths
 
 Status = Literal["ok", "warn", "fail", "info"]
@@ -29,7 +30,6 @@ Status = Literal["ok", "warn", "fail", "info"]
 RayGpus = tuple[float, str] | str
 
 HUNYUAN_INSTALL = 'pip install -e ".[hunyuan]" && pip install --no-deps hy3dgen==2.0.2'
-_TWO_ZERO = "HUNYUAN_MODEL_PATH=tencent/Hunyuan3D-2 HUNYUAN_SUBFOLDER=hunyuan3d-dit-v2-0"
 _import = importlib.import_module  # one seam, so tests can make an import fail any way
 _TAGS: dict[str, str] = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]", "info": "[info]"}
 
@@ -50,29 +50,70 @@ class Check:
     required: bool = False
 
 
-def run_checks(settings: Settings, ray_gpus: Callable[[], RayGpus]) -> list[Check]:
-    """Every check, in report order (the backend first, then what it needs, then the extras)."""
-    hunyuan = settings.generator_backend == "hunyuan3d"
+# What each built-in backend needs, by check name; the others are reported for information.
+NEEDS: dict[str, frozenset[str]] = {
+    "hunyuan3d": frozenset({"torch", "hy3dgen", "hy3dshape", "weights", "ray"}),
+    "depth": frozenset({"torch", "depth"}),
+    "silhouette": frozenset(),
+}
+
+
+def run_checks(
+    settings: Settings, ray_gpus: Callable[[], RayGpus], config: str | None = None
+) -> list[Check]:
+    """Every check, in report order (the config and backend first, then what it needs, then
+    the extras, then which generator the app would run). ``config`` says which Serve config
+    the settings come from."""
+    backend = settings.generator_backend
+    hunyuan = backend == "hunyuan3d"
     v21 = needs_hy3dshape(settings.hunyuan_model_path, settings.hunyuan_subfolder)
     torch_checks, cuda = check_torch(settings, v21)
     checks = [
+        *([Check("config", "info", config)] if config else []),
         check_backend(settings),
         *torch_checks,
         *check_shape_packages(settings, v21),
         check_texture(settings, cuda, hunyuan),
         check_weights(settings),
+        check_depth(settings),
         check_rembg(settings),
         check_text_to_image(settings),
         check_ray(settings, ray_gpus),
     ]
-    if hunyuan:
-        return checks
-    # The other backends need none of the Hunyuan3D parts: report them, do not fail on them.
-    note = f" (GENERATOR_BACKEND={settings.generator_backend} does not need this)"
-    return [
-        replace(c, required=False, detail=c.detail + note if c.status == "fail" else c.detail)
-        for c in checks
-    ]
+    needed = NEEDS.get(backend)
+    if needed is not None:
+        note = f" (GENERATOR_BACKEND={backend} does not need this)"
+        checks = [
+            c
+            if c.name in needed
+            else replace(
+                c, required=False, detail=c.detail + note if c.status == "fail" else c.detail
+            )
+            for c in checks
+        ]
+    return [*checks, check_fallback(settings, checks)]
+
+
+def check_fallback(settings: Settings, checks: list[Check]) -> Check:
+    """Which generator the app would run: the configured one, or the fallback it hands to."""
+    from sweedle_core.generation.registry import FALLBACKS
+
+    failed = {c.name for c in checks if c.status == "fail"}
+    backend = settings.generator_backend
+    if backend not in NEEDS:
+        return Check("generator", "info", f"{backend} is a plugin: not checked here")
+    chain = [backend]
+    while settings.generator_fallback and chain[-1] in FALLBACKS:
+        chain.append(FALLBACKS[chain[-1]])
+    runs = next((b for b in chain if not NEEDS[b] & failed), None)
+    if runs == backend:
+        return Check("generator", "ok", f"{backend} runs")
+    if runs is None:
+        detail = f"{backend} cannot run and GENERATOR_FALLBACK is off: jobs fail"
+        return Check("generator", "fail", detail, required=True)
+    return Check(
+        "generator", "warn", f"{backend} cannot run here; the app runs {runs} instead (fallback)"
+    )
 
 
 def exit_code(checks: list[Check]) -> int:
@@ -81,9 +122,13 @@ def exit_code(checks: list[Check]) -> int:
 
 
 def verdict(checks: list[Check]) -> str:
-    needed = [c.name for c in checks if c.status == "fail" and c.required]
+    needed = [c.name for c in checks if c.status == "fail" and c.required and c.name != "generator"]
+    generator = next((c for c in checks if c.name == "generator"), None)
     if needed:
-        return f"generation cannot work until these pass: {', '.join(needed)}"
+        said = f"the configured generator cannot run until these pass: {', '.join(needed)}"
+        if generator is not None and generator.status == "warn":
+            return f"{said}; meanwhile {generator.detail.split('; ', 1)[-1]}"
+        return said.replace("the configured generator cannot run", "generation cannot work")
     others = [c.name for c in checks if c.status == "fail"]
     warnings = sum(c.status == "warn" for c in checks)
     ready = "generation works with the configured backend"
@@ -115,13 +160,16 @@ def check_backend(settings: Settings) -> Check:
     backend = settings.generator_backend
     if backend == "hunyuan3d":
         what = "Hunyuan3D on a GPU; needs torch, its shape package, the weights and a Ray GPU"
-    elif backend == "silhouette":
+    elif backend == "depth":
         what = (
-            "the CPU preview, which needs nothing below; serve_config.yaml runs hunyuan3d, "
-            "check that with GENERATOR_BACKEND=hunyuan3d sweedle doctor"
+            "a depth model's front surface closed into a solid, on the CPU; needs torch and "
+            "the depth model. On a GPU machine make serve runs hunyuan3d (serve_config.yaml): "
+            "check it with sweedle doctor --config serve_config.yaml"
         )
+    elif backend == "silhouette":
+        what = "the CPU preview (the outline inflated), which needs nothing below"
     else:
-        what = "a plugin class; the Hunyuan3D checks below are for information"
+        what = "a plugin class; the checks below are for information"
     return Check("backend", "info", f"GENERATOR_BACKEND={backend}: {what}")
 
 
@@ -143,6 +191,8 @@ def check_torch(settings: Settings, v21: bool) -> tuple[list[Check], bool]:
         if settings.device == "cuda":
             detail = f"{version}, {why}, and DEVICE=cuda: hunyuan3d will not load"
             return [Check("torch", "fail", detail, required=True)], False
+        if settings.generator_backend != "hunyuan3d":
+            return [Check("torch", "ok", f"{version}, {why}: models run on the CPU", True)], False
         detail = f"{version}, {why}: hunyuan3d then runs on the CPU, very slowly"
         return [Check("torch", "warn", detail, required=True)], False
     checks = [Check("torch", "ok", f"{version}, CUDA {build}, {count} GPU(s)", required=True)]
@@ -192,12 +242,7 @@ def check_shape_packages(settings: Settings, v21: bool) -> list[Check]:
         version = package_version("hy3dshape") or "(no package metadata)"
         checks.append(Check("hy3dshape", "ok", f"{version}, imports", required=True))
         return checks
-    detail = (
-        f"not importable ({error}); the 2.1 weights ({settings.hunyuan_model_path}, "
-        f"{settings.hunyuan_subfolder}) need it. hy3dshape is not on PyPI: install it from the "
-        f"Hunyuan3D-2.1 repository (https://github.com/Tencent-Hunyuan/Hunyuan3D-2.1, its "
-        f"hy3dshape/ folder). The 2.0 family works with hy3dgen alone: {_TWO_ZERO}"
-    )
+    detail = missing_message(settings.hunyuan_model_path, settings.hunyuan_subfolder, error)
     checks.append(Check("hy3dshape", "fail", detail, required=True))
     return checks
 
@@ -229,15 +274,26 @@ def check_weights(settings: Settings) -> Check:
     """The shape weights on disk (local folder or hub cache); never downloads."""
     try:
         weights = locate_weights(
-            settings.hunyuan_model_path,
-            settings.hunyuan_subfolder,
-            settings.hy3dgen_models,
-            hub=False,
+            settings.hunyuan_model_path, settings.hunyuan_subfolder, settings.hy3dgen_models
         )
         size = weights.file.stat().st_size
     except Exception as exc:  # ModelUnavailable says where it looked and how to download
         return Check("weights", "fail", str(exc), required=True)
     return Check("weights", "ok", f"{weights.file} ({size / 1e9:.1f} GB)", required=True)
+
+
+def check_depth(settings: Settings) -> Check:
+    """The depth generator's model on disk (a local folder or the hub cache); never downloads."""
+    from sweedle_core.models.catalog import depth_model_folder
+
+    if package_version("transformers") is None:
+        detail = f"transformers is not installed ({HUNYUAN_INSTALL}): silhouette runs instead"
+        return Check("depth", "fail", detail, required=True)
+    try:
+        folder = depth_model_folder(settings)
+    except Exception as exc:  # ModelUnavailable names the model and the pull command
+        return Check("depth", "fail", f"{exc}; silhouette runs meanwhile", required=True)
+    return Check("depth", "ok", f"{settings.depth_model} at {folder}", required=True)
 
 
 def check_rembg(settings: Settings) -> Check:
@@ -274,7 +330,7 @@ def check_rembg(settings: Settings) -> Check:
         return Check("rembg", "ok", f"{version}, model {name} at {found}")
     where = " or ".join(str(p) for p in candidates)
     detail = f"{version}, model {name} not on disk (looked for {where}): {fallback}"
-    return Check("rembg", "warn", f"{detail}; `rembg d {name}` downloads it")
+    return Check("rembg", "warn", f"{detail}; `sweedle models pull rembg` fetches it")
 
 
 def check_text_to_image(settings: Settings) -> Check:
@@ -294,7 +350,7 @@ def check_text_to_image(settings: Settings) -> Check:
     cached = hub_cached(model, "model_index.json")
     if isinstance(cached, Path):
         return Check(name, "ok", f"{model}: in the Hugging Face cache ({cached.parent})")
-    command = f"hf download {model}"
+    command = "sweedle models pull text-to-image"
     return Check(name, "warn", f"{model}: {cached}; download it with: {command}")
 
 

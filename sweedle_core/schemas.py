@@ -12,6 +12,12 @@ from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
 from sweedle_core.errors import InvalidTag
 
+BACKGROUND_METHOD = (
+    "how the photo's background was removed: alpha (the upload's own), rembg:<model>, "
+    "flood_fill (a plain background), grabcut (the classical cut-out), none (not asked for), or "
+    "none (<method> found no background)"
+)
+
 
 class _Read(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -55,12 +61,7 @@ class JobRead(_Read):
     priority: str
     params: dict[str, Any]
     error: str | None
-    background_method: str | None = Field(
-        description=(
-            "how the background was removed: alpha (the upload's own), rembg:<model>, "
-            "flood_fill, grabcut, none, or none (<method> found no background)"
-        )
-    )
+    background_method: str | None = Field(description=BACKGROUND_METHOD)
     timings: dict[str, Any]
     attempts: int
     worker: str | None = Field(description="the generator replica that ran it last")
@@ -118,11 +119,15 @@ class AssetRead(_Read):
     model_format: str
     vertex_count: int | None
     face_count: int | None
-    generator: str | None
+    generator: str | None = Field(
+        description="the generator that made the mesh: hunyuan3d, depth or silhouette (a "
+        "fallback, when the configured one could not run: /health says why)"
+    )
     texture_method: str | None = Field(
         description="how the mesh got its colours: hunyuan3d_paint (the texture model), "
         "image_projection (the photo projected onto it) or none"
     )
+    background_method: str | None = Field(None, description=BACKGROUND_METHOD)
     prompt: str | None = Field(description="the text of a text-to-3d asset")
     lods: list[LodRead] | None = Field(description="the LOD chain the export pool built")
     generation_params: dict[str, Any]

@@ -75,31 +75,41 @@ async def _pump_feed(websocket: WebSocket, subscription: Subscription) -> None:
 
 @health_router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness and what generation is waiting for, if anything. Needs no key."""
+    """Liveness, and per service which model runs, which fallback runs instead and why, and
+    what generation is waiting for, if anything. Needs no key."""
     services = services_of(request)
     status = await services.queue.status.remote()
+    generation = generation_readiness(status["generators"])
+    generation["configured"] = services.settings.generator_backend
     return {
         "status": "ok",
         "app": services.settings.app_name,
         "generator_backend": services.settings.generator_backend,
-        "generation": generation_readiness(status["generators"]),
+        "generation": generation,
         "preprocessing": await services.preprocessor.status.remote(),
+        "export": await services.exporter.status.remote(),
         "text_to_image": await services.painter.status.remote(),
         "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
     }
 
 
 def generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The generators' state, what they run (``running``) and, for a fallback, why."""
+    running = sorted({g["generator"] for g in generators.values() if g.get("generator")})
+    fallbacks = sorted({g["fallback"] for g in generators.values() if g.get("fallback")})
+    said = {"running": running, "fallback": "; ".join(fallbacks) or None}
     states = [g.get("state") for g in generators.values()]
     if any(s in ("idle", "generating") for s in states):
-        return {"state": "ready", "detail": f"{len(states)} generator replica(s)"}
+        return {"state": "ready", "detail": f"{len(states)} generator replica(s)", **said}
     if "loading" in states:
-        return {"state": "loading", "detail": "the generation model is loading"}
+        return {"state": "loading", "detail": "the generation model is loading", **said}
     if states:
         details = "; ".join(g.get("detail", "") for g in generators.values())
-        return {"state": "unavailable", "detail": details}
+        return {"state": "unavailable", "detail": details, **said}
     gpus = ray.cluster_resources().get("GPU", 0)
     return {
+        "running": [],
+        "fallback": None,
         "state": "waiting_for_generator",
         "detail": (
             "no Generator replica has started yet. "

@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# "none (rembg:custom:<file name> found no background)" and the like fit; longer is cut.
+BACKGROUND_METHOD_LENGTH = 128
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -63,9 +66,12 @@ class Asset(Base):
     thumbnail_path: Mapped[str | None] = mapped_column(String(512))
     vertex_count: Mapped[int | None] = mapped_column(Integer)
     face_count: Mapped[int | None] = mapped_column(Integer)
+    # The generator that made the mesh (a fallback, when the configured one could not run).
     generator: Mapped[str | None] = mapped_column(String(64))
     # How the mesh got its colours: hunyuan3d_paint, image_projection or none.
     texture_method: Mapped[str | None] = mapped_column(String(32))
+    # How the photo's background was removed (as its job records it).
+    background_method: Mapped[str | None] = mapped_column(String(BACKGROUND_METHOD_LENGTH))
     # The text a text-to-3d asset was made from (source_type "text").
     prompt: Mapped[str | None] = mapped_column(Text)
     # The export chain's results: [{level, faces, vertices, path}], and the validation report.
@@ -96,7 +102,7 @@ class GenerationJob(Base):
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-    background_method: Mapped[str | None] = mapped_column(String(64))
+    background_method: Mapped[str | None] = mapped_column(String(BACKGROUND_METHOD_LENGTH))
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(128))

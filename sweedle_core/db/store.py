@@ -202,10 +202,12 @@ class Store:
             )
             if not result.rowcount:
                 return Finished(False)
+            # The asset says how its background was removed, as the job that made it does.
+            recorded = {"background_method": job.background_method, **asset_fields}
             await session.execute(
                 update(Asset)
                 .where(Asset.id == job.asset_id)
-                .values(status=status.value, updated_at=now, **asset_fields)
+                .values(status=status.value, updated_at=now, **recorded)
             )
             if not job.webhook_url:
                 return Finished(True)

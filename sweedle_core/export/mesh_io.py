@@ -1,8 +1,8 @@
 """The raw mesh hand-off between generator and exporter, and small helpers every exporter shares.
 
 The raw format is an uncompressed ``.npz`` holding ``vertices (n, 3) float32``, ``faces (m, 3)
-int32``, when the mesh is coloured ``vertex_colors (n, 4) uint8``, and ``texture``, a string
-saying how it was coloured (``mesh.metadata["texture"]``). It keeps exactly what the
+int32``, when the mesh is coloured ``vertex_colors (n, 4) uint8``, and the strings of
+``mesh.metadata`` that say what made it and how it was coloured (``generator``, ``texture``). It keeps exactly what the
 generator produced (no merging, no reordering), loads without pickle, and is written atomically.
 """
 
@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_KEY
 from sweedle_core.storage import write_atomic
 
 _VERTICES = "vertices"
 _FACES = "faces"
 _COLORS = "vertex_colors"
-_TEXTURE = "texture"
+METADATA_KEYS = (GENERATOR_KEY, TEXTURE_KEY)  # kept with the mesh through every step
 
 
 def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
@@ -31,8 +32,9 @@ def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     colors = vertex_colors_of(mesh)
     if colors is not None:
         arrays[_COLORS] = colors
-    if _TEXTURE in mesh.metadata:
-        arrays[_TEXTURE] = np.array(str(mesh.metadata[_TEXTURE]))
+    for key in METADATA_KEYS:
+        if key in mesh.metadata:
+            arrays[key] = np.array(str(mesh.metadata[key]))
     buffer = io.BytesIO()
     # Uncompressed: zlib would cost the generator ~0.2 s per 300k faces; the file is local.
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs
@@ -50,7 +52,7 @@ def read_raw_mesh(path: Path) -> trimesh.Trimesh:
         vertices = data[_VERTICES].astype(np.float32, copy=False)
         faces = data[_FACES].astype(np.int32, copy=False)
         colors = data[_COLORS].astype(np.uint8, copy=False) if _COLORS in data else None
-        texture = str(data[_TEXTURE]) if _TEXTURE in data else None
+        metadata = {key: str(data[key]) for key in METADATA_KEYS if key in data}
 
     n = len(vertices)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -64,8 +66,7 @@ def read_raw_mesh(path: Path) -> trimesh.Trimesh:
     if colors is not None and colors.shape != (n, 4):
         raise ValueError(f"{path}: vertex colours must be ({n}, 4), got {colors.shape}")
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
-    if texture is not None:
-        mesh.metadata[_TEXTURE] = texture
+    mesh.metadata.update(metadata)
     return mesh
 
 

@@ -22,10 +22,11 @@ from sweedle_core.export.draco_compressor import QuantizationSettings, compress_
 from sweedle_core.export.formats import MODEL_STEM, exporter_for, write_format
 from sweedle_core.export.glb import mesh_to_glb
 from sweedle_core.export.lod_generator import build_lods
-from sweedle_core.export.mesh_io import read_raw_mesh, write_raw_mesh
+from sweedle_core.export.mesh_io import METADATA_KEYS, read_raw_mesh, write_raw_mesh
 from sweedle_core.export.mesh_optimizer import optimize_mesh
 from sweedle_core.export.thumbnail_generator import generate_thumbnail
 from sweedle_core.export.validator import validate_mesh
+from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_KEY
 from sweedle_core.storage import write_atomic
 
 OPTIMIZED_NAME = "optimized.npz"
@@ -57,6 +58,7 @@ class ExportResult:
     face_count: int
     format: str
     texture: str | None  # how the mesh was coloured (the generator's metadata), if it said
+    generator: str | None  # the backend that made the mesh, if it said
     lods: list[dict[str, Any]] = field(default_factory=list)  # {level, faces, vertices, path}
     validation: dict[str, Any] = field(default_factory=dict)
 
@@ -98,7 +100,7 @@ def export_asset(
     for fmt in (options.output_format, *options.extra_formats):
         exporter_for(fmt)  # an unknown format fails before anything is written
     mesh = read_raw_mesh(raw_mesh_path)
-    texture = mesh.metadata.get("texture")
+    metadata = {key: mesh.metadata[key] for key in METADATA_KEYS if key in mesh.metadata}
     if len(mesh.faces) == 0:
         raise GenerationFailed("the generated mesh has no faces")
     out_dir = Path(out_dir)
@@ -106,8 +108,7 @@ def export_asset(
 
     on_progress(0.05, "optimising the mesh")
     mesh = optimize_mesh(mesh)
-    if texture is not None:
-        mesh.metadata["texture"] = texture
+    mesh.metadata.update(metadata)
     write_raw_mesh(mesh, out_dir / OPTIMIZED_NAME)
 
     # The steps below only read the optimised mesh: they run side by side (meshoptimizer,
@@ -147,7 +148,8 @@ def export_asset(
         vertex_count=len(mesh.vertices),
         face_count=len(mesh.faces),
         format=options.output_format,
-        texture=texture,
+        texture=metadata.get(TEXTURE_KEY),
+        generator=metadata.get(GENERATOR_KEY),
         lods=lods,
         validation=validation,
     )

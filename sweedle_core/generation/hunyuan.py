@@ -22,6 +22,7 @@ from sweedle_core.generation.hunyuan_texture import Texturer
 from sweedle_core.generation.hunyuan_weights import locate_weights, needs_hy3dshape
 from sweedle_core.generation.mesh_cleanup import clean_mesh
 from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.params import GenerationParams
 
 _INSTALL = 'pip install ".[hunyuan]" and then pip install --no-deps hy3dgen==2.0.2'
@@ -78,6 +79,8 @@ class Hunyuan3DGenerator:
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.low_vram = low_vram
 
+        # On disk only: `sweedle models pull` fetches the weights (one format, with progress)
+        # before the app starts; a replica never downloads gigabytes behind a health check.
         weights = locate_weights(model_path, subfolder, models_base)
         self.weights_file = weights.file
         # An absolute root makes the library's own resolver use it as is: no second hub look-up.
@@ -194,14 +197,7 @@ def _import_library(model_path: str, subfolder: str) -> _Library:
         try:
             from hy3dshape.pipelines import Hunyuan3DDiTFlowMatchingPipeline
         except ImportError as exc:
-            raise ModelUnavailable(
-                f"the Hunyuan3D-2.1 weights ({model_path}, {subfolder}) need the hy3dshape "
-                f"package ({exc}). hy3dshape is not on PyPI: install it from the Hunyuan3D-2.1 "
-                f"repository (git clone https://github.com/Tencent-Hunyuan/Hunyuan3D-2.1 and "
-                f"pip install -e its hy3dshape/ folder). The 2.0 family works with hy3dgen "
-                f"alone: HUNYUAN_MODEL_PATH=tencent/Hunyuan3D-2 "
-                f"HUNYUAN_SUBFOLDER=hunyuan3d-dit-v2-0, after {_INSTALL}"
-            ) from exc
+            raise ModelUnavailable(missing_message(model_path, subfolder, exc)) from exc
     else:
         try:
             from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, TE
 log = logging.getLogger(__name__)
 
 PAINT_SUBFOLDERS = ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0")
+PAINT_MARKER = "model_index.json"  # each subfolder is a diffusers pipeline
 
 
 class Texturer:
@@ -42,15 +44,15 @@ class Texturer:
         self.keep_loaded = keep_loaded
         self._paint: Any = None
         self._paint_class, self.unavailable = _paint_class(device)
+        self.folder = paint_folder(model_path, models_base)
         if self._paint_class is not None:
             folder = local_root(model_path, models_base)
-            missing = [name for name in PAINT_SUBFOLDERS if not (folder / name).is_dir()]
-            if missing:
+            if self.folder is None:
                 self._paint_class = None
                 self.unavailable = (
-                    f"texture weights not found in {folder} (missing {', '.join(missing)}); "
-                    f"download them with: hf download {model_path} --include "
-                    f"'hunyuan3d-paint-v2-0/*' 'hunyuan3d-delight-v2-0/*' --local-dir {folder}"
+                    f"texture weights ({', '.join(PAINT_SUBFOLDERS)}) are neither in {folder} "
+                    f"nor in the Hugging Face cache; fetch them with: sweedle models pull "
+                    f"hunyuan-texture"
                 )
             elif keep_loaded:
                 self._paint = self._load()
@@ -94,7 +96,20 @@ class Texturer:
         )
 
     def _load(self) -> Any:
-        return self._paint_class.from_pretrained(str(local_root(self.model_path, self.models_base)))
+        # An existing absolute folder makes hy3dgen use it as is, with no hub look-up.
+        return self._paint_class.from_pretrained(str(self.folder))
+
+
+def paint_folder(model_path: str, models_base: str | None) -> Path | None:
+    """The folder holding the paint and delight models: ``HY3DGEN_MODELS/<model_path>`` as
+    upstream looks first, else the Hugging Face cache's snapshot; None when neither has them."""
+    from sweedle_core.models.hub import cached_snapshot
+
+    cached = cached_snapshot(model_path, f"{PAINT_SUBFOLDERS[0]}/{PAINT_MARKER}")
+    for folder in (local_root(model_path, models_base), cached):
+        if folder is not None and all((folder / name).is_dir() for name in PAINT_SUBFOLDERS):
+            return folder.resolve()
+    return None
 
 
 def _paint_class(device: str) -> tuple[Any, str]:

@@ -1,10 +1,11 @@
 """Where Hunyuan3D weights are, resolved the way upstream's ``smart_load_model`` does it.
 
 Upstream looks in ``$HY3DGEN_MODELS/<model_path>/<subfolder>`` (base ``~/.cache/hy3dgen``; an
-absolute ``model_path`` replaces the base) and otherwise downloads the subfolder from the
-Hugging Face hub. Resolving it here, before the library sees it, turns a missing folder into one
-clear error at once instead of a download retried for minutes, and lets ``sweedle doctor`` ask
-the same question without loading anything.
+absolute ``model_path`` replaces the base) and otherwise downloads the whole subfolder from the
+Hugging Face hub (every weights format it holds). Here the same folder is looked in first, then
+the hub cache, where ``sweedle models pull hunyuan-shape`` puts one format; nothing is
+downloaded. A missing model is one clear error at once, and ``sweedle doctor`` asks the same
+question without loading anything.
 """
 
 from __future__ import annotations
@@ -36,9 +37,16 @@ class Weights:
 
     @property
     def file(self) -> Path:
-        suffix = "safetensors" if self.use_safetensors else "ckpt"
-        infix = f".{self.variant}" if self.variant else ""
-        return self.folder / f"model{infix}.{suffix}"
+        return self.folder / _weight_file(self.variant, self.use_safetensors)
+
+
+def _weight_file(variant: str | None, use_safetensors: bool) -> str:
+    suffix = "safetensors" if use_safetensors else "ckpt"
+    return f"model{f'.{variant}' if variant else ''}.{suffix}"
+
+
+# The weights files a folder may hold, in the order they are preferred.
+WEIGHT_FILES = tuple(_weight_file(v, f) for v in _VARIANTS for f in _FORMATS)
 
 
 def needs_hy3dshape(model_path: str, subfolder: str) -> bool:
@@ -53,15 +61,12 @@ def local_root(model_path: str, base: str | None = None) -> Path:
     return Path(os.path.expanduser(os.path.join(base, os.path.expanduser(model_path))))
 
 
-def locate_weights(
-    model_path: str, subfolder: str, base: str | None = None, *, hub: bool = True
-) -> Weights:
-    """The weights for ``model_path``/``subfolder``, or `ModelUnavailable` saying where they
-    were looked for and how to fetch them.
+def locate_weights(model_path: str, subfolder: str, base: str | None = None) -> Weights:
+    """The weights for ``model_path``/``subfolder`` on disk (the local folder, then the
+    Hugging Face cache), or `ModelUnavailable` saying where they were looked for and how to
+    fetch them. Never downloads: ``sweedle models pull hunyuan-shape`` does."""
+    from sweedle_core.models.hub import cached_snapshot
 
-    ``hub=False`` looks only on disk (the local folder, then the hub's cache) and never
-    downloads; so does ``HF_HUB_OFFLINE=1``.
-    """
     root = local_root(model_path, base)
     if (root / subfolder).is_dir():
         return _read_folder(root, subfolder)
@@ -69,17 +74,16 @@ def locate_weights(
     if _is_local_path(model_path):
         raise ModelUnavailable(
             f"Hunyuan3D weights not found in {where}; {model_path} is a local path, so the hub "
-            f"was not asked. Put config.yaml and model.fp16.safetensors (or .ckpt) there."
+            f"cache was not looked in. Put config.yaml and model.fp16.safetensors (or .ckpt) there."
         )
-    offline = not hub or _hub_offline()
-    found = _hub_snapshot(model_path, subfolder, offline)
-    if isinstance(found, Path):
-        return _read_folder(found, subfolder)
+    cached = cached_snapshot(model_path, f"{subfolder}/config.yaml")
+    if cached is not None:
+        return _read_folder(cached, subfolder)
     command = f"download {model_path} --include '{subfolder}/*' --local-dir {root}"
     raise ModelUnavailable(
-        f"Hunyuan3D weights not found in {where}, nor on the Hugging Face hub: {found}. "
-        f"Download them with: hf {command} "
-        f"(huggingface_hub before 1.0: huggingface-cli {command})"
+        f"Hunyuan3D weights not found in {where}, nor in the Hugging Face cache. Fetch them "
+        f"with: sweedle models pull hunyuan-shape (or by hand: hf {command}; huggingface_hub "
+        f"before 1.0: huggingface-cli {command})"
     )
 
 
@@ -102,30 +106,3 @@ def _read_folder(root: Path, subfolder: str) -> Weights:
 def _is_local_path(model_path: str) -> bool:
     expanded = os.path.expanduser(model_path)
     return os.path.isabs(expanded) or model_path.startswith(".")
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _hub_snapshot(model_path: str, subfolder: str, offline: bool) -> Path | str:
-    """The snapshot root holding ``<subfolder>/``, or why there is none."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        return "huggingface_hub is not installed"
-    try:
-        root = Path(
-            snapshot_download(
-                repo_id=model_path, allow_patterns=[f"{subfolder}/*"], local_files_only=offline
-            )
-        )
-    except Exception as exc:  # offline, DNS, HTTP, auth, bad repo id: all mean "not there"
-        if offline:  # the cache has no snapshot; the library's text adds nothing to that
-            why = "HF_HUB_OFFLINE is set" if _hub_offline() else "looked on disk only"
-            return f"not in the hub cache ({why})"
-        detail = " ".join(str(exc).split()).rstrip(".")
-        return f"{type(exc).__name__}: {detail}"
-    if (root / subfolder).is_dir():
-        return root
-    return f"the hub snapshot {root} has no {subfolder}/"

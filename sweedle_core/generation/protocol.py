@@ -9,7 +9,10 @@ from PIL import Image
 
 from sweedle_core.params import GenerationParams
 
-# How a mesh got its colours, kept in ``mesh.metadata[TEXTURE_KEY]`` and recorded on the asset.
+# What made a mesh and how it got its colours: ``mesh.metadata[GENERATOR_KEY]`` (the backend
+# that ran, set by the runner) and ``mesh.metadata[TEXTURE_KEY]``, both kept with the raw mesh
+# and recorded on the asset.
+GENERATOR_KEY = "generator"
 TEXTURE_KEY = "texture"
 TEXTURE_PAINT = "hunyuan3d_paint"  # Hunyuan3D's texture model, baked to vertex colours
 TEXTURE_FROM_IMAGE = "image_projection"  # the photo projected onto the front, mirrored behind

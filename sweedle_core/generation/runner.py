@@ -7,7 +7,7 @@ import time
 from PIL import Image
 
 from sweedle_core.export.mesh_io import write_raw_mesh
-from sweedle_core.generation.protocol import Generator, ProgressCallback
+from sweedle_core.generation.protocol import GENERATOR_KEY, Generator, ProgressCallback
 from sweedle_core.jobs.tickets import GenerateTicket
 from sweedle_core.params import GenerationParams
 from sweedle_core.storage import Storage
@@ -22,5 +22,6 @@ def run_generation(
         image.load()
     params = GenerationParams(**ticket.params)
     mesh = generator.generate(image, params, on_progress)
+    mesh.metadata[GENERATOR_KEY] = generator.name
     write_raw_mesh(mesh, storage.path(ticket.raw_mesh_path))
     return time.perf_counter() - start

@@ -31,11 +31,10 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 from PIL import Image
-from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
-from sweedle_core.export.mesh_io import signed_volume
+from sweedle_core.generation.grid import PAD, image_grid, signed_distance, smaller_extent, to_mesh
 from sweedle_core.generation.image_colors import sample_bilinear
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
 from sweedle_core.params import GenerationParams
@@ -46,13 +45,6 @@ _DEPTH_RATIO = 0.6
 # thickest part would be deeper than wide (1 makes a round cross-section there).
 _MIN_Z_SCALE = 0.25
 _MAX_Z_SCALE = 1.0
-# Empty cells kept around the object so the surface never touches the volume's border.
-_PAD = 3
-# Blur of the distance field: in cells at the outline and a few cells in, then as a fraction of
-# the largest distance deep inside.
-_EDGE_SIGMA = 1.0
-_MID_SIGMA = 4.0
-_RIDGE_SIGMA = 0.25
 
 
 class SilhouetteGenerator:
@@ -66,11 +58,10 @@ class SilhouetteGenerator:
         n = params.octree_resolution
 
         on_progress(0.1, "mask")
-        coverage, rgb = _resample(image, n)
+        grid = image_grid(image, n)
 
         on_progress(0.3, "distance field")
-        coverage, rgb = _crop(coverage, rgb)
-        sd = _signed_distance(coverage)
+        sd = signed_distance(grid.coverage)
 
         on_progress(0.5, "volume")
         field, cell_mask = _volume(_inflate(sd))
@@ -80,102 +71,12 @@ class SilhouetteGenerator:
         verts, faces, source = _mirror(front, front_faces)
 
         on_progress(0.95, "colour")
-        colors = sample_bilinear(rgb, front[:, :2])[source]
-        mesh = _to_mesh(verts, faces, colors)
+        colors = sample_bilinear(grid.rgb, front[:, :2])[source]
+        mesh = to_mesh(verts, faces, colors)
         mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
 
         on_progress(1.0, "done")
         return mesh
-
-
-def _resample(image: Image.Image, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coverage ``(n, n) float32`` in [0, 1] and colour ``(n, n, 3) float32`` in [0, 255].
-
-    The colour is averaged over the foreground only (alpha-weighted), so background pixels never
-    bleed into the object's edge.
-    """
-    rgba = np.asarray(_square(image.convert("RGBA")))
-    mask = (rgba[..., 3] > 127).astype(np.float32)
-    if not mask.any():
-        raise GenerationFailed("no foreground in the image")
-    src = mask.shape[0]
-    resample = Image.Resampling.BOX if src >= n else Image.Resampling.BILINEAR
-
-    def resize(channel: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(channel).resize((n, n), resample), dtype=np.float32)
-
-    coverage = np.clip(resize(mask), 0.0, 1.0)
-    weighted = [resize(rgba[..., c].astype(np.float32) * mask) for c in range(3)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rgb = np.stack(weighted, axis=-1) / coverage[..., None]
-    return coverage, rgb
-
-
-def _square(image: Image.Image) -> Image.Image:
-    """Pad a non-square image with transparency, keeping it centred."""
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-    return canvas
-
-
-def _crop(coverage: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cut the grid to the object plus ``_PAD`` empty cells, and give every cell a colour.
-
-    Cells outside the object take the colour of the nearest object cell, so vertices on the
-    outline (between an inside and an outside cell) interpolate object colours only.
-    """
-    inside = coverage > 0.5
-    if not inside.any():
-        raise GenerationFailed(
-            "the foreground is too small for this octree resolution; use a larger one"
-        )
-    rows, cols = np.nonzero(coverage > 0)
-    r0, r1 = rows.min(), rows.max() + 1
-    c0, c1 = cols.min(), cols.max() + 1
-    pad = ((_PAD, _PAD), (_PAD, _PAD))
-    coverage = np.pad(coverage[r0:r1, c0:c1], pad)
-    rgb = np.pad(rgb[r0:r1, c0:c1], pad + ((0, 0),))
-
-    has_color = coverage > 1e-3
-    _, (ri, ci) = ndimage.distance_transform_edt(~has_color, return_indices=True)
-    return coverage, rgb[ri, ci]
-
-
-def _signed_distance(coverage: np.ndarray) -> np.ndarray:
-    """Signed distance to the outline in cells, positive inside: ``(h, w) float32``.
-
-    Cells next to the outline use their coverage (``coverage - 0.5``), which places the edge
-    within the cell instead of on the cell grid. Blurs growing with depth remove the grid's
-    ripples (which the steep sides of the profile magnify) and round the ridges a distance field
-    has along its medial axis (a rectangle would inflate into a roof), yet barely move the
-    outline, where the blur is lightest.
-    """
-    inside = coverage > 0.5
-    d_in = ndimage.distance_transform_edt(inside)
-    d_out = ndimage.distance_transform_edt(~inside)
-    sd = np.where(inside, d_in - 0.5, 0.5 - d_out)
-    edge = np.where(inside, d_in, d_out) == 1.0
-    sd[edge] = coverage[edge] - 0.5
-    sd = _blend_blur(sd, _EDGE_SIGMA, _MID_SIGMA, ramp_start=1.0, ramp_width=_MID_SIGMA)
-    wide = _RIDGE_SIGMA * float(sd.max())
-    if wide > _MID_SIGMA:
-        sd = _blend_blur(sd, 0.0, wide, ramp_start=0.0, ramp_width=2.0 * wide)
-    return sd.astype(np.float32)
-
-
-def _blend_blur(
-    sd: np.ndarray, near: float, far: float, ramp_start: float, ramp_width: float
-) -> np.ndarray:
-    """Blur ``sd`` by ``near`` cells at the outline and by ``far`` cells deeper inside, fading
-    from one to the other as the distance goes from ``ramp_start`` over ``ramp_width`` cells."""
-    near_blur = ndimage.gaussian_filter(sd, near) if near > 0 else sd
-    far_blur = np.maximum(ndimage.gaussian_filter(sd, far), 0.0)
-    weight = np.clip((near_blur - ramp_start) / ramp_width, 0.0, 1.0)
-    return near_blur + weight * (far_blur - near_blur)
 
 
 def _inflate(sd: np.ndarray) -> np.ndarray:
@@ -187,9 +88,7 @@ def _inflate(sd: np.ndarray) -> np.ndarray:
     from it then crosses zero evenly there and marching cubes places the outline within a cell.
     """
     depth_max = float(sd.max())
-    rows, cols = np.nonzero(sd > 0)
-    smaller_extent = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
-    z_scale = 0.5 * _DEPTH_RATIO * smaller_extent / depth_max
+    z_scale = 0.5 * _DEPTH_RATIO * smaller_extent(sd) / depth_max
     z_scale = float(np.clip(z_scale, _MIN_Z_SCALE, _MAX_Z_SCALE))
     return (z_scale**2 * sd * (2.0 * depth_max - sd)).astype(np.float32)
 
@@ -203,7 +102,7 @@ def _volume(height_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cells whose corners straddle 0 (marching cubes skips the rest); skimage indexes a cell by
     its upper corner, hence the one-sample offset.
     """
-    top = int(np.ceil(np.sqrt(max(float(height_sq.max()), 0.0)))) + _PAD
+    top = int(np.ceil(np.sqrt(max(float(height_sq.max()), 0.0)))) + PAD
     z_sq = np.arange(top, dtype=np.float32) ** 2
     # A zero on the middle plane would put a vertex on a grid corner, where faces degenerate.
     height_sq = np.where(height_sq == 0.0, np.float32(-1e-6), height_sq)
@@ -249,16 +148,3 @@ def _mirror(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarra
     back_faces = back_index[faces][:, ::-1]
     source = np.concatenate([np.arange(len(verts)), copied])
     return np.concatenate([verts, back]), np.concatenate([faces, back_faces]), source
-
-
-def _to_mesh(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:
-    """Grid units to the service's frame: centred, larger planar extent 1, +Y up, +Z front."""
-    xyz = np.column_stack([verts[:, 1], -verts[:, 0], verts[:, 2]])
-    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
-    xyz = ((xyz - (lo + hi) / 2.0) / max(hi[0] - lo[0], hi[1] - lo[1])).astype(np.float32)
-
-    # Mirroring rows into +Y flips handedness, and marching cubes' own winding varies: make the
-    # winding outward (positive volume) whatever came out.
-    if signed_volume(xyz, faces) < 0:
-        faces = np.ascontiguousarray(faces[:, ::-1])
-    return trimesh.Trimesh(vertices=xyz, faces=faces, vertex_colors=colors, process=False)

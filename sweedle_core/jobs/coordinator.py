@@ -18,7 +18,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from sweedle_core.db.models import GenerationJob, utcnow
+from sweedle_core.db.models import BACKGROUND_METHOD_LENGTH, GenerationJob, utcnow
 from sweedle_core.db.store import Store
 from sweedle_core.errors import JobFinished, SweedleError, unwrapped
 from sweedle_core.jobs.book import JobBook, JobEntry
@@ -286,12 +286,19 @@ class JobCoordinator:
         if entry is not None:
             await self._requeue(entry, "requeued: its generator stopped")
 
-    async def generator_state(self, worker: str, state: str, detail: str = "") -> None:
-        """A generator replica says how it is: loading, idle, generating, unavailable, stopped."""
+    async def generator_state(
+        self,
+        worker: str,
+        state: str,
+        detail: str = "",
+        running: dict[str, str | None] | None = None,
+    ) -> None:
+        """A generator replica says how it is (loading, idle, generating, unavailable,
+        stopped), and once loaded which generator runs and, if a fallback, why."""
         if state == "stopped":
             self._generators.forget(worker)
         else:
-            self._generators.seen(worker, state=state, detail=detail)
+            self._generators.seen(worker, state=state, detail=detail, running=running)
         self._ledger.publish_queue()
         await self._fail_if_no_generator()
 
@@ -359,7 +366,7 @@ class JobCoordinator:
                 JobStage.WAITING_FOR_GPU,
                 fraction=1.0,
                 message="waiting for a generator",
-                background_method=outcome.background,
+                background_method=outcome.background[:BACKGROUND_METHOD_LENGTH],
             )
             async with self._ready:
                 self._ready.notify_all()
@@ -390,6 +397,9 @@ class JobCoordinator:
             "lods": outcome.lods,
             "validation": outcome.validation,
         }
+        if outcome.generator is not None:  # what ran, which a fallback makes differ from the
+            asset["generator"] = outcome.generator  # backend named at submission
+
         await self._ledger.finish(entry, JobStatus.COMPLETED, "asset_ready", asset_fields=asset)
 
     # --- helpers ------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from sweedle_core.jobs.states import JobStage
 
 # A generator that has not called in for this long is gone (it calls at least every ~10 s).
 GENERATOR_SILENCE_S = 60.0
+# What a loaded replica says it runs: the generator, and why when it is a fallback.
+_RUNNING = ("generator", "fallback")
 
 
 class GeneratorRegistry:
@@ -26,15 +28,24 @@ class GeneratorRegistry:
         self._generators: dict[str, dict[str, Any]] = {}
 
     def seen(
-        self, worker: str, state: str, detail: str | None = None, job_id: str | None = None
+        self,
+        worker: str,
+        state: str,
+        detail: str | None = None,
+        job_id: str | None = None,
+        running: dict[str, str | None] | None = None,
     ) -> None:
-        """``worker`` called in; a ``detail`` of None keeps the one it gave before."""
+        """``worker`` called in; a ``detail`` or ``running`` of None keeps what it said before
+        (``running``: the generator it runs and, when a fallback, why)."""
         known = self._generators.get(worker, {})
+        if running is None:
+            running = {key: known[key] for key in _RUNNING if key in known}
         self._generators[worker] = {
             "state": state,
             "detail": known.get("detail", "") if detail is None else detail,
             "job_id": job_id,
             "seen": time.time(),
+            **{key: value for key, value in running.items() if key in _RUNNING},
         }
 
     def seen_done(self, worker: str, job_id: str, book: JobBook) -> None:

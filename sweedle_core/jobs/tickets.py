@@ -84,6 +84,7 @@ class ExportOutcome:
     face_count: int
     seconds: float
     texture: str | None = None
+    generator: str | None = None  # the backend that made the mesh (a fallback, if one ran)
     lods: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
 

@@ -90,9 +90,9 @@ class RembgRemover:
             raise FileNotFoundError(
                 f"rembg model {model_name!r} is not on disk: looked for "
                 f"{' and '.join(str(path) for path in searched)}. rembg would try to download "
-                f"it, so it is not asked. Put {model_name}.onnx in {searched[-1].parent}, or "
-                f"download it once with network access: `rembg d {model_name}` (with the same "
-                f"U2NET_HOME), or set REMBG_MODEL={REMBG_OFF} to use the classical cut-out on purpose"
+                f"it, so it is not asked. Fetch it with `sweedle models pull rembg` (with the "
+                f"same U2NET_HOME), or set REMBG_MODEL={REMBG_OFF} to use the classical cut-out "
+                f"on purpose"
             )
         return cls(f"rembg:{model_name}", model_name)
 

@@ -22,7 +22,7 @@ def load(config: str) -> dict:
 
 @pytest.mark.parametrize(
     ("config", "backend", "gpus"),
-    [("serve_config.yaml", "hunyuan3d", 1), ("configs/cpu.yaml", "silhouette", 0)],
+    [("serve_config.yaml", "hunyuan3d", 1), ("configs/cpu.yaml", "depth", 0)],
 )
 def test_config_builds_the_app_with_its_backend_and_gpus(config, backend, gpus):
     raw = load(config)

@@ -38,6 +38,8 @@ def test_upload_streams_progress_and_yields_a_glb_with_thumbnail(client):
     asset = client.http.get(f"/api/assets/{submitted['asset_id']}").json()
     assert asset["status"] == "completed"
     assert asset["name"] == "red disc"
+    assert asset["background_method"] == "flood_fill"  # as the job that made it says
+    assert asset["generator"] == "gated-silhouette"  # what ran, not the backend named
     assert asset["face_count"] > 1000
 
     model = client.http.get(asset["download_url"])

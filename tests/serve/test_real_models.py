@@ -22,12 +22,14 @@ from ray import serve
 
 from deployments.app import AppArgs, build_app
 from tests.gltf_check import validate_gltf
+from tests.scenes import draw_scene
 from tests.serve.client import Feed, Sweedle
 
 pytest.importorskip("hy3dgen.shapegen", reason="needs the hunyuan extra and hy3dgen")
 pytest.importorskip("rembg", reason="needs the rembg extra")
 pytest.importorskip("diffusers", reason="needs the hunyuan extra")
 
+from tests.models.tiny_depth import build_tiny_depth  # noqa: E402
 from tests.models.tiny_diffusers import build_tiny_text_to_image  # noqa: E402
 from tests.models.tiny_hunyuan import SUBFOLDER, build_tiny_hunyuan  # noqa: E402
 from tests.models.tiny_onnx import build_tiny_segmenter  # noqa: E402
@@ -224,6 +226,7 @@ def test_absent_weights_say_where_they_were_looked_for_in_health_and_the_job(
         generator_backend="hunyuan3d",
         hunyuan_model_path=str(weights),
         hunyuan_subfolder=SUBFOLDER,
+        generator_fallback=False,
     )
     try:
         wait_for_generator(client, {"unavailable"})
@@ -241,3 +244,47 @@ def test_absent_weights_say_where_they_were_looked_for_in_health_and_the_job(
         assert str(weights / SUBFOLDER) in job["error"]
     finally:
         serve.delete("noweights")
+
+
+def test_without_its_weights_the_gpu_backend_runs_the_depth_fallback_and_says_so(
+    deployment: Any, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    data = tmp_path_factory.mktemp("fallback")
+    client = start_app(
+        deployment,
+        "fallback",
+        data,
+        generator_backend="hunyuan3d",
+        hunyuan_model_path=str(data / "no-weights"),
+        hunyuan_subfolder=SUBFOLDER,
+        depth_model=str(build_tiny_depth(data / "depth")),
+        rembg_model="none",
+        default_octree_resolution=64,
+    )
+    try:
+        wait_for_generator(client, {"idle"})
+        health = client.http.get("/health").json()
+        assert health["generation"]["configured"] == "hunyuan3d"
+        assert health["generation"]["running"] == ["depth"]
+        assert "hunyuan3d:" in health["generation"]["fallback"]
+        assert str(data / "no-weights") in health["generation"]["fallback"]
+        assert health["preprocessing"]["model"] is None
+        assert health["preprocessing"]["fallback"] == "flood_fill or grabcut"
+        assert "REMBG_MODEL=none" in health["preprocessing"]["note"]
+        assert health["export"]["thumbnails"] in {"opengl", "numpy"}
+
+        photo, _ = draw_scene(0)  # an object on a wood-grain background
+        buffer = io.BytesIO()
+        photo.save(buffer, "PNG")
+        with client.feed() as feed:
+            job_id = client.submit_ok(buffer.getvalue())["job_id"]
+            final = feed.wait_finished({job_id}, timeout=180)[job_id]
+        assert final["type"] == "asset_ready", final
+        job = client.job(job_id)
+        asset = client.http.get(f"/api/assets/{job['asset_id']}").json()
+        assert job["background_method"] == asset["background_method"] == "grabcut"
+        assert asset["generator"] == "depth"
+        assert asset["texture_method"] == "image_projection"
+        assert_valid_glb_with_faces(client, job["asset_id"], tmp_path)
+    finally:
+        serve.delete("fallback")

@@ -21,6 +21,7 @@ from sweedle_core.config import Settings
 from sweedle_core.doctor import Check, exit_code, format_report, run_checks
 
 V20 = {"hunyuan_model_path": "tencent/Hunyuan3D-2", "hunyuan_subfolder": "hunyuan3d-dit-v2-0"}
+V21 = {"hunyuan_model_path": "tencent/Hunyuan3D-2.1", "hunyuan_subfolder": "hunyuan3d-dit-v2-1"}
 ONE_GPU = (1.0, "Ray cluster at 10.0.0.1:6379: 1 GPU")
 NO_GPU = (0.0, "no Ray cluster running; a new local one would see 0 GPUs (torch sees none)")
 _ENV = ("GENERATOR_BACKEND", "HUNYUAN_MODEL_PATH", "HUNYUAN_SUBFOLDER", "HY3DGEN_MODELS")
@@ -122,11 +123,11 @@ def test_weights_missing_fails_hunyuan3d_but_not_silhouette(tmp_path):
 
 
 def test_hy3dshape_needed_and_missing_fails_naming_the_repository(tmp_path):
-    checks = run_checks(settings(tmp_path, generator_backend="hunyuan3d"), lambda: ONE_GPU)
+    checks = run_checks(settings(tmp_path, generator_backend="hunyuan3d", **V21), lambda: ONE_GPU)
 
     shape = by_name(checks)["hy3dshape"]
     assert shape.status == "fail" and shape.required
-    assert "not on PyPI" in shape.detail and "Hunyuan3D-2.1 repository" in shape.detail
+    assert "not on PyPI" in shape.detail and "`make hy3dshape`" in shape.detail
     assert "HUNYUAN_SUBFOLDER=hunyuan3d-dit-v2-0" in shape.detail
     assert exit_code(checks) == 1
 
@@ -146,12 +147,15 @@ def test_any_import_error_is_reported_with_its_message(tmp_path, monkeypatch):
 
 def test_no_cuda_warns_and_little_vram_warns(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", fake_torch([]))
-    no_cuda = by_name(run_checks(settings(tmp_path), lambda: NO_GPU))["torch"]
+    hunyuan = settings(tmp_path, generator_backend="hunyuan3d", **V21)
+    no_cuda = by_name(run_checks(hunyuan, lambda: NO_GPU))["torch"]
     assert no_cuda.status == "warn" and "CPU" in no_cuda.detail
+    depth = by_name(run_checks(settings(tmp_path, generator_backend="depth"), lambda: NO_GPU))
+    assert depth["torch"].status == "ok"  # the depth model is made for the CPU
 
     monkeypatch.setitem(sys.modules, "torch", fake_torch([8.0]))
-    gpu = by_name(run_checks(settings(tmp_path), lambda: ONE_GPU))["GPU 0"]
-    assert gpu.status == "warn"  # the default 2.1 shape model: upstream states 10 GB
+    gpu = by_name(run_checks(hunyuan, lambda: ONE_GPU))["GPU 0"]
+    assert gpu.status == "warn"  # the 2.1 shape model: upstream states 10 GB
     assert "NVIDIA Test, 8.0 GB" in gpu.detail and "10 GB" in gpu.detail
 
 
@@ -228,9 +232,9 @@ def test_doctor_json_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HUNYUAN_MODEL_PATH", V20["hunyuan_model_path"])
     monkeypatch.setenv("HUNYUAN_SUBFOLDER", V20["hunyuan_subfolder"])
     monkeypatch.setenv("HY3DGEN_MODELS", str(tmp_path / "models"))
-    monkeypatch.setattr(cli, "ray_gpus", lambda: NO_GPU)
+    monkeypatch.setattr(cli.doctor, "ray_gpus", lambda: NO_GPU)
 
-    code = cli.main(["doctor", "--json"])
+    code = cli.main(["doctor", "--json", "--config", str(cli.configs.GPU_CONFIG)])
 
     report = json.loads(capsys.readouterr().out)
     statuses = {check["name"]: check["status"] for check in report["checks"]}
@@ -238,3 +242,52 @@ def test_doctor_json_end_to_end(tmp_path, monkeypatch, capsys):
     assert statuses["weights"] == "fail" and statuses["ray"] == "fail"
     assert statuses["torch"] == "ok" and statuses["hy3dgen"] == "ok"
     assert "weights" in report["verdict"] and "ray" in report["verdict"]
+
+
+def depth_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "depth-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    return folder
+
+
+def test_the_depth_default_without_its_model_says_how_to_fetch_it_and_what_runs(tmp_path):
+    checks = by_name(run_checks(settings(tmp_path, generator_backend="depth"), lambda: NO_GPU))
+
+    assert checks["depth"].status == "fail" and checks["depth"].required
+    assert "sweedle models pull depth" in checks["depth"].detail
+    assert checks["generator"].status == "warn"
+    assert "the app runs silhouette instead" in checks["generator"].detail
+    assert not checks["weights"].required  # Hunyuan3D is not this backend's business
+
+
+def test_hunyuan_without_weights_falls_back_to_depth_or_fails_without_fallback(tmp_path):
+    values = dict(generator_backend="hunyuan3d", depth_model=str(depth_folder(tmp_path)), **V20)
+
+    fallback = by_name(run_checks(settings(tmp_path, **values), lambda: ONE_GPU))
+    strict = by_name(
+        run_checks(settings(tmp_path, generator_fallback=False, **values), lambda: ONE_GPU)
+    )
+
+    assert fallback["weights"].status == "fail" and fallback["depth"].status == "ok"
+    assert "hunyuan3d cannot run here; the app runs depth instead" in fallback["generator"].detail
+    assert strict["generator"].status == "fail" and "jobs fail" in strict["generator"].detail
+
+
+def test_doctor_checks_the_config_make_serve_would_run_here(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.doctor, "ray_gpus", lambda: NO_GPU)
+    monkeypatch.setattr(cli.configs, "first_gpu", lambda: None)
+
+    cli.main(["doctor", "--json"])
+
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert "configs/cpu.yaml" in checks["config"]["detail"]
+    assert "GENERATOR_BACKEND=depth" in checks["backend"]["detail"]
+
+    monkeypatch.setattr(cli.configs, "first_gpu", lambda: "GPU 0: NVIDIA Test (UUID: GPU-1)")
+    cli.main(["doctor", "--json"])
+
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert "serve_config.yaml" in checks["config"]["detail"]
+    assert "GENERATOR_BACKEND=hunyuan3d" in checks["backend"]["detail"]

@@ -176,7 +176,7 @@ def test_the_21_weights_without_hy3dshape_point_to_its_repository_and_to_20(
 
     message = info.value.message
     assert "hy3dshape" in message
-    assert "Hunyuan3D-2.1 repository" in message and "not on PyPI" in message
+    assert "`make hy3dshape`" in message and "not on PyPI" in message
     assert "tencent/Hunyuan3D-2" in message and "hunyuan3d-dit-v2-0" in message
 
 
@@ -202,7 +202,7 @@ def test_the_21_weights_load_through_hy3dshape(
 # --- weights -------------------------------------------------------------------------------
 
 
-def test_absent_weights_offline_fail_at_once_naming_the_folder_and_the_fetch_command(
+def test_absent_weights_fail_at_once_naming_the_folder_and_the_fetch_command(
     models_dir: Path, hub_calls: list[dict[str, Any]]
 ) -> None:
     with pytest.raises(ModelUnavailable) as info:
@@ -211,32 +211,38 @@ def test_absent_weights_offline_fail_at_once_naming_the_folder_and_the_fetch_com
     message = info.value.message
     assert str(models_dir / MODEL / SUBFOLDER) in message
     assert "HY3DGEN_MODELS/<model_path>/<subfolder>" in message
+    assert "sweedle models pull hunyuan-shape" in message
     assert f"huggingface-cli download {MODEL} --include '{SUBFOLDER}/*'" in message
-    assert "HF_HUB_OFFLINE" in message
-    # Offline, only the local hub cache may be consulted: no network, no retry loop.
-    assert [call["local_files_only"] for call in hub_calls] == [True]
+    assert hub_calls == []  # a replica never downloads: `sweedle models pull` does
 
 
-def test_absent_weights_and_an_unreachable_hub_are_model_unavailable(
-    monkeypatch: pytest.MonkeyPatch, models_dir: Path, hub_calls: list[dict[str, Any]]
+def test_weights_in_the_hub_cache_are_found_without_asking_the_hub(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    from huggingface_hub import constants
 
-    with pytest.raises(ModelUnavailable, match="Name or service not known") as info:
-        Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    commit = "a" * 40
+    repo = tmp_path / "hub" / f"models--{MODEL.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    (snapshot / SUBFOLDER).mkdir(parents=True)
+    (snapshot / SUBFOLDER / "config.yaml").write_text("model: {}\n")
+    (snapshot / SUBFOLDER / "model.fp16.safetensors").write_bytes(b"")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
 
-    assert str(models_dir / MODEL / SUBFOLDER) in info.value.message
-    assert hub_calls == [
-        {"repo_id": MODEL, "allow_patterns": [f"{SUBFOLDER}/*"], "local_files_only": False}
-    ]
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    assert generator._pipeline.loaded_with["model_path"] == str(snapshot)
+    assert generator.weights_file == snapshot / SUBFOLDER / "model.fp16.safetensors"
 
 
-def test_absent_weights_without_huggingface_hub_are_model_unavailable(
+def test_absent_weights_without_huggingface_hub_name_the_folder(
     monkeypatch: pytest.MonkeyPatch, models_dir: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
 
-    with pytest.raises(ModelUnavailable, match="huggingface_hub is not installed"):
+    with pytest.raises(ModelUnavailable, match="sweedle models pull hunyuan-shape"):
         Hunyuan3DGenerator(MODEL, SUBFOLDER)
 
 
@@ -517,7 +523,7 @@ def test_texture_weights_missing_on_cuda_say_how_to_fetch_them(
 
     assert not generator.texturer.can_paint
     assert "hunyuan3d-delight-v2-0" in generator.texturer.unavailable
-    assert "hf download tencent/Hunyuan3D-2" in generator.texturer.unavailable
+    assert "sweedle models pull hunyuan-texture" in generator.texturer.unavailable
 
 
 def noop(fraction: float, message: str) -> None:

@@ -178,7 +178,7 @@ def test_missing_stock_model_falls_back_at_once_naming_where_it_looked(
 
     assert isinstance(remover, ClassicalRemover)
     assert note is not None and all(str(path) in note for path in searched)
-    assert "rembg d u2net" in note and "sweedle[rembg]" not in note
+    assert "sweedle models pull rembg" in note and "sweedle[rembg]" not in note
     assert seconds < 1.0
 
 

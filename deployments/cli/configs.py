@@ -1,0 +1,69 @@
+"""The Serve config `make serve` runs on this machine, and the settings it gives the app.
+
+``serve_config.yaml`` where ``nvidia-smi`` lists a GPU (the ``hunyuan3d`` generator on
+``num_gpus: 1``), ``configs/cpu.yaml`` otherwise (the ``depth`` generator on fractional CPUs).
+The settings are what `deployments.app.build_app` builds: the environment (and ``.env``), with
+the config's ``args.settings`` on top.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweedle_core.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+GPU_CONFIG = ROOT / "serve_config.yaml"
+CPU_CONFIG = ROOT / "configs" / "cpu.yaml"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    path: Path
+    why: str  # one sentence: why this config
+
+    def settings(self) -> Settings:
+        """The app's settings under this config (the environment, then ``args.settings``)."""
+        return Settings(**app_settings(self.path))
+
+
+def chosen_config(path: str | Path | None = None) -> ServeConfig:
+    """The given config, or the one `make serve` picks for this machine."""
+    if path is not None:
+        return ServeConfig(Path(path), f"{path}, as asked")
+    gpu = first_gpu()
+    if gpu is not None:
+        why = f"GPU found ({gpu}): serve_config.yaml, hunyuan3d generator on num_gpus: 1"
+        return ServeConfig(GPU_CONFIG, why)
+    why = "no GPU found (nvidia-smi lists none): configs/cpu.yaml, depth generator on the CPU"
+    return ServeConfig(CPU_CONFIG, why)
+
+
+def first_gpu() -> str | None:
+    """The first line ``nvidia-smi -L`` prints for a GPU, or None."""
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return next((line.strip() for line in listed.splitlines() if line.startswith("GPU")), None)
+
+
+def app_settings(path: Path) -> dict[str, Any]:
+    """``applications[0].args.settings`` of a Serve config file (the one Sweedle app)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the Serve config {path}: {exc}") from exc
+    applications = document.get("applications") or [{}]
+    args = applications[0].get("args") or {}
+    values = args.get("settings") or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: args.settings must be a mapping of settings")
+    return values

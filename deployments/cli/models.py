@@ -1,0 +1,123 @@
+"""``sweedle models list|pull``: the models the configured services load, and fetching them.
+
+The settings are those of the Serve config `make serve` runs here (or ``--config``), so the list
+is what the app would load. Pulling fetches what is missing or fails its checksum, through the
+libraries' own download code (huggingface_hub, diffusers, rembg's pooch), with progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from deployments.cli.configs import chosen_config
+from sweedle_core.config import Settings
+from sweedle_core.models.catalog import Model, models_for, select
+from sweedle_core.models.pull import pull
+
+
+def list_models(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    rows = [_describe(model, args.verify) for model in models_for(settings)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        needed = "" if row["wanted"] else f" (not needed: {row['why_not']})"
+        print(f"{row['name']}: {row['status']}{needed}")
+        print(f"    for {row['service']}; {row['source']}, {row['size']}")
+        print(f"    without it: {row['without']}")
+    return 0
+
+
+def pull_models(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    try:
+        chosen = select(models_for(settings), args.names)
+    except ValueError as exc:
+        print(f"sweedle models pull: {exc}", file=sys.stderr)
+        return 2
+    return report(pull(chosen, progress=not args.quiet, say=_say))
+
+
+def report(results: list[Any]) -> int:
+    """One line per model; 1 when any could not be had."""
+    for result in results:
+        print(f"{result.model.name}: {result.outcome}: {result.detail}", flush=True)
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+def _describe(model: Model, verify: bool) -> dict[str, Any]:
+    found = model.source.find()
+    status = "missing" if found is None else f"present at {found}"
+    if found is not None and verify:
+        damaged = model.source.damaged()
+        status = f"damaged ({', '.join(damaged)})" if damaged else f"{status}, checksums match"
+    return {
+        "name": model.name,
+        "status": status,
+        "present": found is not None,
+        "wanted": model.wanted,
+        "why_not": model.why_not,
+        "service": model.service,
+        "source": model.source.describe(),
+        "size": model.size,
+        "without": model.without,
+    }
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    try:
+        settings = chosen_config(args.config).settings()
+    except (ValidationError, ValueError) as exc:
+        print(f"sweedle models: the settings are invalid:\n{exc}", file=sys.stderr)
+        return None
+    if settings.u2net_home is not None:  # where rembg looks, as the Preprocessor sets it
+        os.environ["U2NET_HOME"] = str(settings.u2net_home)
+    return settings
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def add_parser(commands: Any) -> None:
+    models = commands.add_parser(
+        "models",
+        help="list and fetch the models the services load",
+        description=(
+            "The models the configured services load (rembg, the depth model, Hunyuan3D shape "
+            "and texture weights, the text-to-image pipeline), for the settings `make serve` "
+            "would run here (serve_config.yaml with a GPU, configs/cpu.yaml without) or "
+            "--config. Services never download; `pull` does, into the libraries' usual caches."
+        ),
+    )
+    models.set_defaults(run=lambda args: models.print_help() or 2)
+    actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="each model, where it comes from, if it is here")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.add_argument("--verify", action="store_true", help="also check every checksum")
+    listing.set_defaults(run=list_models)
+    fetch = actions.add_parser(
+        "pull",
+        help="fetch what is missing or damaged (the needed models, or those named)",
+        description=(
+            "Fetches the named models, or every model the settings need, unless present and "
+            "intact. An unreachable server fails in seconds, saying what runs without the "
+            "model. HF_HUB_OFFLINE=1 fetches nothing from the hub."
+        ),
+    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="rembg, depth, hunyuan-shape, ...")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.set_defaults(run=pull_models)
+    for action in (listing, fetch):
+        action.add_argument("--config", help="a Serve config file instead of make serve's")

@@ -1,0 +1,149 @@
+"""Models on the Hugging Face hub: finding them in the local cache, fetching them with the
+hub library's own download code, and checking what the cache holds.
+
+Files land in huggingface_hub's cache (``HF_HOME``, ``HF_HUB_CACHE``), where transformers,
+diffusers and hy3dgen look for them. A download goes to ``blobs/<etag>.incomplete`` and is
+resumed from there; a file enters a snapshot only once complete. The cache names each file by
+its hub checksum (the sha256 of a large, LFS-stored file; the git blob id of a small one), so a
+file corrupted on disk is found without asking the hub, and fetched again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_TRUE = {"1", "true", "yes", "on"}
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_SHA256, _GIT_SHA1 = 64, 40  # hex lengths of the two checksums the hub uses as file etags
+# How long the hub's host may take to accept a connection before pulling gives up: an offline
+# machine fails in seconds instead of retrying for minutes.
+PROBE_TIMEOUT_S = 5.0
+
+
+def is_local_path(name: str) -> bool:
+    """Whether ``name`` can only be a file system path: hub ids are ``name`` or ``org/name``."""
+    return (
+        os.path.isabs(os.path.expanduser(name))
+        or name.startswith((".", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+    )
+
+
+def offline() -> bool:
+    """Whether the hub may not be asked (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE)."""
+    # huggingface_hub reads these once, at import; reading them here honours a later change.
+    if any(os.environ.get(name, "").strip().lower() in _TRUE for name in _OFFLINE_VARIABLES):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True  # without huggingface_hub nothing can be fetched anyway
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def unreachable(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the host of ``url`` cannot be reached right now (no name, refused, silent), or None.
+
+    One TCP connection with a time limit: the download libraries retry with backoff, which
+    offline costs minutes before the first error.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError | socket.timeout):
+            reason = f"no answer within {timeout_s:g} s"
+        return f"{host}:{port} is not reachable ({reason})"
+
+
+def cached_snapshot(repo_id: str, marker: str) -> Path | None:
+    """The cached snapshot folder of ``repo_id``'s ``main`` that holds the file ``marker``
+    (a path inside the repository), or None; never asks the hub.
+
+    Only some files of a repository are fetched (one weights format of several), so the
+    snapshot is found through one file it must hold, not by the hub's "complete" test.
+    """
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, marker)
+    except Exception:  # a malformed id, no huggingface_hub: not here
+        return None
+    if not isinstance(found, str):
+        return None
+    root = Path(found)
+    for _ in Path(marker).parts:
+        root = root.parent
+    return root
+
+
+def download(repo_id: str, patterns: Sequence[str] | None, progress: bool = True) -> Path:
+    """Fetch the files of ``repo_id`` matching ``patterns`` into the cache (resuming a partial
+    download); returns the snapshot folder."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    (enable_progress_bars if progress else disable_progress_bars)()
+    folder = snapshot_download(repo_id, allow_patterns=list(patterns) if patterns else None)
+    return Path(folder)
+
+
+def repo_files(repo_id: str) -> list[str]:
+    """Every file of the repository's ``main``, as the hub lists it."""
+    from huggingface_hub import HfApi
+
+    return list(HfApi().list_repo_files(repo_id))
+
+
+def damaged_files(snapshot: Path) -> list[Path]:
+    """Files of a cached snapshot whose content no longer matches the checksum they are stored
+    under (cut short, overwritten, bit rot), and links that point at nothing."""
+    damaged = []
+    for link in sorted(p for p in snapshot.rglob("*") if p.is_symlink() or p.is_file()):
+        if not link.exists():
+            damaged.append(link)
+            continue
+        blob = link.resolve()
+        if not _matches(blob, blob.name):
+            damaged.append(link)
+    return damaged
+
+
+def forget(files: Sequence[Path]) -> None:
+    """Remove damaged files from the cache (the link and its blob), so the next download
+    fetches them again."""
+    for link in files:
+        blob = link.resolve() if link.is_symlink() else None
+        link.unlink(missing_ok=True)
+        if blob is not None and blob.exists():
+            blob.unlink()
+
+
+def _matches(blob: Path, name: str) -> bool:
+    from huggingface_hub.utils.sha import git_hash, sha_fileobj
+
+    if len(name) == _SHA256 and _is_hex(name):
+        with blob.open("rb") as stream:
+            return sha_fileobj(stream).hex() == name
+    if len(name) == _GIT_SHA1 and _is_hex(name):
+        return git_hash(blob.read_bytes()) == name
+    return blob.stat().st_size > 0  # a file the cache names otherwise (a local copy): not empty
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
