@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cutout import main as cutout_quality  # noqa: E402
 from bench.cutout import render as render_cutout  # noqa: E402
+from bench.depth import main as depth_generator  # noqa: E402
+from bench.depth import render as render_depth  # noqa: E402
 from bench.export_chain import main as export_chain  # noqa: E402
 from bench.export_chain import render as render_export_chain  # noqa: E402
 from bench.models import render as render_models  # noqa: E402
@@ -223,6 +225,8 @@ def main() -> None:
     print(json.dumps(results["models"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
+    results["depth"] = depth_generator()
+    print(json.dumps(results["depth"], indent=2), flush=True)
     results["export_chain"] = export_chain()
     print(json.dumps(results["export_chain"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as data:
@@ -301,6 +305,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 
 {render_models(r["models"])}
 {render_cutout(r["cutout"])}
+{render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
 

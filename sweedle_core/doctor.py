@@ -82,30 +82,43 @@ def run_checks(
     ]
     needed = NEEDS.get(backend)
     if needed is not None:
-        note = f" (GENERATOR_BACKEND={backend} does not need this)"
-        checks = [
-            c
-            if c.name in needed
-            else replace(
-                c, required=False, detail=c.detail + note if c.status == "fail" else c.detail
-            )
-            for c in checks
-        ]
+        fallbacks = _chain(settings)[1:]
+        checks = [c if c.name in needed else _not_needed(c, backend, fallbacks) for c in checks]
     return [*checks, check_fallback(settings, checks)]
+
+
+def _chain(settings: Settings) -> list[str]:
+    """The configured backend, then the fallbacks it hands over to, in order."""
+    from sweedle_core.generation.registry import FALLBACKS
+
+    chain = [settings.generator_backend]
+    while settings.generator_fallback and chain[-1] in FALLBACKS:
+        chain.append(FALLBACKS[chain[-1]])
+    return chain
+
+
+def _not_needed(check: Check, backend: str, fallbacks: list[str]) -> Check:
+    """A check the configured backend does not need: reported, not failing the run."""
+    if check.status != "fail":
+        return replace(check, required=False)
+    users = [name for name in fallbacks if check.name in NEEDS[name]]
+    if users:
+        note = f" (only the fallback needs this: {', '.join(users)})"
+    else:
+        note = f" (GENERATOR_BACKEND={backend} does not need this)"
+    return replace(check, required=False, detail=check.detail + note)
 
 
 def check_fallback(settings: Settings, checks: list[Check]) -> Check:
     """Which generator the app would run: the configured one, or the fallback it hands to."""
-    from sweedle_core.generation.registry import FALLBACKS
-
     failed = {c.name for c in checks if c.status == "fail"}
     backend = settings.generator_backend
     if backend not in NEEDS:
         return Check("generator", "info", f"{backend} is a plugin: not checked here")
-    chain = [backend]
-    while settings.generator_fallback and chain[-1] in FALLBACKS:
-        chain.append(FALLBACKS[chain[-1]])
-    runs = next((b for b in chain if not NEEDS[b] & failed), None)
+    if "ray" in failed and "ray" in NEEDS[backend]:
+        detail = "the Generator replica waits for a GPU that Ray does not have: nothing runs"
+        return Check("generator", "fail", detail, required=True)
+    runs = next((b for b in _chain(settings) if not NEEDS[b] & failed), None)
     if runs == backend:
         return Check("generator", "ok", f"{backend} runs")
     if runs is None:
@@ -383,7 +396,7 @@ def check_ray(settings: Settings, ray_gpus: Callable[[], RayGpus]) -> Check:
         return Check("ray", "info", detail)
     detail = (
         f"{where}, and serve_config.yaml reserves num_gpus: 1 per Generator: the generator "
-        f"would wait for a GPU forever. Use configs/cpu.yaml (silhouette) or add a GPU node"
+        f"would wait for a GPU forever. Use configs/cpu.yaml (the depth generator) or add a GPU node"
     )
     return Check("ray", "fail", detail, required=True)
 

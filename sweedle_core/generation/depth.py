@@ -80,12 +80,14 @@ class TransformersDepth:
         try:
             import torch
             from transformers import pipeline
+            from transformers.utils import logging as transformers_logging
         except ImportError as exc:
             raise ModelUnavailable(
                 f"the depth generator needs torch and transformers ({exc}); install them with "
                 f"{_INSTALL}"
             ) from exc
         self.device = resolve_device(torch, device)
+        transformers_logging.disable_progress_bar()  # a replica's log is no terminal
         try:
             self._pipeline = pipeline(
                 "depth-estimation", model=str(folder), device=self.device, local_files_only=True

@@ -302,9 +302,7 @@ def _depth(settings: Settings, wanted: bool) -> Model | None:
     else:
         source = HubFiles(settings.depth_model, DEPTH_FILES, "config.json", _transformers_ready)
     why = "" if wanted else f"GENERATOR_BACKEND={settings.generator_backend} does not use it"
-    return Model(
-        "depth", service, source, "~100 MB (Depth Anything V2 Small)", without, wanted, why
-    )
+    return Model("depth", service, source, "~100 MB", without, wanted, why)
 
 
 def _hunyuan_shape(settings: Settings, wanted: bool) -> Model:
