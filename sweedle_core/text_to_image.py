@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,11 @@ from sweedle_core.config import Settings
 from sweedle_core.devices import resolve_device
 from sweedle_core.errors import InvalidInput, ModelUnavailable
 from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.models.hub import is_local_path, offline
 
 log = logging.getLogger(__name__)
 
 _INSTALL = 'pip install "sweedle[hunyuan]"'
-_TRUE = {"1", "true", "yes", "on"}
-_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 # Every call passes these; a pipeline without a step callback could be neither followed nor
 # cancelled.
 _REQUIRED = ("prompt", "num_inference_steps", "height", "width", "generator")
@@ -198,12 +196,12 @@ def _resolve_source(model: str) -> tuple[str, bool, str]:
                 f"diffusers pipeline, or its download is incomplete"
             )
         return str(folder.resolve()), True, ""
-    if _is_path(model):
+    if is_local_path(model):
         raise ModelUnavailable(
             f"the text-to-image folder {folder} (TEXT_TO_IMAGE_MODEL={model}) does not exist; "
             f"a local path is never looked up on the hub. {_fetch_hint('<hub id>', folder)}"
         )
-    if _offline():
+    if offline():
         return model, True, " (offline, HF_HUB_OFFLINE is set: only the hub cache was read)"
     problem = _probe_hub(model)
     if problem:
@@ -213,27 +211,6 @@ def _resolve_source(model: str) -> tuple[str, bool, str]:
             f" (the Hugging Face hub did not answer, {problem}; only the hub cache was read)",
         )
     return model, False, ""
-
-
-def _is_path(model: str) -> bool:
-    """Whether ``model`` can only be a file system path: hub ids are ``name`` or ``org/name``."""
-    return (
-        os.path.isabs(os.path.expanduser(model))
-        or model.startswith((".", "~"))
-        or "\\" in model
-        or model.count("/") > 1
-    )
-
-
-def _offline() -> bool:
-    # huggingface_hub reads these once, at import; reading them here honours a later change.
-    if any(os.environ.get(name, "").strip().lower() in _TRUE for name in _OFFLINE_VARIABLES):
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return True  # without huggingface_hub nothing can be fetched anyway
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _probe_hub(model: str) -> str | None:
@@ -257,8 +234,8 @@ def _fetch_hint(repo: str, folder: Path | None) -> str:
     if folder is not None:
         return f"Fetch it there, where the hub is reachable, with: {command}"
     return (
-        f"Fetch it where the hub is reachable with: {command}, "
-        f"then set TEXT_TO_IMAGE_MODEL={target}"
+        f"Fetch it into the hub cache with `sweedle models pull text-to-image` where the hub "
+        f"is reachable (or by hand: {command}, then set TEXT_TO_IMAGE_MODEL={target})"
     )
 
 

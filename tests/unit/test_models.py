@@ -303,3 +303,25 @@ def test_an_interrupted_or_wrong_rembg_download_leaves_no_file(
         assert not target.exists()
     finally:
         server.stop()
+
+
+def test_the_text_to_image_pipeline_is_fetched_by_diffusers_own_download(tmp_path: Path) -> None:
+    pytest.importorskip("diffusers")
+    from tests.models.tiny_diffusers import build_tiny_text_to_image
+
+    server = ModelServer({"org/painter": build_tiny_text_to_image(tmp_path / "painter")}).start()
+    try:
+        done = run(
+            ["models", "pull", "--quiet", "text-to-image"],
+            tmp_path,
+            server.url,
+            TEXT_TO_IMAGE_MODEL="org/painter",
+        )
+    finally:
+        server.stop()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "text-to-image: fetched" in done.stdout
+    snapshot = Path(done.stdout.split("fetched: ")[1].split()[0])
+    assert (snapshot / "model_index.json").is_file()
+    assert (snapshot / "unet" / "diffusion_pytorch_model.safetensors").is_file()
