@@ -1,8 +1,8 @@
 # Sweedle: `make serve` to run it, `make test` to test it. Each sets itself up from nothing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# hunyuan brings torch (~5.5 GB) for Hunyuan3D and text-to-3d; `make setup EXTRAS=dev,rembg`
-# skips it (the CPU silhouette generator needs none of it).
+# hunyuan brings torch (~5.5 GB) and transformers for Hunyuan3D, the depth generator and
+# text-to-3d; `make setup EXTRAS=dev,rembg` skips it (the CPU generator is then silhouette).
 EXTRAS ?= dev,rembg,hunyuan
 # hy3dgen 2.0.2 declares gradio and other servers it never imports, and omits what it does
 # import (those are in the hunyuan extra): install it without its declared dependencies.
@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	@case ",$(EXTRAS)," in *,hunyuan,*) $(PY) -m pip install --quiet --no-deps $(HY3DGEN);; esac
 	@# The Hunyuan3D-2.1 weights need hy3dshape (not on PyPI): installed when the config
 	@# `make serve` picks here names them (see `make hy3dshape`).
-	@case ",$(EXTRAS)," in *,hunyuan,*) $(VENV)/bin/sweedle setup hy3dshape --if-needed;; esac
+	@case ",$(EXTRAS)," in *,hunyuan,*) $(VENV)/bin/sweedle setup hy3dshape --if-needed \
+		|| echo "sweedle: hy3dshape is not installed (above); run make hy3dshape to try again";; esac
 	@touch $@
 
 # The Khronos glTF validator judges every GLB the tests write.

@@ -7,6 +7,9 @@ from typing import Any
 
 from sweedle_core.errors import ModelUnavailable
 
+# torch, transformers and diffusers come with the hunyuan extra (make setup installs it).
+TORCH_INSTALL = 'pip install -e ".[hunyuan]"'
+
 
 def resolve_device(torch: Any, device: str) -> str:
     """``device`` as torch should see it: "auto" is CUDA when torch sees a GPU, else the CPU;

@@ -4,11 +4,10 @@ Any diffusers text-to-image pipeline works, as a local folder (one holding
 ``model_index.json``) or a Hugging Face hub id. Hunyuan3D-2 paints its inputs with HunyuanDiT
 (``Tencent-Hunyuan/HunyuanDiT-v1.1-Diffusers-Distilled``).
 
-A hub id is resolved here, before diffusers sees it, because diffusers asks the hub for the
-repository's revision over a connection without a timeout: an unreachable hub that swallows
-packets would hold a replica's start-up forever. Offline (``HF_HUB_OFFLINE``) only the hub
-cache is read; online the hub is asked once with a timeout (``HF_HUB_ETAG_TIMEOUT``, 10 s by
-default), and when it does not answer the cache is the last resort.
+A hub id is read from the Hugging Face cache only, where ``sweedle models pull text-to-image``
+(and ``make serve``) put it: a replica never downloads, and never asks the hub, which diffusers
+would do over a connection without a time limit (an unreachable hub that swallows packets would
+hold the replica's start-up forever).
 """
 
 from __future__ import annotations
@@ -22,14 +21,13 @@ from typing import Any
 from PIL import Image
 
 from sweedle_core.config import Settings
-from sweedle_core.devices import resolve_device
+from sweedle_core.devices import TORCH_INSTALL, resolve_device
 from sweedle_core.errors import InvalidInput, ModelUnavailable
 from sweedle_core.generation.protocol import ProgressCallback
-from sweedle_core.models.hub import is_local_path, offline
+from sweedle_core.models.hub import is_local_path
 
 log = logging.getLogger(__name__)
 
-_INSTALL = 'pip install "sweedle[hunyuan]"'
 # Every call passes these; a pipeline without a step callback could be neither followed nor
 # cancelled.
 _REQUIRED = ("prompt", "num_inference_steps", "height", "width", "generator")
@@ -176,7 +174,7 @@ def _import_libraries() -> tuple[Any, Any]:
     except ImportError as exc:
         raise ModelUnavailable(
             f"text to image needs torch, diffusers and transformers, which are not importable "
-            f"({exc}). Install them with: {_INSTALL}"
+            f"({exc}). Install them with: {TORCH_INSTALL}"
         ) from exc
     return torch, DiffusionPipeline
 
@@ -185,8 +183,7 @@ def _resolve_source(model: str) -> tuple[str, bool, str]:
     """``(what from_pretrained loads, whether it may only read local files, why if so)``.
 
     A folder that exists is used as is. A name that can only be a path is never looked up
-    on the hub. A hub id is read from the hub cache alone when offline or when the hub does
-    not answer in time.
+    on the hub. A hub id is read from the hub cache alone.
     """
     folder = Path(model).expanduser()
     if folder.is_dir():
@@ -201,27 +198,7 @@ def _resolve_source(model: str) -> tuple[str, bool, str]:
             f"the text-to-image folder {folder} (TEXT_TO_IMAGE_MODEL={model}) does not exist; "
             f"a local path is never looked up on the hub. {_fetch_hint('<hub id>', folder)}"
         )
-    if offline():
-        return model, True, " (offline, HF_HUB_OFFLINE is set: only the hub cache was read)"
-    problem = _probe_hub(model)
-    if problem:
-        return (
-            model,
-            True,
-            f" (the Hugging Face hub did not answer, {problem}; only the hub cache was read)",
-        )
-    return model, False, ""
-
-
-def _probe_hub(model: str) -> str | None:
-    """Why the hub cannot serve ``model`` right now, or None when it answered about it."""
-    try:
-        from huggingface_hub import HfApi, constants
-
-        HfApi().model_info(model, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except Exception as exc:  # timeout, DNS, refused, HTTP, auth, unknown repo: all "no"
-        return _one_line(exc)
-    return None
+    return model, True, " (only the Hugging Face cache is read)"
 
 
 def _fetch_hint(repo: str, folder: Path | None) -> str:

@@ -46,13 +46,18 @@ def chosen_config(path: str | Path | None = None) -> ServeConfig:
 
 def first_gpu() -> str | None:
     """The first line ``nvidia-smi -L`` prints for a GPU, or None."""
+    return next(iter(listed_gpus() or []), None)
+
+
+def listed_gpus() -> list[str] | None:
+    """The lines ``nvidia-smi -L`` prints for GPUs; None when there is no nvidia-smi."""
     try:
         listed = subprocess.run(
             ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return next((line.strip() for line in listed.splitlines() if line.startswith("GPU")), None)
+    return [line.strip() for line in listed.splitlines() if line.startswith("GPU ")]
 
 
 def app_settings(path: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deployments.cli.configs import chosen_config
+from deployments.cli.configs import chosen_config, listed_gpus
 from sweedle_core.doctor import RayGpus, exit_code, format_report, report_data, run_checks
 
 # Connecting to a cluster whose head is gone retries for minutes, and a refused token takes
@@ -110,17 +110,13 @@ def local_gpus() -> tuple[float, str]:
     except Exception:  # no torch, or a broken CUDA library: ask the driver instead
         pass
     if count == 0:
-        try:
-            listed = subprocess.run(
-                ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15, check=False
-            ).stdout
-            smi = sum(line.startswith("GPU ") for line in listed.splitlines())
-            if smi:
-                count, source = smi, "listed by nvidia-smi"
-            else:
-                source = "torch and nvidia-smi see none"
-        except (OSError, subprocess.TimeoutExpired):
+        listed = listed_gpus()
+        if listed is None:
             source = "torch sees none and there is no nvidia-smi"
+        elif listed:
+            count, source = len(listed), "listed by nvidia-smi"
+        else:
+            source = "torch and nvidia-smi see none"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         count = min(count, len([d for d in visible.split(",") if d.strip()]))
@@ -156,7 +152,7 @@ def add_parser(commands: Any) -> None:
             "depth model, rembg, text-to-image) and the GPUs Ray offers, for the settings "
             "`make serve` would run here: serve_config.yaml where nvidia-smi finds a GPU, "
             "configs/cpu.yaml otherwise, or --config. Exits 1 when the configured generator "
-            "cannot run and no fallback would."
+            "cannot run (the report says which fallback runs meanwhile, if one does)."
         ),
     )
     check.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -18,14 +17,14 @@ from pydantic import ValidationError
 from deployments.cli.configs import chosen_config
 from sweedle_core.config import Settings
 from sweedle_core.models.catalog import Model, models_for, select
-from sweedle_core.models.pull import pull
+from sweedle_core.models.pull import Pulled, pull
 
 
 def list_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    rows = [_describe(model, args.verify) for model in models_for(settings)]
+    rows = [_listed(model, args.verify) for model in models_for(settings)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -46,22 +45,27 @@ def pull_models(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sweedle models pull: {exc}", file=sys.stderr)
         return 2
-    return report(pull(chosen, progress=not args.quiet, say=_say))
+    return report(pull(chosen, progress=not args.quiet, say=_say, thorough=args.verify))
 
 
-def report(results: list[Any]) -> int:
+def report(results: list[Pulled]) -> int:
     """One line per model; 1 when any could not be had."""
     for result in results:
         print(f"{result.model.name}: {result.outcome}: {result.detail}", flush=True)
     return 1 if any(r.outcome == "failed" for r in results) else 0
 
 
-def _describe(model: Model, verify: bool) -> dict[str, Any]:
-    found = model.source.find()
-    status = "missing" if found is None else f"present at {found}"
-    if found is not None and verify:
-        damaged = model.source.damaged()
-        status = f"damaged ({', '.join(damaged)})" if damaged else f"{status}, checksums match"
+def _listed(model: Model, verify: bool) -> dict[str, Any]:
+    try:
+        found = model.source.find()
+        status = "missing" if found is None else f"present at {found}"
+        if found is not None and verify:
+            damaged = model.source.damaged(thorough=True)
+            status = f"damaged ({', '.join(damaged)})" if damaged else f"{status}, checksums match"
+        source = model.source.describe()
+    except Exception as exc:  # a misconfigured model: list it, saying why
+        found, source = None, "?"
+        status = f"cannot be looked up: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return {
         "name": model.name,
         "status": status,
@@ -69,7 +73,7 @@ def _describe(model: Model, verify: bool) -> dict[str, Any]:
         "wanted": model.wanted,
         "why_not": model.why_not,
         "service": model.service,
-        "source": model.source.describe(),
+        "source": source,
         "size": model.size,
         "without": model.without,
     }
@@ -81,8 +85,6 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     except (ValidationError, ValueError) as exc:
         print(f"sweedle models: the settings are invalid:\n{exc}", file=sys.stderr)
         return None
-    if settings.u2net_home is not None:  # where rembg looks, as the Preprocessor sets it
-        os.environ["U2NET_HOME"] = str(settings.u2net_home)
     return settings
 
 
@@ -101,7 +103,6 @@ def add_parser(commands: Any) -> None:
             "--config. Services never download; `pull` does, into the libraries' usual caches."
         ),
     )
-    models.set_defaults(run=lambda args: models.print_help() or 2)
     actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="each model, where it comes from, if it is here")
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -118,6 +119,9 @@ def add_parser(commands: Any) -> None:
     )
     fetch.add_argument("names", nargs="*", metavar="NAME", help="rembg, depth, hunyuan-shape, ...")
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.add_argument(
+        "--verify", action="store_true", help="read every file for its checksum, even if checked"
+    )
     fetch.set_defaults(run=pull_models)
     for action in (listing, fetch):
         action.add_argument("--config", help="a Serve config file instead of make serve's")

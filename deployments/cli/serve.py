@@ -29,8 +29,6 @@ def serve(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError) as exc:
         print(f"sweedle serve: the settings are invalid:\n{exc}", file=sys.stderr)
         return 2
-    if settings.u2net_home is not None:
-        os.environ["U2NET_HOME"] = str(settings.u2net_home)
     wanted = [m for m in models_for(settings) if m.wanted]
     if args.no_pull or hub.offline():
         why = "--no-pull" if args.no_pull else "HF_HUB_OFFLINE is set"
@@ -47,7 +45,14 @@ def serve(args: argparse.Namespace) -> int:
         for check in check_shape_packages(settings, v21):
             if check.status == "fail":
                 say(f"{check.name}: {check.detail}")
-    command = [_serve_binary(), "run", str(config.path)]
+    binary = _serve_binary()
+    if binary is None:
+        print(
+            "sweedle serve: Ray Serve's `serve` command is not installed (make setup)",
+            file=sys.stderr,
+        )
+        return 1
+    command = [binary, "run", str(config.path)]
     say(" ".join(command))
     if args.dry_run:
         return 0
@@ -59,9 +64,9 @@ def say(line: str) -> None:
     print(f"sweedle: {line}", flush=True)
 
 
-def _serve_binary() -> str:
+def _serve_binary() -> str | None:
     beside = Path(sys.executable).parent / "serve"  # the venv's own
-    return str(beside) if beside.is_file() else (shutil.which("serve") or "serve")
+    return str(beside) if beside.is_file() else shutil.which("serve")
 
 
 def add_parser(commands: Any) -> None:

@@ -37,7 +37,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.measure import marching_cubes
 
-from sweedle_core.devices import resolve_device
+from sweedle_core.devices import TORCH_INSTALL, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
 from sweedle_core.generation.grid import (
     PAD,
@@ -51,7 +51,6 @@ from sweedle_core.generation.image_colors import sample_bilinear
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
 from sweedle_core.params import GenerationParams
 
-_INSTALL = 'pip install "sweedle[hunyuan]"'
 # The grey the cut-out is shown on: depth models are trained on whole photos, and a neutral
 # flat background reads as a wall behind the object.
 _BACKDROP = (128, 128, 128)
@@ -84,7 +83,7 @@ class TransformersDepth:
         except ImportError as exc:
             raise ModelUnavailable(
                 f"the depth generator needs torch and transformers ({exc}); install them with "
-                f"{_INSTALL}"
+                f"{TORCH_INSTALL}"
             ) from exc
         self.device = resolve_device(torch, device)
         transformers_logging.disable_progress_bar()  # a replica's log is no terminal
@@ -207,10 +206,13 @@ def _solid_surface(
     """
     z_low = int(np.floor(back[sd > 0].min())) - PAD
     z_high = int(np.ceil(front[sd > 0].max())) + PAD
-    z = np.arange(z_low, z_high + 1, dtype=np.float32)[None, None, :]
-    solid = (front[..., None] - z) * (z - back[..., None])
-    outside = -(np.square(z - rim[..., None]) + np.square(sd)[..., None])
-    field = np.where((sd > 0)[..., None], solid, outside).astype(np.float32)
+    z = np.arange(z_low, z_high + 1, dtype=np.float32)
+    field = np.empty((*sd.shape, len(z)), dtype=np.float32)
+    inside = sd > 0
+    for k, height in enumerate(z):  # a slice at a time: one volume in memory, not four
+        solid = (front - height) * (height - back)
+        outside = -(np.square(height - rim) + np.square(sd))
+        field[..., k] = np.where(inside, solid, outside)
     try:
         verts, faces, _, _ = marching_cubes(field, level=0.0, mask=surface_cells(field))
     except (ValueError, RuntimeError) as exc:

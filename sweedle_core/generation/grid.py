@@ -154,8 +154,11 @@ def smaller_extent(sd: np.ndarray) -> int:
 def surface_cells(field: np.ndarray) -> np.ndarray:
     """Marching cubes' cell mask for ``field`` (h, w, d): the cells whose eight corners do not
     all lie on one side of 0. skimage indexes a cell by its upper corner, hence the offset."""
-    low = np.minimum.reduce(_corners(field))
-    high = np.maximum.reduce(_corners(field))
+    corners = _corners(field)
+    low, high = corners[0].copy(), corners[0].copy()  # two volumes, not a stack of eight
+    for corner in corners[1:]:
+        np.minimum(low, corner, out=low)
+        np.maximum(high, corner, out=high)
     mask = np.zeros(field.shape, dtype=bool)
     mask[1:, 1:, 1:] = (low <= 0.0) & (high >= 0.0)
     return mask

@@ -19,13 +19,16 @@ from sweedle_core.devices import free_cuda_cache, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
 from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.hunyuan_texture import Texturer
-from sweedle_core.generation.hunyuan_weights import locate_weights, needs_hy3dshape
+from sweedle_core.generation.hunyuan_weights import (
+    HUNYUAN_INSTALL,
+    locate_weights,
+    needs_hy3dshape,
+)
 from sweedle_core.generation.mesh_cleanup import clean_mesh
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.params import GenerationParams
 
-_INSTALL = 'pip install ".[hunyuan]" and then pip install --no-deps hy3dgen==2.0.2'
 _NO_SURFACE = "the model found no surface for this image and seed; try another seed"
 
 # Progress: image encoding up to 0.05, denoising 0.05-0.85, surface extraction up to 0.9,
@@ -191,7 +194,7 @@ def _import_library(model_path: str, subfolder: str) -> _Library:
         extra = " (plus hy3dshape for the 2.1 weights)" if v21 else ""
         raise ModelUnavailable(
             f"the hunyuan3d backend needs torch and hy3dgen, and torch is not importable "
-            f"({exc}). Install them with: {_INSTALL}{extra}"
+            f"({exc}). Install them with: {HUNYUAN_INSTALL}{extra}"
         ) from exc
     if v21:
         try:
@@ -204,6 +207,6 @@ def _import_library(model_path: str, subfolder: str) -> _Library:
         except ImportError as exc:
             raise ModelUnavailable(
                 f"the hunyuan3d backend needs hy3dgen 2.0.2, which is not importable ({exc}). "
-                f"Install it with: {_INSTALL}"
+                f"Install it with: {HUNYUAN_INSTALL}"
             ) from exc
     return _Library(torch=torch, pipeline=Hunyuan3DDiTFlowMatchingPipeline)

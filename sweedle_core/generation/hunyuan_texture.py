@@ -107,9 +107,14 @@ def paint_folder(model_path: str, models_base: str | None) -> Path | None:
 
     cached = cached_snapshot(model_path, f"{PAINT_SUBFOLDERS[0]}/{PAINT_MARKER}")
     for folder in (local_root(model_path, models_base), cached):
-        if folder is not None and all((folder / name).is_dir() for name in PAINT_SUBFOLDERS):
+        if folder is not None and paint_ready(folder):
             return folder.resolve()
     return None
+
+
+def paint_ready(folder: Path) -> bool:
+    """Whether ``folder`` holds both texture pipelines (each a diffusers folder)."""
+    return all((folder / name / PAINT_MARKER).is_file() for name in PAINT_SUBFOLDERS)
 
 
 def _paint_class(device: str) -> tuple[Any, str]:

@@ -14,9 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweedle_core.devices import TORCH_INSTALL
 from sweedle_core.errors import ModelUnavailable
 
 DEFAULT_BASE = "~/.cache/hy3dgen"
+# hy3dgen 2.0.2 declares servers it never imports and omits what it does import (the hunyuan
+# extra lists those): it is installed without its declared dependencies, as `make setup` does.
+HUNYUAN_INSTALL = f"{TORCH_INSTALL} && pip install --no-deps hy3dgen==2.0.2"
 # The released weights are named model.fp16.safetensors (or .ckpt); plain model.* also loads.
 _VARIANTS: tuple[str | None, ...] = ("fp16", None)
 _FORMATS = (True, False)  # safetensors first, then ckpt
@@ -71,7 +75,7 @@ def locate_weights(model_path: str, subfolder: str, base: str | None = None) -> 
     if (root / subfolder).is_dir():
         return _read_folder(root, subfolder)
     where = f"{root / subfolder} (HY3DGEN_MODELS/<model_path>/<subfolder>)"
-    if _is_local_path(model_path):
+    if is_local_model_path(model_path):
         raise ModelUnavailable(
             f"Hunyuan3D weights not found in {where}; {model_path} is a local path, so the hub "
             f"cache was not looked in. Put config.yaml and model.fp16.safetensors (or .ckpt) there."
@@ -103,6 +107,9 @@ def _read_folder(root: Path, subfolder: str) -> Weights:
     )
 
 
-def _is_local_path(model_path: str) -> bool:
+def is_local_model_path(model_path: str) -> bool:
+    """Whether a Hunyuan3D ``model_path`` is a folder rather than a hub id (upstream's rule: an
+    absolute path, or one starting with a dot; anything else is looked for under the base and
+    then taken for a hub id)."""
     expanded = os.path.expanduser(model_path)
     return os.path.isabs(expanded) or model_path.startswith(".")

@@ -10,17 +10,17 @@ from disk and never download.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatch
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from sweedle_core.config import Settings
 from sweedle_core.errors import ModelUnavailable
-from sweedle_core.generation.hunyuan_texture import PAINT_MARKER, PAINT_SUBFOLDERS
-from sweedle_core.generation.hunyuan_weights import WEIGHT_FILES, local_root
+from sweedle_core.generation.hunyuan_texture import PAINT_MARKER, PAINT_SUBFOLDERS, paint_ready
+from sweedle_core.generation.hunyuan_weights import WEIGHT_FILES, is_local_model_path, local_root
 from sweedle_core.models import hub
 from sweedle_core.models.rembg_fetch import RembgDownload
+from sweedle_core.preprocess.background import CLASSICAL_CUTOUT
 from sweedle_core.preprocess.rembg_models import REMBG_OFF, stock_model_paths
 
 DEPTH_FILES = ("*.json", "*.safetensors")  # config, processor config, weights
@@ -35,8 +35,9 @@ class Source(Protocol):
         """The model on disk, ready to load (existence only, no checksums), or None."""
         ...
 
-    def damaged(self) -> list[str]:
-        """Files on disk that fail their checksum (reads them all)."""
+    def damaged(self, thorough: bool = False) -> list[str]:
+        """Files on disk that fail their checksum. Hub files that passed before and have not
+        changed are not read again unless ``thorough``."""
         ...
 
     def url(self) -> str | None:
@@ -70,20 +71,22 @@ class HubFiles:
 
     def find(self) -> Path | None:
         snapshot = hub.cached_snapshot(self.repo_id, self.marker)
-        return snapshot if snapshot is not None and self.ready(snapshot) else None
+        if snapshot is None or not self.ready(snapshot):
+            return None
+        # Every file the patterns name must be there, as the hub listed them (a download cut
+        # off half-way leaves some out); chosen patterns name alternatives, ready() judges.
+        if self.choose is None and not hub.complete(self.repo_id, self.patterns):
+            return None
+        return snapshot
 
-    def damaged(self) -> list[str]:
+    def damaged(self, thorough: bool = False) -> list[str]:
         snapshot = hub.cached_snapshot(self.repo_id, self.marker)
         if snapshot is None:
             return []
-        return [str(p.relative_to(snapshot)) for p in self._damaged(snapshot)]
+        return [str(p.relative_to(snapshot)) for p in self._damaged(snapshot, thorough)]
 
-    def _damaged(self, snapshot: Path) -> list[Path]:
-        mine = [p for p in hub.damaged_files(snapshot) if self._covers(p.relative_to(snapshot))]
-        return mine
-
-    def _covers(self, relative: Path) -> bool:
-        return self.choose is not None or any(fnmatch(str(relative), p) for p in self.patterns)
+    def _damaged(self, snapshot: Path, thorough: bool = False) -> list[Path]:
+        return hub.damaged_files(snapshot, self.patterns, thorough)
 
     def url(self) -> str | None:
         return hub.endpoint()
@@ -125,13 +128,11 @@ class DiffusersPipeline:
             return None
         return folder if (folder / "model_index.json").is_file() else None
 
-    def damaged(self) -> list[str]:
+    def damaged(self, thorough: bool = False) -> list[str]:
         folder = self.find()
-        return (
-            []
-            if folder is None
-            else [str(p.relative_to(folder)) for p in hub.damaged_files(folder)]
-        )
+        if folder is None:
+            return []
+        return [str(p.relative_to(folder)) for p in hub.damaged_files(folder, thorough=thorough)]
 
     def url(self) -> str | None:
         return hub.endpoint()
@@ -163,10 +164,10 @@ class RembgStock:
             (p for p in stock_model_paths(self.model, self.u2net_home) if p.is_file()), None
         )
 
-    def damaged(self) -> list[str]:
+    def damaged(self, thorough: bool = False) -> list[str]:
         from sweedle_core.models.rembg_fetch import file_is_intact
 
-        found = self.find()
+        found = self.find()  # one file of ~176 MB: always checked
         return [] if found is None or file_is_intact(self._download(), found) else [str(found)]
 
     def url(self) -> str | None:
@@ -188,16 +189,16 @@ class LocalFolder:
     """A model the settings name by path: nothing to fetch, it is there or it is not."""
 
     path: Path
-    marker: str  # a file the folder must hold
+    ready: Callable[[Path], bool]  # whether the path holds a loadable model
+    needs: str  # what it must hold, for the operator
 
     def describe(self) -> str:
-        return f"the local path {self.path}"
+        return f"the local path {self.path} (with {self.needs})"
 
     def find(self) -> Path | None:
-        target = self.path / self.marker if self.marker else self.path
-        return self.path if target.exists() else None
+        return self.path if self.ready(self.path) else None
 
-    def damaged(self) -> list[str]:
+    def damaged(self, thorough: bool = False) -> list[str]:
         return []
 
     def url(self) -> str | None:
@@ -208,7 +209,7 @@ class LocalFolder:
         if found is None:
             raise ModelUnavailable(
                 f"{self.path} is a local path, so there is nothing to download: put the model "
-                f"there ({self.marker or 'the file'} is missing), or name a hub id instead"
+                f"there ({self.needs}), or name a hub id instead"
             )
         return found
 
@@ -224,7 +225,6 @@ class Model:
     without: str  # what runs when the model is missing
     wanted: bool = True  # whether the settings make a service load it
     why_not: str = ""  # when not wanted, why it is listed all the same
-    notes: list[str] = field(default_factory=list)
 
 
 def models_for(settings: Settings) -> list[Model]:
@@ -258,7 +258,6 @@ def select(models: Sequence[Model], names: Sequence[str]) -> list[Model]:
 def depth_model_folder(settings: Settings) -> Path:
     """The depth model on disk, or `ModelUnavailable` saying how to fetch it."""
     model = _depth(settings, wanted=True)
-    assert model is not None
     found = model.source.find()
     if found is None:
         raise ModelUnavailable(
@@ -284,21 +283,24 @@ def painting_possible() -> bool:
 
 def _rembg(settings: Settings) -> Model | None:
     service = "preprocessing: background removal"
-    without = "the classical cut-out (flood fill on a plain background, else GrabCut)"
     if settings.rembg_model_file is not None:
-        source: Source = LocalFolder(settings.rembg_model_file, "")
-        return Model("rembg", service, source, "-", without)
+        path = settings.rembg_model_file
+        source: Source = LocalFolder(path, lambda p: p.is_file(), "the ONNX file")
+        return Model("rembg", service, source, "-", CLASSICAL_CUTOUT)
     if settings.rembg_model == REMBG_OFF:
         return None
     source = RembgStock(settings.rembg_model, settings.u2net_home, settings.rembg_download_url)
-    return Model("rembg", service, source, _REMBG_SIZES.get(settings.rembg_model, "?"), without)
+    return Model(
+        "rembg", service, source, _REMBG_SIZES.get(settings.rembg_model, "?"), CLASSICAL_CUTOUT
+    )
 
 
-def _depth(settings: Settings, wanted: bool) -> Model | None:
+def _depth(settings: Settings, wanted: bool) -> Model:
     service = "generation: the depth generator (CPU default)"
     without = "the silhouette generator (the outline inflated, no depth)"
     if hub.is_local_path(settings.depth_model):
-        source: Source = LocalFolder(Path(settings.depth_model).expanduser(), "config.json")
+        folder = Path(settings.depth_model).expanduser()
+        source: Source = LocalFolder(folder, _transformers_ready, "config.json and *.safetensors")
     else:
         source = HubFiles(settings.depth_model, DEPTH_FILES, "config.json", _transformers_ready)
     why = "" if wanted else f"GENERATOR_BACKEND={settings.generator_backend} does not use it"
@@ -311,8 +313,9 @@ def _hunyuan_shape(settings: Settings, wanted: bool) -> Model:
     without = "the depth generator, then silhouette (GENERATOR_FALLBACK)"
     local = local_root(settings.hunyuan_model_path, settings.hy3dgen_models)
     source: Source
-    if hub.is_local_path(settings.hunyuan_model_path) or (local / sub / "config.yaml").is_file():
-        source = LocalFolder(local / sub, "config.yaml")
+    if is_local_model_path(settings.hunyuan_model_path) or (local / sub).is_dir():
+        needs = f"config.yaml and one of {', '.join(WEIGHT_FILES)}"
+        source = LocalFolder(local / sub, _shape_ready, needs)
     else:
         source = HubFiles(
             settings.hunyuan_model_path,
@@ -333,16 +336,18 @@ def _hunyuan_texture(settings: Settings, wanted: bool) -> Model:
     local = local_root(settings.hunyuan_texture_model_path, settings.hy3dgen_models)
     source: Source
     if (
-        hub.is_local_path(settings.hunyuan_texture_model_path)
+        is_local_model_path(settings.hunyuan_texture_model_path)
         or (local / PAINT_SUBFOLDERS[0]).is_dir()
     ):
-        source = LocalFolder(local, PAINT_SUBFOLDERS[0])
+        source = LocalFolder(
+            local, paint_ready, f"{', '.join(PAINT_SUBFOLDERS)} with {PAINT_MARKER}"
+        )
     else:
         source = HubFiles(
             settings.hunyuan_texture_model_path,
             patterns,
             marker=f"{PAINT_SUBFOLDERS[0]}/{PAINT_MARKER}",
-            ready=lambda folder: all((folder / sub).is_dir() for sub in PAINT_SUBFOLDERS),
+            ready=paint_ready,
         )
     why = "" if wanted else "it runs only on a CUDA GPU with hy3dgen's paint pipeline built"
     return Model("hunyuan-texture", service, source, "~10 GB", without, wanted, why)
@@ -356,7 +361,10 @@ def _text_to_image(settings: Settings) -> Model | None:
     without = "none: text-to-3D requests fail"
     source: Source
     if hub.is_local_path(model):
-        source = LocalFolder(Path(model).expanduser(), "model_index.json")
+        folder = Path(model).expanduser()
+        source = LocalFolder(
+            folder, lambda p: (p / "model_index.json").is_file(), "model_index.json"
+        )
     else:
         source = DiffusersPipeline(model)
     return Model("text-to-image", service, source, "several GB", without)
@@ -368,6 +376,7 @@ def _transformers_ready(folder: Path) -> bool:
 
 
 def _shape_ready(folder: Path) -> bool:
+    """A Hunyuan3D shape folder as `hunyuan_weights.locate_weights` accepts it."""
     return (folder / "config.yaml").is_file() and any((folder / n).is_file() for n in WEIGHT_FILES)
 
 

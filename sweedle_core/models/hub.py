@@ -5,16 +5,22 @@ Files land in huggingface_hub's cache (``HF_HOME``, ``HF_HUB_CACHE``), where tra
 diffusers and hy3dgen look for them. A download goes to ``blobs/<etag>.incomplete`` and is
 resumed from there; a file enters a snapshot only once complete. The cache names each file by
 its hub checksum (the sha256 of a large, LFS-stored file; the git blob id of a small one), so a
-file corrupted on disk is found without asking the hub, and fetched again.
+file corrupted on disk is found without asking the hub, and fetched again. Checking reads every
+byte (seconds per gigabyte), so a file that passed is remembered by its size and modification
+time and not read again until one of them changes, or a thorough check is asked for.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from sweedle_core.storage import write_atomic
 
 _TRUE = {"1", "true", "yes", "on"}
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -25,9 +31,11 @@ PROBE_TIMEOUT_S = 5.0
 
 
 def is_local_path(name: str) -> bool:
-    """Whether ``name`` can only be a file system path: hub ids are ``name`` or ``org/name``."""
+    """Whether ``name`` names a folder rather than a hub id: an existing folder, or a name that
+    can only be a path (hub ids are ``name`` or ``org/name``)."""
     return (
-        os.path.isabs(os.path.expanduser(name))
+        os.path.isdir(os.path.expanduser(name))
+        or os.path.isabs(os.path.expanduser(name))
         or name.startswith((".", "~"))
         or "\\" in name
         or name.count("/") > 1
@@ -42,7 +50,7 @@ def offline() -> bool:
     try:
         from huggingface_hub import constants
     except ImportError:
-        return True  # without huggingface_hub nothing can be fetched anyway
+        return False  # not offline: fetching then says huggingface_hub is missing
     return bool(constants.HF_HUB_OFFLINE)
 
 
@@ -56,10 +64,15 @@ def unreachable(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """Why the host of ``url`` cannot be reached right now (no name, refused, silent), or None.
 
     One TCP connection with a time limit: the download libraries retry with backoff, which
-    offline costs minutes before the first error.
+    offline costs minutes before the first error. Behind a proxy (``HTTPS_PROXY`` and the like,
+    which the libraries follow) the proxy is what must answer.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
@@ -110,18 +123,73 @@ def repo_files(repo_id: str) -> list[str]:
     return list(HfApi().list_repo_files(repo_id))
 
 
-def damaged_files(snapshot: Path) -> list[Path]:
-    """Files of a cached snapshot whose content no longer matches the checksum they are stored
-    under (cut short, overwritten, bit rot), and links that point at nothing."""
+def complete(repo_id: str, patterns: Sequence[str]) -> bool:
+    """Whether the cache holds every file of ``repo_id``'s ``main`` that ``patterns`` match,
+    as the hub listed them when they were fetched (the library's own test)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(repo_id, allow_patterns=list(patterns), local_files_only=True)
+    except Exception:  # not cached, incomplete, a malformed id: not complete
+        return False
+    return True
+
+
+def damaged_files(
+    snapshot: Path, patterns: Sequence[str] = ("*",), thorough: bool = False
+) -> list[Path]:
+    """Files of a cached snapshot matching ``patterns`` whose content no longer matches the
+    checksum they are stored under (cut short, overwritten, bit rot), and links that point at
+    nothing. Files that passed before and have not changed since are not read again, unless
+    ``thorough``."""
+    checked = _Checked.load()
     damaged = []
     for link in sorted(p for p in snapshot.rglob("*") if p.is_symlink() or p.is_file()):
+        if not any(link.relative_to(snapshot).match(pattern) for pattern in patterns):
+            continue
         if not link.exists():
             damaged.append(link)
             continue
         blob = link.resolve()
-        if not _matches(blob, blob.name):
+        if not thorough and checked.passed(blob):
+            continue
+        if _matches(blob, blob.name):
+            checked.remember(blob)
+        else:
             damaged.append(link)
+    checked.save()
     return damaged
+
+
+class _Checked:
+    """Blobs that passed their checksum, by path, with the size and time they had then."""
+
+    def __init__(self, path: Path, seen: dict[str, list[int]]) -> None:
+        self.path, self.seen, self.changed = path, seen, False
+
+    @classmethod
+    def load(cls) -> _Checked:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        path = Path(base) / "sweedle" / "checked-models.json"
+        try:
+            seen = json.loads(path.read_text())
+        except (OSError, ValueError):
+            seen = {}
+        return cls(path, seen if isinstance(seen, dict) else {})
+
+    def passed(self, blob: Path) -> bool:
+        stat = blob.stat()
+        return self.seen.get(str(blob)) == [stat.st_size, stat.st_mtime_ns]
+
+    def remember(self, blob: Path) -> None:
+        stat = blob.stat()
+        self.seen[str(blob)] = [stat.st_size, stat.st_mtime_ns]
+        self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps(self.seen).encode())
 
 
 def forget(files: Sequence[Path]) -> None:

@@ -21,16 +21,26 @@ class Pulled:
 
 
 def pull(
-    models: Sequence[Model], progress: bool = True, say: Callable[[str], None] = print
+    models: Sequence[Model],
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+    thorough: bool = False,
 ) -> list[Pulled]:
     """Make each model present and intact on disk, in order; one failure does not stop the
-    rest. ``say`` hears a line before each download (the libraries draw their own progress)."""
-    return [_pull_one(model, progress, say) for model in models]
+    rest. ``say`` hears a line before each download (the libraries draw their own progress).
+    ``thorough`` reads every file again for its checksum, also those that passed before."""
+    pulled = []
+    for model in models:
+        try:
+            pulled.append(_pull_one(model, progress, say, thorough))
+        except Exception as exc:  # a misconfigured model, a library missing: say it, go on
+            pulled.append(_failed(model, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+    return pulled
 
 
-def _pull_one(model: Model, progress: bool, say: Callable[[str], None]) -> Pulled:
+def _pull_one(model: Model, progress: bool, say: Callable[[str], None], thorough: bool) -> Pulled:
     found = model.source.find()
-    damaged = model.source.damaged() if found is not None else []
+    damaged = model.source.damaged(thorough) if found is not None else []
     if found is not None and not damaged:
         return Pulled(model, "present", str(found))
     url = model.source.url()
@@ -43,11 +53,7 @@ def _pull_one(model: Model, progress: bool, say: Callable[[str], None]) -> Pulle
         return _failed(model, f"cannot fetch {model.source.describe()}: {problem}")
     why = f"{len(damaged)} damaged file(s), fetching them again" if damaged else "fetching"
     say(f"{model.name}: {why}: {model.source.describe()}, {model.size}")
-    try:
-        folder = model.source.fetch(progress)
-    except Exception as exc:  # HTTP errors, a failed checksum, a full disk: say it, go on
-        return _failed(model, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-    return Pulled(model, "fetched", str(folder))
+    return Pulled(model, "fetched", str(model.source.fetch(progress)))
 
 
 def _failed(model: Model, why: str) -> Pulled:

@@ -3,8 +3,9 @@
 rembg 2.0.86 downloads a missing model inside ``new_session`` with pooch (a temporary file,
 checked against rembg's MD5, then moved into place), and never checks a file already on disk.
 Here the same download runs ahead of time, from the command line: where and what is read from
-rembg's own ``download_models`` (intercepted before it downloads), and pooch then fetches the
-file with a time limit and a progress bar, checks it, and re-fetches one that fails the check.
+rembg's own ``download_models`` (intercepted before it downloads: ``pooch.retrieve`` is replaced
+for the length of that call, in the command's own process), and pooch then fetches the file
+with a time limit and a progress bar, checks it, and re-fetches one that fails the check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from sweedle_core.preprocess.rembg_models import STOCK_MODELS, stock_model_paths
+from sweedle_core.preprocess.rembg_models import check_stock_model, stock_model_paths
 
 # requests' (connect, read) time limits: an unreachable host fails in seconds, not minutes.
 TIMEOUT_S = (10.0, 60.0)
@@ -44,8 +45,7 @@ def rembg_download(model: str, mirror: str = "", u2net_home: Path | None = None)
     mirror : a base URL that serves rembg's release files; the file name is appended to it.
     u2net_home : the U2NET_HOME setting (rembg's model folder), as the remover applies it.
     """
-    if model not in STOCK_MODELS:
-        raise ValueError(f"{model!r} is not a rembg stock model: {', '.join(STOCK_MODELS)}")
+    check_stock_model(model)
     from rembg.sessions import sessions
 
     session_class = sessions[model]
@@ -62,10 +62,15 @@ def rembg_download(model: str, mirror: str = "", u2net_home: Path | None = None)
     if "url" not in seen:
         raise RuntimeError(f"rembg's {session_class.__name__} did not ask pooch for a file")
     file = Path(seen["path"]) / seen["fname"]
+    candidates = stock_model_paths(model, u2net_home)
+    if file != candidates[0]:  # e.g. a variant whose download delegates to its base model's
+        raise ValueError(
+            f"rembg's download for {model!r} fetches {file.name}, not the {candidates[0].name} "
+            f"it loads: fetch it with rembg itself (`rembg d {model}`)"
+        )
     url = str(seen["url"])
     if mirror:
         url = mirror.rstrip("/") + "/" + url.rsplit("/", 1)[-1]
-    candidates = stock_model_paths(model, u2net_home)
     return RembgDownload(model, url, seen["known_hash"], file, candidates)
 
 

@@ -21,6 +21,11 @@ from sweedle_core.preprocess.grabcut import GrabCutCutout
 from sweedle_core.preprocess.masks import soft_alpha
 from sweedle_core.preprocess.rembg_models import REMBG_OFF, RembgRemover
 
+# The share of the photo an object found may cover; outside it the next finder is tried.
+_OBJECT_SHARE = (0.002, 0.97)
+# What runs where no segmentation model does, as the operator is told it.
+CLASSICAL_CUTOUT = "the classical cut-out (flood fill on a plain background, else GrabCut)"
+
 
 class MaskFinder(Protocol):
     name: str
@@ -44,7 +49,8 @@ class ClassicalRemover:
         result = image.convert("RGBA")
         for finder in self.finders:
             mask = finder.foreground_mask(rgb)
-            if mask is not None:
+            # A "found" object that is a speck or the whole photo is no cut-out: try the next.
+            if mask is not None and _OBJECT_SHARE[0] <= mask.mean() <= _OBJECT_SHARE[1]:
                 result.putalpha(Image.fromarray(soft_alpha(mask)))
                 return CutOut(result, finder.name)
         result.putalpha(255)
@@ -60,8 +66,8 @@ def build_background_remover(settings: Settings) -> tuple[BackgroundRemover, str
     """
     if settings.rembg_model_file is None and settings.rembg_model == REMBG_OFF:
         return ClassicalRemover(), (
-            f"rembg is switched off (REMBG_MODEL={REMBG_OFF}): backgrounds are removed by the "
-            "classical chain (flood fill on a plain background, else GrabCut)"
+            f"rembg is switched off (REMBG_MODEL={REMBG_OFF}): backgrounds are removed by "
+            f"{CLASSICAL_CUTOUT}"
         )
     try:
         if settings.rembg_model_file is not None:
@@ -69,9 +75,6 @@ def build_background_remover(settings: Settings) -> tuple[BackgroundRemover, str
         else:
             remover = RembgRemover.stock(settings.rembg_model, settings.u2net_home)
     except Exception as exc:  # any load failure degrades to the classical chain
-        reason = (
-            f"rembg background removal unavailable, using the classical chain (flood fill on a "
-            f"plain background, else GrabCut) instead: {exc}"
-        )
+        reason = f"rembg background removal unavailable, using {CLASSICAL_CUTOUT} instead: {exc}"
         return ClassicalRemover(), reason
     return remover, None

@@ -47,7 +47,6 @@ class GrabCutCutout:
         refine_iterations: int = 2,
         refine_band: int = 6,
         min_part_share: float = 0.05,
-        object_share: tuple[float, float] = (0.002, 0.97),
     ) -> None:
         """
         coarse_side, refine_side : longer side (px) of the copies GrabCut runs on.
@@ -57,7 +56,6 @@ class GrabCutCutout:
         minor_share : a border colour cluster below this share of the band may be the object.
         refine_band : half-width (px of the refined copy) of the band the refinement may move.
         min_part_share : object parts smaller than this share of the largest are dropped.
-        object_share : an object covering less or more of the image than this is not found.
         """
         self.coarse_side = coarse_side
         self.refine_side = max(refine_side, coarse_side)
@@ -69,7 +67,6 @@ class GrabCutCutout:
         self.refine_iterations = refine_iterations
         self.refine_band = refine_band
         self.min_part_share = min_part_share
-        self.object_share = object_share
 
     def foreground_mask(self, rgb: np.ndarray) -> np.ndarray | None:
         """rgb : (h, w, 3) uint8 -> (h, w) bool, True on the object; None if none was found."""
@@ -84,8 +81,7 @@ class GrabCutCutout:
             mask = self._refine(rgb, coarse)
         except cv2.error:  # a mixture with too few pixels to learn from: no clear object
             return None
-        low, high = self.object_share
-        return mask if low <= mask.mean() <= high else None
+        return mask if mask.any() else None
 
     def _coarse(self, rgb: np.ndarray) -> np.ndarray | None:
         small = _resized(rgb, self.coarse_side)

@@ -75,14 +75,7 @@ class RembgRemover:
         model_home : becomes ``U2NET_HOME``, rembg's model folder, for this process.
         Raises ValueError for an unknown name, FileNotFoundError when the file is not on disk.
         """
-        if model_name not in STOCK_MODELS:
-            why = UNSUITABLE_MODELS.get(model_name)
-            problem = f"is not used here: {why}" if why else "is not a rembg model"
-            raise ValueError(
-                f"REMBG_MODEL {model_name!r} {problem}. Choose one of {', '.join(STOCK_MODELS)}, "
-                f"or {REMBG_OFF!r} to switch rembg off; a custom U2-Net-shaped ONNX file goes "
-                "in REMBG_MODEL_FILE"
-            )
+        check_stock_model(model_name)
         if model_home is not None:
             os.environ["U2NET_HOME"] = str(model_home)
         searched = stock_model_paths(model_name)
@@ -128,6 +121,19 @@ class RembgRemover:
     def remove(self, image: Image.Image) -> CutOut:
         result = self._rembg.remove(image, session=self.session)
         return CutOut(result if result.mode == "RGBA" else result.convert("RGBA"), self.name)
+
+
+def check_stock_model(model_name: str) -> None:
+    """ValueError saying why, unless ``model_name`` is one of ``STOCK_MODELS``."""
+    if model_name in STOCK_MODELS:
+        return
+    why = UNSUITABLE_MODELS.get(model_name)
+    problem = f"is not used here: {why}" if why else "is not a rembg model"
+    raise ValueError(
+        f"REMBG_MODEL {model_name!r} {problem}. Choose one of {', '.join(STOCK_MODELS)}, "
+        f"or {REMBG_OFF!r} to switch rembg off; a custom U2-Net-shaped ONNX file goes "
+        "in REMBG_MODEL_FILE"
+    )
 
 
 def _import_rembg() -> Any:

@@ -138,7 +138,7 @@ def test_any_import_error_is_reported_with_its_message(tmp_path, monkeypatch):
             raise OSError("libcudart.so.12: cannot open shared object file")
         return sys.modules[name]  # the fakes
 
-    monkeypatch.setattr(doctor, "_import", broken)
+    monkeypatch.setattr(doctor.probe, "_import", broken)
     checks = run_checks(settings(tmp_path, generator_backend="hunyuan3d", **V20), lambda: ONE_GPU)
 
     torch = by_name(checks)["torch"]
@@ -258,7 +258,7 @@ def test_the_depth_default_without_its_model_says_how_to_fetch_it_and_what_runs(
     assert checks["depth"].status == "fail" and checks["depth"].required
     assert "sweedle models pull depth" in checks["depth"].detail
     assert checks["generator"].status == "warn"
-    assert "the app runs silhouette instead" in checks["generator"].detail
+    assert "the app runs the fallback silhouette instead of depth" in checks["generator"].detail
     assert not checks["weights"].required  # Hunyuan3D is not this backend's business
 
 
@@ -271,7 +271,7 @@ def test_hunyuan_without_weights_falls_back_to_depth_or_fails_without_fallback(t
     )
 
     assert fallback["weights"].status == "fail" and fallback["depth"].status == "ok"
-    assert "hunyuan3d cannot run here; the app runs depth instead" in fallback["generator"].detail
+    assert "the fallback depth instead of hunyuan3d" in fallback["generator"].detail
     assert strict["generator"].status == "fail" and "jobs fail" in strict["generator"].detail
 
 

@@ -7,6 +7,7 @@ Tests of the real library skip unless ``hy3dgen.shapegen`` imports.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_without_hy3dgen_the_error_says_what_to_install(monkeypatch: pytest.Monk
 
     message = info.value.message
     assert "hy3dgen" in message
-    assert 'pip install ".[hunyuan]"' in message
+    assert 'pip install -e ".[hunyuan]"' in message
     assert "pip install --no-deps hy3dgen==2.0.2" in message
 
 
@@ -484,6 +485,7 @@ def paint(monkeypatch: pytest.MonkeyPatch, models_dir: Path, fake_torch: FakeTor
     fake_torch.cuda.available = True
     for name in ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0"):
         (models_dir / "tencent/Hunyuan3D-2" / name).mkdir(parents=True)
+        (models_dir / "tencent/Hunyuan3D-2" / name / "model_index.json").write_text("{}")
     write_weights(models_dir)
     FakePipeline.result = [trimesh.creation.icosphere(subdivisions=2)]
     return FakePaint
@@ -517,7 +519,7 @@ def test_low_vram_loads_the_texture_model_per_job_and_a_paint_failure_never_fail
 def test_texture_weights_missing_on_cuda_say_how_to_fetch_them(
     paint: type, models_dir: Path
 ) -> None:
-    (models_dir / "tencent/Hunyuan3D-2" / "hunyuan3d-delight-v2-0").rmdir()
+    shutil.rmtree(models_dir / "tencent/Hunyuan3D-2" / "hunyuan3d-delight-v2-0")
 
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
 

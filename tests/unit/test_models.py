@@ -325,3 +325,85 @@ def test_the_text_to_image_pipeline_is_fetched_by_diffusers_own_download(tmp_pat
     snapshot = Path(done.stdout.split("fetched: ")[1].split()[0])
     assert (snapshot / "model_index.json").is_file()
     assert (snapshot / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+# --- misconfigured and GPU settings, through the command line ----------------------------------
+
+
+def test_a_model_that_cannot_be_looked_up_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    pulled = run(["models", "pull", "rembg"], tmp_path, "http://127.0.0.1:9", REMBG_MODEL="sam")
+    served = run(["serve", "--dry-run"], tmp_path, "http://127.0.0.1:9", REMBG_MODEL="sam")
+
+    assert pulled.returncode == 1 and "Traceback" not in pulled.stderr
+    assert "rembg: failed: ValueError" in pulled.stdout and "prompts" in pulled.stdout
+    assert served.returncode == 0 and "serve run" in served.stdout  # the app still starts
+
+
+def test_rembg_is_pulled_through_rembgs_own_download_from_a_mirror(
+    tmp_path: Path, tiny_onnx: Path
+) -> None:
+    pytest.importorskip("rembg")
+    server = ModelServer({}, files=tiny_onnx.parent).start()
+    mirror = {"REMBG_MODEL": "u2net", "REMBG_DOWNLOAD_URL": f"{server.url}/files/"}
+    mirror["REMBG_HOME"] = str(tmp_path / "rembg")
+    try:
+        refused = run(["models", "pull", "--quiet", "rembg"], tmp_path, server.url, **mirror)
+        accepted = run(
+            ["models", "pull", "--quiet", "rembg"],
+            tmp_path,
+            server.url,
+            MODEL_CHECKSUM_DISABLED="1",  # rembg's own switch: the mirror serves another file
+            **mirror,
+        )
+    finally:
+        server.stop()
+
+    target = tmp_path / "rembg" / "models" / "u2net" / "u2net.onnx"
+    # rembg's MD5 is u2net's: the tiny file served in its place is refused, and nothing kept.
+    assert refused.returncode == 1 and "rembg: failed" in refused.stdout
+    assert "hash" in refused.stdout.lower()
+    assert accepted.returncode == 0 and "rembg: fetched" in accepted.stdout
+    assert target.read_bytes() == tiny_onnx.read_bytes()
+
+
+@pytest.fixture
+def gpu_machine(tmp_path: Path) -> Path:
+    """A folder with an ``nvidia-smi`` that lists one GPU, to put first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA Test (UUID: GPU-00000000)'\n")
+    smi.chmod(0o755)
+    return bin_dir
+
+
+def test_on_a_gpu_machine_serve_pulls_one_hunyuan_weights_file_and_the_fallback(
+    tmp_path: Path, tiny_depth: Path, gpu_machine: Path
+) -> None:
+    repo = tmp_path / "hunyuan-repo"
+    shape = repo / "hunyuan3d-dit-v2-0"
+    shape.mkdir(parents=True)
+    (shape / "config.yaml").write_text("model: {}\n")
+    (shape / "model.fp16.safetensors").write_bytes(b"weights " * 64)
+    (shape / "model.fp16.ckpt").write_bytes(b"the same weights again " * 64)
+    (repo / "hunyuan3d-dit-v2-0-turbo").mkdir()
+    (repo / "hunyuan3d-dit-v2-0-turbo" / "config.yaml").write_text("model: {}\n")
+    server = ModelServer({"tencent/Hunyuan3D-2": repo, DEPTH_REPO: tiny_depth}).start()
+    path = f"{gpu_machine}:{os.environ['PATH']}"
+    try:
+        done = run(["serve", "--dry-run", "--quiet"], tmp_path, server.url, PATH=path)
+        doctor = run(["doctor", "--json"], tmp_path, server.url, PATH=path)
+    finally:
+        server.stop()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "GPU found (GPU 0: NVIDIA Test" in done.stdout and "serve_config.yaml" in done.stdout
+    assert "hunyuan-shape: fetched" in done.stdout and "depth: fetched" in done.stdout
+    assert server.downloads("hunyuan3d-dit-v2-0/model.fp16.safetensors") == 1
+    assert server.downloads("model.fp16.ckpt") == 0  # one format of the two, not 10 GB
+    assert server.downloads("hunyuan3d-dit-v2-0-turbo/config.yaml") == 0
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert (
+        checks["weights"]["status"] == "ok"
+        and "model.fp16.safetensors" in checks["weights"]["detail"]
+    )

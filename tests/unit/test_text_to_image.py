@@ -157,9 +157,9 @@ def test_an_unreachable_hub_id_offline_fails_at_once_saying_how_to_fetch_it(
 
     message = info.value.message
     assert ABSENT in message
-    assert "HF_HUB_OFFLINE" in message
+    assert "only the Hugging Face cache is read" in message
+    assert "`sweedle models pull text-to-image`" in message
     assert f"hf download {ABSENT} --local-dir" in message
-    assert "TEXT_TO_IMAGE_MODEL=" in message
 
 
 @pytest.mark.timeout(30)
@@ -205,16 +205,13 @@ def silent_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.mark.timeout(30)
-def test_a_hub_that_never_answers_fails_after_the_timeout_instead_of_hanging(
-    silent_hub: str,
-) -> None:
+def test_a_replica_never_asks_the_hub_even_one_that_never_answers(silent_hub: str) -> None:
     with pytest.raises(ModelUnavailable) as info:
         TextToImage(ABSENT, device="cpu")
 
     message = info.value.message
     assert ABSENT in message
-    assert "did not answer" in message
-    assert "hf download" in message
+    assert "`sweedle models pull text-to-image`" in message
 
 
 @pytest.mark.timeout(30)
@@ -231,7 +228,7 @@ def test_without_diffusers_the_error_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "diffusers", None)
 
-    with pytest.raises(ModelUnavailable, match=r'pip install "sweedle\[hunyuan\]"'):
+    with pytest.raises(ModelUnavailable, match=r'pip install -e "\.\[hunyuan\]"'):
         TextToImage(str(tiny_folder), device="cpu")
 
 
