@@ -1,7 +1,8 @@
 """Sweedle's benchmark: `make bench`. Figures go to stdout and to BENCHMARKS.md.
 
 It starts the app the way a user does (`serve run configs/cpu.yaml`, a fresh local Ray cluster,
-a fresh database in a temporary folder) and measures, with the CPU (silhouette) backend:
+a fresh database in a temporary folder) and measures, with the CPU backend that runs there (the
+config names `depth`; without its model on disk, as on our machines, the `silhouette` fallback):
 
 - the CPU generator's own time for a 512 px photo at octree 256 (in-process, median of 5);
 - a backlog of jobs: the generator's duty cycle (time generating / wall time from the first
@@ -274,7 +275,8 @@ def render(r: dict) -> str:
 
 Written by `make bench` (bench/run.py) on {r["date"][:19]} UTC.
 Machine: {r["machine"]}.
-App: `serve run configs/cpu.yaml` (silhouette CPU backend), fresh local Ray cluster and SQLite
+App: `serve run configs/cpu.yaml` (the `depth` backend configured; its model cannot be downloaded
+here, so the `silhouette` fallback ran: the app figures are silhouette's), fresh local Ray cluster and SQLite
 database; startup to a ready generator: {r["startup_s"]:.1f} s.
 
 | figure | value | goal |

@@ -18,11 +18,9 @@ from sweedle_core.config import Settings
 from sweedle_core.preprocess.cutout import BackgroundRemover, CutOut
 from sweedle_core.preprocess.flood_fill import BorderFloodFill
 from sweedle_core.preprocess.grabcut import GrabCutCutout
-from sweedle_core.preprocess.masks import soft_alpha
+from sweedle_core.preprocess.masks import MAX_OBJECT_SHARE, soft_alpha
 from sweedle_core.preprocess.rembg_models import REMBG_OFF, RembgRemover
 
-# The share of the photo an object found may cover; outside it the next finder is tried.
-_OBJECT_SHARE = (0.002, 0.97)
 # What runs where no segmentation model does, as the operator is told it.
 CLASSICAL_CUTOUT = "the classical cut-out (flood fill on a plain background, else GrabCut)"
 
@@ -49,8 +47,9 @@ class ClassicalRemover:
         result = image.convert("RGBA")
         for finder in self.finders:
             mask = finder.foreground_mask(rgb)
-            # A "found" object that is a speck or the whole photo is no cut-out: try the next.
-            if mask is not None and _OBJECT_SHARE[0] <= mask.mean() <= _OBJECT_SHARE[1]:
+            # A mask of (nearly) the whole photo found no background: try the next finder. An
+            # empty one is an answer: all background, no object (framing says so).
+            if mask is not None and mask.mean() <= MAX_OBJECT_SHARE:
                 result.putalpha(Image.fromarray(soft_alpha(mask)))
                 return CutOut(result, finder.name)
         result.putalpha(255)

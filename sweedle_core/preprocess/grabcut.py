@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from sweedle_core.preprocess.masks import MAX_OBJECT_SHARE
+
 _GRABCUT_STATE = 65  # the (1, 65) float64 arrays OpenCV keeps its two mixtures in
 _KMEANS_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
 _MIN_SPREAD = 8.0  # RGB units: a flat background still admits sensor noise
@@ -81,7 +83,7 @@ class GrabCutCutout:
             mask = self._refine(rgb, coarse)
         except cv2.error:  # a mixture with too few pixels to learn from: no clear object
             return None
-        return mask if mask.any() else None
+        return mask if mask.any() and mask.mean() <= MAX_OBJECT_SHARE else None
 
     def _coarse(self, rgb: np.ndarray) -> np.ndarray | None:
         small = _resized(rgb, self.coarse_side)

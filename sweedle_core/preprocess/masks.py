@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+# A foreground covering more of the photo than this means no background was found.
+MAX_OBJECT_SHARE = 0.97
+
 
 def touching_border(mask: np.ndarray) -> np.ndarray:
     """The 4-connected regions of ``mask`` that touch the image border."""

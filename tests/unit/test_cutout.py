@@ -119,3 +119,12 @@ def test_real_photos_are_cut_out(name: str) -> None:
     assert alpha[int(by * h), int(bx * w)] == 0
     assert 0.15 < (alpha > 127).mean() < 0.85
     assert BorderFloodFill().foreground_mask(np.asarray(photo)) is None
+
+
+def test_a_blank_photo_is_all_background_so_framing_finds_no_object() -> None:
+    blank = Image.new("RGB", (128, 128), (255, 255, 255))
+
+    cut = ClassicalRemover().remove(blank)
+
+    assert cut.method == "flood_fill"
+    assert np.asarray(cut.image.getchannel("A")).max() == 0
