@@ -45,7 +45,12 @@ from bench.export_chain import render as render_export_chain  # noqa: E402
 from bench.models import render as render_models  # noqa: E402
 from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
-from sweedle_core.preprocess import BorderFloodFill, ImageLimits, ImagePreparer  # noqa: E402
+from sweedle_core.preprocess import (  # noqa: E402
+    BorderFloodFill,
+    ClassicalRemover,
+    ImageLimits,
+    ImagePreparer,
+)
 from tests.serve.client import Sweedle  # noqa: E402
 
 
@@ -65,7 +70,9 @@ def photo(size: int = 512) -> bytes:
 
 
 def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
-    preparer = ImagePreparer(ImageLimits(50_000_000, 40_000_000), 512, BorderFloodFill())
+    preparer = ImagePreparer(
+        ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
+    )
     prepared = preparer.prepare(image_bytes, remove_background=True).image
     generator = SilhouetteGenerator()
     params = GenerationParams(octree_resolution=octree)
@@ -256,7 +263,9 @@ def main() -> None:
 def model_figures(image_bytes: bytes) -> dict:
     from bench.models import hunyuan_figures, preprocessing_figures
 
-    prepared = ImagePreparer(ImageLimits(50_000_000, 40_000_000), 512, BorderFloodFill())
+    prepared = ImagePreparer(
+        ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
+    )
     image = prepared.prepare(image_bytes, remove_background=True).image
     return {"hunyuan": hunyuan_figures(image), "preprocessing": preprocessing_figures(image_bytes)}
 
