@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,14 +33,23 @@ def ray_stop() -> None:
     subprocess.run([ray, "stop", "--force"], cwd=ROOT, capture_output=True, check=True)
 
 
-def stop(app: App, how: str) -> None:
+def stop(app: App, how: str) -> float | None:
+    """Stop the app ``how``; the seconds `serve run` took to exit, None if it had to be killed
+    (what the stop did to the jobs is measured all the same)."""
+    start = time.monotonic()
     if how == "ray stop":
         ray_stop()
-        app.process.wait(60)
     else:
         os.killpg(app.process.pid, signal.SIGINT if how == "Ctrl-C" else signal.SIGTERM)
+    try:
         app.process.wait(120)
+        seconds: float | None = time.monotonic() - start
+    except subprocess.TimeoutExpired:
+        os.killpg(app.process.pid, signal.SIGKILL)
+        app.process.wait(30)
+        seconds = None
     ray_stop()  # whatever the first stop left behind must not help the second run
+    return seconds
 
 
 def check(how: str, data: Path) -> dict:
@@ -51,7 +62,9 @@ def check(how: str, data: Path) -> dict:
         # Stop as soon as the backlog is in: jobs queued, preprocessing, waiting, generating.
         feed.wait_for_each(set(jobs), "job_created", timeout=120)
     done_before = sum(app.client.job(j)["status"] == "completed" for j in jobs)
-    stop(app, how)
+    stop_s = stop(app, how)
+    if stop_s is None:  # keep the log of a stop that hung, to read after the benchmark
+        shutil.copy(data / "serve.log", Path(tempfile.gettempdir()) / f"sweedle-stop-{how}.log")
     before = dict(
         sqlite3.connect(data / "sweedle.db").execute(
             "SELECT status, count(*) FROM generation_jobs GROUP BY status"
@@ -77,6 +90,7 @@ def check(how: str, data: Path) -> dict:
     )
     return {
         "stopped_with": how,
+        "stop_s": stop_s,
         "jobs": JOBS,
         "completed_when_stopped": done_before,
         "status_at_stop": before,
