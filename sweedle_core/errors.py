@@ -14,6 +14,11 @@ def unwrapped(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for reports that list one problem per line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 class SweedleError(Exception):
     """Base of every error a user may be shown."""
 

@@ -9,11 +9,13 @@ the config's ``args.settings`` on top.
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from sweedle_core.config import Settings
 
@@ -30,6 +32,14 @@ class ServeConfig:
     def settings(self) -> Settings:
         """The app's settings under this config (the environment, then ``args.settings``)."""
         return Settings(**app_settings(self.path))
+
+    def settings_or_say(self, command: str) -> Settings | None:
+        """The settings, or None after telling the user on stderr why they are invalid."""
+        try:
+            return self.settings()
+        except (ValidationError, ValueError) as exc:
+            print(f"sweedle {command}: the settings are invalid:\n{exc}", file=sys.stderr)
+            return None
 
 
 def chosen_config(path: str | Path | None = None) -> ServeConfig:

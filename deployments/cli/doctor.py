@@ -17,8 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from deployments.cli.configs import chosen_config, listed_gpus
 from sweedle_core.doctor import RayGpus, exit_code, format_report, report_data, run_checks
 
@@ -126,10 +124,8 @@ def local_gpus() -> tuple[float, str]:
 
 def doctor(args: argparse.Namespace) -> int:
     config = chosen_config(args.config)
-    try:
-        settings = config.settings()
-    except (ValidationError, ValueError) as exc:
-        print(f"sweedle doctor: the settings are invalid:\n{exc}", file=sys.stderr)
+    settings = config.settings_or_say("doctor")
+    if settings is None:
         return 2
     checks = run_checks(settings, ray_gpus, config=config.why)
     if args.json:

@@ -12,16 +12,14 @@ import json
 import sys
 from typing import Any
 
-from pydantic import ValidationError
-
 from deployments.cli.configs import chosen_config
-from sweedle_core.config import Settings
+from sweedle_core.errors import one_line
 from sweedle_core.models.catalog import Model, models_for, select
 from sweedle_core.models.pull import Pulled, pull
 
 
 def list_models(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = chosen_config(args.config).settings_or_say("models list")
     if settings is None:
         return 2
     rows = [_listed(model, args.verify) for model in models_for(settings)]
@@ -37,7 +35,7 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def pull_models(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = chosen_config(args.config).settings_or_say("models pull")
     if settings is None:
         return 2
     try:
@@ -65,7 +63,7 @@ def _listed(model: Model, verify: bool) -> dict[str, Any]:
         source = model.source.describe()
     except Exception as exc:  # a misconfigured model: list it, saying why
         found, source = None, "?"
-        status = f"cannot be looked up: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        status = f"cannot be looked up: {one_line(exc)}"
     return {
         "name": model.name,
         "status": status,
@@ -77,15 +75,6 @@ def _listed(model: Model, verify: bool) -> dict[str, Any]:
         "size": model.size,
         "without": model.without,
     }
-
-
-def _settings(args: argparse.Namespace) -> Settings | None:
-    try:
-        settings = chosen_config(args.config).settings()
-    except (ValidationError, ValueError) as exc:
-        print(f"sweedle models: the settings are invalid:\n{exc}", file=sys.stderr)
-        return None
-    return settings
 
 
 def _say(line: str) -> None:

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from deployments.cli.configs import chosen_config
 from deployments.cli.models import report
 from sweedle_core.doctor import check_shape_packages
@@ -24,10 +22,8 @@ from sweedle_core.models.pull import pull
 def serve(args: argparse.Namespace) -> int:
     config = chosen_config(args.config)
     say(config.why)
-    try:
-        settings = config.settings()
-    except (ValidationError, ValueError) as exc:
-        print(f"sweedle serve: the settings are invalid:\n{exc}", file=sys.stderr)
+    settings = config.settings_or_say("serve")
+    if settings is None:
         return 2
     wanted = [m for m in models_for(settings) if m.wanted]
     if args.no_pull or hub.offline():

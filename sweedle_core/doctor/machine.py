@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sweedle_core.config import Settings
-from sweedle_core.doctor.probe import Check, describe, package_version, try_import
+from sweedle_core.doctor.probe import Check, package_version, try_import
+from sweedle_core.errors import one_line
 from sweedle_core.generation.hunyuan_weights import HUNYUAN_INSTALL
 from sweedle_core.hy3dshape_setup import missing_message
 
@@ -51,7 +52,7 @@ def check_torch(settings: Settings, v21: bool) -> tuple[list[Check], bool]:
         count = int(torch.cuda.device_count()) if cuda else 0
         why = f"a CUDA {build} build that sees no CUDA device" if build else "a CPU-only build"
     except Exception as exc:  # a broken driver or CUDA library
-        cuda, count, why = False, 0, f"CUDA fails: {describe(exc)}"
+        cuda, count, why = False, 0, f"CUDA fails: {one_line(exc)}"
     if not cuda:
         if settings.device == "cuda":
             detail = f"{version}, {why}, and DEVICE=cuda: hunyuan3d will not load"
@@ -72,7 +73,7 @@ def check_gpu(torch: Any, index: int, settings: Settings, v21: bool) -> Check:
         props = torch.cuda.get_device_properties(index)
         vram = float(props.total_memory) / 1e9
     except Exception as exc:
-        return Check(name, "warn", f"cannot read its properties: {describe(exc)}")
+        return Check(name, "warn", f"cannot read its properties: {one_line(exc)}")
     family = "2.1" if v21 else "2.0"
     shape = SHAPE_GB[family]
     texture_family = "2.1" if "2.1" in settings.hunyuan_texture_model_path else "2.0"
@@ -117,7 +118,7 @@ def check_ray(settings: Settings, ray_gpus: Callable[[], RayGpus]) -> Check:
     try:
         answer = ray_gpus()
     except Exception as exc:
-        answer = f"the Ray probe failed: {describe(exc)}"
+        answer = f"the Ray probe failed: {one_line(exc)}"
     if isinstance(answer, str):
         return Check("ray", "warn", answer)
     gpus, where = answer

@@ -106,10 +106,10 @@ def check_rembg(settings: Settings) -> Check:
 
 def check_text_to_image(settings: Settings) -> Check:
     """The text-to-image pipeline for text-to-3D: a local folder or a hub id in the cache."""
-    from sweedle_core.models.catalog import models_for
+    from sweedle_core.models.catalog import text_to_image_model
 
     name = "text-to-image"
-    model = next((m for m in models_for(settings) if m.name == name), None)
+    model = text_to_image_model(settings)
     if model is None:
         return Check(name, "info", "text-to-3D disabled; set TEXT_TO_IMAGE_MODEL to enable it")
     missing = "text-to-3D requests will fail"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
+from sweedle_core.errors import one_line
+
 Status = Literal["ok", "warn", "fail", "info"]
 _import = importlib.import_module  # one seam, so tests can make an import fail any way
 
@@ -28,7 +30,7 @@ def try_import(name: str) -> tuple[ModuleType | None, str]:
     try:
         return _import(name), ""
     except Exception as exc:
-        return None, describe(exc)
+        return None, one_line(exc)
 
 
 def package_version(distribution: str) -> str | None:
@@ -37,7 +39,3 @@ def package_version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -35,7 +35,6 @@ import numpy as np
 import trimesh
 from PIL import Image
 from scipy import ndimage
-from skimage.measure import marching_cubes
 
 from sweedle_core.devices import TORCH_INSTALL, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
@@ -44,6 +43,7 @@ from sweedle_core.generation.grid import (
     image_grid,
     signed_distance,
     smaller_extent,
+    surface,
     surface_cells,
     to_mesh,
 )
@@ -213,11 +213,6 @@ def _solid_surface(
         solid = (front - height) * (height - back)
         outside = -(np.square(height - rim) + np.square(sd))
         field[..., k] = np.where(inside, solid, outside)
-    try:
-        verts, faces, _, _ = marching_cubes(field, level=0.0, mask=surface_cells(field))
-    except (ValueError, RuntimeError) as exc:
-        raise GenerationFailed(f"no surface found: {exc}") from exc
-    if len(faces) == 0:
-        raise GenerationFailed("no surface found")
+    verts, faces = surface(field, surface_cells(field))
     verts[:, 2] += z_low
-    return verts.astype(np.float32), faces.astype(np.int32)
+    return verts, faces

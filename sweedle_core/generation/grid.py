@@ -13,6 +13,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 from scipy import ndimage
+from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.mesh_io import signed_volume
@@ -149,6 +150,18 @@ def smaller_extent(sd: np.ndarray) -> int:
     """The smaller of the object's width and height, in cells."""
     rows, cols = np.nonzero(sd > 0)
     return int(min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+
+
+def surface(field: np.ndarray, cell_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes at ``field = 0`` in the cells of ``cell_mask``: vertices ``(n, 3)
+    float32`` in (row, col, z) cell units and faces ``(m, 3) int32``, or `GenerationFailed`."""
+    try:
+        verts, faces, _, _ = marching_cubes(field, level=0.0, mask=cell_mask)
+    except (ValueError, RuntimeError) as exc:
+        raise GenerationFailed(f"no surface found: {exc}") from exc
+    if len(faces) == 0:
+        raise GenerationFailed("no surface found")
+    return verts.astype(np.float32), faces.astype(np.int32)
 
 
 def surface_cells(field: np.ndarray) -> np.ndarray:

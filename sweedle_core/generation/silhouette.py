@@ -31,10 +31,15 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 from PIL import Image
-from skimage.measure import marching_cubes
 
-from sweedle_core.errors import GenerationFailed
-from sweedle_core.generation.grid import PAD, image_grid, signed_distance, smaller_extent, to_mesh
+from sweedle_core.generation.grid import (
+    PAD,
+    image_grid,
+    signed_distance,
+    smaller_extent,
+    surface,
+    to_mesh,
+)
 from sweedle_core.generation.image_colors import sample_bilinear
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
 from sweedle_core.params import GenerationParams
@@ -67,7 +72,7 @@ class SilhouetteGenerator:
         field, cell_mask = _volume(_inflate(sd))
 
         on_progress(0.8, "surface")
-        front, front_faces = _surface(field, cell_mask)
+        front, front_faces = surface(field, cell_mask)  # open along the middle plane z = 0
         verts, faces, source = _mirror(front, front_faces)
 
         on_progress(0.95, "colour")
@@ -114,20 +119,6 @@ def _volume(height_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cell_mask = np.zeros(field.shape, dtype=bool)
     cell_mask[1:, 1:, 1:] = (h_min[:, :, None] <= z_sq[1:]) & (h_max[:, :, None] >= z_sq[:-1])
     return field, cell_mask
-
-
-def _surface(field: np.ndarray, cell_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices ``(n, 3) float32`` in (row, col, z) cell units and faces ``(m, 3) int32``.
-
-    The front half's surface is open along the middle plane ``z = 0``, where it is cut.
-    """
-    try:
-        verts, faces, _, _ = marching_cubes(field, level=0.0, mask=cell_mask)
-    except (ValueError, RuntimeError) as exc:
-        raise GenerationFailed(f"no surface found: {exc}") from exc
-    if len(faces) == 0:
-        raise GenerationFailed("no surface found")
-    return verts.astype(np.float32), faces.astype(np.int32)
 
 
 def _mirror(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -157,7 +158,7 @@ class RembgStock:
     mirror: str = ""
 
     def describe(self) -> str:
-        return f"rembg {self.model} from {self._download().url}"
+        return f"rembg {self.model} from {self.download.url}"
 
     def find(self) -> Path | None:
         return next(
@@ -168,17 +169,19 @@ class RembgStock:
         from sweedle_core.models.rembg_fetch import file_is_intact
 
         found = self.find()  # one file of ~176 MB: always checked
-        return [] if found is None or file_is_intact(self._download(), found) else [str(found)]
+        return [] if found is None or file_is_intact(self.download, found) else [str(found)]
 
     def url(self) -> str | None:
-        return self._download().url
+        return self.download.url
 
     def fetch(self, progress: bool) -> Path:
         from sweedle_core.models.rembg_fetch import fetch
 
-        return fetch(self._download(), progress)
+        return fetch(self.download, progress)
 
-    def _download(self) -> RembgDownload:
+    @cached_property
+    def download(self) -> RembgDownload:
+        """rembg's own URL, checksum and file for the model, read once (it imports rembg)."""
         from sweedle_core.models.rembg_fetch import rembg_download
 
         return rembg_download(self.model, self.mirror, self.u2net_home)
@@ -236,7 +239,7 @@ def models_for(settings: Settings) -> list[Model]:
         _depth(settings, wanted=backend == "depth" or (backend == "hunyuan3d" and fallback)),
         _hunyuan_shape(settings, wanted=backend == "hunyuan3d"),
         _hunyuan_texture(settings, wanted=backend == "hunyuan3d" and painting_possible()),
-        _text_to_image(settings),
+        text_to_image_model(settings),
     ]
     return [m for m in models if m is not None]
 
@@ -353,7 +356,8 @@ def _hunyuan_texture(settings: Settings, wanted: bool) -> Model:
     return Model("hunyuan-texture", service, source, "~10 GB", without, wanted, why)
 
 
-def _text_to_image(settings: Settings) -> Model | None:
+def text_to_image_model(settings: Settings) -> Model | None:
+    """The text-to-image pipeline TEXT_TO_IMAGE_MODEL names, None when text-to-3D is off."""
     model = settings.text_to_image_model.strip()
     if not model:
         return None

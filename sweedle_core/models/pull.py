@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from sweedle_core.errors import one_line
 from sweedle_core.models import hub
 from sweedle_core.models.catalog import Model
 
@@ -34,7 +35,7 @@ def pull(
         try:
             pulled.append(_pull_one(model, progress, say, thorough))
         except Exception as exc:  # a misconfigured model, a library missing: say it, go on
-            pulled.append(_failed(model, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+            pulled.append(_failed(model, one_line(exc)))
     return pulled
 
 
