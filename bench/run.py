@@ -88,10 +88,12 @@ def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
 class App:
     """`serve run configs/cpu.yaml` in a fresh cluster, with its data in a temporary folder."""
 
-    def __init__(self, data: Path, port: int = 8000) -> None:
+    def __init__(self, data: Path, port: int = 8000, env: dict[str, str] | None = None) -> None:
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a fresh cluster
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data / 'sweedle.db'}"
         env["STORAGE_DIR"] = str(data / "storage")
+        env.update(extra)
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "serve"), "run", "configs/cpu.yaml"],
@@ -258,6 +260,10 @@ def main() -> None:
 
     results["library"] = library()
     print(json.dumps(results["library"], indent=2), flush=True)
+    from bench.storage import main as storage  # two more apps of its own, one on S3
+
+    results["storage"] = storage()
+    print(json.dumps(results["storage"], indent=2), flush=True)
     report = render(results)
     print(report)
     if args.write:
@@ -280,6 +286,7 @@ def _stop_time(seconds: float | None) -> str:
 
 def render(r: dict) -> str:
     from bench.library import render as render_library  # imports bench.run: not at the top
+    from bench.storage import render as render_storage
 
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -328,6 +335,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 {render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
+{render_storage(r["storage"])}
 
 Raw figures:
 

@@ -9,12 +9,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray.serve import Application
 
+from deployments.cluster_check import refuse_relative_paths
 from deployments.export import Exporter
 from deployments.generate import Generator
 from deployments.ingress import Ingress
 from deployments.preprocess import Preprocessor
 from deployments.text_to_image import TextToImage
 from sweedle_core.config import Settings
+from sweedle_core.db.engine import SQLITE_PREFIX, sqlite_file
 
 
 class AppArgs(BaseModel):
@@ -34,7 +36,9 @@ class AppArgs(BaseModel):
 
 def build_app(args: AppArgs) -> Application:
     """The Serve application; `args` is the config's `args:` block, validated."""
-    settings = resolve_paths(Settings(**args.settings))
+    given = Settings(**args.settings)
+    refuse_relative_paths(given)
+    settings = resolve_paths(given)
     painter = TextToImage.bind(settings)
     preprocessor = Preprocessor.bind(settings, painter)
     exporter = Exporter.bind(settings)
@@ -45,11 +49,9 @@ def build_app(args: AppArgs) -> Application:
 def resolve_paths(settings: Settings) -> Settings:
     """Relative paths are taken from where the app is started, the same in every replica."""
     updates: dict[str, Any] = {"storage_dir": settings.storage_dir.resolve()}
-    prefix = "sqlite+aiosqlite:///"
-    if settings.database_url.startswith(prefix):
-        path = settings.database_url[len(prefix) :]
-        if path and path != ":memory:" and not path.startswith("/"):
-            updates["database_url"] = prefix + str(Path(path).resolve())
+    path = sqlite_file(settings.database_url)
+    if path is not None and not Path(path).is_absolute():
+        updates["database_url"] = SQLITE_PREFIX + str(Path(path).resolve())
     return settings.model_copy(update=updates)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import ray
 
+from sweedle_core.access.keys import may_see
+
 log = logging.getLogger("ray.serve")
 
 POLL_TIMEOUT_S = 15.0
@@ -30,7 +32,7 @@ class Subscription:
     def wants(self, event: dict[str, Any]) -> bool:
         if event["type"] == "queue_status":
             return True
-        if self.sees is not None and event.get("owner") != self.sees:
+        if not may_see(self.sees, event.get("owner")):
             return False
         return self.job_id is None or event.get("job_id") == self.job_id
 

@@ -18,19 +18,18 @@ from deployments.job_queue import find_job_queue
 from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
-from sweedle_core.export.pipeline import ExportOptions, Progress, export_asset
+from sweedle_core.export.pipeline import ExportOptions, Progress
 from sweedle_core.export.thumbnail_generator import opengl_unavailable_reason
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Exporter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage = Storage(settings.storage_dir).ensure()
         self.exports = AssetExports(
-            self.storage,
+            build_storage(settings),
             QuantizationSettings(position=settings.draco_position_bits),
             settings.draco_compression_level,
             settings.export_allowed_roots,
@@ -54,16 +53,17 @@ class Exporter:
             draco_quantization=self.exports.quantization,
             draco_level=self.settings.draco_compression_level,
         )
-        result = await asyncio.to_thread(
-            export_asset,
-            self.storage.path(ticket.raw_mesh_path),
-            self.storage.asset_dir(ticket.asset_id),
+        stored = await asyncio.to_thread(
+            self.exports.chain,
+            ticket.asset_id,
+            ticket.raw_mesh_path,
             options,
             self._job_progress(ticket.job_id),
         )
+        result = stored.result
         return ExportOutcome(
-            model_path=self.storage.relative(result.model_path),
-            thumbnail_path=self.storage.relative(result.thumbnail_path),
+            model_path=stored.model_key,
+            thumbnail_path=stored.thumbnail_key,
             vertex_count=result.vertex_count,
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
@@ -101,7 +101,7 @@ class Exporter:
         )
 
     async def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:
-        return self.exports.bundle_file(asset_id, name, engine)
+        return await asyncio.to_thread(self.exports.bundle_file, asset_id, name, engine)
 
     async def validate(self, asset_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.exports.validate, asset_id)

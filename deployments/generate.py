@@ -21,7 +21,7 @@ from sweedle_core.generation.registry import build_generator
 from sweedle_core.generation.runner import run_generation
 from sweedle_core.jobs.coordinator import describe_error
 from sweedle_core.jobs.tickets import GenerateTicket
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 
 log = logging.getLogger("ray.serve")
 
@@ -75,7 +75,7 @@ class Generator:
         self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
     ) -> None:
         self.settings = settings
-        self.storage = Storage(settings.storage_dir).ensure()
+        self.storage = build_storage(settings)
         self.worker = serve.get_replica_context().replica_id.unique_id
         self.queue = get_job_queue(settings, preprocessor, exporter)
         self.metrics = GeneratorMetrics(self.worker)
@@ -150,7 +150,8 @@ class Generator:
 
     async def _heartbeat(self, relay: ProgressRelay) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            # Several heartbeats per lease: one lost in a busy moment costs no job.
+            await asyncio.sleep(min(HEARTBEAT_S, self.settings.generator_lease_s / 4))
             if not await self.queue.heartbeat.remote(relay.ticket.job_id, self.worker):
                 relay.stop.set()
 
@@ -160,6 +161,8 @@ class Generator:
 
     async def __del__(self) -> None:
         """Serve's graceful shutdown: stop claiming, give a running job back to the queue."""
+        if not hasattr(self, "_loop_task"):
+            return  # __init__ failed before the work loop started: nothing to stop
         self._stopping = True
         if self._relay is not None:
             self._relay.stop.set()

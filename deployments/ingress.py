@@ -23,7 +23,7 @@ from deployments.submission import Submission
 from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 
 log = logging.getLogger("ray.serve")
 
@@ -45,7 +45,7 @@ class Ingress:
         # through its handle: its replicas pull work from the queue.
         del generator
         store = Store.from_url(settings.database_url)
-        storage = Storage(settings.storage_dir).ensure()
+        storage = build_storage(settings)
         queue = get_job_queue(settings, preprocessor, exporter)
         ray.get(queue.ready.remote())  # the schema is migrated before the first request
         self.services = Services(
@@ -60,14 +60,18 @@ class Ingress:
             submission=Submission(settings, store, storage, preprocessor, queue),
             broadcaster=Broadcaster(queue),
         )
-        self._watchdog = asyncio.get_event_loop().create_task(self._warn_while_no_generator())
+        self._watchdog = asyncio.get_event_loop().create_task(self._warn_while_unusable())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.services)
 
-    async def _warn_while_no_generator(self) -> None:
-        """Say plainly in the log, again and again, when generation cannot happen."""
+    async def _warn_while_unusable(self) -> None:
+        """Say plainly in the log, again and again, when generation cannot happen (the store
+        is checked at once: a wrong STORAGE_URL should be seen at start)."""
         while True:
+            storage = await self.services.storage_state()
+            if storage["problem"]:
+                log.warning("the file store cannot be used: %s", storage["problem"])
             await asyncio.sleep(NO_GENERATOR_WARNING_S)
             try:
                 status = await self.services.queue.status.remote()

@@ -10,19 +10,24 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ray
 from ray.serve.handle import DeploymentHandle
 
+from deployments.cluster_check import alive_nodes, check_cluster
 from deployments.metrics import RayQueueMetrics
+from sweedle_core.cluster import write_marker
 from sweedle_core.config import Settings
 from sweedle_core.db.engine import migrate_async
 from sweedle_core.db.models import WebhookDelivery
 from sweedle_core.db.store import Store
+from sweedle_core.errors import WorkerLost
 from sweedle_core.jobs.coordinator import JobCoordinator
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket, PrepareOutcome, PrepareTicket
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 from sweedle_core.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("ray.serve")
@@ -36,10 +41,35 @@ class HandleWorkers:
         self.exporter = exporter
 
     async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome:
-        return await self.preprocessor.prepare.remote(ticket)
+        with worker_lost_is_said():
+            return await self.preprocessor.prepare.remote(ticket)
 
     async def export(self, ticket: ExportTicket) -> ExportOutcome:
-        return await self.exporter.export.remote(ticket)
+        with worker_lost_is_said():
+            return await self.exporter.export.remote(ticket)
+
+
+# Ray's errors for work whose process, node or result is gone: the machine's fault, not the job's.
+WORKER_LOST = (
+    ray.exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError...
+)
+
+
+@contextmanager
+def worker_lost_is_said() -> Iterator[None]:
+    """Turn Ray's lost-worker errors into `WorkerLost`, which the coordinator retries."""
+    try:
+        yield
+    except WORKER_LOST as exc:
+        said = (str(exc).strip().splitlines() or ["no message"])[0][:300]
+        raise WorkerLost(f"{type(exc).__name__}: {said}") from exc
+
+
+# Ray gives the head node this resource; asking for a sliver of it pins an actor there.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 
 def settings_fingerprint(settings: Settings) -> str:
@@ -69,15 +99,20 @@ class JobQueue:
         )
         self.coordinator = JobCoordinator(
             self.store,
-            Storage(settings.storage_dir).ensure(),
+            build_storage(settings),
             HandleWorkers(preprocessor, exporter),
             preprocess_concurrency=settings.preprocess_concurrency,
             reconcile_s=settings.reconcile_interval_s,
+            stage_attempts=settings.stage_max_attempts,
+            lease_s=settings.generator_lease_s,
             metrics=RayQueueMetrics(),
             webhooks=self.webhooks,
         )
         self._started: asyncio.Task[None] | None = None
         self._rescans: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self.cluster: dict[str, Any] = {"nodes": 1, "problems": []}  # the last check's finding
+        self._marker: str | None = None  # the token written into STORAGE_DIR at start
 
     async def ready(self) -> str:
         """Waits until the schema is migrated and the queue rebuilt; returns the fingerprint."""
@@ -90,6 +125,8 @@ class JobQueue:
         return settings_fingerprint(self.settings)
 
     async def _start(self) -> None:
+        await self._check_cluster()  # said in /health from the first request on
+        self._watching = asyncio.get_running_loop().create_task(self._watch_cluster())
         await migrate_async(self.settings.database_url)
         await self.coordinator.start()
         if self.webhooks is not None:
@@ -178,7 +215,29 @@ class JobQueue:
 
     async def status(self) -> dict[str, Any]:
         await self.ready()
-        return self.coordinator.status()
+        return {**self.coordinator.status(), "cluster": self.cluster}
+
+    async def _watch_cluster(self) -> None:
+        """Check on every reconcile that every node reaches one database and sees one file
+        store (the first check ran at start); say it in the log when that changes."""
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+            await self._check_cluster()
+
+    async def _check_cluster(self) -> None:
+        said = self.cluster["problems"]
+        try:
+            if self._marker is None and not self.settings.storage_url:
+                self._marker = await asyncio.to_thread(write_marker, self.settings.storage_dir)
+            problems = await check_cluster(self.settings, self._marker)
+            nodes = len(await asyncio.to_thread(alive_nodes))
+        except Exception as exc:  # the check must not end for good on a hiccup
+            log.exception("cluster check failed; the next pass tries again")
+            problems, nodes = [f"the cluster check failed: {exc}"], self.cluster["nodes"]
+        self.cluster = {"nodes": nodes, "problems": problems}
+        if problems != said:
+            for problem in problems:
+                log.error("cluster set-up: %s", problem)
 
     async def jobs(self) -> list[dict[str, Any]]:
         await self.ready()
@@ -202,6 +261,7 @@ def get_job_queue(
         max_task_retries=-1,
         max_concurrency=10_000,
         num_cpus=0,
+        resources=settings.job_queue_resources or {HEAD_NODE_RESOURCE: 0.001},
     )
     actor_class = ray.remote(JobQueue)
     actor = actor_class.options(**options).remote(settings, preprocessor, exporter)

@@ -12,13 +12,13 @@ from ray.serve.handle import DeploymentHandle
 from sweedle_core.config import Settings
 from sweedle_core.jobs.tickets import PrepareOutcome, PrepareTicket
 from sweedle_core.preprocess import ImageInfo, ImagePreparer, inspect_image
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Preprocessor:
     def __init__(self, settings: Settings, painter: DeploymentHandle) -> None:
-        self.storage = Storage(settings.storage_dir).ensure()
+        self.storage = build_storage(settings)
         self.preparer = ImagePreparer.from_settings(settings)
         self.painter = painter  # the TextToImage deployment, for text-to-3d jobs
 
@@ -39,11 +39,12 @@ class Preprocessor:
 
     async def prepare(self, ticket: PrepareTicket) -> PrepareOutcome:
         start = time.perf_counter()
-        if ticket.prompt is not None and not self.storage.path(ticket.input_path).is_file():
+        painted = await asyncio.to_thread(self.storage.exists, ticket.input_path)
+        if ticket.prompt is not None and not painted:
             await self.painter.render.remote(ticket)
-        data = await asyncio.to_thread(self.storage.path(ticket.input_path).read_bytes)
+        data = await asyncio.to_thread(self.storage.get, ticket.input_path)
         prepared = await asyncio.to_thread(self.preparer.prepare, data, ticket.remove_background)
         buffer = io.BytesIO()
         await asyncio.to_thread(prepared.image.save, buffer, "PNG")
-        self.storage.write_bytes(ticket.prepared_path, buffer.getvalue())
+        await asyncio.to_thread(self.storage.put, ticket.prepared_path, buffer.getvalue())
         return PrepareOutcome(background=prepared.background, seconds=time.perf_counter() - start)

@@ -1,8 +1,8 @@
-"""Taking an upload in: validate, store, record, enqueue — all or nothing."""
+"""Taking a submission in over HTTP: its options, its upload read within the limit, the
+rules of `sweedle_core.jobs.intake`, the queue told."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -14,17 +14,12 @@ from pydantic import BaseModel, Field, field_validator
 from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.access.keys import Caller
-from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.config import Settings
-from sweedle_core.db.models import GenerationJob, new_id
-from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
-from sweedle_core.errors import (
-    IdempotencyConflict,
-    ImageTooLarge,
-    TextToImageDisabled,
-    WebhooksDisabled,
-)
+from sweedle_core.db.models import GenerationJob
+from sweedle_core.db.store import Store
+from sweedle_core.errors import ImageTooLarge, TextToImageDisabled, WebhooksDisabled
 from sweedle_core.idempotency import idempotency
+from sweedle_core.jobs.intake import Intake, NewJob, Taken
 from sweedle_core.params import GenerationParams, OutputFormat, Priority
 from sweedle_core.preprocess import ImageInfo
 from sweedle_core.schemas import SubmitResponse
@@ -104,6 +99,9 @@ class TextTo3DRequest(GenerationOptions):
 
 
 class Submission:
+    """The ingress's side of taking a job in: the upload read within its limit, the image
+    inspected by the Preprocessor, the rules of `Intake`, then the queue told."""
+
     def __init__(
         self,
         settings: Settings,
@@ -113,8 +111,12 @@ class Submission:
         queue: ray.actor.ActorHandle,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.storage = storage
+        self.intake = Intake(
+            store,
+            storage,
+            settings.generator_backend,
+            timedelta(hours=settings.idempotency_ttl_hours),
+        )
         self.preprocessor = preprocessor
         self.queue = queue
 
@@ -127,33 +129,19 @@ class Submission:
         data = await _read_capped(file, self.settings.max_upload_bytes)
         request = (data, form.model_dump_json().encode(), (file.filename or "").encode())
         once = idempotency(caller.owner, key, *request) if key else None
-        if once is not None and (replayed := await self._replay(once)) is not None:
-            return replayed, True
-        await self._check_waiting(caller)
+        if (replayed := await self.intake.replay(once)) is not None:
+            return _submitted(replayed.job), True
+        await self.intake.check_waiting(caller)
         info: ImageInfo = await self.preprocessor.inspect.remote(data)
-        asset_id = new_id()
-        input_path = Storage.input_name(asset_id, info.format)
-        await asyncio.to_thread(self.storage.write_bytes, input_path, data)
-        try:
-            job = await self.store.create_job(
-                name=form.name or _stem(file.filename) or "untitled",
-                params=params,
-                priority=form.priority,
-                original_filename=file.filename,
-                input_path=input_path,
-                asset_id=asset_id,
-                generator=self.settings.generator_backend,
-                owner=caller.owner,
-                webhook_url=webhook_url,
-                idempotency=once,
-            )
-        except IdempotencyTaken:
-            self.storage.remove_asset(asset_id)
-            return await self._replay_raced(once), True
-        except BaseException:
-            self.storage.remove_asset(asset_id)  # no file without its rows
-            raise
-        return await self._enqueue(job), False
+        new = NewJob(
+            name=form.name or _stem(file.filename) or "untitled",
+            params=params,
+            priority=form.priority,
+            caller=caller,
+            webhook_url=webhook_url,
+            original_filename=file.filename,
+        )
+        return await self._enqueue(await self.intake.take_image(new, data, info.format, once))
 
     async def submit_text(
         self, request: TextTo3DRequest, caller: Caller, key: str | None
@@ -167,27 +155,18 @@ class Submission:
             )
         webhook_url = self._webhook_url(request)
         once = idempotency(caller.owner, key, request.model_dump_json().encode()) if key else None
-        if once is not None and (replayed := await self._replay(once)) is not None:
-            return replayed, True
-        await self._check_waiting(caller)
-        asset_id = new_id()
-        try:
-            job = await self.store.create_job(
-                name=request.name or request.prompt[:80],
-                params=request.params(self.settings),
-                priority=request.priority,
-                original_filename=None,
-                input_path=Storage.input_name(asset_id, "PNG"),
-                asset_id=asset_id,
-                generator=self.settings.generator_backend,
-                prompt=request.prompt,
-                owner=caller.owner,
-                webhook_url=webhook_url,
-                idempotency=once,
-            )
-        except IdempotencyTaken:
-            return await self._replay_raced(once), True
-        return await self._enqueue(job), False
+        if (replayed := await self.intake.replay(once)) is not None:
+            return _submitted(replayed.job), True
+        await self.intake.check_waiting(caller)
+        new = NewJob(
+            name=request.name or request.prompt[:80],
+            params=request.params(self.settings),
+            priority=request.priority,
+            caller=caller,
+            webhook_url=webhook_url,
+            prompt=request.prompt,
+        )
+        return await self._enqueue(await self.intake.take_text(new, once))
 
     def _webhook_url(self, options: GenerationOptions) -> str | None:
         url = options.webhook_url or self.settings.webhook_url or None
@@ -198,40 +177,14 @@ class Submission:
             )
         return url
 
-    async def _replay(self, once: Idempotency) -> SubmitResponse | None:
-        """The first job of an Idempotency-Key, if the key was used before with this request."""
-        ttl = timedelta(hours=self.settings.idempotency_ttl_hours)
-        found = await self.store.idempotent_job(once.record_id, ttl)
-        if found is None:
-            return None
-        request_hash, job = found
-        if request_hash != once.request_hash:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was used for a different request (another file or other "
-                f"options) which made job {job.id}; use a new key for a new request"
-            )
-        return _submitted(job)
-
-    async def _replay_raced(self, once: Idempotency | None) -> SubmitResponse:
-        """A request with the same key was recorded while this one was being taken in."""
-        assert once is not None
-        replayed = await self._replay(once)
-        if replayed is None:
-            raise IdempotencyConflict("this Idempotency-Key is being used; try again")
-        return replayed
-
-    async def _check_waiting(self, caller: Caller) -> None:
-        if caller.owner is not None and caller.max_waiting_jobs:
-            waiting = await self.store.library.waiting_jobs(caller.owner)
-            waiting_jobs_exceeded(waiting, caller.max_waiting_jobs)
-
-    async def _enqueue(self, job: GenerationJob) -> SubmitResponse:
-        try:
-            await self.queue.submit.remote(job.id)
-        except ray.exceptions.RayError as exc:
-            # The job is in the database: the queue adopts it when it is back.
-            log.warning("job %s recorded but the queue is unreachable: %s", job.id, exc)
-        return _submitted(job)
+    async def _enqueue(self, taken: Taken) -> tuple[SubmitResponse, bool]:
+        if not taken.replayed:
+            try:
+                await self.queue.submit.remote(taken.job.id)
+            except ray.exceptions.RayError as exc:
+                # The job is in the database: the queue adopts it when it is back.
+                log.warning("job %s recorded but the queue is unreachable: %s", taken.job.id, exc)
+        return _submitted(taken.job), taken.replayed
 
 
 def _submitted(job: GenerationJob) -> SubmitResponse:

@@ -20,7 +20,7 @@ from sweedle_core.config import Settings
 from sweedle_core.errors import JobCancelled, ModelUnavailable, TextToImageDisabled
 from sweedle_core.jobs.coordinator import describe_error
 from sweedle_core.jobs.tickets import PrepareTicket
-from sweedle_core.storage import Storage
+from sweedle_core.storage import build_storage
 from sweedle_core.text_to_image import TextToImage as TextToImageModel
 
 log = logging.getLogger("ray.serve")
@@ -30,7 +30,7 @@ log = logging.getLogger("ray.serve")
 class TextToImage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage = Storage(settings.storage_dir).ensure()
+        self.storage = build_storage(settings)
         self.model: TextToImageModel | None = None
         self.state, self.detail = "disabled", "TEXT_TO_IMAGE_MODEL is not set"
         self._loaded: asyncio.Task[None] | None = None
@@ -75,4 +75,4 @@ class TextToImage:
         )
         buffer = io.BytesIO()
         await asyncio.to_thread(image.save, buffer, "PNG")
-        await asyncio.to_thread(self.storage.write_bytes, ticket.input_path, buffer.getvalue())
+        await asyncio.to_thread(self.storage.put, ticket.input_path, buffer.getvalue())

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sweedle_core.storage.layout import parse_s3_url
+
 GeneratorBackend = str  # one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins
 # The built-in generators: the CPU preview, the CPU depth model, Hunyuan3D on a GPU.
 GENERATOR_BACKENDS = ("silhouette", "depth", "hunyuan3d")
@@ -25,6 +27,17 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
     storage_dir: Path = Path("./data/storage")
+    # Object storage instead of STORAGE_DIR: s3://bucket/prefix, with the standard AWS_*
+    # variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION; and
+    # AWS_ALLOW_HTTP=true for a plain-http endpoint). Needed on a cluster whose nodes share no
+    # folder.
+    storage_url: str = ""
+    # How long one storage call may take, retries included, before the job fails saying so.
+    storage_timeout_s: float = Field(60.0, ge=1, le=3600)
+    # Downloads answer with a redirect to a presigned URL (S3 only) instead of streaming
+    # through the ingress; the URL is valid for STORAGE_PRESIGN_SECONDS.
+    storage_presigned_downloads: bool = False
+    storage_presign_seconds: int = Field(900, ge=10, le=7 * 24 * 3600)
 
     # depth on a CPU machine (configs/cpu.yaml), hunyuan3d on a GPU (serve_config.yaml). A
     # backend that cannot load hands over to the next CPU method unless this is false.
@@ -92,9 +105,18 @@ class Settings(BaseSettings):
 
     # How many jobs the queue keeps in preprocessing at once; the rest wait in priority order.
     preprocess_concurrency: int = Field(4, ge=1, le=256)
+    # How many times a stage (preprocessing, generation, export) runs for one job when the
+    # replica or node running it dies; a stage that fails by its own error is not retried.
+    stage_max_attempts: int = Field(3, ge=1, le=20)
+    # How long a generator may stay silent (no progress report) before its job goes to another:
+    # a killed replica or a lost node is noticed after this.
+    generator_lease_s: float = Field(60.0, ge=1, le=3600)
     # Seconds between the queue's scans of the database for jobs it does not know about.
     reconcile_interval_s: float = Field(30.0, gt=0)
     queue_actor_name: str = "sweedle_job_queue"
+    # Ray resources the JobQueue actor asks for (a JSON map, e.g. {"queue_node": 1}); empty: it
+    # is pinned to the head node, which an autoscaler never removes.
+    job_queue_resources: dict[str, float] = Field(default_factory=dict)
 
     # Access control. With any key configured, every endpoint but /health needs one. API_KEYS and
     # ADMIN_API_KEYS are comma-separated keys (admin keys see every owner's assets and jobs);
@@ -131,6 +153,13 @@ class Settings(BaseSettings):
                 f"postgresql+asyncpg://, not {scheme}://"
             )
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _s3_url(cls, value: str) -> str:
+        if value.strip():
+            parse_s3_url(value)  # empty: files in STORAGE_DIR
+        return value.strip().rstrip("/")
 
     @field_validator("generator_backend")
     @classmethod

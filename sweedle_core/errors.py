@@ -85,6 +85,20 @@ class Unavailable(SweedleError):
     code = "unavailable"
 
 
+class StorageUnavailable(Unavailable):
+    """The file store (a folder or an S3 bucket) cannot be read or written: the message names
+    the store and what it said."""
+
+    code = "storage_unavailable"
+
+
+class WorkerLost(Unavailable):
+    """The replica or node running a job's stage died under it: a fault of the machine, not of
+    the job, so the stage runs again elsewhere (up to STAGE_MAX_ATTEMPTS)."""
+
+    code = "worker_lost"
+
+
 class GenerationFailed(SweedleError):
     """A generator ran but produced no usable mesh."""
 

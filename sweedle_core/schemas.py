@@ -64,6 +64,9 @@ class JobRead(_Read):
     background_method: str | None = Field(description=BACKGROUND_METHOD)
     timings: dict[str, Any]
     attempts: int
+    retries: dict[str, int] = Field(
+        description="per stage, how many times it ran again because its worker or node died"
+    )
     worker: str | None = Field(description="the generator replica that ran it last")
     owner: str | None = Field(description="the name of the API key that submitted it")
     webhook_url: str | None

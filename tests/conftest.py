@@ -7,6 +7,8 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.stand_ins.s3_server import S3Server, S3ServerCannotRun
+
 
 def drawn_image(size: int = 256, fmt: str = "PNG", color=(200, 40, 40)) -> bytes:
     """A coloured disc on a white background, encoded as ``fmt``."""
@@ -22,3 +24,18 @@ def drawn_image(size: int = 256, fmt: str = "PNG", color=(200, 40, 40)) -> bytes
 @pytest.fixture
 def disc_png() -> bytes:
     return drawn_image()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One real S3 server (SeaweedFS) for the session, or a skip when its binary cannot run here.
+
+    Its ``env()`` points obstore at it; a test sets those variables itself (monkeypatch) and
+    works under a prefix of its own, since every test shares the bucket.
+    """
+    try:
+        server = S3Server.start(tmp_path_factory.mktemp("s3-server"))
+    except S3ServerCannotRun as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server

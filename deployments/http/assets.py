@@ -9,9 +9,10 @@ from fastapi.responses import FileResponse
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import AssetDep, CompletedAssetDep, ServicesDep
-from deployments.http.files import FILE_RESPONSES, safe_name, send_stored, stored_path
+from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
 from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
+from sweedle_core.export.asset_exports import StoredFile
 from sweedle_core.params import ExportFormat
 from sweedle_core.schemas import AssetPage, AssetRead, AssetUpdate, TagCount, TagCreate
 
@@ -106,7 +107,7 @@ async def download(
     format: Annotated[ExportFormat | None, Query(description="default: the job's")] = None,
     lod: Annotated[int, Query(ge=0, le=7, description="0 is the full mesh")] = 0,
     draco: Annotated[bool, Query(description="Draco-compressed GLB")] = False,
-) -> FileResponse:
+) -> Response:
     """The asset's model in a format, at a LOD; multi-file formats come as a zip."""
     stored = await services.exporter.download.remote(
         asset.id,
@@ -116,10 +117,10 @@ async def download(
         draco,
         len(asset.lods or []),
     )
-    return send_stored(services, stored)
+    return await send_stored(services, stored)
 
 
 @router.get("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
-async def thumbnail(asset: AssetDep, services: ServicesDep) -> FileResponse:
-    path = stored_path(services, asset.thumbnail_path, f"asset {asset.id} has no thumbnail yet")
-    return FileResponse(path, media_type="image/png")
+async def thumbnail(asset: AssetDep, services: ServicesDep) -> Response:
+    stored = StoredFile(asset.thumbnail_path or "", "image/png", "")
+    return await send_stored(services, stored, f"asset {asset.id} has no thumbnail yet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from deployments.http.deps import CompletedAssetDep, ServicesDep
 from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
@@ -51,11 +51,9 @@ async def engine_bundle(
 
 
 @router.get("/{asset_id}/engine/{engine}", response_class=FileResponse, responses=FILE_RESPONSES)
-async def engine_zip(
-    asset: CompletedAssetDep, engine: Engine, services: ServicesDep
-) -> FileResponse:
+async def engine_zip(asset: CompletedAssetDep, engine: Engine, services: ServicesDep) -> Response:
     stored = await services.exporter.bundle_file.remote(asset.id, safe_name(asset.name), engine)
-    return send_stored(services, stored)
+    return await send_stored(services, stored)
 
 
 @router.get("/{asset_id}/validate", response_model=dict[str, Any])
@@ -68,6 +66,7 @@ async def validate(asset: CompletedAssetDep, services: ServicesDep) -> dict[str,
 @router.post("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
 async def render_thumbnail(
     asset: CompletedAssetDep, request: ThumbnailRequest, services: ServicesDep
-) -> FileResponse:
+) -> Response:
     """A thumbnail of the asset at another size (PNG)."""
-    return send_stored(services, await services.exporter.thumbnail.remote(asset.id, request.size))
+    stored = await services.exporter.thumbnail.remote(asset.id, request.size)
+    return await send_stored(services, stored)

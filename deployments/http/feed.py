@@ -81,8 +81,11 @@ async def health(request: Request) -> dict[str, Any]:
     status = await services.queue.status.remote()
     generation = generation_readiness(status["generators"])
     generation["configured"] = services.settings.generator_backend
+    storage = await services.storage_state()
     return {
-        "status": "ok",
+        "status": "ok"
+        if storage["state"] == "ok" and not status["cluster"]["problems"]
+        else "degraded",
         "app": services.settings.app_name,
         "generator_backend": services.settings.generator_backend,
         "generation": generation,
@@ -90,6 +93,8 @@ async def health(request: Request) -> dict[str, Any]:
         "export": await services.exporter.status.remote(),
         "text_to_image": await services.painter.status.remote(),
         "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
+        "storage": storage,
+        "cluster": status["cluster"],
     }
 
 

@@ -1,8 +1,12 @@
-"""Stored files as HTTP responses."""
+"""Stored files as HTTP responses: a local file as it is, an object streamed from the store
+(never whole in memory), or a redirect to a presigned URL where the settings ask for one."""
 
 from __future__ import annotations
 
-from fastapi.responses import FileResponse
+import asyncio
+from urllib.parse import quote
+
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from deployments.http.services import Services
 from sweedle_core.errors import FileMissing
@@ -17,7 +21,8 @@ FILE_RESPONSES: dict[int | str, dict] = {
             t: {"schema": {"type": "string", "format": "binary"}}
             for t in sorted({*MEDIA_TYPES.values(), "application/zip", "image/png"})
         },
-    }
+    },
+    303: {"description": "STORAGE_PRESIGNED_DOWNLOADS: the file at a presigned URL"},
 }
 
 
@@ -26,12 +31,38 @@ def safe_name(name: str) -> str:
     return cleaned[:80] or "asset"
 
 
-def send_stored(services: Services, stored: StoredFile) -> FileResponse:
-    path = stored_path(services, stored.path, f"{stored.path} is missing")
-    return FileResponse(path, media_type=stored.media_type, filename=stored.filename)
+async def send_stored(services: Services, stored: StoredFile, missing: str = "") -> Response:
+    """``stored`` as the answer; `FileMissing` (``missing``, if given) when it is not there."""
+    storage, key = services.storage, stored.path
+    filename = stored.filename or None
+    try:
+        if not key:
+            raise FileMissing(f"{stored.filename} is not ready")
+        path = await asyncio.to_thread(storage.served_path, key)
+        if path is not None:
+            return FileResponse(path, media_type=stored.media_type, filename=filename)
+        settings = services.settings
+        if settings.storage_presigned_downloads and await asyncio.to_thread(storage.exists, key):
+            seconds = settings.storage_presign_seconds
+            url = await asyncio.to_thread(storage.presigned_url, key, seconds)
+            if url is not None:
+                # 303: the client fetches the URL with a GET, whatever the method it used here
+                # (POST /thumbnail); an X-API-Key header may follow it to the store's host.
+                return RedirectResponse(url, status_code=303)
+        size, chunks = await storage.open_stream(key)
+    except FileMissing:
+        if missing:
+            raise FileMissing(missing) from None
+        raise
+    headers = {"Content-Length": str(size)}
+    if filename:
+        headers["Content-Disposition"] = _attachment(filename)
+    return StreamingResponse(chunks, media_type=stored.media_type, headers=headers)
 
 
-def stored_path(services: Services, relative: str | None, missing: str):  # type: ignore[no-untyped-def]
-    if not relative or not (path := services.storage.path(relative)).is_file():
-        raise FileMissing(missing)
-    return path
+def _attachment(filename: str) -> str:
+    """Content-Disposition as Starlette's FileResponse writes it, so both answers agree."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'

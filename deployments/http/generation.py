@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from deployments.http.auth import CallerDep
 from deployments.http.deps import JobDep, ServicesDep
 from deployments.submission import GenerationForm, TextTo3DRequest
+from sweedle_core.access.keys import may_see
 from sweedle_core.db.library import JobQuery
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
@@ -112,4 +113,4 @@ async def queue_jobs(services: ServicesDep, caller: CallerDep) -> list[QueueJob]
     """Active jobs (the key's own, unless it is an admin key): running ones first, then
     waiting ones in the order they will run."""
     jobs = await services.queue.jobs.remote()
-    return [QueueJob(**j) for j in jobs if caller.sees is None or j.get("owner") == caller.sees]
+    return [QueueJob(**j) for j in jobs if may_see(caller.sees, j.get("owner"))]

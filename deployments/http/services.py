@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +11,10 @@ from sweedle_core.access.keyring import KeyRing
 from sweedle_core.access.limits import RequestLimiter
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
-from sweedle_core.storage import Storage
+from sweedle_core.storage import Storage, build_storage, storage_status
+
+STORAGE_STATE_TTL_S = 10.0  # /health and the start-up warning share one look at the store
+STORAGE_CHECK_S = 5.0
 
 
 @dataclass
@@ -28,12 +33,32 @@ class Services:
     painter: Any = None
     submission: Any = None  # deployments.submission.Submission
     broadcaster: Any = None  # deployments.broadcast.Broadcaster
+    _storage_state: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
+
+    async def storage_state(self) -> dict[str, Any]:
+        """What `storage_status` said of the store, at most STORAGE_STATE_TTL_S ago; a store
+        that does not answer within STORAGE_CHECK_S is reported so, not waited for."""
+        now = time.monotonic()
+        if self._storage_state is None or now - self._storage_state[0] > STORAGE_STATE_TTL_S:
+            try:
+                state = await asyncio.wait_for(
+                    asyncio.to_thread(storage_status, self.storage), STORAGE_CHECK_S
+                )
+            except asyncio.TimeoutError:
+                state = {
+                    "backend": self.storage.backend,
+                    "location": self.storage.location,
+                    "state": "unavailable",
+                    "problem": f"the store did not answer within {STORAGE_CHECK_S:.0f} s",
+                }
+            self._storage_state = (now, state)
+        return self._storage_state[1]
 
     @classmethod
     def without_ray(cls, settings: Settings) -> Services:
         return cls(
             settings=settings,
             store=Store.from_url(settings.database_url),
-            storage=Storage(settings.storage_dir).ensure(),
+            storage=build_storage(settings),
             keyring=KeyRing.from_settings(settings),
         )

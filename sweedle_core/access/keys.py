@@ -68,6 +68,13 @@ def presented_key(
     return None
 
 
+def may_see(sees: str | None, owner: str | None) -> bool:
+    """Whether a caller whose reads are narrowed to ``sees`` (`Caller.sees`; None: every
+    owner's) may see a job, asset or event of ``owner``. The one rule the library, the feed
+    and the routes share."""
+    return sees is None or owner == sees
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """One known key. ``None`` limits fall back to the settings' defaults; 0 is no limit."""

@@ -20,6 +20,18 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
+SQLITE_PREFIX = "sqlite+aiosqlite:///"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names, as written (maybe relative); None for another database or
+    an in-memory one."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    path = url[len(SQLITE_PREFIX) :]
+    return path if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     parsed = make_url(url)

@@ -19,7 +19,9 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sweedle_core.access.keys import may_see
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
+from sweedle_core.db.removals import record_removal
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, JobStage
 
@@ -102,7 +104,7 @@ class AssetLibrary:
     async def get(self, asset_id: str, sees: str | None) -> Asset:
         async with self.sessions() as session:
             asset = await session.get(Asset, asset_id)
-        if asset is None or not _visible(asset.owner, sees):
+        if asset is None or not may_see(sees, asset.owner):
             raise AssetNotFound(f"no asset with id {asset_id!r}")
         return asset
 
@@ -138,7 +140,7 @@ class AssetLibrary:
     ) -> None:
         async with self.sessions.begin() as session:
             asset = await session.get(Asset, asset_id, with_for_update=True)
-            if asset is None or not _visible(asset.owner, sees):
+            if asset is None or not may_see(sees, asset.owner):
                 raise AssetNotFound(f"no asset with id {asset_id!r}")
             if name is not None:
                 asset.name = name
@@ -150,9 +152,11 @@ class AssetLibrary:
 
     async def delete(self, asset_id: str) -> bool:
         """Delete an asset's rows: its jobs, tag links, webhook log and idempotency keys go with
-        it (ON DELETE CASCADE). False when it was already gone."""
+        it (ON DELETE CASCADE); its files are recorded as due for removal in the same
+        transaction. False when it was already gone."""
         async with self.sessions.begin() as session:
             result = await session.execute(delete(Asset).where(Asset.id == asset_id))
+            await record_removal(session, asset_id)
         return bool(result.rowcount)
 
     async def active_job_ids(self, asset_id: str) -> list[str]:
@@ -200,7 +204,7 @@ class AssetLibrary:
     async def get_job(self, job_id: str, sees: str | None) -> GenerationJob:
         async with self.sessions() as session:
             job = await session.get(GenerationJob, job_id)
-        if job is None or not _visible(job.owner, sees):
+        if job is None or not may_see(sees, job.owner):
             raise JobNotFound(f"no generation job with id {job_id!r}")
         return job
 
@@ -255,10 +259,6 @@ class AssetLibrary:
                 )
             )
         return count or 0
-
-
-def _visible(owner: str | None, sees: str | None) -> bool:
-    return sees is None or owner == sees
 
 
 def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement[bool]]:

@@ -105,6 +105,8 @@ class GenerationJob(Base):
     background_method: Mapped[str | None] = mapped_column(String(BACKGROUND_METHOD_LENGTH))
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Per stage, how many times it was started again because its worker or node died.
+    retries: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     worker: Mapped[str | None] = mapped_column(String(128))
     # Kept in the database so a cancel asked of a running job survives a queue restart.
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -166,3 +168,19 @@ class WebhookDelivery(Base):
     log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StorageRemoval(Base):
+    """An asset's files that must go: its rows were deleted (``not_before`` now), or its upload
+    is being taken in (``not_before`` a grace period later, the record dropped with the rows'
+    creation). A sweep removes the files of every record that is due and has no asset."""
+
+    __tablename__ = "storage_removals"
+
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    not_before: Mapped[datetime] = mapped_column(index=True)
+    # Set while a sweeper removes the files (an upload's rows may no longer be created then).
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    # Looks at the prefix so far: a second one, a while after the first, catches late writes.
+    passes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

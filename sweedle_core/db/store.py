@@ -21,6 +21,7 @@ from sweedle_core.db.models import (
     new_id,
     utcnow,
 )
+from sweedle_core.db.removals import Removals, drop_upload_record
 from sweedle_core.errors import AssetNotFound
 from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
@@ -62,6 +63,7 @@ class Store:
         self.engine = engine
         self.sessions: async_sessionmaker = make_sessionmaker(engine)
         self.library = AssetLibrary(self.sessions)
+        self.removals = Removals(self.sessions)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -86,8 +88,12 @@ class Store:
         owner: str | None = None,
         webhook_url: str | None = None,
         idempotency: Idempotency | None = None,
+        upload_recorded: bool = False,
     ) -> GenerationJob:
         """One asset and its generation job (and its Idempotency-Key), in one transaction.
+
+        ``upload_recorded``: the upload's record (`Removals.expect_upload`) is dropped with it;
+        `UploadSwept` when a sweep claimed it first.
 
         With a ``prompt`` the asset is a text-to-3d one: its input image is painted later.
         Raises `IdempotencyTaken` when another request stored the same key first.
@@ -117,6 +123,8 @@ class Store:
         try:
             async with self.sessions.begin() as session:
                 session.add_all([asset, job])
+                if upload_recorded:  # the upload is the asset's now, unless a sweep took it
+                    await drop_upload_record(session, asset.id)
                 if idempotency is not None:
                     await session.flush()  # the job row first: the key refers to it
                     session.add(

@@ -1,6 +1,7 @@
-"""Exports of a finished asset asked for through the API: LODs, formats, Draco, engine
-bundles, validation, thumbnails. All start from the asset's optimised mesh (or its LODs), which
-the default export chain kept, so nothing is regenerated.
+"""An asset's exports in the store: the default chain after a generation, and what the API
+asks for later (LODs, formats, Draco, engine bundles, validation, thumbnails). The later ones all
+start from the asset's optimised mesh (or its LODs), which the default chain kept, so nothing is
+regenerated. Tools work on local files; the results are stored through `Storage`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,23 @@ import trimesh
 from sweedle_core.errors import FileMissing, InvalidInput
 from sweedle_core.export.draco_compressor import QuantizationSettings, compress_glb
 from sweedle_core.export.engine_exporter import ENGINES, bundle_zip, write_bundle
-from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, write_format
+from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, delivered, delivered_names
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.pipeline import (
     DRACO_NAME,
+    LOD_DIR,
     OPTIMIZED_NAME,
     VALIDATION_NAME,
+    ExportOptions,
+    ExportResult,
     Progress,
-    lod_paths,
+    export_asset,
     write_lods,
 )
 from sweedle_core.export.thumbnail_generator import generate_thumbnail
 from sweedle_core.export.validator import validate_mesh
-from sweedle_core.storage import Storage, write_atomic
+from sweedle_core.storage import Storage
+from sweedle_core.storage.layout import asset_key, raw_mesh_key
 
 EXPORT_DIR = "exports"
 
@@ -37,9 +42,18 @@ EXPORT_DIR = "exports"
 class StoredFile:
     """A file to send: its path in storage, media type and the name the client saves it as."""
 
-    path: str
+    path: str  # its key in the store
     media_type: str
     filename: str
+
+
+@dataclass(frozen=True)
+class StoredExport:
+    """The default chain's result, with the keys of the model and the thumbnail."""
+
+    result: ExportResult
+    model_key: str
+    thumbnail_key: str
 
 
 class AssetExports:
@@ -55,12 +69,27 @@ class AssetExports:
         self.compression_level = compression_level
         self.allowed_roots = list(allowed_roots)
 
+    def chain(
+        self, asset_id: str, raw_key: str, options: ExportOptions, on_progress: Progress
+    ) -> StoredExport:
+        """The default export chain of the raw mesh at ``raw_key``; every output stored before
+        this returns (the caller records them only then)."""
+        storage = self.storage
+        with storage.local_file(raw_key) as raw, storage.workspace(asset_id) as out:
+            result = export_asset(raw, out, options, on_progress)
+            names = [
+                p.relative_to(out).as_posix() for p in (result.model_path, result.thumbnail_path)
+            ]
+        return StoredExport(result, *(asset_key(asset_id, name) for name in names))
+
     def lods(
         self, asset_id: str, levels: Sequence[float], on_progress: Progress
     ) -> list[dict[str, Any]]:
         """Rebuild the LOD chain at ``levels`` (the first must be 1.0)."""
         on_progress(0.1, "building LODs")
-        records = write_lods(self._source(asset_id), self.storage.asset_dir(asset_id), levels)
+        source = self._source(asset_id)
+        with self.storage.workspace(asset_id) as folder:
+            records = write_lods(source, folder, levels)
         on_progress(1.0, "LODs ready")
         return records
 
@@ -74,19 +103,27 @@ class AssetExports:
             raise InvalidInput("draco=true applies to the glb format only")
         if not 0 <= lod < max(lod_count, 1):
             raise InvalidInput(f"lod must be between 0 and {max(lod_count, 1) - 1}, not {lod}")
-        folder = self.storage.asset_dir(asset_id) / EXPORT_DIR / f"lod{lod}"
+        folder = f"{EXPORT_DIR}/lod{lod}"
         suffix = f"_LOD{lod}" if lod else ""
         if draco:
-            chain_made = self.storage.asset_dir(asset_id) / DRACO_NAME
-            path = chain_made if lod == 0 and chain_made.is_file() else folder / DRACO_NAME
-            if not path.is_file():
-                mesh = self._lod(asset_id, lod)
-                write_atomic(path, compress_glb(mesh, self.quantization, self.compression_level))
-            filename = f"{name}{suffix}.draco.glb"
+            key = asset_key(asset_id, DRACO_NAME)  # the default chain's, if it made one
+            if lod or not self.storage.exists(key):
+                key = asset_key(asset_id, f"{folder}/{DRACO_NAME}")
+                if not self.storage.exists(key):
+                    mesh = self._lod(asset_id, lod)
+                    compressed = compress_glb(mesh, self.quantization, self.compression_level)
+                    self.storage.put(key, compressed)
+            return StoredFile(key, MEDIA_TYPES["glb"], f"{name}{suffix}.draco.glb")
+        for candidate in delivered_names(fmt):
+            key = asset_key(asset_id, f"{folder}/{candidate}")
+            if self.storage.exists(key):
+                break
         else:
-            path = write_format(self._lod(asset_id, lod), fmt, folder, reuse=True)
-            filename = f"{name}{suffix}{path.name[len(MODEL_STEM) :]}"
-        return StoredFile(self.storage.relative(path), _media_type(path, fmt), filename)
+            made, data = delivered(self._lod(asset_id, lod), fmt)
+            key = asset_key(asset_id, f"{folder}/{made}")
+            self.storage.put(key, data)
+        filename = f"{name}{suffix}{key.rsplit('/', 1)[-1][len(MODEL_STEM) :]}"
+        return StoredFile(key, _media_type(key, fmt), filename)
 
     def engine_bundle(
         self,
@@ -104,8 +141,7 @@ class AssetExports:
         on_progress(0.1, f"building the {engine} bundle")
         lods = [self._lod(asset_id, index) for index in range(max(lod_count, 1))]
         bundle = build(name, lods)
-        zip_path = self.storage.asset_dir(asset_id) / EXPORT_DIR / f"{engine}.zip"
-        write_atomic(zip_path, bundle_zip(bundle))
+        self.storage.put(asset_key(asset_id, f"{EXPORT_DIR}/{engine}.zip"), bundle_zip(bundle))
         written: list[str] = []
         if project_path is not None:
             on_progress(0.7, "writing into the project")
@@ -114,40 +150,43 @@ class AssetExports:
         return {"engine": engine, "manifest": bundle.manifest, "written": written}
 
     def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:
-        path = self.storage.asset_dir(asset_id) / EXPORT_DIR / f"{engine}.zip"
-        if not path.is_file():
+        key = asset_key(asset_id, f"{EXPORT_DIR}/{engine}.zip")
+        if not self.storage.exists(key):
             raise FileMissing(f"no {engine} bundle yet: POST /api/export/{asset_id}/engine first")
-        return StoredFile(self.storage.relative(path), "application/zip", f"{name}_{engine}.zip")
+        return StoredFile(key, "application/zip", f"{name}_{engine}.zip")
 
     def validate(self, asset_id: str) -> dict[str, Any]:
         """The stored validation report, or a fresh one when it is missing."""
-        path = self.storage.asset_dir(asset_id) / VALIDATION_NAME
-        if path.is_file():
-            return dict(json.loads(path.read_text()))
+        key = asset_key(asset_id, VALIDATION_NAME)
+        try:
+            return dict(json.loads(self.storage.get(key)))
+        except FileMissing:
+            pass
         report = validate_mesh(self._source(asset_id))
-        write_atomic(path, json.dumps(report, indent=2).encode())
+        self.storage.put(key, json.dumps(report, indent=2).encode())
         return report
 
     def thumbnail(self, asset_id: str, size: int) -> StoredFile:
-        path = self.storage.asset_dir(asset_id) / EXPORT_DIR / f"thumbnail_{size}.png"
-        write_atomic(path, generate_thumbnail(self._source(asset_id), size))
-        return StoredFile(self.storage.relative(path), "image/png", f"thumbnail_{size}.png")
+        key = asset_key(asset_id, f"{EXPORT_DIR}/thumbnail_{size}.png")
+        self.storage.put(key, generate_thumbnail(self._source(asset_id), size))
+        return StoredFile(key, "image/png", f"thumbnail_{size}.png")
 
     def _source(self, asset_id: str) -> trimesh.Trimesh:
-        folder = self.storage.asset_dir(asset_id)
-        for name in (OPTIMIZED_NAME, Storage.raw_mesh_name(asset_id).rsplit("/", 1)[-1]):
-            if (folder / name).is_file():
-                return read_raw_mesh(folder / name)
+        for key in (asset_key(asset_id, OPTIMIZED_NAME), raw_mesh_key(asset_id)):
+            try:
+                return read_raw_mesh(self.storage.get(key))
+            except FileMissing:
+                continue
         raise FileMissing(f"asset {asset_id} has no mesh to export yet")
 
     def _lod(self, asset_id: str, index: int) -> trimesh.Trimesh:
-        _, npz = lod_paths(self.storage.asset_dir(asset_id), index)
-        if npz.is_file():
-            return read_raw_mesh(npz)
-        if index == 0:
-            return self._source(asset_id)
+        try:
+            return read_raw_mesh(self.storage.get(asset_key(asset_id, f"{LOD_DIR}/lod{index}.npz")))
+        except FileMissing:
+            if index == 0:
+                return self._source(asset_id)
         raise FileMissing(f"asset {asset_id} has no LOD {index}: POST /api/export/{asset_id}/lods")
 
 
-def _media_type(path: Path, fmt: str) -> str:
-    return "application/zip" if path.suffix == ".zip" else MEDIA_TYPES[fmt]
+def _media_type(key: str, fmt: str) -> str:
+    return "application/zip" if key.endswith(".zip") else MEDIA_TYPES[fmt]

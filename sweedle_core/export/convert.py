@@ -24,7 +24,7 @@ from sweedle_core.export.draco_compressor import QuantizationSettings, compress_
 from sweedle_core.export.formats import EXPORTERS, ModelFiles
 from sweedle_core.export.glb import texture_of
 from sweedle_core.export.mesh_io import read_raw_mesh
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 
 @dataclass(frozen=True)

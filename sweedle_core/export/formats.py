@@ -1,5 +1,5 @@
 """Every output format Sweedle writes: a name -> exporter dict, each format's media type, and
-`write_format`, which puts one format's files into a folder the way the service delivers them.
+`delivered`, one format's files the way the service delivers them (`write_format` into a folder).
 
 An exporter takes a ``trimesh.Trimesh`` and a file stem and returns the format's files by name
 (`ModelFiles`, the main file first). Single-file formats (glb, ply, stl, usdz, and obj of an
@@ -29,7 +29,7 @@ from trimesh.exchange.stl import export_stl
 from sweedle_core.errors import InvalidInput
 from sweedle_core.export.glb import mesh_arrays, mesh_to_glb, mesh_to_gltf, texture_of
 from sweedle_core.export.mesh_io import signed_volume, vertex_colors_of
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 MODEL_STEM = "model"
 ZIP_MEDIA_TYPE = "application/zip"
@@ -208,27 +208,28 @@ def exporter_for(fmt: str) -> Exporter:
     return exporter
 
 
-def write_format(mesh: trimesh.Trimesh, fmt: str, out_dir: Path, reuse: bool = False) -> Path:
-    """Write ``mesh`` in ``fmt`` into ``out_dir`` as the service delivers it; the file's path.
+def delivered_names(fmt: str) -> tuple[str, str]:
+    """The names a format is delivered under: one file, or the zip of several."""
+    return f"{MODEL_STEM}.{fmt}", f"{MODEL_STEM}.{fmt}.zip"
 
-    One file is written as ``model.<fmt>``; several (glTF, a textured OBJ) as one zip,
-    ``model.<fmt>.zip``. Written atomically. With ``reuse`` an existing output is returned
-    as it is. Raises `InvalidInput` for an unknown format.
-    """
-    exporter = exporter_for(fmt)
-    out_dir = Path(out_dir)
-    single = out_dir / f"{MODEL_STEM}.{fmt}"
-    bundle = out_dir / f"{MODEL_STEM}.{fmt}.zip"
-    if reuse:
-        for path in (single, bundle):
-            if path.is_file():
-                return path
-    files = exporter(mesh, MODEL_STEM)
+
+def delivered(mesh: trimesh.Trimesh, fmt: str) -> tuple[str, bytes]:
+    """``mesh`` in ``fmt`` as the service delivers it: ``(name, bytes)`` of one file
+    (``model.<fmt>``) or of the zip of several (``model.<fmt>.zip``). Raises `InvalidInput` for
+    an unknown format."""
+    files = exporter_for(fmt)(mesh, MODEL_STEM)
+    single, bundle = delivered_names(fmt)
     if len(files) == 1:
-        write_atomic(single, next(iter(files.values())))
-        return single
-    write_atomic(bundle, zip_files(files))
-    return bundle
+        return single, next(iter(files.values()))
+    return bundle, zip_files(files)
+
+
+def write_format(mesh: trimesh.Trimesh, fmt: str, out_dir: Path) -> Path:
+    """Write ``mesh`` in ``fmt`` into ``out_dir`` as `delivered`, atomically; the file's path."""
+    name, data = delivered(mesh, fmt)
+    path = Path(out_dir) / name
+    write_atomic(path, data)
+    return path
 
 
 def zip_files(files: ModelFiles) -> bytes:

@@ -29,7 +29,7 @@ from sweedle_core.export.mesh_io import (
 )
 from sweedle_core.export.mesh_optimizer import weld_vertices
 from sweedle_core.export.validator import position_ids
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 # A level counts as reached when its face count is within this share of the requested one.
 FACE_SHARE_TOLERANCE = 0.05

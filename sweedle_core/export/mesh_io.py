@@ -15,7 +15,7 @@ import numpy as np
 import trimesh
 
 from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_KEY
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 _VERTICES = "vertices"
 _FACES = "faces"
@@ -25,6 +25,11 @@ METADATA_KEYS = (GENERATOR_KEY, TEXTURE_KEY)  # kept with the mesh through every
 
 def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     """Store ``mesh`` (vertices, faces, vertex colours if any) as an uncompressed ``.npz``."""
+    write_atomic(path, raw_mesh_bytes(mesh))
+
+
+def raw_mesh_bytes(mesh: trimesh.Trimesh) -> bytes:
+    """``mesh`` in the raw format, as the bytes of its ``.npz`` file."""
     arrays = {
         _VERTICES: np.ascontiguousarray(mesh.vertices, dtype=np.float32),
         _FACES: np.ascontiguousarray(mesh.faces, dtype=np.int32),
@@ -38,15 +43,19 @@ def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     buffer = io.BytesIO()
     # Uncompressed: zlib would cost the generator ~0.2 s per 300k faces; the file is local.
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs
-    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def read_raw_mesh(path: Path) -> trimesh.Trimesh:
-    """Load a mesh written by `write_raw_mesh`, unprocessed (vertex order and count kept).
+def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
+    """Load a mesh written by `write_raw_mesh` (its file, or its bytes), unprocessed (vertex
+    order and count kept).
 
     Raises ``ValueError`` when the file is not a well-formed raw mesh.
     """
-    with np.load(path, allow_pickle=False) as data:
+    source = io.BytesIO(path) if isinstance(path, bytes) else path
+    if isinstance(path, bytes):
+        path = Path("raw mesh")  # named so in the messages below
+    with np.load(source, allow_pickle=False) as data:
         if _VERTICES not in data or _FACES not in data:
             raise ValueError(f"{path} is not a raw mesh: expected '{_VERTICES}' and '{_FACES}'")
         vertices = data[_VERTICES].astype(np.float32, copy=False)

@@ -27,7 +27,7 @@ from sweedle_core.export.mesh_optimizer import optimize_mesh
 from sweedle_core.export.thumbnail_generator import generate_thumbnail
 from sweedle_core.export.validator import validate_mesh
 from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_KEY
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 OPTIMIZED_NAME = "optimized.npz"
 VALIDATION_NAME = "validation.json"

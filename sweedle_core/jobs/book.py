@@ -39,6 +39,7 @@ class JobEntry:
     stage_started: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     attempts: int = 0
+    retries: dict[str, int] = field(default_factory=dict)  # stage -> restarts after a lost worker
     report_seq: int = 0  # the newest generator report shown (see report_progress)
 
 

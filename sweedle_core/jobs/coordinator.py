@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
+from sweedle_core.asset_removal import sweep_removals
 from sweedle_core.db.models import BACKGROUND_METHOD_LENGTH, GenerationJob, utcnow
 from sweedle_core.db.store import Store
-from sweedle_core.errors import JobFinished, SweedleError, unwrapped
+from sweedle_core.errors import JobFinished, SweedleError, WorkerLost, unwrapped
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
 from sweedle_core.jobs.generators import GeneratorRegistry
@@ -38,8 +39,11 @@ from sweedle_core.jobs.tickets import (
 from sweedle_core.jobs.views import entry_view, row_view
 from sweedle_core.jobs.writer import JobWriter
 from sweedle_core.storage import Storage
+from sweedle_core.storage.layout import raw_mesh_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+LOOK_S = 10.0  # how long a rebuild waits on the store for one job before redoing its work
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,6 +65,7 @@ class JobCoordinator:
         preprocess_concurrency: int = 4,
         lease_s: float = 60.0,
         reconcile_s: float = 30.0,
+        stage_attempts: int = 3,
         metrics: QueueMetrics | None = None,
         webhooks: Webhooks | None = None,
     ) -> None:
@@ -73,6 +78,7 @@ class JobCoordinator:
         self.preprocess_concurrency = preprocess_concurrency
         self.lease_s = lease_s
         self.reconcile_s = reconcile_s
+        self.stage_attempts = stage_attempts
         self._preprocessing = 0
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
@@ -82,6 +88,7 @@ class JobCoordinator:
             self.book, self._writer, self.events, self.metrics, self.status, webhooks
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeping: asyncio.Task[Any] | None = None
         self._generators = GeneratorRegistry()
         self._stopping = False
 
@@ -93,6 +100,7 @@ class JobCoordinator:
             await self._adopt(row, resume=True)
         self._pump()
         self._spawn(self._watchdog())
+        self._sweep_files()
         self._ledger.record_queue()
 
     async def stop(self) -> None:
@@ -349,12 +357,14 @@ class JobCoordinator:
             )
             ticket = PrepareTicket.for_job(entry)
             try:
-                outcome = await self.workers.preprocess(ticket)
+                outcome = await self._attempts(
+                    entry, JobStage.PREPROCESSING, lambda: self.workers.preprocess(ticket)
+                )
             except Exception as exc:  # any failure of the stage fails the job, not the queue
                 if entry.cancel_requested:
                     await self._ledger.cancelled(entry)
                 else:
-                    await self._ledger.failed(entry, f"preprocessing failed: {describe_error(exc)}")
+                    await self._ledger.failed(entry, self._failure("preprocessing", exc))
                 return
             entry.timings["preprocess_s"] = round(outcome.seconds, 4)
             entry.timings["ready_at"] = time.time()
@@ -378,9 +388,11 @@ class JobCoordinator:
     async def _export(self, entry: JobEntry) -> None:
         ticket = ExportTicket.for_job(entry)
         try:
-            outcome = await self.workers.export(ticket)
+            outcome = await self._attempts(
+                entry, JobStage.EXPORTING, lambda: self.workers.export(ticket)
+            )
         except Exception as exc:
-            await self._ledger.failed(entry, f"export failed: {describe_error(exc)}")
+            await self._ledger.failed(entry, self._failure("export", exc))
             return
         entry.timings["export_s"] = round(outcome.seconds, 4)
         if entry.cancel_requested:
@@ -404,13 +416,49 @@ class JobCoordinator:
 
     # --- helpers ------------------------------------------------------------------------
 
+    async def _attempts(
+        self, entry: JobEntry, stage: JobStage, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``work()``, run again (on whichever replica takes it) while the worker running it
+        dies, up to ``stage_attempts`` runs in all; any other error is the job's and raised."""
+        while True:
+            try:
+                return await work()
+            except Exception as exc:
+                runs = entry.retries.get(stage.value, 0) + 1
+                lost = isinstance(unwrapped(exc), WorkerLost)
+                if not lost or runs >= self.stage_attempts or entry.cancel_requested:
+                    raise
+                entry.retries[stage.value] = runs
+                log.warning("job %s: %s lost its worker (%s); again", entry.id, stage.value, exc)
+                message = f"its worker died ({describe_error(exc)}); attempt {runs + 1}"
+                await self._ledger.enter(
+                    entry,
+                    stage,
+                    0.0,
+                    f"{message} of {self.stage_attempts}",
+                    retries=dict(entry.retries),
+                )
+
+    def _failure(self, stage: str, exc: BaseException) -> str:
+        """The error of a failed stage: its own, or that every attempt lost its worker."""
+        if isinstance(unwrapped(exc), WorkerLost):
+            return (
+                f"{stage} failed: its worker died in each of {self.stage_attempts} attempts "
+                f"(STAGE_MAX_ATTEMPTS); last: {describe_error(exc)}"
+            )
+        return f"{stage} failed: {describe_error(exc)}"
+
     async def _adopt(self, row: GenerationJob, resume: bool) -> JobEntry:
         """Make a database row an active entry; on ``resume`` put in-flight work back in line."""
         existing = self.book.get(row.id)
         if existing is not None:
             return existing  # adopted while the caller read the row (submit vs. reconcile)
         stage = JobStage(row.stage)
-        entry = resumed_entry(row, self.storage)
+        stored = stage is JobStage.EXPORTING and await self._has_raw_mesh(row)
+        if (existing := self.book.get(row.id)) is not None:
+            return existing  # adopted by another caller while the store was asked
+        entry = resumed_entry(row, stored)
         self.book.add(entry)
         if entry.stage is not stage:
             await self._writer.write(
@@ -430,6 +478,17 @@ class JobCoordinator:
                 self._ready.notify_all()
         self._ledger.publish_queue()
         return entry
+
+    async def _has_raw_mesh(self, row: GenerationJob) -> bool:
+        """Whether the generated mesh of ``row`` is stored (False, so it is made again, when
+        the store cannot say)."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.storage.exists, raw_mesh_key(row.asset_id)), LOOK_S
+            )
+        except (SweedleError, asyncio.TimeoutError) as exc:
+            log.warning("job %s: cannot look for its raw mesh (%r)", row.id, exc)
+            return False
 
     def _owned(self, job_id: str, worker: str) -> JobEntry | None:
         """The job if ``worker`` may go on with it; adopts a job a restarted queue put back."""
@@ -468,8 +527,21 @@ class JobCoordinator:
             if entry.cancel_requested:
                 await self._ledger.cancelled(entry)  # nobody runs it any more: the cancel is done
                 continue
+            runs = entry.retries.get(JobStage.GENERATING.value, 0) + 1
+            if runs >= self.stage_attempts:
+                await self._ledger.failed(
+                    entry,
+                    f"generation failed: its generator went silent in each of {runs} attempts "
+                    "(a killed replica or a lost node; STAGE_MAX_ATTEMPTS)",
+                )
+                continue
+            entry.retries[JobStage.GENERATING.value] = runs
             log.warning("job %s: generator %s went silent; requeued", entry.id, entry.worker)
-            await self._requeue(entry, "requeued: its generator went silent")
+            await self._requeue(
+                entry,
+                f"requeued: its generator went silent; attempt {runs + 1} of {self.stage_attempts}",
+                retries=dict(entry.retries),
+            )
 
     async def _reconcile(self) -> None:
         """Adopt active jobs the queue never heard of (a submit lost on the way)."""
@@ -477,20 +549,28 @@ class JobCoordinator:
             if row.id not in self.book and not self._ledger.finished_lately(row.id):
                 await self._adopt(row, resume=False)
         self._pump()
+        self._sweep_files()
 
-    async def _requeue(self, entry: JobEntry, message: str) -> None:
+    def _sweep_files(self) -> None:
+        """Finish removals of files (deleted assets, abandoned uploads) in the background, one
+        sweep at a time, so a slow store never holds up the watchdog."""
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = self._spawn(sweep_removals(self.store, self.storage))
+
+    async def _requeue(self, entry: JobEntry, message: str, **fields: Any) -> None:
         entry.worker = None
-        await self._ledger.enter(entry, JobStage.WAITING_FOR_GPU, 1.0, message)
+        await self._ledger.enter(entry, JobStage.WAITING_FOR_GPU, 1.0, message, **fields)
         async with self._ready:
             self._ready.notify_all()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
         if self._stopping:
             coro.close()
-            return
+            return None
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -14,7 +14,6 @@ from sweedle_core.db.models import GenerationJob, as_utc
 from sweedle_core.jobs.book import JobEntry
 from sweedle_core.jobs.states import JobStage
 from sweedle_core.params import Priority
-from sweedle_core.storage import Storage
 
 # Where a job found in the database at start resumes: work in flight is redone from its input.
 _RESUME = {
@@ -26,8 +25,9 @@ _RESUME = {
 }
 
 
-def resumed_entry(row: GenerationJob, storage: Storage) -> JobEntry:
-    """The active entry for ``row``, at the stage its work takes up again."""
+def resumed_entry(row: GenerationJob, raw_mesh_stored: bool) -> JobEntry:
+    """The active entry for ``row``, at the stage its work takes up again; an export resumes
+    only if its raw mesh is in the store (``raw_mesh_stored``)."""
     entry = JobEntry(
         id=row.id,
         asset_id=row.asset_id,
@@ -40,12 +40,10 @@ def resumed_entry(row: GenerationJob, storage: Storage) -> JobEntry:
         stage=_RESUME.get(JobStage(row.stage), JobStage.QUEUED),
         timings=dict(row.timings or {}),
         attempts=row.attempts,
+        retries=dict(row.retries or {}),
         stage_started=time.monotonic(),
         cancel_requested=row.cancel_requested,
     )
-    if (
-        entry.stage is JobStage.EXPORTING
-        and not storage.path(Storage.raw_mesh_name(entry.asset_id)).exists()
-    ):
+    if entry.stage is JobStage.EXPORTING and not raw_mesh_stored:
         entry.stage = JobStage.WAITING_FOR_GPU  # no raw mesh to export: generate it again
     return entry

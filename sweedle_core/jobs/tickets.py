@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobEntry
-from sweedle_core.storage import Storage
+from sweedle_core.storage.layout import prepared_key, raw_mesh_key
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class PrepareTicket:
             job_id=entry.id,
             asset_id=entry.asset_id,
             input_path=entry.input_path,
-            prepared_path=Storage.prepared_name(entry.asset_id),
+            prepared_path=prepared_key(entry.asset_id),
             remove_background=bool(entry.params.get("remove_background", True)),
             prompt=entry.prompt,
             seed=int(entry.params.get("seed", 0)),
@@ -52,8 +52,8 @@ class GenerateTicket:
         return cls(
             job_id=entry.id,
             asset_id=entry.asset_id,
-            prepared_path=Storage.prepared_name(entry.asset_id),
-            raw_mesh_path=Storage.raw_mesh_name(entry.asset_id),
+            prepared_path=prepared_key(entry.asset_id),
+            raw_mesh_path=raw_mesh_key(entry.asset_id),
             params=entry.params,
             attempt=entry.attempts,
         )
@@ -71,7 +71,7 @@ class ExportTicket:
         return cls(
             job_id=entry.id,
             asset_id=entry.asset_id,
-            raw_mesh_path=Storage.raw_mesh_name(entry.asset_id),
+            raw_mesh_path=raw_mesh_key(entry.asset_id),
             output_format=str(entry.params.get("output_format", "glb")),
         )
 

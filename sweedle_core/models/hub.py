@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sweedle_core.storage import write_atomic
+from sweedle_core.storage.atomic import write_atomic
 
 _TRUE = {"1", "true", "yes", "on"}
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,31 @@ class Sweedle:
         response = self.http.get(f"/api/generation/jobs/{job_id}")
         assert response.status_code == 200, response.text
         return response.json()
+
+    def wait_until_up(
+        self,
+        timeout: float,
+        alive: Callable[[], bool],
+        ready: Callable[[dict[str, Any]], bool] = lambda health: True,
+    ) -> None:
+        """Wait for an app started in another process (`serve run`) to answer /health with
+        what ``ready`` accepts (an app that replaces another: its own name).
+
+        Nothing announces it, so this is a readiness probe: it asks twice a second, and gives
+        up at once when ``alive()`` says the process died."""
+        probe = threading.Event()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive():
+                raise RuntimeError("the app's process ended before it answered")
+            try:
+                health = self.http.get("/health", timeout=5)
+                if health.status_code == 200 and ready(health.json()):
+                    return
+            except httpx.TransportError:
+                pass
+            probe.wait(0.5)
+        raise TimeoutError(f"{self.base_url} did not answer /health in {timeout} s")
 
     def feed(self, job_id: str | None = None) -> Feed:
         return Feed(self._feed_url(job_id))

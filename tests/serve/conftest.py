@@ -15,6 +15,7 @@ from ray import serve
 from deployments.app import AppArgs, build_app
 from tests.serve.client import Sweedle
 from tests.serve.gate import get_gate
+from tests.stand_ins.s3_server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "sweedle"
@@ -61,8 +62,11 @@ def write_keys_file(path: Path) -> Path:
 class Deployment:
     """The running app and how to start it again (same database, same files)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, s3: S3Server | None = None) -> None:
         self.port = free_port()
+        # The S3 test server's AWS_* variables reach every Ray worker, for the apps that store
+        # files there (STORAGE_URL); the others never read them.
+        self.s3 = s3
         self.settings = {
             "database_url": f"sqlite+aiosqlite:///{data_dir / 'sweedle.db'}",
             "storage_dir": str(data_dir / "storage"),
@@ -91,7 +95,9 @@ class Deployment:
             num_cpus=8,
             include_dashboard=False,
             namespace="sweedle",
-            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+            runtime_env={
+                "env_vars": {"PYTHONPATH": str(ROOT), **(self.s3.env() if self.s3 else {})}
+            },
         )
         serve.start(http_options={"host": "127.0.0.1", "port": self.port})
 
@@ -121,8 +127,14 @@ class Deployment:
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    deployment = Deployment(tmp_path_factory.mktemp("sweedle"))
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    try:
+        s3: S3Server | None = request.getfixturevalue("s3_server")
+    except pytest.skip.Exception:
+        s3 = None  # the S3 app's tests skip, saying why; the rest run
+    deployment = Deployment(tmp_path_factory.mktemp("sweedle"), s3)
     deployment.start_ray()
     deployment.deploy()
     yield deployment

@@ -10,6 +10,7 @@ from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app
+from sweedle_core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,3 +52,30 @@ def test_cpu_config_fits_on_two_cores():
             replicas or deployment.get("num_replicas", 1)
         )
     assert total <= 2.0
+
+
+def test_the_kuberay_manifest_parses_and_names_only_settings_the_app_reads():
+    secret, service = yaml.safe_load_all((ROOT / "configs/kuberay/rayservice.yaml").read_text())
+    assert (secret["kind"], service["kind"]) == ("Secret", "RayService")
+    serve_config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(serve_config)
+    (application,) = serve_config["applications"]
+    assert application["import_path"] == "deployments.app:build_app"
+
+    fields = {name.upper() for name in Settings.model_fields}
+    aws = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"}
+    named = set(secret["stringData"])
+    assert {"DATABASE_URL", "STORAGE_URL"} <= named
+    assert named - fields <= aws | {"AWS_ALLOW_HTTP"}, named - fields
+    assert {name.upper() for name in application["args"]["settings"]} <= fields
+    Settings(**application["args"]["settings"])  # values the app accepts
+
+    cluster = service["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:  # every node gets the settings from the Secret
+        (container,) = group["template"]["spec"]["containers"]
+        assert {"secretRef": {"name": "sweedle-settings"}} in container["envFrom"]
+    gpu = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "gpu")
+    limits = gpu["template"]["spec"]["containers"][0]["resources"]["limits"]
+    generator = next(d for d in application["deployments"] if d["name"] == "Generator")
+    assert limits["nvidia.com/gpu"] >= generator["ray_actor_options"]["num_gpus"] == 1

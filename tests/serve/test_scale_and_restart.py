@@ -145,3 +145,34 @@ def test_a_generator_that_needs_a_gpu_on_a_cpu_cluster_is_explained(deployment, 
     finally:
         serve.delete("gpu-wait")
         ray.kill(ray.get_actor("gpu_wait_queue", namespace="sweedle"))
+
+
+def test_a_killed_exporter_replica_loses_no_job(deployment, client):
+    """The replica exporting a job is killed (SIGKILL, as the OOM killer would): the export runs
+    again on the replica Serve starts in its place and the job completes once."""
+    with client.feed() as feed:
+        # A large mesh, so its export is still running when the replica is killed.
+        job_id = client.submit_ok(drawn_image(256), octree_resolution=384)["job_id"]
+        feed.wait_for(
+            lambda e: (
+                e.get("job_id") == job_id
+                and e["type"] == "progress"
+                and e["stage"] == "exporting"
+                and "optimising" in e["message"]
+            ),
+            timeout=120,
+        )
+        (replica,) = [
+            actor
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["name"].startswith("SERVE_REPLICA::sweedle#Exporter#")
+        ]
+        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
+        final = feed.wait_finished({job_id}, timeout=180)[job_id]
+        ends = [e for e in feed.seen if e.get("job_id") == job_id and e["type"] == "asset_ready"]
+
+    assert final["type"] == "asset_ready", final
+    assert len(ends) == 1
+    job = client.job(job_id)
+    assert job["status"] == "completed" and job["retries"] == {"exporting": 1}, job
+    assert client.http.get(f"/api/assets/{job['asset_id']}/download").content[:4] == b"glTF"

@@ -15,7 +15,13 @@ import pytest
 
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
-from sweedle_core.errors import ImageRejected, JobFinished, JobNotFound
+from sweedle_core.errors import (
+    GenerationFailed,
+    ImageRejected,
+    JobFinished,
+    JobNotFound,
+    WorkerLost,
+)
 from sweedle_core.jobs.coordinator import JobCoordinator
 from sweedle_core.jobs.events import Event
 from sweedle_core.jobs.tickets import (
@@ -26,7 +32,7 @@ from sweedle_core.jobs.tickets import (
     PrepareTicket,
 )
 from sweedle_core.params import GenerationParams, Priority
-from sweedle_core.storage import Storage
+from sweedle_core.storage import LocalStorage
 
 WAIT_S = 10.0  # safety net only: every wait below ends on an event long before this
 PREPROCESS_S = 0.25
@@ -93,7 +99,7 @@ class FakeWorkers:
 
 @pytest.fixture
 def storage(tmp_path):
-    return Storage(tmp_path / "files").ensure()
+    return LocalStorage(tmp_path / "files")
 
 
 @pytest.fixture
@@ -709,7 +715,7 @@ async def test_an_export_interrupted_by_a_restart_is_redone(store, storage, new_
     old = await new_coordinator(old_workers)
     job_id = await submit(store, old)
     ticket = await generate(old)
-    storage.write_bytes(ticket.raw_mesh_path, b"the generator's mesh")
+    storage.put(ticket.raw_mesh_path, b"the generator's mesh")
     assert await old_workers.next_started("export") == job_id
     await old.stop()
 
@@ -987,3 +993,72 @@ async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when
     assert await stopping
     assert (await store.get_job(running)).status == "cancelled"
     assert await coordinator.cancel_and_wait(running, timeout=0.05)  # already over: true
+
+
+# --- lost workers ---------------------------------------------------------------------------
+
+
+async def test_an_export_whose_worker_died_runs_again_and_the_job_completes_once(
+    store, new_coordinator
+):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    workers.fail("export", job_id, WorkerLost("ActorDiedError: the replica died"))
+    await generate(coordinator)
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert [t.job_id for t in workers.export_tickets] == [job_id, job_id]
+    ends = [e for e in events_of(coordinator, job_id) if e["type"] == "asset_ready"]
+    assert len(ends) == 1
+    retried = [e for e in events_of(coordinator, job_id) if "worker died" in e.get("message", "")]
+    assert retried and "attempt 2 of 3" in retried[0]["message"]
+    row = await store.get_job(job_id)
+    assert (row.status, row.retries) == ("completed", {"exporting": 1})
+
+
+async def test_a_stage_that_keeps_losing_its_worker_fails_saying_so(store, new_coordinator):
+    class DyingWorkers(FakeWorkers):
+        async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome:
+            self.preprocess_tickets.append(ticket)
+            raise WorkerLost("NodeDiedError: node 1a2b died")
+
+    workers = DyingWorkers()
+    coordinator = await new_coordinator(workers, stage_attempts=2)
+    job_id = await submit(store, coordinator)
+
+    end = await finished(coordinator, job_id)
+    assert end["type"] == "job_failed"
+    assert len(workers.preprocess_tickets) == 2
+    row = await store.get_job(job_id)
+    assert row.error.startswith("preprocessing failed: its worker died in each of 2 attempts")
+    assert "NodeDiedError" in row.error and row.retries == {"preprocessing": 1}
+
+
+async def test_a_stage_that_fails_by_its_own_error_is_not_run_again(store, new_coordinator):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    workers.fail("export", job_id, GenerationFailed("the generated mesh has no faces"))
+    await generate(coordinator)
+
+    assert (await finished(coordinator, job_id))["type"] == "job_failed"
+    assert len(workers.export_tickets) == 1
+    row = await store.get_job(job_id)
+    assert row.error == "export failed: the generated mesh has no faces" and row.retries == {}
+
+
+async def test_a_job_whose_generator_keeps_going_silent_fails_after_its_attempts(
+    store, new_coordinator
+):
+    coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05, stage_attempts=2)
+    job_id = await submit(store, coordinator)
+    await claim(coordinator, "gpu-dies-1")  # and never reports again
+    requeued = await wait_event(coordinator, lambda e: "went silent" in e.get("message", ""))
+    assert requeued["job_id"] == job_id and "attempt 2 of 2" in requeued["message"]
+    await claim(coordinator, "gpu-dies-2")
+
+    end = await finished(coordinator, job_id)
+    assert end["type"] == "job_failed"
+    row = await store.get_job(job_id)
+    assert "went silent in each of 2 attempts" in row.error

@@ -208,14 +208,6 @@ def test_write_format_writes_one_file_plainly_and_several_as_a_zip(tmp_path: Pat
     assert write_format(textured_box(), "obj", tmp_path / "t").name == "model.obj.zip"
 
 
-def test_write_format_reuses_an_existing_output(tmp_path: Path) -> None:
-    first = write_format(coloured_sphere(), "ply", tmp_path)
-    first.write_bytes(b"kept")
-
-    assert write_format(coloured_sphere(), "ply", tmp_path, reuse=True).read_bytes() == b"kept"
-    assert write_format(coloured_sphere(), "ply", tmp_path).read_bytes() != b"kept"
-
-
 def test_write_format_rejects_an_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="glb, gltf, obj, ply, stl, usdz"):
         write_format(coloured_sphere(), "fbx", tmp_path)

@@ -1,11 +1,13 @@
-"""The whole app on PostgreSQL: a second Sweedle app beside the session's one, on a database of
-its own on the server TEST_DATABASE_URL names (CI: 127.0.0.1:5432), through Ray end to end."""
+"""The whole app as a cluster runs it: a second Sweedle app beside the session's one, on a
+PostgreSQL database of its own on the server TEST_DATABASE_URL names (CI: 127.0.0.1:5432) and
+with every file in S3 (the session's SeaweedFS server), through Ray end to end. Its storage
+folder must stay empty: nothing may pass through a local folder."""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import io
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,61 +15,38 @@ from typing import Any
 import pytest
 import ray
 from ray import serve
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from deployments.app import AppArgs, build_app
+from sweedle_core.export.draco_compressor import decode_draco_glb
 from tests.conftest import drawn_image
+from tests.gltf_check import validate_gltf
 from tests.serve.client import Sweedle
 from tests.serve.conftest import KEYS, WEBHOOK_SECRET, write_keys_file
 from tests.serve.test_idempotency_and_webhooks import Receiver
+from tests.stand_ins.postgres import fresh_database
 
 NAME = "postgres"
 IMAGE = drawn_image(96)
 
 
-def _server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url:
-        pytest.skip("PostgreSQL: TEST_DATABASE_URL is not set")
-    return url
-
-
-def _admin(url: str, statement: str) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-
-    async def run() -> None:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    """A fresh database on the test server, dropped afterwards."""
-    server = _server_url()
-    name = f"sweedle_app_{uuid.uuid4().hex[:8]}"
-    try:
-        _admin(server, f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # unreachable server: say so plainly
-        pytest.skip(f"PostgreSQL at {make_url(server).render_as_string()} is unusable: {exc}")
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def pg(deployment: Any, database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if deployment.s3 is None:
+        pytest.skip("S3: the SeaweedFS test server cannot run here (see the storage tests)")
     data = tmp_path_factory.mktemp("postgres")
     queue_name = f"sweedle_queue_{NAME}"
+    storage_url = deployment.s3.url(f"app-{uuid.uuid4().hex[:8]}")
     settings = {
         "database_url": database,
+        "storage_url": storage_url,
         "storage_dir": str(data / "storage"),
+        "export_formats": ["obj"],
         "queue_actor_name": queue_name,
         "generator_backend": "silhouette",
         "default_octree_resolution": 48,
@@ -79,14 +58,14 @@ def pg(deployment: Any, database: str, tmp_path_factory: pytest.TempPathFactory)
     }
     serve.run(build_app(AppArgs(settings=settings)), name=NAME, route_prefix=f"/{NAME}")
     client = Sweedle(f"http://127.0.0.1:{deployment.port}/{NAME}", KEYS["alice"][0])
-    yield client, data / "storage"
+    yield client, data / "storage", deployment.s3.storage(storage_url)
     serve.delete(NAME)
     # The queue actor is detached: it would keep its connections to the database open.
     ray.kill(ray.get_actor(queue_name, namespace="sweedle"), no_restart=True)
 
 
-def test_a_job_runs_through_ray_on_postgresql_and_the_library_finds_it(pg):
-    client, storage = pg
+def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg, tmp_path):
+    client, folder, objects = pg
     receiver = Receiver(failures=1)
     key = {"Idempotency-Key": "pg-order-1"}
     try:
@@ -125,8 +104,38 @@ def test_a_job_runs_through_ray_on_postgresql_and_the_library_finds_it(pg):
     bob = client.as_key(KEYS["bob"][0])
     assert bob.http.get(f"/api/assets/{asset_id}").status_code == 404
 
+    health = client.http.get("/health").json()
+    assert health["status"] == "ok" and health["storage"]["backend"] == "s3", health["storage"]
+    assert health["storage"]["state"] == "ok"
+
+    # Every hand-off went through the bucket, none through a folder.
+    stored = {key.split("/", 1)[1] for key in objects.list(asset_id)}
+    assert {"input.png", "prepared.png", "raw_mesh.npz", "optimized.npz", "model.glb"} <= stored
+    assert {"model.obj", "thumbnail.png", "validation.json", "lods/lod3.glb"} <= stored
+    assert not [p for p in Path(folder).rglob("*") if p.is_file()]
+
+    # Downloads stream from the bucket through the ingress.
     download = client.http.get(f"/api/assets/{asset_id}/download")
     assert download.status_code == 200 and download.content[:4] == b"glTF"
+    assert download.headers["content-length"] == str(len(download.content))
+    (tmp_path / "model.glb").write_bytes(download.content)
+    assert validate_gltf(tmp_path / "model.glb")["issues"]["numErrors"] == 0
+    thumbnail = client.http.get(f"/api/assets/{asset_id}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.content[:4] == b"\x89PNG"
+    lod2 = client.http.get(f"/api/assets/{asset_id}/download", params={"lod": 2})
+    assert lod2.status_code == 200 and lod2.content[:4] == b"glTF"
+    obj = client.http.get(f"/api/assets/{asset_id}/download", params={"format": "obj"})
+    assert obj.status_code == 200 and b"\nf " in obj.content
+    faces = client.http.get(f"/api/assets/{asset_id}").json()["face_count"]
+    draco = client.http.get(f"/api/assets/{asset_id}/download", params={"draco": "true"})
+    assert draco.status_code == 200 and len(decode_draco_glb(draco.content).faces) == faces
+    bundle = client.http.post(f"/api/export/{asset_id}/engine", json={"engine": "godot"})
+    assert bundle.status_code == 200, bundle.text
+    archive = client.http.get(bundle.json()["download_url"])
+    assert archive.status_code == 200 and zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
+    stored = {key.split("/", 1)[1] for key in objects.list(asset_id)}
+    assert {"exports/lod0/model.draco.glb", "exports/godot.zip"} <= stored
+
     assert client.http.delete(f"/api/assets/{asset_id}").status_code == 204
-    assert not (Path(storage) / asset_id).exists()
+    assert objects.list(asset_id) == []
     assert client.http.get(f"/api/assets/{asset_id}").status_code == 404
