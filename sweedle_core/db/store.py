@@ -81,7 +81,7 @@ class Store:
         params: GenerationParams,
         priority: Priority,
         original_filename: str | None,
-        input_path: str,
+        input_path: str | None,
         asset_id: str | None = None,
         generator: str | None = None,
         prompt: str | None = None,

@@ -39,7 +39,7 @@ from sweedle_core.jobs.tickets import (
 from sweedle_core.jobs.views import entry_view, row_view
 from sweedle_core.jobs.writer import JobWriter
 from sweedle_core.storage import Storage
-from sweedle_core.storage.layout import raw_mesh_key
+from sweedle_core.storage.layout import painted_key, raw_mesh_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -411,6 +411,8 @@ class JobCoordinator:
         }
         if outcome.generator is not None:  # what ran, which a fallback makes differ from the
             asset["generator"] = outcome.generator  # backend named at submission
+        if not entry.input_path:  # a text-to-3d job's painted image, stored by now
+            asset["input_path"] = painted_key(entry.asset_id)
 
         await self._ledger.finish(entry, JobStatus.COMPLETED, "asset_ready", asset_fields=asset)
 

@@ -96,10 +96,10 @@ class Intake:
         return Taken(job)
 
     async def take_text(self, new: NewJob, once: Idempotency | None) -> Taken:
-        """Create a text-to-3d job's asset and job; its image is painted when it is prepared."""
-        asset_id = new_id()
+        """Create a text-to-3d job's asset and job; its image is painted when it is prepared
+        (and the asset names it when the job completes)."""
         try:
-            job = await self._create(new, asset_id, input_key(asset_id, "PNG"), once)
+            job = await self._create(new, new_id(), None, once)
         except IdempotencyTaken:
             return await self._replay_raced(once)
         return Taken(job)
@@ -108,7 +108,7 @@ class Intake:
         self,
         new: NewJob,
         asset_id: str,
-        input_path: str,
+        input_path: str | None,
         once: Idempotency | None,
         upload_recorded: bool = False,
     ) -> GenerationJob:

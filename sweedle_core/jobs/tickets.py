@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobEntry
-from sweedle_core.storage.layout import prepared_key, raw_mesh_key
+from sweedle_core.storage.layout import painted_key, prepared_key, raw_mesh_key
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class PrepareTicket:
         return cls(
             job_id=entry.id,
             asset_id=entry.asset_id,
-            input_path=entry.input_path,
+            input_path=entry.input_path or painted_key(entry.asset_id),
             prepared_path=prepared_key(entry.asset_id),
             remove_background=bool(entry.params.get("remove_background", True)),
             prompt=entry.prompt,

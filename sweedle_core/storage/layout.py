@@ -17,6 +17,11 @@ def input_key(asset_id: str, image_format: str) -> str:
     return f"{asset_id}/input.{INPUT_EXTENSIONS[image_format]}"
 
 
+def painted_key(asset_id: str) -> str:
+    """Where a text-to-3d job's painted image goes (its input, once painted)."""
+    return input_key(asset_id, "PNG")
+
+
 def prepared_key(asset_id: str) -> str:
     return f"{asset_id}/prepared.png"
 

@@ -105,10 +105,10 @@ async def test_a_file_whose_rows_never_came_is_swept(store, storage, intake, mon
     assert storage.list(prefix) == [] and await assets(store) == []
 
 
-async def test_a_text_job_names_the_image_its_painter_will_store(store, intake):
+async def test_a_text_job_names_no_image_before_it_is_painted(store, intake):
     taken = await intake.take_text(
         NewJob("lamp", GenerationParams(), Priority.HIGH, ALICE, prompt="a brass lamp"), None
     )
     asset = await store.library.get(taken.job.asset_id, None)
     assert (asset.prompt, asset.source_type) == ("a brass lamp", "text")
-    assert asset.input_path == f"{asset.id}/input.png"
+    assert asset.input_path is None  # a row never names a file not stored yet
