@@ -12,6 +12,7 @@ import pytest
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
 from deployments.http.files import send_stored
+from deployments.http.services import Services
 from sweedle_core.config import Settings
 from sweedle_core.errors import FileMissing
 from sweedle_core.export.asset_exports import StoredFile
@@ -68,3 +69,20 @@ def test_a_missing_file_is_a_404_error_before_any_byte(backend, tmp_path, reques
     missing = StoredFile("asset1/nothing.glb", "model/gltf-binary", "x.glb")
     with pytest.raises(FileMissing, match="asset1 has no thumbnail yet"):
         asyncio.run(send_stored(services(storage), missing, "asset1 has no thumbnail yet"))
+
+
+def test_health_names_a_store_that_cannot_be_used(s3_server, monkeypatch):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    missing = S3Storage("s3://no-such-bucket/sweedle", timeout_s=3)
+    services = Services(
+        settings=Settings(),
+        store=None,
+        storage=missing,
+        keyring=None,  # type: ignore[arg-type]
+    )
+
+    state = asyncio.run(services.storage_state())
+
+    assert state["state"] == "unavailable" and state["backend"] == "s3"
+    assert "the bucket does not exist" in state["problem"] and "STORAGE_URL" in state["problem"]

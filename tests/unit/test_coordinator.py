@@ -20,6 +20,7 @@ from sweedle_core.errors import (
     ImageRejected,
     JobFinished,
     JobNotFound,
+    StorageUnavailable,
     WorkerLost,
 )
 from sweedle_core.jobs.coordinator import JobCoordinator
@@ -1062,3 +1063,18 @@ async def test_a_job_whose_generator_keeps_going_silent_fails_after_its_attempts
     assert end["type"] == "job_failed"
     row = await store.get_job(job_id)
     assert "went silent in each of 2 attempts" in row.error
+
+
+async def test_a_store_outage_in_a_stage_fails_the_job_saying_so(store, new_coordinator):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    outage = StorageUnavailable(
+        "cannot write a1/model.glb in s3://assets (STORAGE_URL): the endpoint is not reachable"
+    )
+    workers.fail("export", job_id, outage)
+    await generate(coordinator)
+
+    assert (await finished(coordinator, job_id))["type"] == "job_failed"
+    row = await store.get_job(job_id)
+    assert row.error == f"export failed: {outage.message}" and row.retries == {}
