@@ -1,7 +1,7 @@
 """``sweedle doctor``: what this machine has and lacks for generation, without loading a model.
 
 Each check returns one `Check` (`probe`): the machine (`machine`: torch, GPUs, the Hunyuan3D
-packages, Ray) and the model files (`model_files`). Which failures matter depends on the
+packages, Ray), the model files (`model_files`) and the file store (`storage`). Which failures matter depends on the
 backend: ``hunyuan3d`` needs torch, its shape package, the weights and a GPU in Ray; ``depth``
 needs torch and the depth model; ``silhouette`` needs nothing. The others are reported but do
 not fail the run, and the report ends with the generator the app would run: the configured one,
@@ -31,6 +31,7 @@ from sweedle_core.doctor.model_files import (
     check_weights,
 )
 from sweedle_core.doctor.probe import Check
+from sweedle_core.doctor.storage import check_storage
 from sweedle_core.generation.hunyuan_weights import needs_hy3dshape
 
 __all__ = [
@@ -78,7 +79,8 @@ def run_checks(
     if needed is not None:
         fallbacks = _chain(settings)[1:]
         checks = [c if c.name in needed else _not_needed(c, backend, fallbacks) for c in checks]
-    return [*checks, check_fallback(settings, checks)]
+    # The store is every backend's: checked beside them, not in the fallback chain.
+    return [*checks, check_fallback(settings, checks), check_storage(settings)]
 
 
 def _chain(settings: Settings) -> list[str]:

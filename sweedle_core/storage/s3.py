@@ -47,6 +47,8 @@ _HINTS = (
     ("PermanentRedirect", ": the bucket is in another region (AWS_REGION)"),
     ("AuthorizationHeaderMalformed", ": the bucket is in another region (AWS_REGION)"),
     ("error sending request", ": the endpoint is not reachable (AWS_ENDPOINT_URL)"),
+    # With no keys set, the client asks the cloud's instance metadata service for some.
+    ("169.254.169.254", ": no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
     ("builder error", ": the request could not be made (http endpoint without AWS_ALLOW_HTTP?)"),
 )
 

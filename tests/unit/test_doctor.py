@@ -75,6 +75,7 @@ def machine(monkeypatch, tmp_path):
 def settings(tmp_path: Path, **values: Any) -> Settings:
     values.setdefault("hy3dgen_models", str(tmp_path / "models"))
     values.setdefault("u2net_home", tmp_path / "u2net")
+    values.setdefault("storage_dir", tmp_path / "storage")
     return Settings(_env_file=None, **values)
 
 
@@ -291,3 +292,21 @@ def test_doctor_checks_the_config_make_serve_would_run_here(tmp_path, monkeypatc
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert "serve_config.yaml" in checks["config"]["detail"]
     assert "GENERATOR_BACKEND=hunyuan3d" in checks["backend"]["detail"]
+
+
+def test_the_file_store_is_checked_whatever_the_backend(tmp_path, s3_server, monkeypatch):
+    checks = by_name(
+        run_checks(settings(tmp_path, generator_backend="silhouette"), lambda: ONE_GPU)
+    )
+    assert (
+        checks["storage"].status == "ok" and str(tmp_path / "storage") in checks["storage"].detail
+    )
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    broken = settings(tmp_path, generator_backend="silhouette", storage_url="s3://no-such-bucket/x")
+    report = run_checks(broken, lambda: ONE_GPU)
+    storage = by_name(report)["storage"]
+    assert storage.status == "fail" and storage.required
+    assert "the bucket does not exist" in storage.detail and "STORAGE_URL" in storage.detail
+    assert exit_code(report) == 1
