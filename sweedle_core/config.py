@@ -27,11 +27,17 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
     storage_dir: Path = Path("./data/storage")
-    # Object storage instead of STORAGE_DIR: s3://bucket/prefix, with the standard AWS_*
-    # variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION; and
-    # AWS_ALLOW_HTTP=true for a plain-http endpoint). Needed on a cluster whose nodes share no
-    # folder.
+    # Object storage instead of STORAGE_DIR: s3://bucket/prefix. Needed on a cluster whose
+    # nodes share no folder. The S3 client's settings have the standard AWS names, read like
+    # every setting here (environment, .env, the Serve config's args), so they reach every
+    # replica; left empty, the client looks for them as AWS tools do (environment, profile,
+    # instance role).
     storage_url: str = ""
+    aws_endpoint_url: str = ""  # an S3-compatible server; empty: AWS itself
+    aws_access_key_id: str = ""
+    aws_secret_access_key: SecretStr = SecretStr("")
+    aws_region: str = ""
+    aws_allow_http: bool = False  # a plain-http endpoint (a server on loopback or in-cluster)
     # How long one storage call may take, retries included, before the job fails saying so.
     storage_timeout_s: float = Field(60.0, ge=1, le=3600)
     # Downloads answer with a redirect to a presigned URL (S3 only) instead of streaming

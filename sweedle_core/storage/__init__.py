@@ -20,7 +20,18 @@ def build_storage(settings: Settings) -> Storage:
     if settings.storage_url:
         from sweedle_core.storage.s3 import S3Storage
 
-        return S3Storage(settings.storage_url, timeout_s=settings.storage_timeout_s)
+        given = {
+            "endpoint": settings.aws_endpoint_url,
+            "access_key_id": settings.aws_access_key_id,
+            "secret_access_key": settings.aws_secret_access_key.get_secret_value(),
+            "region": settings.aws_region,
+        }
+        return S3Storage(
+            settings.storage_url,
+            timeout_s=settings.storage_timeout_s,
+            config={name: value for name, value in given.items() if value},
+            allow_http=settings.aws_allow_http or None,
+        )
     return LocalStorage(settings.storage_dir)
 
 

@@ -56,10 +56,27 @@ _HINTS = (
 class S3Storage(Storage):
     backend = "s3"
 
-    def __init__(self, url: str, timeout_s: float = 60.0, scratch: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 60.0,
+        config: dict[str, str] | None = None,
+        allow_http: bool | None = None,
+        scratch: Path | None = None,
+    ) -> None:
+        """``config``: obstore's S3 settings (endpoint, access_key_id, ...) that override the
+        ``AWS_*`` environment; ``allow_http`` None: as AWS_ALLOW_HTTP says."""
         self.bucket, self.prefix = parse_s3_url(url)
+        self.config = dict(config or {})
+        if allow_http is None:
+            allow_http = os.environ.get("AWS_ALLOW_HTTP", "").lower() in TRUE_WORDS
+        self.allow_http = allow_http
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
+        endpoint = (
+            self.config.get("endpoint")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or os.environ.get("AWS_ENDPOINT")
+        )
         if endpoint:
             self.location += f" at {endpoint}"
         self.scratch = scratch
@@ -70,10 +87,11 @@ class S3Storage(Storage):
         return S3Store(
             self.bucket,
             prefix=self.prefix or None,
+            config=self.config or None,  # type: ignore[arg-type]  # obstore's TypedDict
             # Passing client options replaces what the environment said about them, so the
             # one that matters on a plain-http endpoint is carried over by hand.
             client_options={
-                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() in TRUE_WORDS,
+                "allow_http": self.allow_http,
                 "connect_timeout": f"{max(1, int(timeout_s // 6))}s",
                 "timeout": request_timeout,
             },

@@ -12,8 +12,9 @@ import uuid
 import httpx
 import pytest
 
+from sweedle_core.config import Settings
 from sweedle_core.errors import FileMissing, InvalidInput, StorageUnavailable
-from sweedle_core.storage import LocalStorage, Storage
+from sweedle_core.storage import LocalStorage, Storage, build_storage
 from sweedle_core.storage.s3 import S3Storage
 
 BACKENDS = ["local", "s3"]
@@ -292,3 +293,23 @@ def test_a_local_root_that_is_a_file_is_unavailable_naming_storage_dir(tmp_path,
             storage.check()
     assert str(root) in str(raised.value)
     assert root.read_bytes() == b"not a folder"
+
+
+def test_the_settings_carry_the_s3_client_settings_without_the_environment(s3_server, monkeypatch):
+    """As from .env or the Serve config's args: every replica gets them with the settings."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    settings = Settings(
+        _env_file=None,
+        storage_url=s3_server.url(f"settings-{uuid.uuid4().hex[:8]}"),
+        aws_endpoint_url=s3_server.endpoint,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        aws_region="us-east-1",
+        aws_allow_http=True,
+    )
+    storage = build_storage(settings)
+
+    storage.put("asset1/input.png", b"from the settings")
+    assert storage.get("asset1/input.png") == b"from the settings"
+    assert s3_server.endpoint in storage.location
