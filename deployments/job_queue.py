@@ -10,21 +10,19 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import ray
 from ray.serve.handle import DeploymentHandle
 
 from deployments.cluster_check import alive_nodes, check_cluster
+from deployments.lost_workers import worker_lost_is_said
 from deployments.metrics import RayQueueMetrics
 from sweedle_core.cluster import write_marker
 from sweedle_core.config import Settings
 from sweedle_core.db.engine import migrate_async
 from sweedle_core.db.models import WebhookDelivery
 from sweedle_core.db.store import Store
-from sweedle_core.errors import WorkerLost
 from sweedle_core.jobs.coordinator import JobCoordinator
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket, PrepareOutcome, PrepareTicket
 from sweedle_core.storage import build_storage
@@ -49,25 +47,7 @@ class HandleWorkers:
             return await self.exporter.export.remote(ticket)
 
 
-# Ray's errors for work whose process, node or result is gone: the machine's fault, not the job's.
-WORKER_LOST = (
-    ray.exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
-    ray.exceptions.NodeDiedError,
-    ray.exceptions.WorkerCrashedError,
-    ray.exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError...
-)
-
-
-@contextmanager
-def worker_lost_is_said() -> Iterator[None]:
-    """Turn Ray's lost-worker errors into `WorkerLost`, which the coordinator retries."""
-    try:
-        yield
-    except WORKER_LOST as exc:
-        said = (str(exc).strip().splitlines() or ["no message"])[0][:300]
-        raise WorkerLost(f"{type(exc).__name__}: {said}") from exc
-
-
+FIRST_CLUSTER_CHECK_S = 15.0
 # Ray gives the head node this resource; asking for a sliver of it pins an actor there.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 
@@ -125,8 +105,14 @@ class JobQueue:
         return settings_fingerprint(self.settings)
 
     async def _start(self) -> None:
-        await self._check_cluster()  # said in /health from the first request on
-        self._watching = asyncio.get_running_loop().create_task(self._watch_cluster())
+        # Known from the first request on, unless a hung mount or a dead node holds it up: the
+        # start goes on then, and the check reports when it ends.
+        first = asyncio.get_running_loop().create_task(self._check_cluster())
+        try:
+            await asyncio.wait_for(asyncio.shield(first), FIRST_CLUSTER_CHECK_S)
+        except asyncio.TimeoutError:
+            log.warning("the cluster check is slow (a hung storage mount?); starting meanwhile")
+        self._watching = asyncio.get_running_loop().create_task(self._watch_cluster(first))
         await migrate_async(self.settings.database_url)
         await self.coordinator.start()
         if self.webhooks is not None:
@@ -217,9 +203,10 @@ class JobQueue:
         await self.ready()
         return {**self.coordinator.status(), "cluster": self.cluster}
 
-    async def _watch_cluster(self) -> None:
+    async def _watch_cluster(self, first: asyncio.Task[None]) -> None:
         """Check on every reconcile that every node reaches one database and sees one file
-        store (the first check ran at start); say it in the log when that changes."""
+        store (after the first check, started with the queue); log what changes."""
+        await first
         while True:
             await asyncio.sleep(self.settings.reconcile_interval_s)
             await self._check_cluster()

@@ -39,8 +39,9 @@ class Preprocessor:
 
     async def prepare(self, ticket: PrepareTicket) -> PrepareOutcome:
         start = time.perf_counter()
-        painted = await asyncio.to_thread(self.storage.exists, ticket.input_path)
-        if ticket.prompt is not None and not painted:
+        if ticket.prompt is not None and not await asyncio.to_thread(
+            self.storage.exists, ticket.input_path
+        ):
             await self.painter.render.remote(ticket)
         data = await asyncio.to_thread(self.storage.get, ticket.input_path)
         prepared = await asyncio.to_thread(self.preparer.prepare, data, ticket.remove_background)

@@ -13,6 +13,7 @@ from fastapi import UploadFile
 from pydantic import BaseModel, Field, field_validator
 from ray.serve.handle import DeploymentHandle
 
+from deployments.lost_workers import worker_lost_is_said
 from sweedle_core.access.keys import Caller
 from sweedle_core.config import Settings
 from sweedle_core.db.models import GenerationJob
@@ -116,6 +117,7 @@ class Submission:
             storage,
             settings.generator_backend,
             timedelta(hours=settings.idempotency_ttl_hours),
+            timedelta(seconds=settings.storage_timeout_s),
         )
         self.preprocessor = preprocessor
         self.queue = queue
@@ -132,7 +134,8 @@ class Submission:
         if (replayed := await self.intake.replay(once)) is not None:
             return _submitted(replayed.job), True
         await self.intake.check_waiting(caller)
-        info: ImageInfo = await self.preprocessor.inspect.remote(data)
+        with worker_lost_is_said():  # a replica that died under it: 503, try again
+            info: ImageInfo = await self.preprocessor.inspect.remote(data)
         new = NewJob(
             name=form.name or _stem(file.filename) or "untitled",
             params=params,

@@ -41,8 +41,13 @@ async def sweep_removals(store: Store, storage: Storage) -> int:
     """Remove the files of every due removal; returns how many prefixes were emptied."""
     await asyncio.to_thread(storage.tidy)
     removed = 0
-    for claim in await store.removals.claim_due():
-        removed += await _remove(store, storage, claim)
+    claims = await store.removals.claim_due()
+    for index, claim in enumerate(claims):
+        if not await _remove(store, storage, claim):
+            for later in claims[index + 1 :]:  # the store is failing: the next sweep goes on
+                await store.removals.release(later.prefix)
+            break
+        removed += 1
     return removed
 
 

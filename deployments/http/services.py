@@ -34,25 +34,30 @@ class Services:
     submission: Any = None  # deployments.submission.Submission
     broadcaster: Any = None  # deployments.broadcast.Broadcaster
     _storage_state: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
+    _storage_check: asyncio.Task[dict[str, Any]] | None = field(default=None, repr=False)
 
     async def storage_state(self) -> dict[str, Any]:
-        """What `storage_status` said of the store, at most STORAGE_STATE_TTL_S ago; a store
-        that does not answer within STORAGE_CHECK_S is reported so, not waited for."""
+        """What `storage_status` said of the store, at most STORAGE_STATE_TTL_S ago. One check
+        runs at a time; one the store does not answer within STORAGE_CHECK_S is reported so
+        and left to finish (its answer serves the next call)."""
         now = time.monotonic()
-        if self._storage_state is None or now - self._storage_state[0] > STORAGE_STATE_TTL_S:
-            try:
-                state = await asyncio.wait_for(
-                    asyncio.to_thread(storage_status, self.storage), STORAGE_CHECK_S
-                )
-            except asyncio.TimeoutError:
-                state = {
-                    "backend": self.storage.backend,
-                    "location": self.storage.location,
-                    "state": "unavailable",
-                    "problem": f"the store did not answer within {STORAGE_CHECK_S:.0f} s",
-                }
-            self._storage_state = (now, state)
-        return self._storage_state[1]
+        if self._storage_state is not None and now - self._storage_state[0] <= STORAGE_STATE_TTL_S:
+            return self._storage_state[1]
+        if self._storage_check is None or self._storage_check.done():
+            self._storage_check = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(storage_status, self.storage)
+            )
+        try:
+            state = await asyncio.wait_for(asyncio.shield(self._storage_check), STORAGE_CHECK_S)
+        except asyncio.TimeoutError:
+            return {
+                "backend": self.storage.backend,
+                "location": self.storage.location,
+                "state": "unavailable",
+                "problem": f"the store did not answer within {STORAGE_CHECK_S:.0f} s",
+            }
+        self._storage_state = (time.monotonic(), state)
+        return state
 
     @classmethod
     def without_ray(cls, settings: Settings) -> Services:

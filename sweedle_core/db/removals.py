@@ -49,7 +49,9 @@ async def drop_upload_record(session: AsyncSession, prefix: str) -> None:
     `UploadSwept` when a sweep already claimed it."""
     result = await session.execute(
         delete(StorageRemoval).where(
-            StorageRemoval.prefix == prefix, StorageRemoval.claimed_at.is_(None)
+            StorageRemoval.prefix == prefix,
+            StorageRemoval.claimed_at.is_(None),  # never touched by a sweep
+            StorageRemoval.passes == 0,
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -94,16 +96,21 @@ class Removals:
                 await session.execute(
                     update(StorageRemoval)
                     .where(StorageRemoval.prefix == claim.prefix)
-                    .values(passes=1, claimed_at=None, not_before=utcnow() + SECOND_PASS_AFTER)
+                    .values(
+                        passes=1,
+                        claimed_at=utcnow() - CLAIM_EXPIRES,  # claimable, never "untouched"
+                        not_before=utcnow() + SECOND_PASS_AFTER,
+                    )
                 )
 
     async def release(self, prefix: str) -> None:
-        """The removal failed: the record waits for the next sweep."""
+        """The removal failed: the record waits for the next sweep (its claim is left expired,
+        not cleared, so an upload a sweep touched can never become an asset)."""
         async with self.sessions.begin() as session:
             await session.execute(
                 update(StorageRemoval)
                 .where(StorageRemoval.prefix == prefix)
-                .values(claimed_at=None)
+                .values(claimed_at=utcnow() - CLAIM_EXPIRES)
             )
 
     async def pending(self) -> list[str]:

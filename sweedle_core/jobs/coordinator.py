@@ -66,6 +66,7 @@ class JobCoordinator:
         lease_s: float = 60.0,
         reconcile_s: float = 30.0,
         stage_attempts: int = 3,
+        retry_backoff_s: float = 1.0,
         metrics: QueueMetrics | None = None,
         webhooks: Webhooks | None = None,
     ) -> None:
@@ -79,6 +80,7 @@ class JobCoordinator:
         self.lease_s = lease_s
         self.reconcile_s = reconcile_s
         self.stage_attempts = stage_attempts
+        self.retry_backoff_s = retry_backoff_s
         self._preprocessing = 0
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
@@ -392,7 +394,10 @@ class JobCoordinator:
                 entry, JobStage.EXPORTING, lambda: self.workers.export(ticket)
             )
         except Exception as exc:
-            await self._ledger.failed(entry, self._failure("export", exc))
+            if entry.cancel_requested:
+                await self._ledger.cancelled(entry)
+            else:
+                await self._ledger.failed(entry, self._failure("export", exc))
             return
         entry.timings["export_s"] = round(outcome.seconds, 4)
         if entry.cancel_requested:
@@ -441,6 +446,8 @@ class JobCoordinator:
                     f"{message} of {self.stage_attempts}",
                     retries=dict(entry.retries),
                 )
+                # Serve may route to a dead replica for a moment: each try waits longer.
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (runs - 1))
 
     def _failure(self, stage: str, exc: BaseException) -> str:
         """The error of a failed stage: its own, or that every attempt lost its worker."""

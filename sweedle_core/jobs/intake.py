@@ -16,7 +16,7 @@ from datetime import timedelta
 from sweedle_core.access.keys import Caller
 from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.models import GenerationJob, new_id
-from sweedle_core.db.removals import UploadSwept
+from sweedle_core.db.removals import UPLOAD_GRACE, UploadSwept
 from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
 from sweedle_core.errors import IdempotencyConflict, StorageUnavailable
 from sweedle_core.params import GenerationParams, Priority
@@ -47,12 +47,19 @@ class Taken:
 
 class Intake:
     def __init__(
-        self, store: Store, storage: Storage, generator: str, idempotency_ttl: timedelta
+        self,
+        store: Store,
+        storage: Storage,
+        generator: str,
+        idempotency_ttl: timedelta,
+        storage_timeout: timedelta = timedelta(minutes=1),
     ) -> None:
         self.store = store
         self.storage = storage
         self.generator = generator  # the backend named on every new asset
         self.idempotency_ttl = idempotency_ttl
+        # An upload is swept only once it cannot still be on its way to the store.
+        self.upload_grace = max(UPLOAD_GRACE, 4 * storage_timeout)
 
     async def replay(self, once: Idempotency | None) -> Taken | None:
         """The first job of an Idempotency-Key, if the key was used before with this request;
@@ -82,7 +89,7 @@ class Intake:
         """Store the upload and create its asset and job, all or nothing."""
         asset_id = new_id()
         path = input_key(asset_id, image_format)
-        await self.store.removals.expect_upload(asset_id)  # removed if the rows never come
+        await self.store.removals.expect_upload(asset_id, self.upload_grace)  # if no rows come
         await asyncio.to_thread(self.storage.put, path, data)
         try:
             job = await self._create(new, asset_id, path, once, upload_recorded=True)

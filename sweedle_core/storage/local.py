@@ -72,7 +72,7 @@ class LocalStorage(Storage):
                 os.replace(folder, trash)
             except FileNotFoundError:
                 return
-            shutil.rmtree(trash)
+            shutil.rmtree(trash, ignore_errors=True)  # what stays, `tidy` removes
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:

@@ -1003,7 +1003,7 @@ async def test_an_export_whose_worker_died_runs_again_and_the_job_completes_once
     store, new_coordinator
 ):
     workers = FakeWorkers()
-    coordinator = await new_coordinator(workers)
+    coordinator = await new_coordinator(workers, retry_backoff_s=0.01)
     job_id = await submit(store, coordinator)
     workers.fail("export", job_id, WorkerLost("ActorDiedError: the replica died"))
     await generate(coordinator)
@@ -1025,7 +1025,7 @@ async def test_a_stage_that_keeps_losing_its_worker_fails_saying_so(store, new_c
             raise WorkerLost("NodeDiedError: node 1a2b died")
 
     workers = DyingWorkers()
-    coordinator = await new_coordinator(workers, stage_attempts=2)
+    coordinator = await new_coordinator(workers, stage_attempts=2, retry_backoff_s=0.01)
     job_id = await submit(store, coordinator)
 
     end = await finished(coordinator, job_id)
