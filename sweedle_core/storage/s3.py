@@ -208,7 +208,8 @@ class S3Storage(Storage):
             raise
 
     def _unavailable(self, operation: str, key: str, exc: Exception) -> StorageUnavailable:
-        said = str(exc).split("\n", 1)[0].strip()
+        # obstore's first line, without the XML body S3 sends along (the hint says it plainly).
+        said = str(exc).split("\n", 1)[0].split("<?xml", 1)[0].strip().rstrip(":").strip()
         hint = next((h for marker, h in _HINTS if marker in str(exc)), "")
         return StorageUnavailable(
             f"cannot {operation} {key} in {self.location} (STORAGE_URL){hint}: {said}"
