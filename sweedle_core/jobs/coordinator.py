@@ -432,13 +432,12 @@ class JobCoordinator:
             try:
                 return await work()
             except Exception as exc:
-                runs = entry.retries.get(stage.value, 0) + 1
-                lost = isinstance(unwrapped(exc), WorkerLost)
-                if not lost or runs >= self.stage_attempts or entry.cancel_requested:
+                lost = isinstance(unwrapped(exc), WorkerLost) and not entry.cancel_requested
+                attempt = self._next_attempt(entry, stage) if lost else None
+                if attempt is None:
                     raise
-                entry.retries[stage.value] = runs
                 log.warning("job %s: %s lost its worker (%s); again", entry.id, stage.value, exc)
-                message = f"its worker died ({describe_error(exc)}); attempt {runs + 1}"
+                message = f"its worker died ({describe_error(exc)}); attempt {attempt}"
                 await self._ledger.enter(
                     entry,
                     stage,
@@ -447,7 +446,16 @@ class JobCoordinator:
                     retries=dict(entry.retries),
                 )
                 # Serve may route to a dead replica for a moment: each try waits longer.
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (runs - 1))
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 2))
+
+    def _next_attempt(self, entry: JobEntry, stage: JobStage) -> int | None:
+        """Count one more run of ``stage`` after a lost worker and return its number, or None
+        (nothing counted) when ``stage_attempts`` are used up."""
+        runs = entry.retries.get(stage.value, 0) + 1
+        if runs >= self.stage_attempts:
+            return None
+        entry.retries[stage.value] = runs
+        return runs + 1
 
     def _failure(self, stage: str, exc: BaseException) -> str:
         """The error of a failed stage: its own, or that every attempt lost its worker."""
@@ -536,19 +544,19 @@ class JobCoordinator:
             if entry.cancel_requested:
                 await self._ledger.cancelled(entry)  # nobody runs it any more: the cancel is done
                 continue
-            runs = entry.retries.get(JobStage.GENERATING.value, 0) + 1
-            if runs >= self.stage_attempts:
+            attempt = self._next_attempt(entry, JobStage.GENERATING)
+            if attempt is None:
                 await self._ledger.failed(
                     entry,
-                    f"generation failed: its generator went silent in each of {runs} attempts "
-                    "(a killed replica or a lost node; STAGE_MAX_ATTEMPTS)",
+                    "generation failed: its generator went silent in each of "
+                    f"{self.stage_attempts} attempts (a killed replica or a lost node; "
+                    "STAGE_MAX_ATTEMPTS)",
                 )
                 continue
-            entry.retries[JobStage.GENERATING.value] = runs
             log.warning("job %s: generator %s went silent; requeued", entry.id, entry.worker)
             await self._requeue(
                 entry,
-                f"requeued: its generator went silent; attempt {runs + 1} of {self.stage_attempts}",
+                f"requeued: its generator went silent; attempt {attempt} of {self.stage_attempts}",
                 retries=dict(entry.retries),
             )
 
