@@ -24,11 +24,12 @@ def alive_nodes() -> list[str]:
     return [node["NodeID"] for node in ray.nodes() if node["Alive"]]
 
 
-async def check_cluster(settings: Settings, token: str | None) -> list[str]:
-    """The cluster's problems with ``settings`` (none on one node)."""
+async def check_cluster(settings: Settings, token: str | None) -> tuple[int, list[str]]:
+    """How many nodes are alive, and the cluster's problems with ``settings`` (none on one
+    node)."""
     nodes = await asyncio.to_thread(alive_nodes)
     if len(nodes) <= 1 or settings.storage_url:  # no folder to look for on each node
-        return cluster_problems(settings, dict.fromkeys(nodes, token), token)
+        return len(nodes), cluster_problems(settings, dict.fromkeys(nodes, token), token)
     refs = [
         _marker_seen.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
@@ -42,7 +43,7 @@ async def check_cluster(settings: Settings, token: str | None) -> list[str]:
         if isinstance(answer, BaseException):  # a node that died or cannot run the check
             ray.cancel(ref, force=True)
     seen = {n: a if isinstance(a, str) else None for n, a in zip(nodes, answers, strict=True)}
-    return cluster_problems(settings, seen, token)
+    return len(nodes), cluster_problems(settings, seen, token)
 
 
 def refuse_relative_paths(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import ray
 from ray.serve.handle import DeploymentHandle
 
-from deployments.cluster_check import alive_nodes, check_cluster
+from deployments.cluster_check import check_cluster
 from deployments.lost_workers import worker_lost_is_said
 from deployments.metrics import RayQueueMetrics
 from sweedle_core.cluster import write_marker
@@ -216,8 +216,7 @@ class JobQueue:
         try:
             if self._marker is None and not self.settings.storage_url:
                 self._marker = await asyncio.to_thread(write_marker, self.settings.storage_dir)
-            problems = await check_cluster(self.settings, self._marker)
-            nodes = len(await asyncio.to_thread(alive_nodes))
+            nodes, problems = await check_cluster(self.settings, self._marker)
         except Exception as exc:  # the check must not end for good on a hiccup
             log.exception("cluster check failed; the next pass tries again")
             problems, nodes = [f"the cluster check failed: {exc}"], self.cluster["nodes"]

@@ -11,7 +11,7 @@ from sweedle_core.access.keyring import KeyRing
 from sweedle_core.access.limits import RequestLimiter
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
-from sweedle_core.storage import Storage, build_storage, storage_status
+from sweedle_core.storage import Storage, build_storage, storage_status, store_state
 
 STORAGE_STATE_TTL_S = 10.0  # /health and the start-up warning share one look at the store
 STORAGE_CHECK_S = 5.0
@@ -50,12 +50,8 @@ class Services:
         try:
             state = await asyncio.wait_for(asyncio.shield(self._storage_check), STORAGE_CHECK_S)
         except asyncio.TimeoutError:
-            return {
-                "backend": self.storage.backend,
-                "location": self.storage.location,
-                "state": "unavailable",
-                "problem": f"the store did not answer within {STORAGE_CHECK_S:.0f} s",
-            }
+            late = f"the store did not answer within {STORAGE_CHECK_S:.0f} s"
+            return store_state(self.storage, late)
         self._storage_state = (time.monotonic(), state)
         return state
 

@@ -12,7 +12,14 @@ from sweedle_core.storage.local import LocalStorage
 if TYPE_CHECKING:
     from sweedle_core.config import Settings
 
-__all__ = ["LocalStorage", "Storage", "build_storage", "storage_status", "write_atomic"]
+__all__ = [
+    "LocalStorage",
+    "Storage",
+    "build_storage",
+    "storage_status",
+    "store_state",
+    "write_atomic",
+]
 
 
 def build_storage(settings: Settings) -> Storage:
@@ -44,6 +51,11 @@ def storage_status(storage: Storage) -> dict[str, Any]:
         problem = exc.message
     except Exception as exc:  # whatever else the store raised, /health must still answer
         problem = one_line(exc)
+    return store_state(storage, problem)
+
+
+def store_state(storage: Storage, problem: str | None) -> dict[str, Any]:
+    """The store as `/health` shows it: usable, or not because of ``problem``."""
     return {
         "backend": storage.backend,
         "location": storage.location,
