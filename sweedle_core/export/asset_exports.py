@@ -21,13 +21,13 @@ from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, delivered, deli
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.pipeline import (
     DRACO_NAME,
-    LOD_DIR,
     OPTIMIZED_NAME,
     VALIDATION_NAME,
     ExportOptions,
     ExportResult,
     Progress,
     export_asset,
+    lod_names,
     write_lods,
 )
 from sweedle_core.export.thumbnail_generator import generate_thumbnail
@@ -141,7 +141,7 @@ class AssetExports:
         on_progress(0.1, f"building the {engine} bundle")
         lods = [self._lod(asset_id, index) for index in range(max(lod_count, 1))]
         bundle = build(name, lods)
-        self.storage.put(asset_key(asset_id, f"{EXPORT_DIR}/{engine}.zip"), bundle_zip(bundle))
+        self.storage.put(_bundle_key(asset_id, engine), bundle_zip(bundle))
         written: list[str] = []
         if project_path is not None:
             on_progress(0.7, "writing into the project")
@@ -150,7 +150,7 @@ class AssetExports:
         return {"engine": engine, "manifest": bundle.manifest, "written": written}
 
     def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:
-        key = asset_key(asset_id, f"{EXPORT_DIR}/{engine}.zip")
+        key = _bundle_key(asset_id, engine)
         if not self.storage.exists(key):
             raise FileMissing(f"no {engine} bundle yet: POST /api/export/{asset_id}/engine first")
         return StoredFile(key, "application/zip", f"{name}_{engine}.zip")
@@ -181,11 +181,15 @@ class AssetExports:
 
     def _lod(self, asset_id: str, index: int) -> trimesh.Trimesh:
         try:
-            return read_raw_mesh(self.storage.get(asset_key(asset_id, f"{LOD_DIR}/lod{index}.npz")))
+            return read_raw_mesh(self.storage.get(asset_key(asset_id, lod_names(index)[1])))
         except FileMissing:
             if index == 0:
                 return self._source(asset_id)
         raise FileMissing(f"asset {asset_id} has no LOD {index}: POST /api/export/{asset_id}/lods")
+
+
+def _bundle_key(asset_id: str, engine: str) -> str:
+    return asset_key(asset_id, f"{EXPORT_DIR}/{engine}.zip")
 
 
 def _media_type(key: str, fmt: str) -> str:

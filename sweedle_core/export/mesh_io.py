@@ -52,12 +52,11 @@ def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
 
     Raises ``ValueError`` when the file is not a well-formed raw mesh.
     """
+    name = "raw mesh" if isinstance(path, bytes) else str(path)  # in the messages below
     source = io.BytesIO(path) if isinstance(path, bytes) else path
-    if isinstance(path, bytes):
-        path = Path("raw mesh")  # named so in the messages below
     with np.load(source, allow_pickle=False) as data:
         if _VERTICES not in data or _FACES not in data:
-            raise ValueError(f"{path} is not a raw mesh: expected '{_VERTICES}' and '{_FACES}'")
+            raise ValueError(f"{name} is not a raw mesh: expected '{_VERTICES}' and '{_FACES}'")
         vertices = data[_VERTICES].astype(np.float32, copy=False)
         faces = data[_FACES].astype(np.int32, copy=False)
         colors = data[_COLORS].astype(np.uint8, copy=False) if _COLORS in data else None
@@ -65,15 +64,15 @@ def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
 
     n = len(vertices)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"{path}: vertices must be (n, 3), got {vertices.shape}")
+        raise ValueError(f"{name}: vertices must be (n, 3), got {vertices.shape}")
     if not np.isfinite(vertices).all():
-        raise ValueError(f"{path}: vertices must be finite")
+        raise ValueError(f"{name}: vertices must be finite")
     if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"{path}: faces must be (m, 3), got {faces.shape}")
+        raise ValueError(f"{name}: faces must be (m, 3), got {faces.shape}")
     if faces.size and (faces.min() < 0 or faces.max() >= n):
-        raise ValueError(f"{path}: face indices out of range for {n} vertices")
+        raise ValueError(f"{name}: face indices out of range for {n} vertices")
     if colors is not None and colors.shape != (n, 4):
-        raise ValueError(f"{path}: vertex colours must be ({n}, 4), got {colors.shape}")
+        raise ValueError(f"{name}: vertex colours must be ({n}, 4), got {colors.shape}")
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
     mesh.metadata.update(metadata)
     return mesh

@@ -63,9 +63,15 @@ class ExportResult:
     validation: dict[str, Any] = field(default_factory=dict)
 
 
+def lod_names(index: int) -> tuple[str, str]:
+    """``(glb, npz)`` of LOD ``index``, relative to its asset's folder (its keys in the store)."""
+    return f"{LOD_DIR}/lod{index}.glb", f"{LOD_DIR}/lod{index}.npz"
+
+
 def lod_paths(out_dir: Path, index: int) -> tuple[Path, Path]:
     """``(glb, npz)`` of LOD ``index`` in an asset's folder."""
-    return out_dir / LOD_DIR / f"lod{index}.glb", out_dir / LOD_DIR / f"lod{index}.npz"
+    glb, npz = lod_names(index)
+    return out_dir / glb, out_dir / npz
 
 
 def write_lods(
