@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,12 @@ from sweedle_core.storage.layout import parse_s3_url
 GeneratorBackend = str  # one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins
 # The built-in generators: the CPU preview, the CPU depth model, Hunyuan3D on a GPU.
 GENERATOR_BACKENDS = ("silhouette", "depth", "hunyuan3d")
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable read outside `Settings` (a library's own, such as
+    HF_HUB_OFFLINE): set to 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class Settings(BaseSettings):

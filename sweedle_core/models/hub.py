@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sweedle_core.config import env_flag
 from sweedle_core.storage.atomic import write_atomic
 
-_TRUE = {"1", "true", "yes", "on"}
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _SHA256, _GIT_SHA1 = 64, 40  # hex lengths of the two checksums the hub uses as file etags
 # How long the hub's host may take to accept a connection before pulling gives up: an offline
@@ -45,7 +45,7 @@ def is_local_path(name: str) -> bool:
 def offline() -> bool:
     """Whether the hub may not be asked (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE)."""
     # huggingface_hub reads these once, at import; reading them here honours a later change.
-    if any(os.environ.get(name, "").strip().lower() in _TRUE for name in _OFFLINE_VARIABLES):
+    if any(env_flag(name) for name in _OFFLINE_VARIABLES):
         return True
     try:
         from huggingface_hub import constants

@@ -37,7 +37,7 @@ def build_storage(settings: Settings) -> Storage:
             settings.storage_url,
             timeout_s=settings.storage_timeout_s,
             config={name: value for name, value in given.items() if value},
-            allow_http=settings.aws_allow_http or None,
+            allow_http=settings.aws_allow_http,
         )
     return LocalStorage(settings.storage_dir)
 

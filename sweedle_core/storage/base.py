@@ -17,7 +17,7 @@ CHUNK_BYTES = 1024 * 1024  # streamed downloads move a MiB at a time
 
 class Storage(abc.ABC):
     """Where asset files live. Methods are blocking (call them from a thread in async code),
-    except `stream`; failures raise `FileMissing` (no such object) or `StorageUnavailable`."""
+    except `open_stream`; failures raise `FileMissing` (no such object) or `StorageUnavailable`."""
 
     backend: str  # "local" or "s3"
     location: str  # what an operator recognises: the folder, or s3://bucket/prefix

@@ -22,6 +22,7 @@ from typing import Any
 import obstore
 from obstore.store import S3Store
 
+from sweedle_core.config import env_flag
 from sweedle_core.errors import FileMissing, StorageUnavailable
 from sweedle_core.storage.base import CHUNK_BYTES, Storage, files_under
 from sweedle_core.storage.layout import checked_key, parse_s3_url
@@ -31,7 +32,6 @@ UPLOADS_AT_ONCE = 8
 # A download streams at its client's pace: its body may take this long, whatever the timeout of
 # the other calls.
 STREAM_TIMEOUT = "6h"
-TRUE_WORDS = ("1", "true", "yes", "on")
 MEDIA_TYPES = {
     ".glb": "model/gltf-binary",
     ".gltf": "model/gltf+json",
@@ -69,7 +69,7 @@ class S3Storage(Storage):
         self.bucket, self.prefix = parse_s3_url(url)
         self.config = dict(config or {})
         if allow_http is None:
-            allow_http = os.environ.get("AWS_ALLOW_HTTP", "").lower() in TRUE_WORDS
+            allow_http = env_flag("AWS_ALLOW_HTTP")
         self.allow_http = allow_http
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         endpoint = (
