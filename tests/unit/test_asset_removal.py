@@ -23,16 +23,22 @@ def storage(tmp_path):
     return LocalStorage(tmp_path / "files")
 
 
-async def asset_with_files(store, storage):  # type: ignore[no-untyped-def]
-    asset_id = new_id()
-    job = await store.create_job(
+async def create_rows(store, asset_id: str, upload_recorded: bool = False):  # type: ignore[no-untyped-def]
+    """The asset's and its job's rows, as the intake creates them for an upload."""
+    return await store.create_job(
         name="chair",
         params=GenerationParams(),
         priority=Priority.NORMAL,
         original_filename="x.png",
         input_path=f"{asset_id}/input.png",
         asset_id=asset_id,
+        upload_recorded=upload_recorded,
     )
+
+
+async def asset_with_files(store, storage):  # type: ignore[no-untyped-def]
+    asset_id = new_id()
+    job = await create_rows(store, asset_id)
     for name in FILES:
         storage.put(f"{asset_id}/{name}", b"x")
     return job, await store.library.get(asset_id, None)
@@ -112,15 +118,8 @@ async def test_an_upload_whose_rows_never_came_is_swept_after_its_grace(store, s
     for prefix in (abandoned, taken_in):
         await store.removals.expect_upload(prefix, timedelta(0))
         storage.put(f"{prefix}/input.png", b"x")
-    await store.create_job(  # the second upload's rows were created: its file is the asset's
-        name="kept",
-        params=GenerationParams(),
-        priority=Priority.NORMAL,
-        original_filename="x.png",
-        input_path=f"{taken_in}/input.png",
-        asset_id=taken_in,
-        upload_recorded=True,
-    )
+    # The second upload's rows were created: its file is the asset's.
+    await create_rows(store, taken_in, upload_recorded=True)
     assert await sweep_removals(store, storage) == 1
     assert storage.list(abandoned) == []
     assert storage.list(taken_in) == [f"{taken_in}/input.png"]
@@ -134,15 +133,7 @@ async def test_an_upload_a_sweep_claimed_cannot_become_an_asset(store, storage):
     assert claim is not None
 
     with pytest.raises(UploadSwept):
-        await store.create_job(
-            name="late",
-            params=GenerationParams(),
-            priority=Priority.NORMAL,
-            original_filename="x.png",
-            input_path=f"{prefix}/input.png",
-            asset_id=prefix,
-            upload_recorded=True,
-        )
+        await create_rows(store, prefix, upload_recorded=True)
     with pytest.raises(AssetNotFound):  # no row names the file the sweeper removes
         await store.library.get(prefix, None)
 
