@@ -203,7 +203,7 @@ def photos_in_and_a_node_killed(made: Cluster, client: Sweedle, gate: GateServer
         made.node_b = made.add_node_b()
         gate.open()
         final = feed.wait_finished({job_id}, timeout=240)[job_id]
-        ends = [e for e in feed.seen if e.get("job_id") == job_id and e["type"] == "asset_ready"]
+        ends = [e for e in feed.events_of(job_id) if e["type"] == "asset_ready"]
     assert final["type"] == "asset_ready", final
     assert len(ends) == 1
     job = client.job(job_id)

@@ -169,7 +169,7 @@ def test_a_killed_exporter_replica_loses_no_job(deployment, client):
         ]
         ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
         final = feed.wait_finished({job_id}, timeout=180)[job_id]
-        ends = [e for e in feed.seen if e.get("job_id") == job_id and e["type"] == "asset_ready"]
+        ends = [e for e in feed.events_of(job_id) if e["type"] == "asset_ready"]
 
     assert final["type"] == "asset_ready", final
     assert len(ends) == 1
