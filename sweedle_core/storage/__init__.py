@@ -37,7 +37,9 @@ def build_storage(settings: Settings) -> Storage:
             settings.storage_url,
             timeout_s=settings.storage_timeout_s,
             config={name: value for name, value in given.items() if value},
-            allow_http=settings.aws_allow_http,
+            # The settings were read where the app was built; unset, the replica's own
+            # environment (a runtime_env's variables, say) still decides, as for the keys.
+            allow_http=settings.aws_allow_http or None,
         )
     return LocalStorage(settings.storage_dir)
 
