@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import ray
@@ -21,8 +20,20 @@ from sweedle_core.db.store import Store
 from sweedle_core.errors import ImageTooLarge, TextToImageDisabled, WebhooksDisabled
 from sweedle_core.idempotency import idempotency
 from sweedle_core.jobs.intake import Intake, NewJob, Taken
-from sweedle_core.params import GenerationParams, OutputFormat, Priority
+from sweedle_core.params import (
+    GenerationParams,
+    GuidanceScale,
+    InferenceSteps,
+    MaxFaces,
+    NumChunks,
+    OctreeResolution,
+    OutputFormat,
+    Priority,
+    Quality,
+    Seed,
+)
 from sweedle_core.preprocess import ImageInfo
+from sweedle_core.quality import TUNABLE, is_turbo, resolve_params
 from sweedle_core.schemas import SubmitResponse
 from sweedle_core.storage import Storage
 
@@ -35,12 +46,17 @@ class GenerationOptions(BaseModel):
 
     name: str | None = Field(None, max_length=255)
     priority: Priority = Priority.NORMAL
-    inference_steps: int | None = Field(None, ge=1, le=200)
-    guidance_scale: float | None = Field(None, ge=0.0, le=30.0)
-    octree_resolution: int | None = Field(None, ge=16, le=512)
-    num_chunks: int | None = Field(None, ge=1000, le=500_000)
-    max_faces: int | None = Field(None, ge=100, le=5_000_000, description="face budget")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    quality: Quality | None = Field(
+        None,
+        description="a preset of steps, octree resolution, guidance and decoding: fast, "
+        "standard or high; a parameter given beside it overrides the preset's value",
+    )
+    inference_steps: InferenceSteps | None = None
+    guidance_scale: GuidanceScale | None = None
+    octree_resolution: OctreeResolution | None = None
+    num_chunks: NumChunks | None = None
+    max_faces: MaxFaces | None = None
+    seed: Seed | None = None
     remove_background: bool = True
     texture: bool = Field(
         False,
@@ -66,16 +82,11 @@ class GenerationOptions(BaseModel):
         return value.strip()
 
     def params(self, settings: Settings) -> GenerationParams:
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        return GenerationParams(
-            inference_steps=pick(self.inference_steps, settings.default_inference_steps),
-            guidance_scale=pick(self.guidance_scale, settings.default_guidance_scale),
-            octree_resolution=pick(self.octree_resolution, settings.default_octree_resolution),
-            num_chunks=pick(self.num_chunks, settings.default_num_chunks),
-            max_faces=pick(self.max_faces, settings.default_max_faces),
-            seed=pick(self.seed, settings.default_seed),
+        return resolve_params(
+            self.model_dump(include=set(TUNABLE)),
+            self.quality,
+            {name: getattr(settings, f"default_{name}") for name in TUNABLE},
+            turbo_weights=is_turbo(settings.hunyuan_subfolder),
             remove_background=self.remove_background,
             texture=self.texture,
             output_format=self.output_format,

@@ -9,6 +9,15 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sweedle_core.params import (
+    GuidanceScale,
+    InferenceSteps,
+    MaxFaces,
+    NumChunks,
+    OctreeResolution,
+    Seed,
+    default_of,
+)
 from sweedle_core.storage.layout import parse_s3_url
 
 GeneratorBackend = str  # one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins
@@ -72,12 +81,13 @@ class Settings(BaseSettings):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     low_vram_mode: bool = False
 
-    default_inference_steps: int = Field(30, ge=1, le=200)
-    default_guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
-    default_octree_resolution: int = Field(256, ge=16, le=1024)
-    default_seed: int = Field(1234, ge=0, le=2**32 - 1)
-    default_num_chunks: int = Field(8000, ge=1000, le=500_000)
-    default_max_faces: int = Field(40_000, ge=100, le=5_000_000)
+    # What a request that leaves a parameter out gets; the ranges are the requests' own.
+    default_inference_steps: InferenceSteps = default_of("inference_steps")
+    default_guidance_scale: GuidanceScale = default_of("guidance_scale")
+    default_octree_resolution: OctreeResolution = default_of("octree_resolution")
+    default_seed: Seed = default_of("seed")
+    default_num_chunks: NumChunks = default_of("num_chunks")
+    default_max_faces: MaxFaces = default_of("max_faces")
 
     max_upload_mb: float = Field(20.0, gt=0, le=512)
     max_image_pixels: int = Field(40_000_000, ge=1024)

@@ -1,14 +1,35 @@
-"""What a client may ask of one generation, validated once for every entry point."""
+"""What a client may ask of one generation, validated once for every entry point.
+
+Each tunable parameter's range is one annotated type below, used alike by `GenerationParams`,
+the server's defaults in `Settings`, the form and JSON body of a submission and so the OpenAPI
+schema: a default the requests would refuse cannot be configured.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 OutputFormat = Literal["glb", "gltf", "obj", "ply", "stl", "usdz"]
 ExportFormat = OutputFormat
+
+InferenceSteps = Annotated[int, Field(ge=1, le=200, description="denoising steps")]
+GuidanceScale = Annotated[float, Field(ge=0.0, le=30.0, description="classifier-free guidance")]
+OctreeResolution = Annotated[
+    int, Field(ge=16, le=512, description="cells across the volume the surface is taken from")
+]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+NumChunks = Annotated[
+    int,
+    Field(
+        ge=1000,
+        le=500_000,
+        description="points decoded per batch when decoding the volume: lower needs less memory",
+    ),
+]
+MaxFaces = Annotated[int, Field(ge=100, le=5_000_000, description="face budget")]
 
 
 class Priority(str, Enum):
@@ -25,20 +46,36 @@ class Priority(str, Enum):
 _RANKS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 
 
+class Quality(str, Enum):
+    """A preset of steps, octree resolution, guidance and decoding (`sweedle_core.quality`)."""
+
+    FAST = "fast"
+    STANDARD = "standard"
+    HIGH = "high"
+
+
 class GenerationParams(BaseModel):
     """Parameters of one generation; the ranges are the service's limits."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    inference_steps: int = Field(30, ge=1, le=200)
-    guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
-    octree_resolution: int = Field(256, ge=16, le=512)
-    seed: int = Field(1234, ge=0, le=2**32 - 1)
-    # Points decoded per batch when extracting the surface: lower needs less memory.
-    num_chunks: int = Field(8000, ge=1000, le=500_000)
+    inference_steps: InferenceSteps = 30
+    guidance_scale: GuidanceScale = 5.0
+    octree_resolution: OctreeResolution = 256
+    seed: Seed = 1234
+    num_chunks: NumChunks = 8000
     # The face budget of the generated mesh (hunyuan3d reduces to it; the CPU preview's size
     # follows octree_resolution).
-    max_faces: int = Field(40_000, ge=100, le=5_000_000)
+    max_faces: MaxFaces = 40_000
     remove_background: bool = True
     texture: bool = False
     output_format: OutputFormat = "glb"
+    # The preset the values came from (None: the server's defaults and the request's own), and
+    # whether the volume is decoded with FlashVDM (hunyuan3d; the fast preset turns it on).
+    quality: Quality | None = None
+    fast_decoding: bool = False
+
+
+def default_of(name: str) -> Any:
+    """A `GenerationParams` field's default, for the server's settings to start from."""
+    return GenerationParams.model_fields[name].default

@@ -107,14 +107,14 @@ class Store:
             input_path=input_path,
             model_format=params.output_format,
             generator=generator,
-            generation_params=params.model_dump(),
+            generation_params=params.model_dump(mode="json"),
             owner=owner,
         )
         job = GenerationJob(
             id=new_id(),
             asset=asset,
             priority=priority.value,
-            params=params.model_dump(),
+            params=params.model_dump(mode="json"),
             status=JobStatus.PENDING.value,
             stage=JobStage.QUEUED.value,
             owner=owner,
