@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sweedle_core.generation.depth import DepthGenerator, TransformersDepth  # noqa: E402
+from sweedle_core.generation.finish import make_mesh  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
 from tests.models.tiny_depth import build_tiny_depth  # noqa: E402
 from tests.scenes import draw_scene  # noqa: E402
@@ -41,7 +42,9 @@ def main() -> dict[str, Any]:
             times, faces = [], 0
             for _ in range(RUNS + 1):
                 start = time.perf_counter()
-                mesh = generator.generate(photo, GenerationParams(octree_resolution=octree), _quiet)
+                mesh = make_mesh(
+                    generator, photo, GenerationParams(octree_resolution=octree), _quiet
+                )
                 times.append(time.perf_counter() - start)
                 faces = len(mesh.faces)
             figures[f"tiny_octree_{octree}"] = {

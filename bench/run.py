@@ -43,6 +43,7 @@ from bench.depth import render as render_depth  # noqa: E402
 from bench.export_chain import main as export_chain  # noqa: E402
 from bench.export_chain import render as render_export_chain  # noqa: E402
 from bench.models import render as render_models  # noqa: E402
+from sweedle_core.generation.finish import make_mesh  # noqa: E402
 from sweedle_core.generation.silhouette import SilhouetteGenerator  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
 from sweedle_core.preprocess import (  # noqa: E402
@@ -79,7 +80,7 @@ def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
     times, faces = [], 0
     for _ in range(runs):
         start = time.perf_counter()
-        mesh = generator.generate(prepared, params, lambda f, m: None)
+        mesh = make_mesh(generator, prepared, params, lambda f, m: None)
         times.append(time.perf_counter() - start)
         faces = len(mesh.faces)
     return {"median_s": statistics.median(times), "min_s": min(times), "faces": faces}
@@ -88,7 +89,13 @@ def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
 class App:
     """`serve run configs/cpu.yaml` in a fresh cluster, with its data in a temporary folder."""
 
-    def __init__(self, data: Path, port: int = 8000, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        port: int = 8000,
+        env: dict[str, str] | None = None,
+        config: str = "configs/cpu.yaml",
+    ) -> None:
         extra = env or {}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a fresh cluster
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data / 'sweedle.db'}"
@@ -96,7 +103,7 @@ class App:
         env.update(extra)
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "serve"), "run", "configs/cpu.yaml"],
+            [str(Path(sys.executable).parent / "serve"), "run", config],
             cwd=ROOT,
             env=env,
             stdout=open(data / "serve.log", "wb"),
@@ -136,19 +143,24 @@ def parse_time(value: str) -> float:
     return moment.timestamp()
 
 
-def submit_many(client: Sweedle, image: bytes, jobs: int, octree: int) -> list[str]:
+def submit_many(
+    client: Sweedle, image: bytes, jobs: int, octree: int, **fields: object
+) -> list[str]:
     """Submit ``jobs`` jobs from 8 client threads at once, so the backlog builds at once."""
     with ThreadPoolExecutor(8) as pool:
         responses = pool.map(
-            lambda _: client.submit_ok(image, octree_resolution=octree), range(jobs)
+            lambda _: client.submit_ok(image, octree_resolution=octree, **fields), range(jobs)
         )
         return [r["job_id"] for r in responses]
 
 
-def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
+def backlog(client: Sweedle, image: bytes, jobs: int, octree: int, **fields: object) -> dict:
+    """A backlog of ``jobs`` jobs. The generator replica's time: ``generate_s`` per job (claim
+    to hand-off: the GPU stage plus reading the image and storing the shape), of which
+    ``gpu_s`` in the GPU stage proper; the CPU stage (``finish_s``) runs in the export pool."""
     with client.feed() as feed:
         start = time.monotonic()
-        ids = set(submit_many(client, image, jobs, octree))
+        ids = set(submit_many(client, image, jobs, octree, **fields))
         submitted = time.monotonic() - start
         finals = feed.wait_finished(ids, timeout=60 * jobs)
         wall = time.monotonic() - start
@@ -175,12 +187,14 @@ def backlog(client: Sweedle, image: bytes, jobs: int, octree: int) -> dict:
         "generator_busy_s": generating,
         "generator_window_s": window,
         "duty_cycle": generating / window,
+        "gpu_share": sum(t["gpu_s"] for t in timings) / window,
         "starved_s": starved,
         "handoff_s": handoff,
         "duty_cycle_with_work_ready": generating / (window - starved),
         "handoff_ms_per_job": 1000 * handoff / len(timings),
         "generate_s_median": statistics.median(t["generate_s"] for t in timings),
         "export_s_median": statistics.median(t["export_s"] for t in timings),
+        "finish_s_median": statistics.median(t["finish_s"] for t in timings),
     }
 
 
@@ -233,6 +247,8 @@ def main() -> None:
     print(json.dumps(results, indent=2), flush=True)
     results["models"] = model_figures(image)
     print(json.dumps(results["models"], indent=2), flush=True)
+    results["split"] = split_figures(image)
+    print(json.dumps(results["split"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["depth"] = depth_generator()
@@ -280,12 +296,22 @@ def model_figures(image_bytes: bytes) -> dict:
     return {"hunyuan": hunyuan_figures(image), "preprocessing": preprocessing_figures(image_bytes)}
 
 
+def split_figures(image_bytes: bytes) -> dict:
+    from bench.split import main as split
+
+    prepared = ImagePreparer(
+        ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
+    )
+    return split(prepared.prepare(image_bytes, remove_background=True).image, image_bytes)
+
+
 def _stop_time(seconds: float | None) -> str:
     return "not within 120 s (killed)" if seconds is None else f"{seconds:.0f} s"
 
 
 def render(r: dict) -> str:
     from bench.library import render as render_library  # imports bench.run: not at the top
+    from bench.split import render as render_split
     from bench.storage import render as render_storage
 
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
@@ -315,7 +341,8 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | orchestration overhead per job, p50 ({o["jobs"]} single jobs) | {o["overhead_ms_p50"]:.0f} ms | < 100 ms: {verdict(o["overhead_ms_p50"] < 100)} |
 | orchestration overhead per job, p95 | {o["overhead_ms_p95"]:.0f} ms | |
 | end to end per single job, median | {o["end_to_end_s_median"]:.2f} s | |
-| generation per job in the app, median (backlog) | {b["generate_s_median"]:.3f} s | |
+| generation per job in the app, median (backlog; the generator's stage) | {b["generate_s_median"]:.3f} s | |
+| CPU stage of the generation per job, in the export pool, median | {b["finish_s_median"]:.3f} s | |
 | export per job in the app, median (backlog) | {b["export_s_median"]:.3f} s | |
 
 Stopping `serve run` right after {r["restarts"][0]["jobs"]} jobs were submitted (queued, preprocessing, waiting, generating), then
@@ -331,6 +358,7 @@ the WebSocket, minus the job's preprocessing, generation and export compute time
 HTTP, the Ray hops, database writes and the WebSocket).
 
 {render_models(r["models"])}
+{render_split(r["split"])}
 {render_cutout(r["cutout"])}
 {render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}

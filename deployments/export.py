@@ -1,6 +1,7 @@
 """The Exporter deployment: the export pool, several CPU replicas.
 
-It runs the default export chain of every generated mesh (for the queue) and the exports the
+It runs the CPU stage of every generation (the GPU stage's shape to the mesh: surface
+extraction, clean-up, colour) and then its default export chain (for the queue) and the exports the
 API asks for (for the ingress); long ones report progress on the WebSocket feed.
 """
 
@@ -18,10 +19,14 @@ from deployments.job_queue import find_job_queue
 from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
-from sweedle_core.export.pipeline import ExportOptions, Progress
+from sweedle_core.export.pipeline import ExportOptions, Progress, within
 from sweedle_core.export.thumbnail_generator import opengl_unavailable_reason
+from sweedle_core.generation.finish import finish_stored
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket
 from sweedle_core.storage import build_storage
+
+# The share of the exporting stage's progress the CPU stage of the generation takes.
+FINISH_SHARE = 0.4
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
@@ -42,8 +47,17 @@ class Exporter:
         return {"thumbnails": renderer, "fallback": renderer if reason else None, "note": reason}
 
     async def export(self, ticket: ExportTicket) -> ExportOutcome:
-        """The default chain after a generation, reported as the job's exporting stage."""
+        """A generation's CPU stage (the stored shape to the mesh) and its default export
+        chain, reported as the job's exporting stage."""
         start = time.perf_counter()
+        report = self._job_progress(ticket.job_id)
+        finish_s = await asyncio.to_thread(
+            finish_stored,
+            self.exports.storage,
+            ticket,
+            within(report, 0.0, FINISH_SHARE),
+            self.settings.generator_backend,
+        )
         options = ExportOptions(
             output_format=ticket.output_format,
             lod_levels=self.settings.export_lod_levels,
@@ -58,7 +72,7 @@ class Exporter:
             ticket.asset_id,
             ticket.raw_mesh_path,
             options,
-            self._job_progress(ticket.job_id),
+            within(report, FINISH_SHARE, 1.0),
         )
         result = stored.result
         return ExportOutcome(
@@ -67,6 +81,7 @@ class Exporter:
             vertex_count=result.vertex_count,
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
+            finish_s=finish_s,
             texture=result.texture,
             generator=result.generator,
             lods=result.lods,

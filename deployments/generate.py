@@ -1,4 +1,8 @@
-"""The Generator deployment: one replica per GPU, each running the claim-generate loop."""
+"""The Generator deployment: one replica per GPU, each running the claim-generate loop.
+
+A replica runs only the GPU stage of a generation (`Generator.generate_shape`) and stores its
+shape; the CPU stage runs in the export pool, so the replica claims its next job at once.
+"""
 
 from __future__ import annotations
 
@@ -123,8 +127,9 @@ class Generator:
         relay = self._relay = ProgressRelay(self.queue, ticket, self.worker)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(relay))
         start = time.perf_counter()
+        gpu_s = 0.0
         try:
-            seconds = await asyncio.to_thread(
+            generated = await asyncio.to_thread(
                 run_generation, self.backend, self.storage, ticket, relay
             )
         except JobCancelled:
@@ -139,13 +144,14 @@ class Generator:
             error = f"generation failed: {describe_error(exc)}"
             await self.queue.generation_failed.remote(ticket.job_id, self.worker, error, False)
         else:
-            # Hand the mesh to the export pool through the queue and take the next job at once
-            # (Ray retries the call if the queue restarts; no need to wait for it).
-            self.queue.generated.remote(ticket.job_id, self.worker, seconds)
+            # The shape goes to the CPU pool through the queue; this replica takes its next job
+            # at once (Ray retries the call if the queue restarts; no need to wait for it).
+            gpu_s = generated.gpu_s
+            self.queue.generated.remote(ticket.job_id, self.worker, generated.seconds, gpu_s)
         finally:
             heartbeat.cancel()
             self._relay = None
-            self.metrics.record(time.perf_counter() - start)
+            self.metrics.record(time.perf_counter() - start, gpu_s)
         return relay.next_claim
 
     async def _heartbeat(self, relay: ProgressRelay) -> None:

@@ -82,6 +82,7 @@ class JobQueue:
             build_storage(settings),
             HandleWorkers(preprocessor, exporter),
             preprocess_concurrency=settings.preprocess_concurrency,
+            export_concurrency=settings.export_concurrency,
             reconcile_s=settings.reconcile_interval_s,
             stage_attempts=settings.stage_max_attempts,
             lease_s=settings.generator_lease_s,
@@ -162,9 +163,11 @@ class JobQueue:
         await self.ready()
         return self.coordinator.heartbeat(job_id, worker)
 
-    async def generated(self, job_id: str, worker: str, seconds: float) -> None:
+    async def generated(
+        self, job_id: str, worker: str, seconds: float, gpu_s: float | None = None
+    ) -> None:
         await self.ready()
-        await self.coordinator.generated(job_id, worker, seconds)
+        await self.coordinator.generated(job_id, worker, seconds, gpu_s)
 
     async def generation_failed(
         self, job_id: str, worker: str, error: str, cancelled: bool

@@ -47,13 +47,20 @@ class RayQueueMetrics:
 
 
 class GeneratorMetrics:
-    """A generator replica's busy time; its rate is the generator's duty cycle."""
+    """A generator replica's time: busy (a job from claim to hand-off) and in the GPU stage
+    proper. The GPU seconds' rate is the GPU's duty cycle; busy minus GPU is what the replica
+    spends around it (reading the image, storing the shape)."""
 
     def __init__(self, worker: str) -> None:
         self.tags = {"worker": worker}
         self.busy = metrics.Counter(
             "sweedle_generator_busy_seconds",
-            description="Seconds a generator replica spent generating.",
+            description="Seconds a generator replica spent on jobs (claim to hand-off).",
+            tag_keys=("worker",),
+        )
+        self.gpu = metrics.Counter(
+            "sweedle_generator_gpu_seconds",
+            description="Seconds a generator replica spent in the GPU stage (generate_shape).",
             tag_keys=("worker",),
         )
         self.jobs = metrics.Counter(
@@ -62,6 +69,8 @@ class GeneratorMetrics:
             tag_keys=("worker",),
         )
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, gpu_seconds: float) -> None:
         self.busy.inc(seconds, tags=self.tags)
+        if gpu_seconds > 0:
+            self.gpu.inc(gpu_seconds, tags=self.tags)
         self.jobs.inc(1, tags=self.tags)

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
 
     # How many jobs the queue keeps in preprocessing at once; the rest wait in priority order.
     preprocess_concurrency: int = Field(4, ge=1, le=256)
+    # Generated jobs sent to the export pool at once (the CPU stage and the export chain), the
+    # rest waiting in priority order: what the Exporter replicas can run at once.
+    export_concurrency: int = Field(2, ge=1, le=256)
     # How many times a stage (preprocessing, generation, export) runs for one job when the
     # replica or node running it dies; a stage that fails by its own error is not retried.
     stage_max_attempts: int = Field(3, ge=1, le=20)

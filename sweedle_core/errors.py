@@ -99,6 +99,13 @@ class WorkerLost(Unavailable):
     code = "worker_lost"
 
 
+class ShapeLost(SweedleError):
+    """The GPU stage's hand-off is gone from the store before the CPU stage could read it: the
+    job's GPU stage runs again."""
+
+    code = "shape_lost"
+
+
 class GenerationFailed(SweedleError):
     """A generator ran but produced no usable mesh."""
 

@@ -249,6 +249,8 @@ class QueueStatus(BaseModel):
     by_stage: dict[str, int]
     active_jobs: int
     preprocessing_slots: int
+    export_slots: int = Field(description="generated jobs the export pool runs at once")
+    waiting_for_export: int = Field(description="generated jobs waiting for an export slot")
     generators: dict[str, dict[str, Any]] = Field(
         description="each generator replica: state (loading, idle, generating, unavailable)"
     )

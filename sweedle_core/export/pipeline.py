@@ -39,6 +39,16 @@ CHAIN_THREADS = 2
 Progress = Callable[[float, str], None]
 
 
+def within(report: Progress, start: float, end: float) -> Progress:
+    """``report`` for a step that covers ``[start, end]`` of the whole: its own fraction in
+    [0, 1] is mapped onto that span."""
+
+    def step(fraction: float, message: str) -> None:
+        report(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return step
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     output_format: str = "glb"

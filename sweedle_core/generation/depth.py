@@ -18,6 +18,8 @@ Steps, on a grid of ``octree_resolution`` cells across the image (`sweedle_core.
 3. back: behind the nearer of the front and the rim, a dome shaped by the outline (the profile
    the silhouette backend inflates), ``thickness`` times the smaller planar extent at its
    deepest;
+   (the first stage ends here, on the generator replica where the depth model runs; the
+   height maps are the shape handed to the CPU stage)
 4. surface: marching cubes on the solid between front and back, only in the cells the surface
    crosses: a closed, watertight mesh;
 5. colour: each vertex takes the photo's colour at its (x, y), front and back alike.
@@ -49,6 +51,7 @@ from sweedle_core.generation.grid import (
 )
 from sweedle_core.generation.image_colors import sample_bilinear
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
+from sweedle_core.generation.shape import Shape
 from sweedle_core.params import GenerationParams
 
 # The grey the cut-out is shown on: depth models are trained on whole photos, and a neutral
@@ -126,9 +129,9 @@ class DepthGenerator:
         self.relief = relief
         self.thickness = thickness
 
-    def generate(
+    def generate_shape(
         self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
-    ) -> trimesh.Trimesh:
+    ) -> Shape:
         on_progress(0.05, "estimating depth")
         rgba = image.convert("RGBA")
         backdrop = Image.new("RGB", rgba.size, _BACKDROP)
@@ -137,21 +140,14 @@ class DepthGenerator:
         if depth.shape != (rgba.height, rgba.width) or not np.isfinite(depth).all():
             raise GenerationFailed(f"the depth model returned {depth.shape}, not a depth map")
 
-        on_progress(0.5, "front and back surfaces")
+        on_progress(0.7, "front and back surfaces")
         grid = image_grid(rgba, params.octree_resolution, extra=depth)
         assert grid.extra is not None
         sd = signed_distance(grid.coverage)
         front, back, rim = self._surfaces(sd, grid.extra[..., 0])
-
-        on_progress(0.7, "surface")
-        verts, faces = _solid_surface(sd, front, back, rim)
-
-        on_progress(0.95, "colour")
-        colors = sample_bilinear(grid.rgb, verts[:, :2])
-        mesh = to_mesh(verts, faces, colors)
-        mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
-        on_progress(1.0, "done")
-        return mesh
+        on_progress(1.0, "height maps")
+        arrays = {"sd": sd, "front": front, "back": back, "rim": rim, "rgb": grid.rgb}
+        return Shape(METHOD, self.name, arrays)
 
     def _surfaces(
         self, sd: np.ndarray, disparity: np.ndarray
@@ -181,6 +177,25 @@ class DepthGenerator:
         back = np.minimum(front, rim) - self.thickness * extent * dome
 
         return front.astype(np.float32), back.astype(np.float32), rim.astype(np.float32)
+
+
+METHOD = "depth"
+
+
+def finish_depth(
+    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+) -> trimesh.Trimesh:
+    """The CPU stage: the solid between the front and back height maps, surfaced, coloured."""
+    on_progress(0.2, "surface")
+    a = shape.arrays
+    verts, faces = _solid_surface(a["sd"], a["front"], a["back"], a["rim"])
+
+    on_progress(0.9, "colour")
+    colors = sample_bilinear(a["rgb"], verts[:, :2])
+    mesh = to_mesh(verts, faces, colors)
+    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    on_progress(1.0, "done")
+    return mesh
 
 
 def _carried_inward(values: np.ndarray, source: np.ndarray, sigma: float) -> np.ndarray:

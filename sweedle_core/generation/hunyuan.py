@@ -8,32 +8,33 @@ drives either. Weights are found by `hunyuan_weights.locate_weights`.
 
 from __future__ import annotations
 
+import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import trimesh
+import numpy as np
 from PIL import Image
 
 from sweedle_core.devices import free_cuda_cache, resolve_device
-from sweedle_core.errors import GenerationFailed, ModelUnavailable
-from sweedle_core.export.mesh_io import outward_winding
+from sweedle_core.errors import ModelUnavailable
+from sweedle_core.generation.finish import mesh_shape
+from sweedle_core.generation.hunyuan_surface import BOX_V, MC_LEVEL, hunyuan_mesh, volume_shape
 from sweedle_core.generation.hunyuan_texture import Texturer
 from sweedle_core.generation.hunyuan_weights import (
     HUNYUAN_INSTALL,
     locate_weights,
     needs_hy3dshape,
 )
-from sweedle_core.generation.mesh_cleanup import clean_mesh
 from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.generation.shape import Shape
 from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.params import GenerationParams
 
-_NO_SURFACE = "the model found no surface for this image and seed; try another seed"
-
-# Progress: image encoding up to 0.05, denoising 0.05-0.85, surface extraction up to 0.9,
-# clean-up and face reduction up to 0.95, colour up to 1.
-_DENOISE_START, _DENOISE_SPAN = 0.05, 0.8
+# Progress of the GPU stage: image encoding up to 0.05, denoising 0.05-0.9, volume decoding
+# up to 1.
+_DENOISE_START, _DENOISE_SPAN = 0.05, 0.85
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,16 @@ class Hunyuan3DGenerator:
         # The pipeline keeps per-call state (the scheduler's timesteps): one generation at a time.
         self._lock = threading.Lock()
 
-    def generate(
+    def generate_shape(
         self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
-    ) -> trimesh.Trimesh:
-        """One mesh for one RGBA image (background already transparent).
+    ) -> Shape:
+        """The GPU stage for one RGBA image (background already transparent): image encoding,
+        denoising and volume decoding; the grid of occupancy logits is the shape.
 
-        Raises `GenerationFailed` when marching cubes finds no surface, and lets `JobCancelled`
-        from ``on_progress`` propagate, which stops the denoising loop at the next step.
+        A job that asks for texture where the paint model can run also has its surface taken,
+        cleaned and painted here (painting is GPU work and needs the final mesh); its shape is
+        then the painted mesh. Lets `JobCancelled` from ``on_progress`` propagate, which stops
+        the denoising loop at the next step.
         """
         steps = params.inference_steps
 
@@ -120,69 +124,98 @@ class Hunyuan3DGenerator:
             done = min(step + 1, steps)
             fraction = _DENOISE_START + _DENOISE_SPAN * done / steps
             on_progress(fraction, f"denoising step {done}/{steps}")
-            if done == steps:  # the pipeline decodes the surface next, without a callback
-                on_progress(fraction, "extracting the surface")
 
         on_progress(0.0, "encoding the image")
         if image.mode != "RGBA":
             image = image.convert("RGBA")
         with self._lock:
             try:
-                meshes = self._pipeline(
+                latents = self._pipeline(
                     image=image,
                     num_inference_steps=steps,
                     guidance_scale=params.guidance_scale,
-                    octree_resolution=params.octree_resolution,
-                    num_chunks=params.num_chunks,
                     generator=self._lib.torch.Generator(self.device).manual_seed(params.seed),
-                    output_type="trimesh",
+                    output_type="latent",
                     callback=on_step,
                     callback_steps=1,
                     enable_pbar=False,
                 )
+                on_progress(_DENOISE_START + _DENOISE_SPAN, "decoding the volume")
+                grid = self._decode_volume(latents, params)
             finally:
                 self._free_cache()
-        mesh = meshes[0] if meshes else None
-        if mesh is None or len(mesh.faces) == 0:
-            raise GenerationFailed(_NO_SURFACE)
+        shape = volume_shape(self.name, grid, params.octree_resolution)
+        if params.texture and self.texturer.can_paint:
+            shape = self._painted_shape(shape, image, params, on_progress)
+        on_progress(1.0, "volume decoded")
+        return shape
 
-        on_progress(0.9, "removing floaters and degenerate faces")
-        mesh = self.clean(mesh, params.max_faces)
-        painting = params.texture and self.texturer.can_paint
-        on_progress(0.95, "painting the texture" if painting else "colouring from the photo")
-        mesh = self.texturer.colour(mesh, image, params.texture)
-        self._free_cache()
-        on_progress(1.0, "done")
-        return mesh
+    def _decode_volume(self, latents: Any, params: GenerationParams) -> np.ndarray:
+        """The VAE's decoding of ``latents`` into occupancy logits on the octree grid:
+        ``(n + 1, n + 1, n + 1) float16`` (NaN where FlashVDM skipped a region)."""
+        torch = self._lib.torch
+        vae = self._pipeline.vae
+        with torch.inference_mode():
+            decoded = vae(latents / vae.scale_factor)
+            decoder, restore = self._volume_decoder(params.fast_decoding)
+            try:
+                grid = decoder(
+                    decoded,
+                    vae.geo_decoder,
+                    bounds=BOX_V,
+                    num_chunks=params.num_chunks,
+                    octree_resolution=params.octree_resolution,
+                    mc_level=MC_LEVEL,
+                    enable_pbar=False,
+                )
+            finally:
+                restore()
+            return grid[0].to(torch.float16).cpu().numpy()
 
-    def clean(self, mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
-        """Upstream's post-processing (floaters, degenerate faces, reduction to ``max_faces``),
-        then `tidy_mesh`. Raises `GenerationFailed` if nothing is left."""
-        mesh = tidy_mesh(clean_mesh(mesh, max_faces))
-        if len(mesh.faces) == 0:
-            raise GenerationFailed(_NO_SURFACE)
-        return mesh
+    def _volume_decoder(self, fast: bool) -> tuple[Any, Callable[[], None]]:
+        """The volume decoder for one job, and what puts the model back as it was after it.
+
+        The model's own decoder (FlashVDM in low-VRAM mode), or FlashVDM for a job that asks
+        for fast decoding. FlashVDM swaps the geometry decoder's attention processor and
+        never swaps it back, so the processor in place is restored after the job.
+        """
+        vae = self._pipeline.vae
+        if not fast or self.flashvdm:
+            return vae.volume_decoder, lambda: None
+        try:
+            flash = importlib.import_module(type(vae.volume_decoder).__module__)
+            attention = vae.geo_decoder.cross_attn_decoder.attn.attention
+            processor = attention.attn_processor
+            decoder = flash.FlashVDMVolumeDecoding()
+        except (AttributeError, ImportError):  # another version's layout: decode as loaded
+            return vae.volume_decoder, lambda: None
+
+        def restore() -> None:
+            attention.attn_processor = processor
+
+        return decoder, restore
+
+    def _painted_shape(
+        self,
+        shape: Shape,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+    ) -> Shape:
+        """The painted mesh as the shape: surface, clean-up, then the texture model."""
+        on_progress(0.9, "extracting the surface for painting")
+        mesh = hunyuan_mesh(shape, params, lambda _f, _m: None)
+        on_progress(0.95, "painting the texture")
+        with self._lock:
+            try:
+                mesh = self.texturer.colour(mesh, image, texture=True)
+            finally:
+                self._free_cache()
+        return mesh_shape(self.name, mesh)
 
     def _free_cache(self) -> None:
         if self.low_vram and self.device.startswith("cuda"):
             free_cuda_cache(self._lib.torch)
-
-
-def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Drop degenerate faces and unused vertices, wind outward, centre the bounds on the origin.
-
-    Marching-cubes output is often inside-out (negative signed volume), which engines cull.
-    hy3dgen already flips its faces; this check is the safety net for other weights or
-    versions, and a global flip is enough because the winding is consistent across the
-    surface. Returns the tidied mesh (``mesh`` itself unless it had to be flipped).
-    """
-    mesh.update_faces(mesh.nondegenerate_faces())
-    mesh.remove_unreferenced_vertices()
-    if len(mesh.faces) == 0:
-        return mesh
-    mesh = outward_winding(mesh)
-    mesh.apply_translation(-mesh.bounds.mean(axis=0))
-    return mesh
 
 
 def _import_library(model_path: str, subfolder: str) -> _Library:

@@ -20,8 +20,8 @@ from PIL import Image
 
 from sweedle_core.devices import free_cuda_cache
 from sweedle_core.generation.hunyuan_weights import local_root
-from sweedle_core.generation.image_colors import project_image_colors
-from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, TEXTURE_PAINT
+from sweedle_core.generation.image_colors import coloured_from_photo
+from sweedle_core.generation.protocol import TEXTURE_KEY, TEXTURE_PAINT
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,7 @@ class Texturer:
             else:
                 painted.metadata[TEXTURE_KEY] = TEXTURE_PAINT
                 return painted
-        mesh.visual = trimesh.visual.ColorVisuals(
-            mesh, vertex_colors=project_image_colors(mesh, image)
-        )
-        mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
-        return mesh
+        return coloured_from_photo(mesh, image)
 
     def _painted(self, mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
         paint = self._paint if self._paint is not None else self._load()

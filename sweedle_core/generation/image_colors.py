@@ -13,6 +13,8 @@ import trimesh
 from PIL import Image
 from scipy import ndimage
 
+from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY
+
 # Alpha above this counts as the object when finding its outline in the photo.
 _OBJECT_ALPHA = 128
 
@@ -61,3 +63,10 @@ def project_image_colors(mesh: trimesh.Trimesh, image: Image.Image) -> np.ndarra
     v = (hi[1] - vertices[:, 1]) / span[1]  # 0 at the top (+Y), 1 at the bottom
     positions = np.column_stack([top + v * (bottom - top), left + u * (right - left)])
     return sample_bilinear(rgb, positions)
+
+
+def coloured_from_photo(mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
+    """``mesh`` with `project_image_colors` as its vertex colours, saying so in its metadata."""
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=project_image_colors(mesh, image))
+    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    return mesh

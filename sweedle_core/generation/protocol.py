@@ -1,4 +1,9 @@
-"""The one protocol every generator follows, so backends are interchangeable."""
+"""The protocols every generator follows, so backends are interchangeable.
+
+A generation runs in two stages. The GPU stage (`Generator.generate_shape`, on a generator
+replica) does the model's work and ends with a `Shape`; the CPU stage (a `Finisher`, in the
+CPU pool) turns the shape into the final mesh. A method that holds the GPU does only GPU work.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from typing import Protocol
 import trimesh
 from PIL import Image
 
+from sweedle_core.generation.shape import Shape
 from sweedle_core.params import GenerationParams
 
 # What made a mesh and how it got its colours: ``mesh.metadata[GENERATOR_KEY]`` (the backend
-# that ran, set by the runner) and ``mesh.metadata[TEXTURE_KEY]``, both kept with the raw mesh
-# and recorded on the asset.
+# that ran) and ``mesh.metadata[TEXTURE_KEY]``, both kept with the raw mesh and recorded on the
+# asset.
 GENERATOR_KEY = "generator"
 TEXTURE_KEY = "texture"
 TEXTURE_PAINT = "hunyuan3d_paint"  # Hunyuan3D's texture model, baked to vertex colours
@@ -25,16 +31,30 @@ class ProgressCallback(Protocol):
 
 
 class Generator(Protocol):
-    """Turns one prepared image into a mesh.
+    """Turns one prepared image into a `Shape` (the GPU stage).
 
     ``image`` is RGBA, square, the object centred with its background transparent.
-    The returned mesh is in metres-like units centred on the origin, +Y up, and carries
-    per-vertex colours ``(n, 4) uint8`` where the backend can colour it, and says how in
-    ``mesh.metadata[TEXTURE_KEY]``.
     """
 
     name: str
 
-    def generate(
+    def generate_shape(
         self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    ) -> Shape: ...
+
+
+class Finisher(Protocol):
+    """Turns a `Shape` into the final mesh (the CPU stage), needing no model.
+
+    The mesh is in metres-like units centred on the origin, +Y up, and carries per-vertex
+    colours ``(n, 4) uint8`` where the method can colour it, saying how in
+    ``mesh.metadata[TEXTURE_KEY]``. ``image`` is the prepared image the shape was made from.
+    """
+
+    def __call__(
+        self,
+        shape: Shape,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
     ) -> trimesh.Trimesh: ...

@@ -1,28 +1,42 @@
-"""One generation from stored files to stored files: the body of a generator's work loop."""
+"""The GPU stage of one generation from stored files to stored files: the body of a generator's
+work loop. The CPU stage (`finish.finish_stored`) runs later, in the CPU pool."""
 
 from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from sweedle_core.export.mesh_io import raw_mesh_bytes
-from sweedle_core.generation.protocol import GENERATOR_KEY, Generator, ProgressCallback
+from sweedle_core.generation.protocol import Generator, ProgressCallback
+from sweedle_core.generation.shape import shape_bytes
 from sweedle_core.jobs.tickets import GenerateTicket
 from sweedle_core.params import GenerationParams
 from sweedle_core.storage import Storage
 
 
+@dataclass(frozen=True)
+class Generated:
+    """gpu_s : the GPU stage alone (`Generator.generate_shape`); seconds : with the reads and
+    the shape's store around it. shape_bytes : the size of the hand-off."""
+
+    gpu_s: float
+    seconds: float
+    shape_bytes: int
+
+
 def run_generation(
     generator: Generator, storage: Storage, ticket: GenerateTicket, on_progress: ProgressCallback
-) -> float:
-    """Generate the ticket's mesh from its prepared image; returns the seconds it took."""
+) -> Generated:
+    """Make the ticket's shape from its prepared image and store it for the CPU stage."""
     start = time.perf_counter()
     with Image.open(io.BytesIO(storage.get(ticket.prepared_path))) as image:
         image.load()
     params = GenerationParams(**ticket.params)
-    mesh = generator.generate(image, params, on_progress)
-    mesh.metadata[GENERATOR_KEY] = generator.name
-    storage.put(ticket.raw_mesh_path, raw_mesh_bytes(mesh))
-    return time.perf_counter() - start
+    gpu_start = time.perf_counter()
+    shape = replace(generator.generate_shape(image, params, on_progress), generator=generator.name)
+    gpu_s = time.perf_counter() - gpu_start
+    data = shape_bytes(shape)
+    storage.put(ticket.shape_path, data)
+    return Generated(gpu_s, time.perf_counter() - start, len(data))

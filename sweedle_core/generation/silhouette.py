@@ -16,6 +16,7 @@ Steps:
    ``k`` chosen so the depth is ~0.6 of the smaller planar extent, at most a round section), and
    the field ``f = h(x, y)² - z²``, positive inside; it has the zero set of ``h - |z|`` but no
    infinite slope at the outline, so marching cubes places the outline smoothly;
+   (the first stage ends here: the height map is the shape handed to the CPU stage)
 4. surface: marching cubes at ``f = 0`` on the front half only (``z >= 0``), only in the cells
    the surface crosses, then mirrored to the back and joined on the middle plane: a closed,
    outward-wound mesh;
@@ -42,6 +43,7 @@ from sweedle_core.generation.grid import (
 )
 from sweedle_core.generation.image_colors import sample_bilinear
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
+from sweedle_core.generation.shape import Shape
 from sweedle_core.params import GenerationParams
 
 # Depth of the object (front to back) relative to the smaller of its width and height.
@@ -53,35 +55,46 @@ _MAX_Z_SCALE = 1.0
 
 
 class SilhouetteGenerator:
-    """Silhouette inflation on the CPU; see the module docstring for what it can and cannot do."""
+    """Silhouette inflation on the CPU; see the module docstring for what it can and cannot do.
+
+    Its first stage ends with the front's height map, the second (`finish_silhouette`)
+    builds the volume from it and takes the surface, like a model's volume after the GPU.
+    """
 
     name = "silhouette"
 
-    def generate(
+    def generate_shape(
         self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
-    ) -> trimesh.Trimesh:
-        n = params.octree_resolution
-
+    ) -> Shape:
         on_progress(0.1, "mask")
-        grid = image_grid(image, n)
+        grid = image_grid(image, params.octree_resolution)
 
-        on_progress(0.3, "distance field")
-        sd = signed_distance(grid.coverage)
+        on_progress(0.5, "distance field")
+        height_sq = _inflate(signed_distance(grid.coverage))
+        on_progress(1.0, "height map")
+        return Shape(METHOD, self.name, {"height_sq": height_sq, "rgb": grid.rgb})
 
-        on_progress(0.5, "volume")
-        field, cell_mask = _volume(_inflate(sd))
 
-        on_progress(0.8, "surface")
-        front, front_faces = surface(field, cell_mask)  # open along the middle plane z = 0
-        verts, faces, source = _mirror(front, front_faces)
+METHOD = "silhouette"
 
-        on_progress(0.95, "colour")
-        colors = sample_bilinear(grid.rgb, front[:, :2])[source]
-        mesh = to_mesh(verts, faces, colors)
-        mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
 
-        on_progress(1.0, "done")
-        return mesh
+def finish_silhouette(
+    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+) -> trimesh.Trimesh:
+    """The CPU stage: the volume from the height map, its surface, mirrored and coloured."""
+    on_progress(0.2, "volume")
+    field, cell_mask = _volume(shape.arrays["height_sq"])
+
+    on_progress(0.5, "surface")
+    front, front_faces = surface(field, cell_mask)  # open along the middle plane z = 0
+    verts, faces, source = _mirror(front, front_faces)
+
+    on_progress(0.9, "colour")
+    colors = sample_bilinear(shape.arrays["rgb"], front[:, :2])[source]
+    mesh = to_mesh(verts, faces, colors)
+    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    on_progress(1.0, "done")
+    return mesh
 
 
 def _inflate(sd: np.ndarray) -> np.ndarray:

@@ -21,10 +21,18 @@ from typing import Any, TypeVar
 from sweedle_core.asset_removal import sweep_removals
 from sweedle_core.db.models import BACKGROUND_METHOD_LENGTH, GenerationJob, utcnow
 from sweedle_core.db.store import Store
-from sweedle_core.errors import JobFinished, SweedleError, WorkerLost, unwrapped
+from sweedle_core.errors import (
+    GenerationFailed,
+    JobFinished,
+    ShapeLost,
+    SweedleError,
+    WorkerLost,
+    unwrapped,
+)
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
 from sweedle_core.jobs.generators import GeneratorRegistry
+from sweedle_core.jobs.lane import PoolLane
 from sweedle_core.jobs.ledger import JobLedger, Webhooks
 from sweedle_core.jobs.resume import resumed_entry
 from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
@@ -39,7 +47,7 @@ from sweedle_core.jobs.tickets import (
 from sweedle_core.jobs.views import entry_view, row_view
 from sweedle_core.jobs.writer import JobWriter
 from sweedle_core.storage import Storage
-from sweedle_core.storage.layout import painted_key, raw_mesh_key
+from sweedle_core.storage.layout import painted_key, raw_mesh_key, shape_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,6 +71,7 @@ class JobCoordinator:
         workers: Workers,
         *,
         preprocess_concurrency: int = 4,
+        export_concurrency: int = 2,
         lease_s: float = 60.0,
         reconcile_s: float = 30.0,
         stage_attempts: int = 3,
@@ -82,6 +91,8 @@ class JobCoordinator:
         self.stage_attempts = stage_attempts
         self.retry_backoff_s = retry_backoff_s
         self._preprocessing = 0
+        # Generated jobs wait here for the CPU pool, highest priority first.
+        self._exports = PoolLane(export_concurrency)
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
@@ -138,7 +149,8 @@ class JobCoordinator:
             if JobStatus(row.status).is_terminal:
                 raise JobFinished(f"job {job_id} is already {row.status}; it cannot be cancelled")
             entry = await self._adopt(row, resume=False)
-        if entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
+        if entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU) or entry.id in self._exports:
+            self._exports.discard(entry.id)
             await self._ledger.cancelled(entry)
             return entry_view(entry, status=JobStatus.CANCELLED)
         entry.cancel_requested = True
@@ -264,19 +276,26 @@ class JobCoordinator:
         self._generators.seen(worker, state="generating", job_id=job_id)
         return not entry.cancel_requested
 
-    async def generated(self, job_id: str, worker: str, seconds: float) -> None:
-        """A generator wrote the raw mesh: hand it to the export pool and free the generator."""
+    async def generated(
+        self, job_id: str, worker: str, seconds: float, gpu_s: float | None = None
+    ) -> None:
+        """A generator stored the shape (its GPU stage's hand-off): the job waits for the CPU
+        pool, which makes the mesh and its exports; the generator is free."""
         entry = self._owned(job_id, worker)
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
         entry.timings["generate_s"] = round(seconds, 4)
+        if gpu_s is not None:
+            entry.timings["gpu_s"] = round(gpu_s, 4)
         entry.timings["generated_at"] = time.time()
         if entry.cancel_requested:
             await self._ledger.cancelled(entry)
             return
-        await self._ledger.enter(entry, JobStage.EXPORTING, fraction=0.0, message="exporting")
-        self._spawn(self._export(entry))
+        await self._ledger.enter(
+            entry, JobStage.EXPORTING, fraction=0.0, message="waiting for a CPU worker"
+        )
+        self._queue_export(entry)
 
     async def generation_failed(
         self, job_id: str, worker: str, error: str, cancelled: bool
@@ -320,6 +339,8 @@ class JobCoordinator:
             "by_stage": self.book.by_stage(),
             "active_jobs": len(self.book),
             "preprocessing_slots": self.preprocess_concurrency,
+            "export_slots": self._exports.slots,
+            "waiting_for_export": len(self._exports),
             "generators": self._generators.live(),
         }
 
@@ -387,8 +408,30 @@ class JobCoordinator:
             self._preprocessing -= 1
             self._pump()
 
+    def _queue_export(self, entry: JobEntry) -> None:
+        self._exports.push(entry)
+        self._pump_exports()
+
+    def _pump_exports(self) -> None:
+        """Send generated jobs to the CPU pool, highest priority first, up to its slots."""
+        while not self._stopping and (entry := self._exports.take()) is not None:
+            if self.book.get(entry.id) is not entry or entry.stage is not JobStage.EXPORTING:
+                self._exports.done()  # finished (cancelled) while it waited
+                continue
+            if self._spawn(self._export(entry)) is None:
+                self._exports.done()
+
     async def _export(self, entry: JobEntry) -> None:
+        try:
+            await self._run_export(entry)
+        finally:
+            self._exports.done()
+            self._pump_exports()
+
+    async def _run_export(self, entry: JobEntry) -> None:
         ticket = ExportTicket.for_job(entry)
+        entry.message = "making the mesh"
+        self._ledger.publish("progress", entry)
         try:
             outcome = await self._attempts(
                 entry, JobStage.EXPORTING, lambda: self.workers.export(ticket)
@@ -396,10 +439,13 @@ class JobCoordinator:
         except Exception as exc:
             if entry.cancel_requested:
                 await self._ledger.cancelled(entry)
-            else:
-                await self._ledger.failed(entry, self._failure("export", exc))
+            elif not await self._regenerate_lost_shape(entry, exc):
+                # The CPU stage is the generation's second half: no surface is its failure.
+                stage = "generation" if isinstance(unwrapped(exc), GenerationFailed) else "export"
+                await self._ledger.failed(entry, self._failure(stage, exc))
             return
         entry.timings["export_s"] = round(outcome.seconds, 4)
+        entry.timings["finish_s"] = round(outcome.finish_s, 4)
         if entry.cancel_requested:
             await self._ledger.cancelled(entry)
             return
@@ -448,6 +494,22 @@ class JobCoordinator:
                 # Serve may route to a dead replica for a moment: each try waits longer.
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 2))
 
+    async def _regenerate_lost_shape(self, entry: JobEntry, exc: BaseException) -> bool:
+        """A shape gone from the store sends the job back to a generator (its GPU stage runs
+        again, counted as an attempt); True when it did."""
+        if not isinstance(unwrapped(exc), ShapeLost):
+            return False
+        attempt = self._next_attempt(entry, JobStage.GENERATING)
+        if attempt is None:
+            return False
+        log.warning("job %s: %s", entry.id, describe_error(exc))
+        await self._requeue(
+            entry,
+            f"requeued: its generated shape was lost; attempt {attempt} of {self.stage_attempts}",
+            retries=dict(entry.retries),
+        )
+        return True
+
     def _next_attempt(self, entry: JobEntry, stage: JobStage) -> int | None:
         """Count one more run of ``stage`` after a lost worker and return its number, or None
         (nothing counted) when ``stage_attempts`` are used up."""
@@ -472,7 +534,7 @@ class JobCoordinator:
         if existing is not None:
             return existing  # adopted while the caller read the row (submit vs. reconcile)
         stage = JobStage(row.stage)
-        stored = stage is JobStage.EXPORTING and await self._has_raw_mesh(row)
+        stored = stage is JobStage.EXPORTING and await self._has_hand_off(row)
         if (existing := self.book.get(row.id)) is not None:
             return existing  # adopted by another caller while the store was asked
         entry = resumed_entry(row, stored)
@@ -489,22 +551,25 @@ class JobCoordinator:
             )  # its work stopped with the old queue: nothing to redo
             return entry
         if entry.stage is JobStage.EXPORTING:
-            self._spawn(self._export(entry))
+            self._queue_export(entry)
         if entry.stage is JobStage.WAITING_FOR_GPU:
             async with self._ready:
                 self._ready.notify_all()
         self._ledger.publish_queue()
         return entry
 
-    async def _has_raw_mesh(self, row: GenerationJob) -> bool:
-        """Whether the generated mesh of ``row`` is stored (False, so it is made again, when
-        the store cannot say)."""
+    async def _has_hand_off(self, row: GenerationJob) -> bool:
+        """Whether the GPU stage's work for ``row`` is stored, as its shape or (the CPU stage
+        done) its mesh; False, so the GPU stage runs again, when the store cannot say."""
+
+        def stored() -> bool:
+            keys = (shape_key(row.asset_id), raw_mesh_key(row.asset_id))
+            return any(self.storage.exists(key) for key in keys)
+
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self.storage.exists, raw_mesh_key(row.asset_id)), LOOK_S
-            )
+            return await asyncio.wait_for(asyncio.to_thread(stored), LOOK_S)
         except (SweedleError, asyncio.TimeoutError) as exc:
-            log.warning("job %s: cannot look for its raw mesh (%r)", row.id, exc)
+            log.warning("job %s: cannot look for its generated shape (%r)", row.id, exc)
             return False
 
     def _owned(self, job_id: str, worker: str) -> JobEntry | None:

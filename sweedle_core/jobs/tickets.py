@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobEntry
-from sweedle_core.storage.layout import painted_key, prepared_key, raw_mesh_key
+from sweedle_core.storage.layout import painted_key, prepared_key, raw_mesh_key, shape_key
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class GenerateTicket:
     job_id: str
     asset_id: str
     prepared_path: str
-    raw_mesh_path: str
+    shape_path: str
     params: dict[str, Any]
     attempt: int
 
@@ -53,7 +53,7 @@ class GenerateTicket:
             job_id=entry.id,
             asset_id=entry.asset_id,
             prepared_path=prepared_key(entry.asset_id),
-            raw_mesh_path=raw_mesh_key(entry.asset_id),
+            shape_path=shape_key(entry.asset_id),
             params=entry.params,
             attempt=entry.attempts,
         )
@@ -61,9 +61,15 @@ class GenerateTicket:
 
 @dataclass(frozen=True)
 class ExportTicket:
+    """The CPU stage (the shape to the raw mesh, unless a run before this one stored it) and
+    the default export chain of one job."""
+
     job_id: str
     asset_id: str
+    shape_path: str
+    prepared_path: str
     raw_mesh_path: str
+    params: dict[str, Any]
     output_format: str
 
     @classmethod
@@ -71,7 +77,10 @@ class ExportTicket:
         return cls(
             job_id=entry.id,
             asset_id=entry.asset_id,
+            shape_path=shape_key(entry.asset_id),
+            prepared_path=prepared_key(entry.asset_id),
             raw_mesh_path=raw_mesh_key(entry.asset_id),
+            params=entry.params,
             output_format=str(entry.params.get("output_format", "glb")),
         )
 
@@ -83,6 +92,7 @@ class ExportOutcome:
     vertex_count: int
     face_count: int
     seconds: float
+    finish_s: float = 0.0  # of which the CPU stage (0 when its mesh was already stored)
     texture: str | None = None
     generator: str | None = None  # the backend that made the mesh (a fallback, if one ran)
     lods: list[dict[str, Any]] = field(default_factory=list)

@@ -44,6 +44,10 @@ class Storage(abc.ABC):
         """The keys under ``prefix`` (a folder: ``<asset id>``), sorted."""
 
     @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one object; none there is not an error."""
+
+    @abc.abstractmethod
     def delete_prefix(self, prefix: str) -> None:
         """Remove every object under ``prefix`` (a folder); nothing there is not an error."""
 

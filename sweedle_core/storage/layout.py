@@ -26,7 +26,13 @@ def prepared_key(asset_id: str) -> str:
     return f"{asset_id}/prepared.png"
 
 
+def shape_key(asset_id: str) -> str:
+    """The GPU stage's hand-off to the CPU stage (`sweedle_core.generation.shape`)."""
+    return f"{asset_id}/shape.npz"
+
+
 def raw_mesh_key(asset_id: str) -> str:
+    """The CPU stage's mesh, the export chain's input."""
     return f"{asset_id}/raw_mesh.npz"
 
 

@@ -63,6 +63,10 @@ class LocalStorage(Storage):
             # Sorted as strings, as an object store lists them ("lods.zip" before "lods/...").
             return sorted(f"{prefix}/{name}" for name, _ in files_under(folder))
 
+    def delete(self, key: str) -> None:
+        with self._failures("delete", key):
+            self.path(key).unlink(missing_ok=True)
+
     def delete_prefix(self, prefix: str) -> None:
         folder = self.path(prefix)
         with self._failures("delete", prefix):

@@ -134,6 +134,10 @@ class S3Storage(Storage):
             batches = obstore.list(self.store, f"{checked_key(prefix)}/")
             return sorted(meta["path"] for batch in batches for meta in batch)
 
+    def delete(self, key: str) -> None:
+        with self._failures("delete", key):
+            obstore.delete(self.store, checked_key(key))  # S3 answers a missing key with 204
+
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list(prefix)
         with self._failures("delete", prefix):

@@ -14,6 +14,7 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled
+from sweedle_core.generation.finish import make_mesh
 from sweedle_core.params import GenerationParams
 
 pytest.importorskip("hy3dgen.shapegen", reason="needs the hunyuan extra and hy3dgen")
@@ -40,7 +41,7 @@ def disc() -> Image.Image:
 
 def generate(generator: Hunyuan3DGenerator, seed: int, **values: object) -> trimesh.Trimesh:
     wanted = {"inference_steps": 2, "octree_resolution": 48, "max_faces": 3000, **values}
-    return generator.generate(disc(), GenerationParams(seed=seed, **wanted), lambda f, m: None)
+    return make_mesh(generator, disc(), GenerationParams(seed=seed, **wanted), lambda f, m: None)
 
 
 def first_surface(generator: Hunyuan3DGenerator, **values: object) -> tuple[int, trimesh.Trimesh]:
@@ -97,7 +98,7 @@ def test_cancelling_at_a_step_stops_the_real_denoising_loop(
             raise JobCancelled("cancelled")
 
     with pytest.raises(JobCancelled):
-        generator.generate(disc(), GenerationParams(inference_steps=50), cancel_at_third)
+        generator.generate_shape(disc(), GenerationParams(inference_steps=50), cancel_at_third)
     assert steps[-1] == "denoising step 3/50"
 
 

@@ -14,7 +14,7 @@ from ray import serve
 
 from deployments.app import AppArgs, build_app
 from tests.serve.client import Sweedle
-from tests.serve.gate import get_gate
+from tests.serve.gate import POOL_GATE_NAME, get_gate
 from tests.stand_ins.s3_server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,16 @@ def deployment(
 @pytest.fixture
 def client(deployment: Deployment) -> Sweedle:
     return deployment.client
+
+
+@pytest.fixture
+def pool_gate(deployment: Deployment) -> Iterator[ray.actor.ActorHandle]:
+    """The test gate of the export pool, closed: CPU stages wait at it until the test opens
+    it (it stays, open, after the test)."""
+    gate = get_gate(POOL_GATE_NAME)
+    ray.get(gate.close.remote())
+    yield gate
+    ray.get(get_gate(POOL_GATE_NAME).open.remote())
 
 
 @pytest.fixture

@@ -1,21 +1,24 @@
 """A test generator that can be held at a gate, so tests control when a generation runs.
 
-The gate is a named Ray actor; while it is closed, a generation waits at its first step and
-keeps reporting progress (so cancellation reaches it). With no gate actor, it never waits.
-The mesh itself comes from the real silhouette generator.
+A gate is a named Ray actor; while it is closed, a generation waits at its first step and
+keeps reporting progress (so cancellation reaches it). With no gate actor, it never waits. One
+gate holds the GPU stage, another the CPU stage in the export pool. The mesh itself comes from
+the real silhouette generator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
 import ray
 
 from sweedle_core.config import Settings
-from sweedle_core.generation.silhouette import SilhouetteGenerator
+from sweedle_core.generation.silhouette import SilhouetteGenerator, finish_silhouette
 
 GATE_NAME = "sweedle_test_gate"
+POOL_GATE_NAME = "sweedle_test_pool_gate"
 # A job with this seed fails in generation, as a broken model would.
 FAIL_SEED = 666
 NAMESPACE = "sweedle"
@@ -55,39 +58,56 @@ class Gate:
         return True
 
 
-def get_gate() -> ray.actor.ActorHandle:
+def get_gate(name: str = GATE_NAME) -> ray.actor.ActorHandle:
     # Detached: a gate that died when a test dropped its last handle would leave a generation
     # held at it for ever (see _passed).
     return Gate.options(
-        name=GATE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+        name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
     ).remote()
 
 
+def _find(name: str) -> ray.actor.ActorHandle | None:
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def _wait_at(name: str, on_progress) -> None:  # type: ignore[no-untyped-def]
+    gate = _find(name)
+    first = True
+    while gate is not None and not _passed(gate, first):
+        first = False
+        on_progress(0.0, "held at the test gate")
+
+
+def _passed(gate: ray.actor.ActorHandle, first: bool) -> bool:
+    try:
+        return ray.get(gate.pass_.remote(first, 0.05))
+    except ray.exceptions.RayError:
+        # The cluster is going down around us: stay in the middle of the job, as a model
+        # busy on the GPU would, until the process is killed.
+        threading.Event().wait()
+        raise
+
+
 class GatedGenerator:
+    """The silhouette generator with a gate before its GPU stage (``GATE_NAME``) and one
+    before its CPU stage, in the export pool (``POOL_GATE_NAME``)."""
+
     name = "gated-silhouette"
 
     def __init__(self, settings: Settings) -> None:
         self.inner = SilhouetteGenerator()
 
-    def generate(self, image, params, on_progress):  # type: ignore[no-untyped-def]
-        try:
-            gate = ray.get_actor(GATE_NAME, namespace=NAMESPACE)
-        except ValueError:
-            gate = None
-        first = True
-        while gate is not None and not self._passed(gate, first):
-            first = False
-            on_progress(0.0, "held at the test gate")
+    def generate_shape(self, image, params, on_progress):  # type: ignore[no-untyped-def]
+        _wait_at(GATE_NAME, on_progress)
         if params.seed == FAIL_SEED:
             raise RuntimeError("the test generator was told to fail")
-        return self.inner.generate(image, params, on_progress)
+        shape = self.inner.generate_shape(image, params, on_progress)
+        return replace(shape, method=self.name)
 
     @staticmethod
-    def _passed(gate: ray.actor.ActorHandle, first: bool) -> bool:
-        try:
-            return ray.get(gate.pass_.remote(first, 0.05))
-        except ray.exceptions.RayError:
-            # The cluster is going down around us: stay in the middle of the job, as a model
-            # busy on the GPU would, until the process is killed.
-            threading.Event().wait()
-            raise
+    def finish(shape, image, params, on_progress):  # type: ignore[no-untyped-def]
+        _wait_at(POOL_GATE_NAME, on_progress)
+        return finish_silhouette(shape, image, params, on_progress)

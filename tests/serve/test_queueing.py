@@ -89,3 +89,31 @@ def test_a_failing_stage_fails_its_job_and_the_worker_goes_on(client):
     assert client.http.get(f"/api/assets/{client.job(fine)['asset_id']}").json()["status"] == (
         "completed"
     )
+
+
+def test_a_high_priority_job_overtakes_normal_ones_waiting_for_the_cpu_pool(client, pool_gate):
+    """Generated jobs wait for the export pool (EXPORT_CONCURRENCY slots, 2 here) in priority
+    order: with the pool held, a HIGH job generated after NORMAL ones is made before them."""
+    slots = 2
+    arrived = ray.get(pool_gate.arrived.remote())
+    with client.feed() as feed:
+        held = [client.submit_ok(IMAGE, seed=100 + i)["job_id"] for i in range(slots)]
+        ray.get(pool_gate.wait_for_arrivals.remote(arrived + slots), timeout=60)
+        normal = [client.submit_ok(IMAGE, seed=200 + i)["job_id"] for i in range(3)]
+        feed.wait_for_each(set(normal), "progress", stage="exporting")
+        high = client.submit_ok(IMAGE, priority="high", seed=300)["job_id"]
+        feed.wait_for_each({high}, "progress", stage="exporting")
+        status = client.http.get("/api/generation/queue/status").json()
+        assert status["waiting_for_export"] == 4
+
+        ray.get(pool_gate.open.remote())
+        finals = feed.wait_finished({*held, *normal, high})
+
+        sent = [
+            e["job_id"]
+            for e in feed.seen
+            if e["type"] == "progress" and e.get("message") == "making the mesh"
+        ]
+    assert {e["type"] for e in finals.values()} == {"asset_ready"}
+    after_gate = [job_id for job_id in sent if job_id not in held]
+    assert after_gate == [high, *normal]

@@ -20,6 +20,7 @@ from sweedle_core.errors import (
     ImageRejected,
     JobFinished,
     JobNotFound,
+    ShapeLost,
     StorageUnavailable,
     WorkerLost,
 )
@@ -240,8 +241,8 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         job_id=job_id,
         asset_id=asset_id,
         prepared_path=f"{asset_id}/prepared.png",
-        raw_mesh_path=f"{asset_id}/raw_mesh.npz",
-        params=GenerationParams().model_dump(),
+        shape_path=f"{asset_id}/shape.npz",
+        params=GenerationParams().model_dump(mode="json"),
         attempt=1,
     )
     await coordinator.flush()  # the claim is written just after the generator gets its ticket
@@ -268,7 +269,10 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         ExportTicket(
             job_id=job_id,
             asset_id=asset_id,
+            shape_path=f"{asset_id}/shape.npz",
+            prepared_path=f"{asset_id}/prepared.png",
             raw_mesh_path=f"{asset_id}/raw_mesh.npz",
+            params=GenerationParams().model_dump(mode="json"),
             output_format="glb",
         )
     ]
@@ -716,7 +720,7 @@ async def test_an_export_interrupted_by_a_restart_is_redone(store, storage, new_
     old = await new_coordinator(old_workers)
     job_id = await submit(store, old)
     ticket = await generate(old)
-    storage.put(ticket.raw_mesh_path, b"the generator's mesh")
+    storage.put(ticket.shape_path, b"the generator's shape")
     assert await old_workers.next_started("export") == job_id
     await old.stop()
 
@@ -744,6 +748,91 @@ async def test_an_export_without_its_mesh_after_a_restart_is_generated_again(
     assert (row.status, row.stage) == ("pending", "waiting_for_gpu")
     assert (await generate(new)).job_id == job_id
     assert (await finished(new, job_id))["type"] == "asset_ready"
+
+
+# --- the CPU pool: bounded, in priority order, and a lost shape --------------------------------
+
+
+async def test_generated_jobs_wait_for_the_pool_and_a_high_one_overtakes_normal_ones(
+    store, new_coordinator
+):
+    workers = FakeWorkers(hold_export=True)
+    coordinator = await new_coordinator(workers, export_concurrency=1)
+    busy = await submit(store, coordinator)
+    await generate(coordinator)
+    assert await workers.next_started("export") == busy  # holds the only slot
+    normal = [await submit(store, coordinator) for _ in range(2)]
+    for _ in normal:
+        await generate(coordinator)
+    high = await submit(store, coordinator, Priority.HIGH)
+    await generate(coordinator)
+    for job_id in (*normal, high):
+        event = await reached(coordinator, job_id, "exporting")
+        assert event["message"] == "waiting for a CPU worker"
+    assert coordinator.status()["waiting_for_export"] == 3
+    assert workers.started["export"].empty(), "one slot: nothing else was sent to the pool"
+
+    order = []
+    for _ in range(3):
+        workers.release("export", order[-1] if order else busy)
+        order.append(await workers.next_started("export"))
+    workers.release("export", order[-1])
+
+    assert order == [high, *normal]
+    for job_id in (busy, high, *normal):
+        assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+
+
+async def test_cancelling_a_job_waiting_for_the_pool_ends_it_at_once(store, new_coordinator):
+    workers = FakeWorkers(hold_export=True)
+    coordinator = await new_coordinator(workers, export_concurrency=1)
+    busy = await submit(store, coordinator)
+    await generate(coordinator)
+    await workers.next_started("export")
+    waiting = await submit(store, coordinator)
+    await generate(coordinator)
+    await reached(coordinator, waiting, "exporting")
+
+    view = await coordinator.cancel(waiting)
+
+    assert view["status"] == "cancelled"
+    assert (await finished(coordinator, waiting))["type"] == "job_cancelled"
+    workers.release("export", busy)
+    assert (await finished(coordinator, busy))["type"] == "asset_ready"
+    assert [t.job_id for t in workers.export_tickets] == [busy], "the cancelled one never ran"
+
+
+async def test_a_shape_lost_before_the_cpu_stage_sends_the_job_back_to_a_generator(
+    store, new_coordinator
+):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await submit(store, coordinator)
+    workers.fail("export", job_id, ShapeLost("the generated shape is gone from the store"))
+    await generate(coordinator)
+
+    event = await wait_event(coordinator, lambda e: "shape was lost" in e.get("message", ""))
+    assert (event["job_id"], event["stage"]) == (job_id, "waiting_for_gpu")
+    assert "attempt 2 of 3" in event["message"]
+    assert (await generate(coordinator)).job_id == job_id  # the GPU stage runs again
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    row = await store.get_job(job_id)
+    assert (row.status, row.attempts) == ("completed", 2)
+
+
+async def test_a_shape_lost_every_time_fails_the_job_saying_so(store, new_coordinator):
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers, stage_attempts=2)
+    job_id = await submit(store, coordinator)
+    workers.fail("export", job_id, ShapeLost("the generated shape is gone from the store"))
+    await generate(coordinator)
+    await wait_event(coordinator, lambda e: "shape was lost" in e.get("message", ""))
+    workers.fail("export", job_id, ShapeLost("the generated shape is gone from the store"))
+    await generate(coordinator)
+
+    event = await finished(coordinator, job_id)
+    assert event["type"] == "job_failed"
+    assert "shape is gone" in event["error"]
 
 
 # --- known bugs (each flips to a pass when its fix lands) -----------------------------------

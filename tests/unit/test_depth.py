@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from sweedle_core.errors import ModelUnavailable
 from sweedle_core.generation.depth import DepthGenerator
+from sweedle_core.generation.finish import make_mesh
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY
 from sweedle_core.params import GenerationParams
 
@@ -58,8 +59,11 @@ class FlatDepth:
 def generate(estimator: object, octree: int = 256, image: Image.Image | None = None):
     params = GenerationParams(octree_resolution=octree)
     messages: list[str] = []
-    mesh = DepthGenerator(estimator).generate(  # type: ignore[arg-type]
-        image or disc(), params, lambda fraction, message: messages.append(message)
+    mesh = make_mesh(
+        DepthGenerator(estimator),  # type: ignore[arg-type]
+        image or disc(),
+        params,
+        lambda fraction, message: messages.append(message),
     )
     return mesh, messages
 

@@ -7,6 +7,7 @@ Tests of the real library skip unless ``hy3dgen.shapegen`` imports.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import types
@@ -19,7 +20,10 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled, ModelUnavailable
-from sweedle_core.generation.hunyuan import Hunyuan3DGenerator, tidy_mesh
+from sweedle_core.generation.finish import finished, make_mesh
+from sweedle_core.generation.hunyuan import Hunyuan3DGenerator
+from sweedle_core.generation.hunyuan_surface import tidy_mesh
+from sweedle_core.generation.shape import read_shape, shape_bytes
 from sweedle_core.params import GenerationParams
 
 MODEL, SUBFOLDER = "tencent/Hunyuan3D-2", "hunyuan3d-dit-v2-0"
@@ -35,27 +39,106 @@ class FakeTorchGenerator:
         return self
 
 
-class FakePipeline:
-    """Records how it was loaded and called; runs the step callback like hy3dgen does."""
+def sphere_logits(n: int = 32, radius: float = 0.5) -> np.ndarray:
+    """Occupancy logits of a sphere on hy3dgen's (n + 1)^3 grid over [-1.01, 1.01]^3, positive
+    inside, off-centre so the tidy-up has to centre it."""
+    axis = np.linspace(-1.01, 1.01, n + 1)
+    x, y, z = np.meshgrid(axis - 0.2, axis + 0.1, axis, indexing="ij")
+    return (radius - np.sqrt(x**2 + y**2 + z**2)).astype(np.float32) * 10
 
-    result: list[trimesh.Trimesh | None] = []
+
+class FakeTensor:
+    """The little of a torch tensor the volume hand-off touches."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __getitem__(self, index: int) -> FakeTensor:
+        return FakeTensor(self.values[index])
+
+    def __truediv__(self, other: float) -> FakeTensor:
+        return self
+
+    def to(self, dtype: str) -> FakeTensor:
+        return FakeTensor(self.values.astype(dtype))
+
+    def cpu(self) -> FakeTensor:
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self.values
+
+
+class VanillaVolumeDecoding:
+    def __init__(self, pipeline: FakePipeline) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, latents: Any, geo_decoder: Any, **kwargs: Any) -> FakeTensor:
+        self.pipeline.decoded.append({"decoder": type(self).__name__, **kwargs})
+        if self.pipeline.fail_decoding:
+            raise RuntimeError("CUDA out of memory (a stand-in)")
+        return FakeTensor(self.pipeline.grid[None])
+
+
+class FlashVDMVolumeDecoding(VanillaVolumeDecoding):
+    """Found by the generator in the module of the model's own decoder, as in hy3dgen."""
+
+    def __init__(self) -> None:
+        self.pipeline = FakePipeline.last
+
+    def __call__(self, latents: Any, geo_decoder: Any, **kwargs: Any) -> FakeTensor:
+        geo_decoder.cross_attn_decoder.attn.attention.attn_processor = "flashvdm"
+        return super().__call__(latents, geo_decoder, **kwargs)
+
+
+class FakeVae:
+    scale_factor = 1.0
+
+    def __init__(self, geo_decoder: Any, volume_decoder: Any) -> None:
+        self.geo_decoder = geo_decoder
+        self.volume_decoder = volume_decoder
+
+    def __call__(self, latents: Any) -> Any:
+        return latents
+
+
+class FakePipeline:
+    """Records how it was loaded and called; runs the step callback like hy3dgen does and
+    decodes to ``grid`` through a VAE-shaped object."""
+
+    grid: np.ndarray = sphere_logits()
+    last: FakePipeline
 
     def __init__(self, model_path: str, kwargs: dict[str, Any]) -> None:
         self.loaded_with = {"model_path": model_path, **kwargs}
         self.calls: list[dict[str, Any]] = []
+        self.decoded: list[dict[str, Any]] = []
         self.steps_run = 0
+        self.fail_decoding = False
+        attention = types.SimpleNamespace(attn_processor="default")
+        geo_decoder = types.SimpleNamespace(
+            cross_attn_decoder=types.SimpleNamespace(
+                attn=types.SimpleNamespace(attention=attention)
+            )
+        )
+        self.vae = FakeVae(geo_decoder, VanillaVolumeDecoding(self))
+        FakePipeline.last = self
+
+    @property
+    def attention(self) -> Any:
+        return self.vae.geo_decoder.cross_attn_decoder.attn.attention
 
     @classmethod
     def from_pretrained(cls, model_path: str, **kwargs: Any) -> FakePipeline:
         return cls(model_path, kwargs)
 
-    def __call__(self, image: Image.Image, **kwargs: Any) -> list[trimesh.Trimesh | None]:
+    def __call__(self, image: Image.Image, **kwargs: Any) -> FakeTensor:
         self.calls.append({"image": image, **kwargs})
         for i in range(kwargs["num_inference_steps"]):
             if i % kwargs["callback_steps"] == 0:
                 kwargs["callback"](i, 1.0 - i, object())
             self.steps_run += 1
-        return list(self.result)
+        return FakeTensor(np.zeros((1, 4, 8), dtype=np.float32))
 
 
 class FakeCuda:
@@ -73,6 +156,7 @@ class FakeCuda:
 class FakeTorch(types.ModuleType):
     float16, float32 = "float16", "float32"
     Generator = FakeTorchGenerator
+    inference_mode = staticmethod(contextlib.nullcontext)
 
     def __init__(self) -> None:
         super().__init__("torch")
@@ -120,7 +204,7 @@ def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_torch: Fake
     monkeypatch.setitem(sys.modules, "hy3dgen.shapegen", shapegen)
     monkeypatch.setenv("HY3DGEN_MODELS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(FakePipeline, "result", [])
+    monkeypatch.setattr(FakePipeline, "grid", sphere_logits())
     return tmp_path
 
 
@@ -299,56 +383,103 @@ def test_cuda_asked_for_without_a_gpu_is_model_unavailable(models_dir: Path) -> 
 # --- generation ----------------------------------------------------------------------------
 
 
-def test_generate_reports_every_step_and_returns_an_outward_centred_mesh(
+def test_the_gpu_stage_reports_every_step_and_hands_off_the_decoded_volume(
     models_dir: Path,
 ) -> None:
     write_weights(models_dir)
-    inside_out = trimesh.creation.icosphere(subdivisions=2)
-    inside_out.invert()
-    inside_out.apply_translation([0.3, -0.2, 0.1])
-    FakePipeline.result = [inside_out]
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
-    wanted = params(inference_steps=3, guidance_scale=4.5, octree_resolution=64, seed=7)
+    wanted = params(
+        inference_steps=3, guidance_scale=4.5, octree_resolution=32, seed=7, num_chunks=2000
+    )
     events: list[tuple[float, str]] = []
 
-    mesh = generator.generate(rgba_disc(), wanted, lambda f, m: events.append((f, m)))
+    shape = generator.generate_shape(rgba_disc(), wanted, lambda f, m: events.append((f, m)))
 
     call = generator._pipeline.calls[0]
     assert call["image"].mode == "RGBA"
     assert call["num_inference_steps"] == 3
     assert call["guidance_scale"] == 4.5
-    assert call["octree_resolution"] == 64
-    assert call["output_type"] == "trimesh"
+    assert call["output_type"] == "latent", "the pipeline stops before its CPU surface step"
     assert call["callback_steps"] == 1
     assert (call["generator"].device, call["generator"].seed) == ("cpu", 7)
+    (decoded,) = generator._pipeline.decoded
+    assert decoded["decoder"] == "VanillaVolumeDecoding"
+    assert (decoded["octree_resolution"], decoded["num_chunks"]) == (32, 2000)
 
     messages = [m for _, m in events]
     steps = [m for m in messages if m.startswith("denoising")]
     assert steps == ["denoising step 1/3", "denoising step 2/3", "denoising step 3/3"]
-    assert pytest.approx(events[messages.index("denoising step 1/3")][0]) == 0.05 + 0.8 / 3
-    assert pytest.approx(events[messages.index("denoising step 3/3")][0]) == 0.85
-    assert messages.index("denoising step 3/3") < messages.index("extracting the surface")
+    assert pytest.approx(events[messages.index("denoising step 1/3")][0]) == 0.05 + 0.85 / 3
+    assert messages.index("denoising step 3/3") < messages.index("decoding the volume")
     fractions = [f for f, _ in events]
     assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
-    assert events[-1] == (1.0, "done")
+    assert events[-1][0] == 1.0
 
-    assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0
+    assert shape.method == "hunyuan"
+    assert shape.arrays["grid"].shape == (33, 33, 33)
+    assert shape.arrays["grid"].dtype == np.float16
+    again = read_shape(shape_bytes(shape))  # what the CPU pool reads back
+    assert np.array_equal(again.arrays["grid"], shape.arrays["grid"])
+
+
+def test_the_cpu_stage_makes_an_outward_centred_coloured_mesh_within_the_face_budget(
+    models_dir: Path,
+) -> None:
+    write_weights(models_dir)
+    FakePipeline.grid = sphere_logits(n=64)
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    wanted = params(inference_steps=1, octree_resolution=64, max_faces=2000)
+    shape = generator.generate_shape(rgba_disc(), wanted, lambda f, m: None)
+    events: list[tuple[float, str]] = []
+
+    mesh = finished(
+        read_shape(shape_bytes(shape)), rgba_disc(), wanted, lambda f, m: events.append((f, m))
+    )
+
+    assert isinstance(mesh, trimesh.Trimesh) and 0 < len(mesh.faces) <= 2000
     assert mesh.volume > 0
-    assert abs(mesh.bounds.mean(axis=0)).max() < 1e-9
+    assert abs(mesh.bounds.mean(axis=0)).max() < 1e-6
+    assert mesh.extents.max() == pytest.approx(1.0, rel=0.1)  # the sphere's diameter
+    assert mesh.metadata["generator"] == "hunyuan3d"
+    assert mesh.metadata["texture"] == "image_projection"
+    colours = np.asarray(mesh.visual.vertex_colors)
+    assert (np.abs(colours[:, :3].astype(int) - (200, 80, 40)) < 30).all()
+    assert [m for _, m in events][0] == "extracting the surface"
 
 
 def test_no_surface_is_a_generation_failure(models_dir: Path) -> None:
     write_weights(models_dir)
-    FakePipeline.result = [None]
+    FakePipeline.grid = np.full((33, 33, 33), -5.0, dtype=np.float32)
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    wanted = params(inference_steps=2, octree_resolution=32)
+    shape = generator.generate_shape(rgba_disc(), wanted, lambda f, m: None)
 
     with pytest.raises(GenerationFailed, match="no surface .* try another seed"):
-        generator.generate(rgba_disc(), params(inference_steps=2), lambda f, m: None)
+        finished(shape, rgba_disc(), wanted, lambda f, m: None)
+
+
+def test_fast_decoding_uses_flashvdm_for_that_job_and_puts_the_model_back(
+    models_dir: Path,
+) -> None:
+    write_weights(models_dir)
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    pipeline = generator._pipeline
+    fast = params(inference_steps=1, octree_resolution=32, fast_decoding=True)
+
+    generator.generate_shape(rgba_disc(), fast, lambda f, m: None)
+    generator.generate_shape(
+        rgba_disc(), params(inference_steps=1, octree_resolution=32), lambda f, m: None
+    )
+
+    assert [d["decoder"] for d in pipeline.decoded] == [
+        "FlashVDMVolumeDecoding",
+        "VanillaVolumeDecoding",
+    ]
+    assert pipeline.attention.attn_processor == "default"
 
 
 def test_cancelling_from_the_progress_callback_stops_the_denoising(models_dir: Path) -> None:
     write_weights(models_dir)
-    FakePipeline.result = [trimesh.creation.icosphere()]
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
 
     def cancel_at_second_step(fraction: float, message: str) -> None:
@@ -356,9 +487,10 @@ def test_cancelling_from_the_progress_callback_stops_the_denoising(models_dir: P
             raise JobCancelled("cancelled")
 
     with pytest.raises(JobCancelled):
-        generator.generate(rgba_disc(), params(inference_steps=10), cancel_at_second_step)
+        generator.generate_shape(rgba_disc(), params(inference_steps=10), cancel_at_second_step)
 
     assert generator._pipeline.steps_run == 1
+    assert generator._pipeline.decoded == []
 
 
 def test_low_vram_on_cuda_empties_the_cache_after_each_generation_even_a_failed_one(
@@ -369,12 +501,12 @@ def test_low_vram_on_cuda_empties_the_cache_after_each_generation_even_a_failed_
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER, low_vram=True)
     assert (generator.device, generator.dtype) == ("cuda", "float16")
 
-    FakePipeline.result = [trimesh.creation.icosphere()]
-    generator.generate(rgba_disc(), params(inference_steps=1), lambda f, m: None)
+    wanted = params(inference_steps=1, octree_resolution=32)
+    generator.generate_shape(rgba_disc(), wanted, lambda f, m: None)
     after_success = fake_torch.cuda.emptied
-    FakePipeline.result = [None]
-    with pytest.raises(GenerationFailed):
-        generator.generate(rgba_disc(), params(inference_steps=1), lambda f, m: None)
+    generator._pipeline.fail_decoding = True
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generator.generate_shape(rgba_disc(), wanted, lambda f, m: None)
 
     assert after_success >= 1
     assert fake_torch.cuda.emptied > after_success
@@ -423,26 +555,29 @@ def test_chunks_reach_the_pipeline_and_the_mesh_is_cut_to_the_face_budget(
     models_dir: Path,
 ) -> None:
     write_weights(models_dir)
-    floater = trimesh.creation.icosphere(subdivisions=0)
-    floater.apply_translation([4.0, 0.0, 0.0])
-    FakePipeline.result = [trimesh.util.concatenate([trimesh.creation.icosphere(4), floater])]
+    axis = np.linspace(-1.01, 1.01, 129)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    body = 0.5 - np.sqrt(x**2 + y**2 + z**2)
+    floater = 0.03 - np.sqrt((x - 0.85) ** 2 + y**2 + z**2)  # < 0.5% of the faces
+    FakePipeline.grid = (np.maximum(body, floater) * 10).astype(np.float32)
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    wanted = params(octree_resolution=128, num_chunks=3000, max_faces=1000)
 
-    mesh = generator.generate(rgba_disc(), params(num_chunks=3000, max_faces=1000), noop)
+    mesh = make_mesh(generator, rgba_disc(), wanted, noop)
 
-    assert generator._pipeline.calls[0]["num_chunks"] == 3000
+    assert generator._pipeline.decoded[0]["num_chunks"] == 3000
     assert 900 <= len(mesh.faces) <= 1000
     assert mesh.is_watertight and mesh.volume > 0
-    assert mesh.extents.max() < 2.1, "the floating part was removed"
+    assert mesh.extents.max() < 1.1, "the floating part was removed"
 
 
 def test_without_cuda_texture_falls_back_to_the_photo_and_says_so(models_dir: Path) -> None:
     write_weights(models_dir)
-    FakePipeline.result = [trimesh.creation.icosphere(subdivisions=3)]
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
     events: list[str] = []
+    wanted = params(texture=True, octree_resolution=32)
 
-    mesh = generator.generate(rgba_disc(), params(texture=True), lambda f, m: events.append(m))
+    mesh = make_mesh(generator, rgba_disc(), wanted, lambda f, m: events.append(m))
 
     assert not generator.texturer.can_paint
     assert "CUDA" in generator.texturer.unavailable
@@ -487,14 +622,13 @@ def paint(monkeypatch: pytest.MonkeyPatch, models_dir: Path, fake_torch: FakeTor
         (models_dir / "tencent/Hunyuan3D-2" / name).mkdir(parents=True)
         (models_dir / "tencent/Hunyuan3D-2" / name / "model_index.json").write_text("{}")
     write_weights(models_dir)
-    FakePipeline.result = [trimesh.creation.icosphere(subdivisions=2)]
     return FakePaint
 
 
 def test_on_cuda_the_texture_model_paints_and_the_mesh_says_so(paint: type) -> None:
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
 
-    mesh = generator.generate(rgba_disc(), params(texture=True), noop)
+    mesh = make_mesh(generator, rgba_disc(), params(texture=True, octree_resolution=32), noop)
 
     assert generator.texturer.can_paint
     assert mesh.metadata["texture"] == "hunyuan3d_paint"
@@ -508,9 +642,10 @@ def test_low_vram_loads_the_texture_model_per_job_and_a_paint_failure_never_fail
     generator = Hunyuan3DGenerator(MODEL, SUBFOLDER, low_vram=True)
     assert paint.loads == []  # not resident between jobs
 
-    generator.generate(rgba_disc(), params(texture=True), noop)
+    wanted = params(texture=True, octree_resolution=32)
+    make_mesh(generator, rgba_disc(), wanted, noop)
     paint.fail = True
-    mesh = generator.generate(rgba_disc(), params(texture=True), noop)
+    mesh = make_mesh(generator, rgba_disc(), wanted, noop)
 
     assert len(paint.loads) == 2
     assert mesh.metadata["texture"] == "image_projection"

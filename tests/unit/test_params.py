@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from deployments.submission import GenerationForm, TextTo3DRequest

@@ -7,7 +7,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled
-from sweedle_core.generation.silhouette import SilhouetteGenerator
+from sweedle_core.generation.finish import make_mesh
+from sweedle_core.generation.shape import read_shape, shape_bytes
+from sweedle_core.generation.silhouette import SilhouetteGenerator, finish_silhouette
 from sweedle_core.params import GenerationParams
 
 RED = (220, 30, 30, 255)
@@ -22,7 +24,7 @@ def disc_image(size: int = 256, color: tuple[int, int, int, int] = RED) -> Image
 
 def generate(image: Image.Image, octree: int = 64, on_progress=None):
     params = GenerationParams(octree_resolution=octree)
-    return SilhouetteGenerator().generate(image, params, on_progress or (lambda f, m: None))
+    return make_mesh(SilhouetteGenerator(), image, params, on_progress or (lambda f, m: None))
 
 
 def test_follows_the_generator_protocol() -> None:
@@ -85,15 +87,29 @@ def test_vertex_colours_come_from_the_image() -> None:
     assert (colors[:, 3] == 255).all()
 
 
-def test_progress_rises_to_one() -> None:
-    seen: list[tuple[float, str]] = []
-    generate(disc_image(), on_progress=lambda fraction, message: seen.append((fraction, message)))
-    fractions = [fraction for fraction, _ in seen]
+def test_each_stage_reports_progress_rising_to_one() -> None:
+    """The first stage (the generator replica's) and the second (the CPU pool's) each."""
+    params = GenerationParams(octree_resolution=64)
+    first: list[tuple[float, str]] = []
+    second: list[tuple[float, str]] = []
+    shape = SilhouetteGenerator().generate_shape(
+        disc_image(), params, lambda fraction, message: first.append((fraction, message))
+    )
+    finish_silhouette(
+        read_shape(shape_bytes(shape)),
+        disc_image(),
+        params,
+        lambda fraction, message: second.append((fraction, message)),
+    )
 
-    assert len(seen) >= 4
-    assert all(a < b for a, b in zip(fractions[:-1], fractions[1:], strict=True))
-    assert fractions[-1] == 1.0
-    assert all(message for _, message in seen)
+    for seen in (first, second):
+        fractions = [fraction for fraction, _ in seen]
+        assert len(seen) >= 3
+        assert all(a < b for a, b in zip(fractions[:-1], fractions[1:], strict=True))
+        assert fractions[-1] == 1.0
+        assert all(message for _, message in seen)
+    assert shape.method == "silhouette"
+    assert shape.nbytes < 64 * 64 * 4 * 4, "a height map and colours, not a volume"
 
 
 def test_cancel_from_the_progress_callback_stops_generation() -> None:

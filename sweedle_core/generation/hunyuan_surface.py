@@ -1,0 +1,102 @@
+"""The CPU stage of the ``hunyuan3d`` backend: the decoded volume's surface, cleaned, coloured.
+
+The GPU stage (`hunyuan.Hunyuan3DGenerator.generate_shape`) ends with the VAE's occupancy
+logits on the octree grid. Here, in the CPU pool, marching cubes takes the surface at
+``MC_LEVEL`` as upstream's default extractor does (the vertices scaled into the ``BOX_V``
+cube, the faces flipped to face outward), then upstream's post-processing (floaters,
+degenerate faces, reduction to ``max_faces``, `mesh_cleanup`) and the photo's colours. Needs no
+torch and no model; pymeshlab (the hunyuan extra) for the clean-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+from PIL import Image
+from skimage.measure import marching_cubes
+
+from sweedle_core.errors import GenerationFailed
+from sweedle_core.export.mesh_io import outward_winding
+from sweedle_core.generation.image_colors import coloured_from_photo
+from sweedle_core.generation.mesh_cleanup import clean_mesh
+from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.generation.shape import Shape
+from sweedle_core.params import GenerationParams
+
+METHOD = "hunyuan"
+# Upstream's pipeline defaults: the half-size of the decoded cube, and the logit of the surface.
+BOX_V = 1.01
+MC_LEVEL = 0.0
+NO_SURFACE = "the model found no surface for this image and seed; try another seed"
+
+
+def volume_shape(generator: str, grid: np.ndarray, octree_resolution: int) -> Shape:
+    """The GPU stage's hand-off: ``grid (n + 1, n + 1, n + 1)`` logits, float16."""
+    values = {"bounds": BOX_V, "mc_level": MC_LEVEL, "octree_resolution": octree_resolution}
+    return Shape(METHOD, generator, {"grid": grid}, values)
+
+
+def finish_hunyuan(
+    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+) -> trimesh.Trimesh:
+    """The CPU stage: surface, clean-up, reduction, and the photo's colours."""
+    mesh = hunyuan_mesh(shape, params, on_progress)
+    on_progress(0.9, "colouring from the photo")
+    mesh = coloured_from_photo(mesh, image)
+    on_progress(1.0, "done")
+    return mesh
+
+
+def hunyuan_mesh(
+    shape: Shape, params: GenerationParams, on_progress: ProgressCallback
+) -> trimesh.Trimesh:
+    """The cleaned, reduced, outward and centred surface of a `volume_shape`, uncoloured.
+    Raises `GenerationFailed` when there is none."""
+    on_progress(0.1, "extracting the surface")
+    mesh = extract_surface(
+        shape.arrays["grid"],
+        float(shape.values["mc_level"]),
+        float(shape.values["bounds"]),
+    )
+    on_progress(0.5, "removing floaters and degenerate faces")
+    mesh = tidy_mesh(clean_mesh(mesh, params.max_faces))
+    if len(mesh.faces) == 0:
+        raise GenerationFailed(NO_SURFACE)
+    return mesh
+
+
+def extract_surface(grid: np.ndarray, level: float, bounds: float) -> trimesh.Trimesh:
+    """Marching cubes on ``grid (k, k, k)`` at ``level``; vertices in the ``[-bounds, bounds]``
+    cube as upstream places them (``index / k``), faces wound outward."""
+    values = np.asarray(grid, dtype=np.float32)
+    if values.ndim != 3 or not np.isfinite(values).any():
+        raise GenerationFailed(NO_SURFACE)
+    try:
+        vertices, faces, _, _ = marching_cubes(values, level, method="lewiner")
+    except (ValueError, RuntimeError) as exc:  # the level is outside the grid's values
+        raise GenerationFailed(NO_SURFACE) from exc
+    if len(faces) == 0:
+        raise GenerationFailed(NO_SURFACE)
+    vertices = vertices / np.array(values.shape, dtype=np.float64) * 2.0 * bounds - bounds
+    return trimesh.Trimesh(
+        vertices=vertices.astype(np.float32),
+        faces=np.ascontiguousarray(faces[:, ::-1]),
+        process=False,
+    )
+
+
+def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Drop degenerate faces and unused vertices, wind outward, centre the bounds on the origin.
+
+    Marching-cubes output is often inside-out (negative signed volume), which engines cull.
+    The faces are flipped as upstream does; this check is the safety net for other weights or
+    versions, and a global flip is enough because the winding is consistent across the
+    surface. Returns the tidied mesh (``mesh`` itself unless it had to be flipped).
+    """
+    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh.remove_unreferenced_vertices()
+    if len(mesh.faces) == 0:
+        return mesh
+    mesh = outward_winding(mesh)
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    return mesh

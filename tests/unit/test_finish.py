@@ -1,0 +1,119 @@
+"""The CPU stage from the store: shape in, raw mesh out, and what a lost shape means."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sweedle_core.errors import InvalidInput, ShapeLost
+from sweedle_core.export.mesh_io import read_raw_mesh
+from sweedle_core.generation.finish import finish_stored, finisher_for
+from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
+from sweedle_core.generation.silhouette import SilhouetteGenerator
+from sweedle_core.jobs.tickets import ExportTicket
+from sweedle_core.params import GenerationParams
+from sweedle_core.storage.local import LocalStorage
+
+PARAMS = GenerationParams(octree_resolution=48)
+
+
+def disc() -> Image.Image:
+    image = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((16, 8, 80, 88), fill=(40, 120, 220, 255))
+    return image
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(tmp_path / "files")
+
+
+def ticket() -> ExportTicket:
+    return ExportTicket(
+        job_id="j1",
+        asset_id="a1",
+        shape_path="a1/shape.npz",
+        prepared_path="a1/prepared.png",
+        raw_mesh_path="a1/raw_mesh.npz",
+        params=PARAMS.model_dump(mode="json"),
+        output_format="glb",
+    )
+
+
+def store_shape(storage: LocalStorage) -> None:
+    shape = SilhouetteGenerator().generate_shape(disc(), PARAMS, lambda f, m: None)
+    storage.put("a1/shape.npz", shape_bytes(shape))
+    storage.put("a1/prepared.png", png(disc()))
+
+
+def test_the_cpu_stage_stores_the_mesh_and_removes_the_shape(storage: LocalStorage) -> None:
+    store_shape(storage)
+    events: list[tuple[float, str]] = []
+
+    seconds = finish_stored(storage, ticket(), lambda f, m: events.append((f, m)))
+
+    mesh = read_raw_mesh(storage.get("a1/raw_mesh.npz"))
+    assert seconds > 0 and len(mesh.faces) > 100 and mesh.is_watertight
+    assert mesh.metadata["generator"] == "silhouette"
+    assert not storage.exists("a1/shape.npz"), "the hand-off is gone once the mesh is stored"
+    assert events[-1][0] == 1.0
+
+
+def test_a_second_run_after_the_mesh_was_stored_does_nothing(storage: LocalStorage) -> None:
+    store_shape(storage)
+    finish_stored(storage, ticket(), lambda f, m: None)
+    stored = storage.get("a1/raw_mesh.npz")
+
+    assert finish_stored(storage, ticket(), lambda f, m: None) == 0.0
+    assert storage.get("a1/raw_mesh.npz") == stored
+
+
+def test_neither_shape_nor_mesh_is_a_lost_shape(storage: LocalStorage) -> None:
+    storage.put("a1/prepared.png", png(disc()))
+
+    with pytest.raises(ShapeLost, match="a1/shape.npz is gone"):
+        finish_stored(storage, ticket(), lambda f, m: None)
+
+
+def test_a_shape_survives_its_bytes_exactly() -> None:
+    grid = np.random.default_rng(1).normal(size=(5, 6, 7)).astype(np.float16)
+    shape = Shape("hunyuan", "hunyuan3d", {"grid": grid}, {"bounds": 1.01, "note": "x"})
+
+    again = read_shape(shape_bytes(shape))
+
+    assert (again.method, again.generator, again.values) == (
+        "hunyuan",
+        "hunyuan3d",
+        {"bounds": 1.01, "note": "x"},
+    )
+    assert again.arrays["grid"].dtype == np.float16
+    assert np.array_equal(again.arrays["grid"], grid)
+    with pytest.raises(ValueError, match="unreadable"):
+        read_shape(b"not a shape")
+
+
+class Plugin:
+    name = "my-plugin"
+
+    @staticmethod
+    def finish(shape, image, params, on_progress):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def test_a_method_is_a_built_in_or_the_configured_plugins_own() -> None:
+    assert finisher_for("silhouette") is not None
+    plugin = f"{__name__}:Plugin"
+    assert finisher_for("my-plugin", plugin) is Plugin.finish
+    with pytest.raises(InvalidInput, match="no CPU stage"):
+        finisher_for("my-plugin")  # not configured: never imported on a stored name's word
+    with pytest.raises(InvalidInput, match="no CPU stage"):
+        finisher_for("other", plugin)
