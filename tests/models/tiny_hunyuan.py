@@ -9,6 +9,7 @@ a config dict (so nothing downloads), the flow-matching Euler scheduler and
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,24 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def build_tiny_hunyuan(root: Path, seed: int = 0) -> Path:
-    """Write ``root/<SUBFOLDER>/{config.yaml, model.fp16.safetensors}``; returns ``root``.
+MV_SUBFOLDER = "hunyuan3d-dit-v2-mv"
+
+
+def multiview_config() -> dict[str, Any]:
+    """Hunyuan3D-2mv's layout (``hunyuan3d-dit-v2-mv``): the image encoder is DINOv2 with a
+    per-view embedding (``DinoImageEncoderMV``, four views) and the processor takes a dict of
+    views (``MVImageProcessorV2``); the rest as 2.0."""
+    config = copy.deepcopy(CONFIG)
+    encoder = config["conditioner"]["params"]["main_image_encoder"]
+    encoder["type"] = "DinoImageEncoderMV"
+    encoder["kwargs"]["view_num"] = 4
+    config["image_processor"]["target"] = "hy3dgen.shapegen.preprocessors.MVImageProcessorV2"
+    return config
+
+
+def build_tiny_hunyuan(root: Path, seed: int = 0, multiview: bool = False) -> Path:
+    """Write ``root/<SUBFOLDER>/{config.yaml, model.fp16.safetensors}`` (``MV_SUBFOLDER`` for
+    the multi-view layout); returns ``root``.
 
     The weights are the modules' own random initialisation under ``seed``, stored with
     upstream's flat ``model.*``, ``vae.*`` and ``conditioner.*`` keys (in fp32: the CPU runs
@@ -90,13 +107,14 @@ def build_tiny_hunyuan(root: Path, seed: int = 0) -> Path:
     import yaml
     from hy3dgen.shapegen.pipelines import instantiate_from_config
 
-    folder = root / SUBFOLDER
+    config = multiview_config() if multiview else CONFIG
+    folder = root / (MV_SUBFOLDER if multiview else SUBFOLDER)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     torch.manual_seed(seed)
     tensors: dict[str, Any] = {}
     for part in ("model", "vae", "conditioner"):
-        module = instantiate_from_config(CONFIG[part])
+        module = instantiate_from_config(config[part])
         for key, value in module.state_dict().items():
             tensors[f"{part}.{key}"] = value.detach().clone().contiguous()
     safetensors.torch.save_file(tensors, str(folder / "model.fp16.safetensors"))

@@ -1129,13 +1129,14 @@ async def test_a_stage_that_fails_by_its_own_error_is_not_run_again(store, new_c
     workers = FakeWorkers()
     coordinator = await new_coordinator(workers)
     job_id = await submit(store, coordinator)
+    # The CPU stage (in the export pool) finding no surface is the generation's failure.
     workers.fail("export", job_id, GenerationFailed("the generated mesh has no faces"))
     await generate(coordinator)
 
     assert (await finished(coordinator, job_id))["type"] == "job_failed"
     assert len(workers.export_tickets) == 1
     row = await store.get_job(job_id)
-    assert row.error == "export failed: the generated mesh has no faces" and row.retries == {}
+    assert row.error == "generation failed: the generated mesh has no faces" and row.retries == {}
 
 
 async def test_a_job_whose_generator_keeps_going_silent_fails_after_its_attempts(

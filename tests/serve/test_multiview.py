@@ -1,0 +1,75 @@
+"""Several photos of one object, through the real app: POST /api/generation/multiview-to-3d."""
+
+from __future__ import annotations
+
+import io
+
+import trimesh
+from PIL import Image, ImageDraw
+
+from tests.conftest import drawn_image
+from tests.gltf_check import validate_gltf
+
+
+def box_photo(width: float, height: float = 0.8, color=(60, 120, 200)) -> bytes:
+    """A box seen straight on: a shaded rectangle ``width`` x ``height`` of a 256 px frame on a
+    white studio background."""
+    size = 256
+    image = Image.new("RGB", (size, size), "white")
+    w, h = width * size, height * size
+    box = [(size - w) / 2, (size - h) / 2, (size + w) / 2, (size + h) / 2]
+    ImageDraw.Draw(image).rectangle(box, fill=color)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def submit_views(client, **views: bytes):  # type: ignore[no-untyped-def]
+    files = {name: (f"{name}.png", data) for name, data in views.items()}
+    return client.http.post(
+        "/api/generation/multiview-to-3d", files=files, data={"octree_resolution": "96"}
+    )
+
+
+def test_a_box_photographed_front_and_side_comes_back_box_shaped(client, tmp_path):
+    """Front 0.5 wide, left side 0.25 deep, both 0.8 high: the silhouette backend carves the
+    visual hull of the two outlines, so the mesh has the box's proportions in all three axes
+    (one photo would give an inflated, rounded depth)."""
+    with client.feed() as feed:
+        response = submit_views(client, front=box_photo(0.5), left=box_photo(0.25))
+        assert response.status_code == 202, response.text
+        submitted = response.json()
+        feed.wait_finished({submitted["job_id"]})
+
+    job = client.job(submitted["job_id"])
+    assert job["status"] == "completed", job
+    asset = client.http.get(f"/api/assets/{submitted['asset_id']}").json()
+    model = client.http.get(asset["download_url"]).content
+    (tmp_path / "box.glb").write_bytes(model)
+    assert validate_gltf(tmp_path / "box.glb")["issues"]["numErrors"] == 0
+    mesh = trimesh.load(io.BytesIO(model), file_type="glb", force="mesh")
+    width, height, depth = mesh.extents
+    assert abs(height - 1.0) < 0.05  # the larger of width and height is 1
+    assert abs(width / height - 0.5 / 0.8) < 0.06
+    assert abs(depth / height - 0.25 / 0.8) < 0.06, mesh.extents
+    # Box-shaped: it fills its bounding box, as a box does (an inflated solid fills ~0.5).
+    assert mesh.volume / (width * height * depth) > 0.9
+
+
+def test_front_is_required_and_a_bad_view_is_named(client):
+    missing_front = submit_views(client, left=box_photo(0.25))
+    assert missing_front.status_code == 422
+    assert "front" in missing_front.json()["detail"]
+
+    broken = submit_views(client, front=box_photo(0.5), back=b"not an image at all")
+    assert broken.status_code in (400, 415, 422), broken.text
+    assert "back" in broken.json()["detail"]
+
+
+def test_one_view_through_the_multiview_route_is_an_ordinary_job(client):
+    with client.feed() as feed:
+        response = submit_views(client, front=drawn_image())
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        final = feed.wait_finished({job_id})[job_id]
+    assert final["type"] == "asset_ready"
