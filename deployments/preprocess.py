@@ -10,6 +10,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.config import Settings
+from sweedle_core.errors import ImageRejected
 from sweedle_core.jobs.tickets import PrepareOutcome, PrepareTicket
 from sweedle_core.preprocess import ImageInfo, ImagePreparer, inspect_image
 from sweedle_core.storage import build_storage
@@ -43,9 +44,20 @@ class Preprocessor:
             self.storage.exists, ticket.input_path
         ):
             await self.painter.render.remote(ticket)
-        data = await asyncio.to_thread(self.storage.get, ticket.input_path)
-        prepared = await asyncio.to_thread(self.preparer.prepare, data, ticket.remove_background)
+        background = await asyncio.to_thread(
+            self._prepare, ticket.input_path, ticket.prepared_path, ticket.remove_background
+        )
+        for view, (source, target) in ticket.views.items():  # a multi-view job's other photos
+            try:
+                await asyncio.to_thread(self._prepare, source, target, ticket.remove_background)
+            except ImageRejected as exc:
+                raise type(exc)(f"the {view} view: {exc.message}") from exc
+        return PrepareOutcome(background=background, seconds=time.perf_counter() - start)
+
+    def _prepare(self, source: str, target: str, remove_background: bool) -> str:
+        """Prepare the stored image ``source`` into ``target``; returns the background method."""
+        prepared = self.preparer.prepare(self.storage.get(source), remove_background)
         buffer = io.BytesIO()
-        await asyncio.to_thread(prepared.image.save, buffer, "PNG")
-        await asyncio.to_thread(self.storage.put, ticket.prepared_path, buffer.getvalue())
-        return PrepareOutcome(background=prepared.background, seconds=time.perf_counter() - start)
+        prepared.image.save(buffer, "PNG")
+        self.storage.put(target, buffer.getvalue())
+        return prepared.background

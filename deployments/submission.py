@@ -4,6 +4,7 @@ rules of `sweedle_core.jobs.intake`, the queue told."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -17,7 +18,13 @@ from sweedle_core.access.keys import Caller
 from sweedle_core.config import Settings
 from sweedle_core.db.models import GenerationJob
 from sweedle_core.db.store import Store
-from sweedle_core.errors import ImageTooLarge, TextToImageDisabled, WebhooksDisabled
+from sweedle_core.errors import (
+    ImageRejected,
+    ImageTooLarge,
+    TextToImageDisabled,
+    WebhooksDisabled,
+    unwrapped,
+)
 from sweedle_core.idempotency import idempotency
 from sweedle_core.jobs.intake import Intake, NewJob, Taken
 from sweedle_core.params import (
@@ -157,6 +164,53 @@ class Submission:
         )
         return await self._enqueue(await self.intake.take_image(new, data, info.format, once))
 
+    async def submit_views(
+        self,
+        form: GenerationForm,
+        files: Mapping[str, UploadFile],
+        caller: Caller,
+        key: str | None,
+    ) -> tuple[SubmitResponse, bool]:
+        """Take a multi-view submission in: ``files`` maps each view (``front`` required, then
+        any of left, back, right) to its upload; each is read within the upload limit and
+        inspected, and a refusal names the view."""
+        params = form.params(self.settings)
+        webhook_url = self._webhook_url(form)
+        data = {
+            view: await _read_capped(file, self.settings.max_upload_bytes, f"the {view} photo")
+            for view, file in files.items()
+        }
+        parts = [form.model_dump_json().encode()]
+        for view, file in files.items():
+            parts += [view.encode(), data[view], (file.filename or "").encode()]
+        once = idempotency(caller.owner, key, *parts) if key else None
+        if (replayed := await self.intake.replay(once)) is not None:
+            return _submitted(replayed.job), True
+        await self.intake.check_waiting(caller)
+        formats = {view: (await self._inspect(view, blob)).format for view, blob in data.items()}
+        new = NewJob(
+            name=form.name or _stem(files["front"].filename) or "untitled",
+            params=params,
+            priority=form.priority,
+            caller=caller,
+            webhook_url=webhook_url,
+            original_filename=files["front"].filename,
+        )
+        uploads = {view: (data[view], formats[view]) for view in data}
+        return await self._enqueue(await self.intake.take_views(new, uploads, once))
+
+    async def _inspect(self, view: str, data: bytes) -> ImageInfo:
+        """The Preprocessor's verdict on one photo; a refusal names the view."""
+        try:
+            with worker_lost_is_said():  # a replica that died under it: 503, try again
+                info: ImageInfo = await self.preprocessor.inspect.remote(data)
+        except Exception as exc:
+            refused = unwrapped(exc)
+            if isinstance(refused, ImageRejected):
+                raise type(refused)(f"the {view} photo: {refused.message}") from None
+            raise
+        return info
+
     async def submit_text(
         self, request: TextTo3DRequest, caller: Caller, key: str | None
     ) -> tuple[SubmitResponse, bool]:
@@ -213,11 +267,11 @@ def _submitted(job: GenerationJob) -> SubmitResponse:
     )
 
 
-async def _read_capped(file: UploadFile, limit: int) -> bytes:
+async def _read_capped(file: UploadFile, limit: int, what: str = "the upload") -> bytes:
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise ImageTooLarge(
-            f"the upload is larger than the {limit / 1024 / 1024:.0f} MB limit (MAX_UPLOAD_MB)"
+            f"{what} is larger than the {limit / 1024 / 1024:.0f} MB limit (MAX_UPLOAD_MB)"
         )
     return data
 

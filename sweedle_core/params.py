@@ -32,6 +32,13 @@ NumChunks = Annotated[
 MaxFaces = Annotated[int, Field(ge=100, le=5_000_000, description="face budget")]
 
 
+# The photos a multi-view submission may send, in Hunyuan3D-2mv's order: the front (required)
+# and the views from the object's left, back and right (`generation.visual_hull` says where
+# each camera stands).
+VIEWS = ("front", "left", "back", "right")
+EXTRA_VIEWS = VIEWS[1:]
+
+
 class Priority(str, Enum):
     HIGH = "high"
     NORMAL = "normal"

@@ -50,6 +50,36 @@ async def image_to_3d(
     return submitted
 
 
+PhotoOfView = Annotated[
+    UploadFile | None, File(description="the object photographed from this side (optional)")
+]
+
+
+@router.post("/multiview-to-3d", status_code=202, response_model=SubmitResponse)
+async def multiview_to_3d(
+    form: Annotated[GenerationForm, Form()],
+    front: Annotated[UploadFile, File(description="the object from the front (required)")],
+    services: ServicesDep,
+    caller: CallerDep,
+    response: Response,
+    left: PhotoOfView = None,
+    back: PhotoOfView = None,
+    right: PhotoOfView = None,
+    idempotency_key: IdempotencyKey = None,
+) -> SubmitResponse:
+    """Upload photos of one object from several sides: `front`, and any of `left` (the camera
+    at the object's left), `back` and `right`. A multi-view model (Hunyuan3D-2mv) is
+    conditioned on all of them; the silhouette backend carves their outlines into a visual
+    hull; other backends use the front."""
+    sides = {"front": front, "left": left, "back": back, "right": right}
+    files = {view: file for view, file in sides.items() if file is not None}
+    submitted, replayed = await services.submission.submit_views(
+        form, files, caller, idempotency_key
+    )
+    _mark(response, replayed)
+    return submitted
+
+
 @router.post("/text-to-3d", status_code=202, response_model=SubmitResponse)
 async def text_to_3d(
     request: TextTo3DRequest,

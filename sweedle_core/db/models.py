@@ -61,6 +61,8 @@ class Asset(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     original_filename: Mapped[str | None] = mapped_column(String(255))
     input_path: Mapped[str | None] = mapped_column(String(512))
+    # A multi-view asset's other photos: {"left": key, "back": key, ...} (the front is input_path).
+    input_views: Mapped[dict[str, str] | None] = mapped_column(JSON)
     model_path: Mapped[str | None] = mapped_column(String(512))
     model_format: Mapped[str] = mapped_column(String(8), default="glb")
     thumbnail_path: Mapped[str | None] = mapped_column(String(512))

@@ -30,6 +30,7 @@ Frame as every backend: centred, the larger planar extent 1, +Y up, +Z toward th
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -130,8 +131,14 @@ class DepthGenerator:
         self.thickness = thickness
 
     def generate_shape(
-        self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+        self,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+        views: Mapping[str, Image.Image] | None = None,
     ) -> Shape:
+        """The front photo's depth; a multi-view job's other photos are not used (the
+        silhouette backend carves them into a visual hull)."""
         on_progress(0.05, "estimating depth")
         rgba = image.convert("RGBA")
         backdrop = Image.new("RGB", rgba.size, _BACKDROP)

@@ -12,6 +12,7 @@ import importlib
 import io
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -33,6 +34,8 @@ from sweedle_core.generation.protocol import (
 from sweedle_core.generation.shape import Shape, read_shape
 from sweedle_core.generation.silhouette import METHOD as SILHOUETTE
 from sweedle_core.generation.silhouette import finish_silhouette
+from sweedle_core.generation.visual_hull import METHOD as HULL
+from sweedle_core.generation.visual_hull import finish_visual_hull
 from sweedle_core.jobs.tickets import ExportTicket
 from sweedle_core.params import GenerationParams
 from sweedle_core.storage import Storage
@@ -58,6 +61,7 @@ FINISHERS: dict[str, Finisher] = {
     DEPTH: finish_depth,
     HUNYUAN: finish_hunyuan,
     MESH: finish_mesh,
+    HULL: finish_visual_hull,
 }
 
 
@@ -80,9 +84,12 @@ def make_mesh(
     params: GenerationParams,
     on_progress: ProgressCallback,
     plugin: str | None = None,
+    views: Mapping[str, Image.Image] | None = None,
 ) -> trimesh.Trimesh:
     """Both stages in this process, one after the other (tests, benchmarks, tools)."""
-    shape = replace(generator.generate_shape(image, params, on_progress), generator=generator.name)
+    extra = {"views": views} if views else {}
+    shape = generator.generate_shape(image, params, on_progress, **extra)
+    shape = replace(shape, generator=generator.name)
     return finished(shape, image, params, on_progress, plugin)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from sweedle_core.generation.shape import Shape
 from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.params import GenerationParams
 
+MULTIVIEW_HINT = "HUNYUAN_MODEL_PATH=tencent/Hunyuan3D-2mv HUNYUAN_SUBFOLDER=hunyuan3d-dit-v2-mv"
 # Progress of the GPU stage: image encoding up to 0.05, denoising 0.05-0.9, volume decoding
 # up to 1.
 _DENOISE_START, _DENOISE_SPAN = 0.05, 0.85
@@ -96,6 +97,9 @@ class Hunyuan3DGenerator:
             use_safetensors=weights.use_safetensors,
             variant=weights.variant,
         )
+        # Hunyuan3D-2mv's image processor takes a dict of views and says so.
+        processor = getattr(self._pipeline, "image_processor", None)
+        self.multiview = bool(getattr(processor, "return_view_idx", False))
         self.flashvdm = low_vram and hasattr(self._pipeline, "enable_flashvdm")
         if self.flashvdm:
             # replace_vae=False: the turbo VAE it would swap in is another download; FlashVDM's
@@ -108,7 +112,11 @@ class Hunyuan3DGenerator:
         self._lock = threading.Lock()
 
     def generate_shape(
-        self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+        self,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+        views: Mapping[str, Image.Image] | None = None,
     ) -> Shape:
         """The GPU stage for one RGBA image (background already transparent): image encoding,
         denoising and volume decoding; the grid of occupancy logits is the shape.
@@ -125,13 +133,14 @@ class Hunyuan3DGenerator:
             fraction = _DENOISE_START + _DENOISE_SPAN * done / steps
             on_progress(fraction, f"denoising step {done}/{steps}")
 
-        on_progress(0.0, "encoding the image")
         if image.mode != "RGBA":
             image = image.convert("RGBA")
+        condition = self._condition(image, views)
+        on_progress(0.0, self._encoding_message(views))
         with self._lock:
             try:
                 latents = self._pipeline(
-                    image=image,
+                    image=condition,
                     num_inference_steps=steps,
                     guidance_scale=params.guidance_scale,
                     generator=self._lib.torch.Generator(self.device).manual_seed(params.seed),
@@ -149,6 +158,25 @@ class Hunyuan3DGenerator:
             shape = self._painted_shape(shape, image, params, on_progress)
         on_progress(1.0, "volume decoded")
         return shape
+
+    def _condition(
+        self, image: Image.Image, views: Mapping[str, Image.Image] | None
+    ) -> Image.Image | dict[str, Image.Image]:
+        """What the model is conditioned on: a multi-view model (Hunyuan3D-2mv) takes a dict
+        of views, always; any other model the front photo."""
+        if not self.multiview:
+            return image
+        return {name: view.convert("RGBA") for name, view in (views or {"front": image}).items()}
+
+    def _encoding_message(self, views: Mapping[str, Image.Image] | None) -> str:
+        if views is None or len(views) < 2:
+            return "encoding the image"
+        if self.multiview:
+            return f"encoding {len(views)} views: {', '.join(views)}"
+        return (
+            "encoding the front photo only: this model takes one view (the multi-view weights "
+            f"are {MULTIVIEW_HINT})"
+        )
 
     def _decode_volume(self, latents: Any, params: GenerationParams) -> np.ndarray:
         """The VAE's decoding of ``latents`` into occupancy logits on the octree grid:

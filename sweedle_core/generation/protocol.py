@@ -7,6 +7,7 @@ CPU pool) turns the shape into the final mesh. A method that holds the GPU does 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import trimesh
@@ -33,13 +34,19 @@ class ProgressCallback(Protocol):
 class Generator(Protocol):
     """Turns one prepared image into a `Shape` (the GPU stage).
 
-    ``image`` is RGBA, square, the object centred with its background transparent.
+    ``image`` is RGBA, square, the object centred with its background transparent. ``views``
+    (a multi-view job only) holds every prepared photo by view name (`params.VIEWS`), the front
+    included; a backend that uses one photo makes its shape from ``image``.
     """
 
     name: str
 
     def generate_shape(
-        self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+        self,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+        views: Mapping[str, Image.Image] | None = None,
     ) -> Shape: ...
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from sweedle_core.generation.protocol import Generator, ProgressCallback
 from sweedle_core.generation.shape import shape_bytes
 from sweedle_core.jobs.tickets import GenerateTicket
-from sweedle_core.params import GenerationParams
+from sweedle_core.params import VIEWS, GenerationParams
 from sweedle_core.storage import Storage
 
 
@@ -31,12 +31,27 @@ def run_generation(
 ) -> Generated:
     """Make the ticket's shape from its prepared image and store it for the CPU stage."""
     start = time.perf_counter()
-    with Image.open(io.BytesIO(storage.get(ticket.prepared_path))) as image:
-        image.load()
+    image = _stored_image(storage, ticket.prepared_path)
+    extra = {"views": _views(storage, image, ticket.views)} if ticket.views else {}
     params = GenerationParams(**ticket.params)
     gpu_start = time.perf_counter()
-    shape = replace(generator.generate_shape(image, params, on_progress), generator=generator.name)
+    shape = generator.generate_shape(image, params, on_progress, **extra)
+    shape = replace(shape, generator=generator.name)
     gpu_s = time.perf_counter() - gpu_start
     data = shape_bytes(shape)
     storage.put(ticket.shape_path, data)
     return Generated(gpu_s, time.perf_counter() - start, len(data))
+
+
+def _stored_image(storage: Storage, key: str) -> Image.Image:
+    with Image.open(io.BytesIO(storage.get(key))) as image:
+        image.load()
+    return image
+
+
+def _views(
+    storage: Storage, front: Image.Image, prepared: dict[str, str]
+) -> dict[str, Image.Image]:
+    """Every photo of a multi-view job by view name, in `VIEWS` order."""
+    found = {"front": front, **{v: _stored_image(storage, k) for v, k in prepared.items()}}
+    return {view: found[view] for view in VIEWS if view in found}

@@ -29,6 +29,8 @@ the image's right, +Z toward the viewer (the photo's side is the front).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import trimesh
 from PIL import Image
@@ -64,8 +66,18 @@ class SilhouetteGenerator:
     name = "silhouette"
 
     def generate_shape(
-        self, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+        self,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+        views: Mapping[str, Image.Image] | None = None,
     ) -> Shape:
+        """One photo: its inflated outline. Several (a multi-view job): the visual hull of all
+        their outlines (`visual_hull`), which a side view makes far closer to the object."""
+        if views is not None and len(views) > 1:
+            from sweedle_core.generation.visual_hull import hull_shape  # it builds on this module
+
+            return hull_shape(views, on_progress)
         on_progress(0.1, "mask")
         grid = image_grid(image, params.octree_resolution)
 

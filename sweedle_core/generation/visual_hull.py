@@ -52,11 +52,44 @@ from skimage.measure import marching_cubes
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.mesh_io import signed_volume
 from sweedle_core.generation.grid import PAD, signed_distance
+from sweedle_core.generation.image_colors import coloured_from_photo
+from sweedle_core.generation.protocol import ProgressCallback
+from sweedle_core.generation.shape import Shape
 
 # The inflation profile is the silhouette backend's, so one photo gives the same depth in both.
 from sweedle_core.generation.silhouette import _inflate
+from sweedle_core.params import VIEWS, GenerationParams
 
-VIEWS = ("front", "left", "back", "right")
+METHOD = "visual_hull"
+
+
+def hull_shape(views: Mapping[str, Image.Image], on_progress: ProgressCallback) -> Shape:
+    """The first stage: the photos' pixels as they are (the carving is the CPU stage's)."""
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown or "front" not in views:
+        raise GenerationFailed(
+            f"views must include front and be among {VIEWS}, not {sorted(views)}"
+        )
+    arrays = {name: np.asarray(image.convert("RGBA")) for name, image in views.items()}
+    on_progress(1.0, f"{len(arrays)} outlines: {', '.join(arrays)}")
+    return Shape(METHOD, "silhouette", arrays, {"views": list(arrays)})
+
+
+def finish_visual_hull(
+    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+) -> trimesh.Trimesh:
+    """The CPU stage: the hull carved from every outline, its surface, the front photo's
+    colours."""
+    on_progress(0.1, "carving the visual hull")
+    views = {name: Image.fromarray(pixels, "RGBA") for name, pixels in shape.arrays.items()}
+    volume = hull_volume(views, params.octree_resolution)
+    on_progress(0.6, "surface")
+    mesh = hull_mesh(volume)
+    on_progress(0.9, "colour")
+    mesh = coloured_from_photo(mesh, image)
+    on_progress(1.0, "done")
+    return mesh
+
 
 # For each view, the axis its image's horizontal runs along and whether the image's right is
 # that axis's negative side (see the table in the module docstring).

@@ -29,6 +29,7 @@ class JobEntry:
     params: dict[str, Any]
     input_path: str
     prompt: str | None = None  # a text-to-3d job: its image is painted from this first
+    views: dict[str, str] = field(default_factory=dict)  # other photos: view -> input key
     owner: str | None = None  # the API key (by name) that submitted it
     stage: JobStage = JobStage.QUEUED
     progress: float = 0.0

@@ -10,6 +10,7 @@ transaction that creates the rows drops that record, so a file whose rows never 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
 from sweedle_core.errors import IdempotencyConflict, StorageUnavailable
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.storage import Storage
-from sweedle_core.storage.layout import input_key
+from sweedle_core.storage.layout import input_key, view_input_key
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,40 @@ class Intake:
             ) from None
         return Taken(job)
 
+    async def take_views(
+        self, new: NewJob, uploads: Mapping[str, tuple[bytes, str]], once: Idempotency | None
+    ) -> Taken:
+        """A multi-view submission: ``uploads`` maps each view (``front`` required) to its
+        bytes and image format. Every photo is stored, then the asset and job are created, all
+        or nothing, as for one upload."""
+        asset_id = new_id()
+        keys = {
+            view: input_key(asset_id, fmt)
+            if view == "front"
+            else view_input_key(asset_id, view, fmt)
+            for view, (_, fmt) in uploads.items()
+        }
+        await self.store.removals.expect_upload(asset_id, self.upload_grace)  # if no rows come
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(self.storage.put, keys[v], data)
+                for v, (data, _) in uploads.items()
+            )
+        )
+        views = {view: key for view, key in keys.items() if view != "front"}
+        try:
+            job = await self._create(
+                new, asset_id, keys["front"], once, upload_recorded=True, views=views
+            )
+        except IdempotencyTaken:
+            return await self._replay_raced(once)
+        except UploadSwept:
+            raise StorageUnavailable(
+                "the upload took longer than its grace to be recorded and was removed; send it "
+                "again"
+            ) from None
+        return Taken(job)
+
     async def take_text(self, new: NewJob, once: Idempotency | None) -> Taken:
         """Create a text-to-3d job's asset and job; its image is painted when it is prepared
         (and the asset names it when the job completes)."""
@@ -118,6 +153,7 @@ class Intake:
         input_path: str | None,
         once: Idempotency | None,
         upload_recorded: bool = False,
+        views: dict[str, str] | None = None,
     ) -> GenerationJob:
         return await self.store.create_job(
             name=new.name,
@@ -125,6 +161,7 @@ class Intake:
             priority=new.priority,
             original_filename=new.original_filename,
             input_path=input_path,
+            input_views=views,
             asset_id=asset_id,
             generator=self.generator,
             prompt=new.prompt,

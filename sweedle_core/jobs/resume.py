@@ -25,9 +25,9 @@ _RESUME = {
 }
 
 
-def resumed_entry(row: GenerationJob, raw_mesh_stored: bool) -> JobEntry:
+def resumed_entry(row: GenerationJob, hand_off_stored: bool) -> JobEntry:
     """The active entry for ``row``, at the stage its work takes up again; an export resumes
-    only if its raw mesh is in the store (``raw_mesh_stored``)."""
+    only if the generator's shape (or the mesh made from it) is in the store."""
     entry = JobEntry(
         id=row.id,
         asset_id=row.asset_id,
@@ -36,6 +36,7 @@ def resumed_entry(row: GenerationJob, raw_mesh_stored: bool) -> JobEntry:
         params=dict(row.params),
         input_path=row.asset.input_path or "",
         prompt=row.asset.prompt,
+        views=dict(row.asset.input_views or {}),
         owner=row.owner,
         stage=_RESUME.get(JobStage(row.stage), JobStage.QUEUED),
         timings=dict(row.timings or {}),
@@ -44,6 +45,6 @@ def resumed_entry(row: GenerationJob, raw_mesh_stored: bool) -> JobEntry:
         stage_started=time.monotonic(),
         cancel_requested=row.cancel_requested,
     )
-    if entry.stage is JobStage.EXPORTING and not raw_mesh_stored:
-        entry.stage = JobStage.WAITING_FOR_GPU  # no raw mesh to export: generate it again
+    if entry.stage is JobStage.EXPORTING and not hand_off_stored:
+        entry.stage = JobStage.WAITING_FOR_GPU  # nothing to finish: generate it again
     return entry

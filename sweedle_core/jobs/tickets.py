@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobEntry
-from sweedle_core.storage.layout import painted_key, prepared_key, raw_mesh_key, shape_key
+from sweedle_core.storage.layout import (
+    painted_key,
+    prepared_key,
+    raw_mesh_key,
+    shape_key,
+    view_prepared_key,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,8 @@ class PrepareTicket:
     remove_background: bool
     prompt: str | None = None  # text-to-3d: paint ``input_path`` from this first
     seed: int = 0
+    # A multi-view job's other photos, prepared like the front: view -> (input, prepared) key.
+    views: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def for_job(cls, entry: JobEntry) -> PrepareTicket:
@@ -29,6 +37,10 @@ class PrepareTicket:
             remove_background=bool(entry.params.get("remove_background", True)),
             prompt=entry.prompt,
             seed=int(entry.params.get("seed", 0)),
+            views={
+                view: (key, view_prepared_key(entry.asset_id, view))
+                for view, key in entry.views.items()
+            },
         )
 
 
@@ -46,6 +58,7 @@ class GenerateTicket:
     shape_path: str
     params: dict[str, Any]
     attempt: int
+    views: dict[str, str] = field(default_factory=dict)  # other photos: view -> prepared key
 
     @classmethod
     def for_job(cls, entry: JobEntry) -> GenerateTicket:
@@ -56,6 +69,7 @@ class GenerateTicket:
             shape_path=shape_key(entry.asset_id),
             params=entry.params,
             attempt=entry.attempts,
+            views={view: view_prepared_key(entry.asset_id, view) for view in entry.views},
         )
 
 

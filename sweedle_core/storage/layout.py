@@ -17,6 +17,16 @@ def input_key(asset_id: str, image_format: str) -> str:
     return f"{asset_id}/input.{INPUT_EXTENSIONS[image_format]}"
 
 
+def view_input_key(asset_id: str, view: str, image_format: str) -> str:
+    """Where a multi-view submission's photo of ``view`` (left, back, right) goes; the front
+    is the asset's `input_key`."""
+    return f"{asset_id}/views/{view}.{INPUT_EXTENSIONS[image_format]}"
+
+
+def view_prepared_key(asset_id: str, view: str) -> str:
+    return f"{asset_id}/views/{view}.prepared.png"
+
+
 def painted_key(asset_id: str) -> str:
     """Where a text-to-3d job's painted image goes (its input, once painted)."""
     return input_key(asset_id, "PNG")

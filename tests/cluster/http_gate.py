@@ -77,8 +77,8 @@ class HttpGatedGenerator:
         self.inner = SilhouetteGenerator()
         self.url = os.environ[GATE_URL_VARIABLE]
 
-    def generate_shape(self, image, params, on_progress):  # type: ignore[no-untyped-def]
+    def generate_shape(self, image, params, on_progress, views=None):  # type: ignore[no-untyped-def]
         arrival = uuid.uuid4().hex
         while httpx.get(f"{self.url}/pass/{arrival}", timeout=30).text != "open":
             on_progress(0.0, "held at the test gate")
-        return self.inner.generate_shape(image, params, on_progress)
+        return self.inner.generate_shape(image, params, on_progress, views)

@@ -20,7 +20,7 @@ from sweedle_core.params import GenerationParams
 pytest.importorskip("hy3dgen.shapegen", reason="needs the hunyuan extra and hy3dgen")
 
 from sweedle_core.generation.hunyuan import Hunyuan3DGenerator  # noqa: E402
-from tests.models.tiny_hunyuan import SUBFOLDER, build_tiny_hunyuan  # noqa: E402
+from tests.models.tiny_hunyuan import MV_SUBFOLDER, SUBFOLDER, build_tiny_hunyuan  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,46 @@ def test_low_vram_mode_decodes_with_flashvdm_on_the_cpu(weights: Path) -> None:
     assert generator.flashvdm
     _, mesh = first_surface(generator)
     assert len(mesh.faces) > 0
+
+
+def side() -> Image.Image:
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rectangle((24, 8, 40, 56), fill=(180, 90, 50, 255))
+    return image
+
+
+def test_the_multiview_model_is_conditioned_on_every_view(tmp_path: Path) -> None:
+    """A tiny Hunyuan3D-2mv-style model (per-view embeddings, a dict of views) through
+    hy3dgen's own multi-view path: different side photos give different shapes."""
+    root = build_tiny_hunyuan(tmp_path / "Hunyuan3D-tiny-mv", multiview=True)
+    generator = Hunyuan3DGenerator(str(root), MV_SUBFOLDER, device="cpu")
+    assert generator.multiview
+    params = GenerationParams(inference_steps=2, octree_resolution=32)
+    messages: list[str] = []
+
+    front_only = generator.generate_shape(disc(), params, lambda f, m: None)
+    with_sides = generator.generate_shape(
+        disc(),
+        params,
+        lambda f, m: messages.append(m),
+        views={"front": disc(), "left": side(), "back": disc()},
+    )
+
+    assert messages[0] == "encoding 3 views: front, left, back"
+    assert not np.array_equal(front_only.arrays["grid"], with_sides.arrays["grid"])
+
+
+def test_a_one_view_model_given_several_views_uses_the_front_and_says_so(
+    generator: Hunyuan3DGenerator,
+) -> None:
+    assert not generator.multiview
+    params = GenerationParams(inference_steps=2, octree_resolution=32)
+    messages: list[str] = []
+
+    with_sides = generator.generate_shape(
+        disc(), params, lambda f, m: messages.append(m), views={"front": disc(), "left": side()}
+    )
+    alone = generator.generate_shape(disc(), params, lambda f, m: None)
+
+    assert "front photo only" in messages[0] and "Hunyuan3D-2mv" in messages[0]
+    assert np.array_equal(with_sides.arrays["grid"], alone.arrays["grid"])

@@ -100,12 +100,13 @@ class GatedGenerator:
     def __init__(self, settings: Settings) -> None:
         self.inner = SilhouetteGenerator()
 
-    def generate_shape(self, image, params, on_progress):  # type: ignore[no-untyped-def]
+    def generate_shape(self, image, params, on_progress, views=None):  # type: ignore[no-untyped-def]
         _wait_at(GATE_NAME, on_progress)
         if params.seed == FAIL_SEED:
             raise RuntimeError("the test generator was told to fail")
-        shape = self.inner.generate_shape(image, params, on_progress)
-        return replace(shape, method=self.name)
+        shape = self.inner.generate_shape(image, params, on_progress, views)
+        # The pool gate holds the one-photo shapes (a visual hull goes to its own CPU stage).
+        return replace(shape, method=self.name) if shape.method == "silhouette" else shape
 
     @staticmethod
     def finish(shape, image, params, on_progress):  # type: ignore[no-untyped-def]

@@ -112,3 +112,19 @@ async def test_a_text_job_names_no_image_before_it_is_painted(store, intake):
     asset = await store.library.get(taken.job.asset_id, None)
     assert (asset.prompt, asset.source_type) == ("a brass lamp", "text")
     assert asset.input_path is None  # a row never names a file not stored yet
+
+
+async def test_a_multiview_submission_stores_every_photo_and_the_asset_names_them(
+    store, storage, intake
+):
+    uploads = {"front": (b"front-png", "PNG"), "left": (b"left-jpeg", "JPEG")}
+
+    taken = await intake.take_views(chair(), uploads, None)
+
+    job = await store.get_job(taken.job.id)
+    asset_id = job.asset_id
+    assert job.asset.input_path == f"{asset_id}/input.png"
+    assert job.asset.input_views == {"left": f"{asset_id}/views/left.jpg"}
+    assert storage.get(f"{asset_id}/input.png") == b"front-png"
+    assert storage.get(f"{asset_id}/views/left.jpg") == b"left-jpeg"
+    assert await store.removals.pending() == [], "the upload's record went with the rows"

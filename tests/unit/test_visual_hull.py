@@ -9,7 +9,11 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed
-from sweedle_core.generation.visual_hull import VIEWS, hull_mesh, hull_volume
+from sweedle_core.generation.finish import finished
+from sweedle_core.generation.shape import read_shape, shape_bytes
+from sweedle_core.generation.silhouette import SilhouetteGenerator
+from sweedle_core.generation.visual_hull import hull_mesh, hull_volume
+from sweedle_core.params import VIEWS, GenerationParams
 
 Outline = list[tuple[float, float]]  # (to the image's right, up), in any unit
 
@@ -284,3 +288,21 @@ def test_a_view_cut_at_the_top_cannot_be_aligned() -> None:
 
     with pytest.raises(GenerationFailed, match="top or bottom edge of the right view"):
         hull_volume(views, 32)
+
+
+def test_the_silhouette_backend_carves_the_hull_in_its_cpu_stage() -> None:
+    """Through the generator protocol: the first stage hands over the photos, the CPU stage
+    (after the shape's round trip through its stored bytes) carves, surfaces and colours."""
+    front = prepared(rectangle(0.6, 1.0))
+    left = prepared(rectangle(0.3, 1.0))
+    params = GenerationParams(octree_resolution=64)
+
+    shape = SilhouetteGenerator().generate_shape(
+        front, params, lambda f, m: None, views={"front": front, "left": left}
+    )
+    mesh = finished(read_shape(shape_bytes(shape)), front, params, lambda f, m: None)
+
+    assert shape.method == "visual_hull" and set(shape.arrays) == {"front", "left"}
+    assert iou(mesh, box_truth(0.6, 1.0, 0.3)) > 0.97
+    assert mesh.metadata["generator"] == "silhouette"
+    assert mesh.visual.vertex_colors is not None
