@@ -141,3 +141,14 @@ A GPU changes the GPU stage's seconds (far shorter) and so jobs per minute; with
 off the replica, the replica's seconds per job no longer include surface extraction and
 clean-up, which on a GPU box were most of a fast generation.
 """
+
+
+if __name__ == "__main__":  # `python -m bench.split`: this section alone
+    import json
+
+    from bench.run import photo as bench_photo
+    from bench.run import split_figures
+
+    figures = split_figures(bench_photo())
+    print(json.dumps(figures, indent=2))
+    print(render(figures))

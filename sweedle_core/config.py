@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     hunyuan_texture_model_path: str = "tencent/Hunyuan3D-2"
     device: Literal["auto", "cuda", "cpu"] = "auto"
     low_vram_mode: bool = False
+    # Take Hunyuan3D's surface on the GPU (hy3dgen's DMC extractor; needs CUDA and the `diso`
+    # package) instead of by marching cubes in the CPU pool: less work for the pool, more
+    # time on the GPU. Without CUDA or diso the CPU pool extracts, and the replica says why.
+    gpu_surface_extraction: bool = False
 
     # What a request that leaves a parameter out gets; the ranges are the requests' own.
     default_inference_steps: InferenceSteps = default_of("inference_steps")

@@ -9,18 +9,26 @@ drives either. Weights are found by `hunyuan_weights.locate_weights`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from sweedle_core.devices import free_cuda_cache, resolve_device
-from sweedle_core.errors import ModelUnavailable
+from sweedle_core.errors import GenerationFailed, ModelUnavailable
 from sweedle_core.generation.finish import mesh_shape
-from sweedle_core.generation.hunyuan_surface import BOX_V, MC_LEVEL, hunyuan_mesh, volume_shape
+from sweedle_core.generation.hunyuan_surface import (
+    BOX_V,
+    MC_LEVEL,
+    NO_SURFACE,
+    hunyuan_mesh,
+    surface_shape,
+    volume_shape,
+)
 from sweedle_core.generation.hunyuan_texture import Texturer
 from sweedle_core.generation.hunyuan_weights import (
     HUNYUAN_INSTALL,
@@ -32,6 +40,7 @@ from sweedle_core.generation.shape import Shape
 from sweedle_core.hy3dshape_setup import missing_message
 from sweedle_core.params import GenerationParams
 
+log = logging.getLogger(__name__)
 MULTIVIEW_HINT = "HUNYUAN_MODEL_PATH=tencent/Hunyuan3D-2mv HUNYUAN_SUBFOLDER=hunyuan3d-dit-v2-mv"
 # Progress of the GPU stage: image encoding up to 0.05, denoising 0.05-0.9, volume decoding
 # up to 1.
@@ -77,6 +86,7 @@ class Hunyuan3DGenerator:
         low_vram: bool = False,
         models_base: str | None = None,
         texture_model_path: str = "tencent/Hunyuan3D-2",
+        gpu_surface: bool = False,
     ) -> None:
         self._lib = _import_library(model_path, subfolder)
         torch = self._lib.torch
@@ -105,6 +115,8 @@ class Hunyuan3DGenerator:
             # replace_vae=False: the turbo VAE it would swap in is another download; FlashVDM's
             # decoder works on the VAE that is loaded.
             self._pipeline.enable_flashvdm(replace_vae=False)
+        self.surface_note: str | None = None  # why the surface is not taken on the GPU
+        self._gpu_extractor = self._surface_extractor() if gpu_surface else None
         self.texturer = Texturer(
             texture_model_path, models_base, self.device, keep_loaded=not low_vram
         )
@@ -151,9 +163,13 @@ class Hunyuan3DGenerator:
                 )
                 on_progress(_DENOISE_START + _DENOISE_SPAN, "decoding the volume")
                 grid = self._decode_volume(latents, params)
+                if self._gpu_extractor is not None:
+                    shape = self._surface_shape(grid, params)
+                else:
+                    volume = grid[0].to(self._lib.torch.float16).cpu().numpy()
+                    shape = volume_shape(self.name, volume, params.octree_resolution)
             finally:
                 self._free_cache()
-        shape = volume_shape(self.name, grid, params.octree_resolution)
         if params.texture and self.texturer.can_paint:
             shape = self._painted_shape(shape, image, params, on_progress)
         on_progress(1.0, "volume decoded")
@@ -178,9 +194,10 @@ class Hunyuan3DGenerator:
             f"are {MULTIVIEW_HINT})"
         )
 
-    def _decode_volume(self, latents: Any, params: GenerationParams) -> np.ndarray:
-        """The VAE's decoding of ``latents`` into occupancy logits on the octree grid:
-        ``(n + 1, n + 1, n + 1) float16`` (NaN where FlashVDM skipped a region)."""
+    def _decode_volume(self, latents: Any, params: GenerationParams) -> Any:
+        """The VAE's decoding of ``latents`` into occupancy logits on the octree grid: a
+        tensor ``(1, n + 1, n + 1, n + 1)`` on the model's device (NaN where FlashVDM skipped a
+        region)."""
         torch = self._lib.torch
         vae = self._pipeline.vae
         with torch.inference_mode():
@@ -198,7 +215,35 @@ class Hunyuan3DGenerator:
                 )
             finally:
                 restore()
-            return grid[0].to(torch.float16).cpu().numpy()
+            return grid
+
+    def _surface_extractor(self) -> Any | None:
+        """hy3dgen's DMC surface extractor, which runs on the GPU, if it can run here; else
+        None (the CPU pool extracts) with `surface_note` saying why."""
+        reason = None
+        if not self.device.startswith("cuda"):
+            reason = "it needs a CUDA device"
+        elif importlib.util.find_spec("diso") is None:
+            reason = "it needs the diso package (pip install diso)"
+        else:
+            surface = type(getattr(self._pipeline.vae, "surface_extractor", None)).__module__
+            extractor = getattr(importlib.import_module(surface), "DMCSurfaceExtractor", None)
+            if extractor is not None:
+                return extractor()
+            reason = "this version of the model's package has no DMC extractor"
+        self.surface_note = f"GPU_SURFACE_EXTRACTION is on but {reason}: the CPU pool extracts"
+        log.warning(self.surface_note)
+        return None
+
+    def _surface_shape(self, grid: Any, params: GenerationParams) -> Shape:
+        """The surface taken on the GPU, as the shape (the CPU pool cleans and colours it)."""
+        assert self._gpu_extractor is not None
+        (found,) = self._gpu_extractor(
+            grid, mc_level=MC_LEVEL, bounds=BOX_V, octree_resolution=params.octree_resolution
+        )
+        if found is None:
+            raise GenerationFailed(NO_SURFACE)
+        return surface_shape(self.name, found.mesh_v, found.mesh_f)
 
     def _volume_decoder(self, fast: bool) -> tuple[Any, Callable[[], None]]:
         """The volume decoder for one job, and what puts the model back as it was after it.

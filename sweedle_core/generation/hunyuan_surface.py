@@ -36,6 +36,16 @@ def volume_shape(generator: str, grid: np.ndarray, octree_resolution: int) -> Sh
     return Shape(METHOD, generator, {"grid": grid}, values)
 
 
+def surface_shape(generator: str, vertices: np.ndarray, faces: np.ndarray) -> Shape:
+    """The hand-off when the surface was taken on the GPU: ``vertices (n, 3) float32`` in the
+    ``BOX_V`` cube, ``faces (m, 3)`` as the extractor gives them."""
+    arrays = {
+        "vertices": np.ascontiguousarray(vertices, dtype=np.float32),
+        "faces": np.ascontiguousarray(faces, dtype=np.int32),
+    }
+    return Shape(METHOD, generator, arrays)
+
+
 def finish_hunyuan(
     shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
 ) -> trimesh.Trimesh:
@@ -53,11 +63,15 @@ def hunyuan_mesh(
     """The cleaned, reduced, outward and centred surface of a `volume_shape`, uncoloured.
     Raises `GenerationFailed` when there is none."""
     on_progress(0.1, "extracting the surface")
-    mesh = extract_surface(
-        shape.arrays["grid"],
-        float(shape.values["mc_level"]),
-        float(shape.values["bounds"]),
-    )
+    if "grid" in shape.arrays:
+        mesh = extract_surface(
+            shape.arrays["grid"],
+            float(shape.values["mc_level"]),
+            float(shape.values["bounds"]),
+        )
+    else:  # taken on the GPU; faces flipped as upstream flips every extractor's
+        faces = np.ascontiguousarray(shape.arrays["faces"][:, ::-1])
+        mesh = trimesh.Trimesh(vertices=shape.arrays["vertices"], faces=faces, process=False)
     on_progress(0.5, "removing floaters and degenerate faces")
     mesh = tidy_mesh(clean_mesh(mesh, params.max_faces))
     if len(mesh.faces) == 0:

@@ -44,6 +44,7 @@ def _hunyuan3d(settings: Settings) -> Generator:
         low_vram=settings.low_vram_mode,
         models_base=settings.hy3dgen_models,
         texture_model_path=settings.hunyuan_texture_model_path,
+        gpu_surface=settings.gpu_surface_extraction,
     )
 
 

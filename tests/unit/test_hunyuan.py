@@ -8,6 +8,7 @@ Tests of the real library skip unless ``hy3dgen.shapegen`` imports.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import shutil
 import sys
 import types
@@ -91,12 +92,29 @@ class FlashVDMVolumeDecoding(VanillaVolumeDecoding):
         return super().__call__(latents, geo_decoder, **kwargs)
 
 
+class MCSurfaceExtractor:
+    """The model's own (CPU) extractor; its module is where the GPU one is looked for."""
+
+
+class DMCSurfaceExtractor:
+    """hy3dgen's GPU extractor: a sphere's surface, recording its calls."""
+
+    calls: list[dict[str, Any]] = []
+
+    def __call__(self, grid: Any, **kwargs: Any) -> list[Any]:
+        self.calls.append(kwargs)
+        sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+        faces = np.ascontiguousarray(sphere.faces[:, ::-1])  # upstream flips them back later
+        return [types.SimpleNamespace(mesh_v=sphere.vertices, mesh_f=faces)]
+
+
 class FakeVae:
     scale_factor = 1.0
 
     def __init__(self, geo_decoder: Any, volume_decoder: Any) -> None:
         self.geo_decoder = geo_decoder
         self.volume_decoder = volume_decoder
+        self.surface_extractor = MCSurfaceExtractor()
 
     def __call__(self, latents: Any) -> Any:
         return latents
@@ -476,6 +494,40 @@ def test_fast_decoding_uses_flashvdm_for_that_job_and_puts_the_model_back(
         "VanillaVolumeDecoding",
     ]
     assert pipeline.attention.attn_processor == "default"
+
+
+def test_gpu_surface_extraction_hands_over_the_surface_for_the_pool_to_clean(
+    models_dir: Path, fake_torch: FakeTorch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_weights(models_dir)
+    fake_torch.cuda.available = True
+    monkeypatch.setitem(sys.modules, "diso", fake_module("diso"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(DMCSurfaceExtractor, "calls", [])
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER, gpu_surface=True)
+    wanted = params(inference_steps=1, octree_resolution=32, max_faces=500)
+
+    shape = generator.generate_shape(rgba_disc(), wanted, noop)
+    mesh = finished(read_shape(shape_bytes(shape)), rgba_disc(), wanted, noop)
+
+    assert generator.surface_note is None
+    assert DMCSurfaceExtractor.calls == [{"mc_level": 0.0, "bounds": 1.01, "octree_resolution": 32}]
+    assert "grid" not in shape.arrays and shape.arrays["faces"].shape[1] == 3
+    assert 0 < len(mesh.faces) <= 500 and mesh.volume > 0
+
+
+def test_gpu_surface_extraction_without_cuda_or_diso_leaves_it_to_the_pool_and_says_why(
+    models_dir: Path,
+) -> None:
+    write_weights(models_dir)
+
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER, gpu_surface=True)
+    shape = generator.generate_shape(
+        rgba_disc(), params(inference_steps=1, octree_resolution=32), noop
+    )
+
+    assert "needs a CUDA device" in generator.surface_note
+    assert "grid" in shape.arrays
 
 
 def test_cancelling_from_the_progress_callback_stops_the_denoising(models_dir: Path) -> None:
