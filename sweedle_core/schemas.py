@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
 from sweedle_core.errors import InvalidTag
+from sweedle_core.params import VIEWS
 
 BACKGROUND_METHOD = (
     "how the photo's background was removed: alpha (the upload's own), rembg:<model>, "
@@ -141,10 +142,16 @@ class AssetRead(_Read):
     updated_at: datetime
     download_url: str | None = None
     thumbnail_url: str | None = None
+    views: list[str] = Field(
+        [], description="the photos it was made from: front, and a multi-view asset's others"
+    )
 
     @classmethod
     def of(cls, asset: Any) -> AssetRead:
         read = cls.model_validate(asset)
+        if asset.input_path:
+            others = asset.input_views or {}
+            read.views = [view for view in VIEWS if view == "front" or view in others]
         if asset.model_path:
             read.download_url = f"/api/assets/{asset.id}/download"
         if asset.thumbnail_path:

@@ -44,6 +44,7 @@ def test_a_box_photographed_front_and_side_comes_back_box_shaped(client, tmp_pat
     job = client.job(submitted["job_id"])
     assert job["status"] == "completed", job
     asset = client.http.get(f"/api/assets/{submitted['asset_id']}").json()
+    assert asset["views"] == ["front", "left"]
     model = client.http.get(asset["download_url"]).content
     (tmp_path / "box.glb").write_bytes(model)
     assert validate_gltf(tmp_path / "box.glb")["issues"]["numErrors"] == 0
@@ -70,6 +71,8 @@ def test_one_view_through_the_multiview_route_is_an_ordinary_job(client):
     with client.feed() as feed:
         response = submit_views(client, front=drawn_image())
         assert response.status_code == 202, response.text
-        job_id = response.json()["job_id"]
-        final = feed.wait_finished({job_id})[job_id]
+        submitted = response.json()
+        final = feed.wait_finished({submitted["job_id"]})[submitted["job_id"]]
     assert final["type"] == "asset_ready"
+    asset = client.http.get(f"/api/assets/{submitted['asset_id']}").json()
+    assert asset["views"] == ["front"]
