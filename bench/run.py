@@ -334,6 +334,7 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | --- | --- | --- |
 | CPU generator, 512 px photo, octree {b["octree"]} (median of 5, in-process) | {g["median_s"]:.3f} s ({g["faces"]:,} faces) | < 1 s: {verdict(g["median_s"] < 1)} |
 | generator duty cycle, backlog of {b["jobs"]} jobs (wall) | {b["duty_cycle"]:.3f} | >= 0.98: {verdict(b["duty_cycle"] >= 0.98)} |
+| of which in the generator's own stage (generate_shape) | {b["gpu_share"]:.3f} | >= 0.95: {verdict(b["gpu_share"] >= 0.95)} |
 | generator idle: waiting for preprocessing / for the hand-off | {b["starved_s"]:.2f} s / {b["handoff_s"]:.2f} s | |
 | duty cycle while a prepared job was waiting | {b["duty_cycle_with_work_ready"]:.3f} | |
 | hand-off per job (claim, thread start, reporting the mesh) | {b["handoff_ms_per_job"]:.0f} ms | |

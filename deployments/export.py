@@ -17,6 +17,7 @@ from ray import serve
 
 from deployments.job_queue import find_job_queue
 from sweedle_core.config import Settings
+from sweedle_core.errors import JobCancelled
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
 from sweedle_core.export.pipeline import ExportOptions, Progress, within
@@ -129,8 +130,9 @@ class Exporter:
 
         def report(fraction: float, message: str) -> None:
             # Waited for (a few ms, in the export thread), so the events keep their order: the
-            # queue is an async actor and may run calls out of order.
-            ray.get(queue.stage_progress.remote(job_id, fraction, message))
+            # queue is an async actor and may run calls out of order. False: stop (cancelled).
+            if not ray.get(queue.stage_progress.remote(job_id, fraction, message)):
+                raise JobCancelled("cancelled")
 
         return report
 

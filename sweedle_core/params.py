@@ -36,7 +36,6 @@ MaxFaces = Annotated[int, Field(ge=100, le=5_000_000, description="face budget")
 # and the views from the object's left, back and right (`generation.visual_hull` says where
 # each camera stands).
 VIEWS = ("front", "left", "back", "right")
-EXTRA_VIEWS = VIEWS[1:]
 
 
 class Priority(str, Enum):

@@ -13,6 +13,7 @@ from deployments.submission import GenerationForm, TextTo3DRequest
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.library import JobQuery
 from sweedle_core.jobs.states import JobStatus
+from sweedle_core.params import VIEWS
 from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
 
 router = APIRouter(prefix="/api/generation", tags=["generation"])
@@ -71,7 +72,7 @@ async def multiview_to_3d(
     at the object's left), `back` and `right`. A multi-view model (Hunyuan3D-2mv) is
     conditioned on all of them; the silhouette backend carves their outlines into a visual
     hull; other backends use the front."""
-    sides = {"front": front, "left": left, "back": back, "right": right}
+    sides = dict(zip(VIEWS, (front, left, back, right), strict=True))
     files = {view: file for view, file in sides.items() if file is not None}
     submitted, replayed = await services.submission.submit_views(
         form, files, caller, idempotency_key

@@ -121,10 +121,7 @@ def finish_stored(
     except FileMissing:
         if storage.exists(ticket.raw_mesh_path):
             return 0.0
-        raise ShapeLost(
-            f"the generated shape {ticket.shape_path} is gone from the store; the job's "
-            "generation runs again"
-        ) from None
+        raise ShapeLost(f"the generated shape {ticket.shape_path} is gone from the store") from None
     shape = read_shape(data)
     with Image.open(io.BytesIO(storage.get(ticket.prepared_path))) as image:
         image.load()

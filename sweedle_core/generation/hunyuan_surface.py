@@ -89,14 +89,19 @@ def extract_surface(grid: np.ndarray, level: float, bounds: float) -> trimesh.Tr
         vertices, faces, _, _ = marching_cubes(values, level, method="lewiner")
     except (ValueError, RuntimeError) as exc:  # the level is outside the grid's values
         raise GenerationFailed(NO_SURFACE) from exc
+    # FlashVDM leaves the regions it skipped NaN: cells touching them make NaN vertices, which
+    # upstream's processed Trimesh drops; so do we, before the clean-up sees them.
+    faces = faces[np.isfinite(vertices).all(axis=1)[faces].all(axis=1)]
     if len(faces) == 0:
         raise GenerationFailed(NO_SURFACE)
     vertices = vertices / np.array(values.shape, dtype=np.float64) * 2.0 * bounds - bounds
-    return trimesh.Trimesh(
+    mesh = trimesh.Trimesh(
         vertices=vertices.astype(np.float32),
         faces=np.ascontiguousarray(faces[:, ::-1]),
         process=False,
     )
+    mesh.remove_unreferenced_vertices()
+    return mesh
 
 
 def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

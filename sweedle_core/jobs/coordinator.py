@@ -51,7 +51,8 @@ from sweedle_core.storage.layout import painted_key, raw_mesh_key, shape_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LOOK_S = 10.0  # how long a rebuild waits on the store for one job before redoing its work
+LOOK_S = 10.0
+DROP_WAIT_S = 5.0  # how long ending a job waits for its shape's removal  # how long a rebuild waits on the store for one job before redoing its work
 
 
 def describe_error(exc: BaseException) -> str:
@@ -93,6 +94,7 @@ class JobCoordinator:
         self._preprocessing = 0
         # Generated jobs wait here for the CPU pool, highest priority first.
         self._exports = PoolLane(export_concurrency)
+        self._holding_exports = False
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
@@ -109,8 +111,11 @@ class JobCoordinator:
 
     async def start(self) -> None:
         """Rebuild the queue from the database and start the background loops."""
+        self._holding_exports = True  # every resumed job in the lane first, then by priority
         for row in await self.store.active_jobs():
             await self._adopt(row, resume=True)
+        self._holding_exports = False
+        self._pump_exports()
         self._pump()
         self._spawn(self._watchdog())
         self._sweep_files()
@@ -150,7 +155,9 @@ class JobCoordinator:
                 raise JobFinished(f"job {job_id} is already {row.status}; it cannot be cancelled")
             entry = await self._adopt(row, resume=False)
         if entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU) or entry.id in self._exports:
-            self._exports.discard(entry.id)
+            if entry.id in self._exports:
+                self._exports.discard(entry.id)
+                await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return entry_view(entry, status=JobStatus.CANCELLED)
         entry.cancel_requested = True
@@ -290,6 +297,7 @@ class JobCoordinator:
             entry.timings["gpu_s"] = round(gpu_s, 4)
         entry.timings["generated_at"] = time.time()
         if entry.cancel_requested:
+            await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return
         await self._ledger.enter(
@@ -414,6 +422,8 @@ class JobCoordinator:
 
     def _pump_exports(self) -> None:
         """Send generated jobs to the CPU pool, highest priority first, up to its slots."""
+        if self._holding_exports:
+            return
         while not self._stopping and (entry := self._exports.take()) is not None:
             if self.book.get(entry.id) is not entry or entry.stage is not JobStage.EXPORTING:
                 self._exports.done()  # finished (cancelled) while it waited
@@ -438,11 +448,16 @@ class JobCoordinator:
             )
         except Exception as exc:
             if entry.cancel_requested:
+                await self._drop_shape(entry)
                 await self._ledger.cancelled(entry)
             elif not await self._regenerate_lost_shape(entry, exc):
+                await self._drop_shape(entry)
                 # The CPU stage is the generation's second half: no surface is its failure.
-                stage = "generation" if isinstance(unwrapped(exc), GenerationFailed) else "export"
-                await self._ledger.failed(entry, self._failure(stage, exc))
+                failed = unwrapped(exc)
+                ours = isinstance(failed, (GenerationFailed, ShapeLost))
+                await self._ledger.failed(
+                    entry, self._failure("generation" if ours else "export", exc)
+                )
             return
         entry.timings["export_s"] = round(outcome.seconds, 4)
         entry.timings["finish_s"] = round(outcome.finish_s, 4)
@@ -545,10 +560,15 @@ class JobCoordinator:
             )
         if not resume:
             self._ledger.publish("job_created", entry)
-        if entry.cancel_requested and entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
-            await self._ledger.cancelled(
-                entry
-            )  # its work stopped with the old queue: nothing to redo
+        if entry.cancel_requested and entry.stage in (
+            JobStage.QUEUED,
+            JobStage.WAITING_FOR_GPU,
+            JobStage.EXPORTING,
+        ):
+            # Its work stopped with the old queue: nothing to redo.
+            if entry.stage is JobStage.EXPORTING:
+                await self._drop_shape(entry)
+            await self._ledger.cancelled(entry)
             return entry
         if entry.stage is JobStage.EXPORTING:
             self._queue_export(entry)
@@ -644,6 +664,21 @@ class JobCoordinator:
         await self._ledger.enter(entry, JobStage.WAITING_FOR_GPU, 1.0, message, **fields)
         async with self._ready:
             self._ready.notify_all()
+
+    async def _drop_shape(self, entry: JobEntry) -> None:
+        """Remove the shape of a job that ends without its CPU stage (it can be hundreds of
+        MB). Best effort: waited for a few seconds at most, then left to finish in the
+        background; one left behind goes with the asset's folder."""
+
+        async def drop() -> None:
+            try:
+                await asyncio.to_thread(self.storage.delete, shape_key(entry.asset_id))
+            except Exception as exc:  # a store outage must not fail anything here
+                log.warning("job %s: could not remove its shape (%r)", entry.id, exc)
+
+        task = self._spawn(drop())
+        if task is not None:
+            await asyncio.wait([task], timeout=DROP_WAIT_S)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
         if self._stopping:

@@ -19,8 +19,8 @@ from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.models import GenerationJob, new_id
 from sweedle_core.db.removals import UPLOAD_GRACE, UploadSwept
 from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
-from sweedle_core.errors import IdempotencyConflict, StorageUnavailable
-from sweedle_core.params import GenerationParams, Priority
+from sweedle_core.errors import IdempotencyConflict, InvalidInput, StorageUnavailable
+from sweedle_core.params import VIEWS, GenerationParams, Priority
 from sweedle_core.storage import Storage
 from sweedle_core.storage.layout import input_key, view_input_key
 
@@ -109,6 +109,11 @@ class Intake:
         """A multi-view submission: ``uploads`` maps each view (``front`` required) to its
         bytes and image format. Every photo is stored, then the asset and job are created, all
         or nothing, as for one upload."""
+        unknown = sorted(set(uploads) - set(VIEWS))
+        if unknown or "front" not in uploads:
+            raise InvalidInput(
+                f"views are {', '.join(VIEWS)}, front required; got {', '.join(uploads)}"
+            )
         asset_id = new_id()
         keys = {
             view: input_key(asset_id, fmt)

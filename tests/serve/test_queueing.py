@@ -117,3 +117,18 @@ def test_a_high_priority_job_overtakes_normal_ones_waiting_for_the_cpu_pool(clie
     assert {e["type"] for e in finals.values()} == {"asset_ready"}
     after_gate = [job_id for job_id in sent if job_id not in held]
     assert after_gate == [high, *normal]
+
+
+def test_cancelling_a_job_in_the_cpu_stage_stops_it_and_drops_its_shape(
+    client, pool_gate, deployment
+):
+    arrived = ray.get(pool_gate.arrived.remote())
+    with client.feed() as feed:
+        submitted = client.submit_ok(IMAGE)
+        ray.get(pool_gate.wait_for_arrivals.remote(arrived + 1), timeout=60)
+        assert client.http.delete(f"/api/generation/jobs/{submitted['job_id']}").status_code == 200
+        final = feed.wait_finished({submitted["job_id"]})[submitted["job_id"]]
+
+    # Stopped while the pool was still held: the CPU stage saw the cancel, it did not finish.
+    assert final["type"] == "job_cancelled"
+    assert not (deployment.storage_root / submitted["asset_id"] / "shape.npz").exists()

@@ -783,6 +783,25 @@ async def test_generated_jobs_wait_for_the_pool_and_a_high_one_overtakes_normal_
         assert (await finished(coordinator, job_id))["type"] == "asset_ready"
 
 
+async def test_at_start_the_pool_takes_resumed_jobs_highest_priority_first(
+    store, storage, new_coordinator
+):
+    old_workers = FakeWorkers(hold_export=True)
+    old = await new_coordinator(old_workers, export_concurrency=3)
+    jobs = [await submit(store, old, p) for p in (Priority.LOW, Priority.NORMAL, Priority.HIGH)]
+    for _ in jobs:
+        ticket = await generate(old)
+        storage.put(ticket.shape_path, b"a shape")
+    for _ in jobs:
+        await old_workers.next_started("export")
+    await old.stop()
+
+    new_workers = FakeWorkers(hold_export=True)
+    await new_coordinator(new_workers, export_concurrency=1)
+
+    assert await new_workers.next_started("export") == jobs[2], "HIGH first, not the oldest"
+
+
 async def test_cancelling_a_job_waiting_for_the_pool_ends_it_at_once(store, new_coordinator):
     workers = FakeWorkers(hold_export=True)
     coordinator = await new_coordinator(workers, export_concurrency=1)
@@ -832,7 +851,7 @@ async def test_a_shape_lost_every_time_fails_the_job_saying_so(store, new_coordi
 
     event = await finished(coordinator, job_id)
     assert event["type"] == "job_failed"
-    assert "shape is gone" in event["error"]
+    assert event["error"].startswith("generation failed: the generated shape is gone")
 
 
 # --- known bugs (each flips to a pass when its fix lands) -----------------------------------

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from sweedle_core.errors import InvalidInput, ShapeLost
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.generation.finish import finish_stored, finisher_for
+from sweedle_core.generation.hunyuan_surface import extract_surface
 from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
 from sweedle_core.generation.silhouette import SilhouetteGenerator
 from sweedle_core.jobs.tickets import ExportTicket
@@ -117,3 +118,18 @@ def test_a_method_is_a_built_in_or_the_configured_plugins_own() -> None:
         finisher_for("my-plugin")  # not configured: never imported on a stored name's word
     with pytest.raises(InvalidInput, match="no CPU stage"):
         finisher_for("other", plugin)
+
+
+def test_regions_flashvdm_skipped_leave_no_nan_in_the_surface() -> None:
+    """FlashVDM decodes only near the surface and leaves the rest NaN; cells touching NaN make
+    NaN vertices, which must not reach the clean-up."""
+    axis = np.linspace(-1.01, 1.01, 65)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    grid = (0.5 - np.sqrt(x**2 + y**2 + z**2)).astype(np.float32) * 10
+    grid[np.abs(grid) > 1.5] = np.nan  # only a band around the surface decoded
+
+    mesh = extract_surface(grid, 0.0, 1.01)
+
+    assert np.isfinite(mesh.vertices).all()
+    assert len(mesh.faces) > 1000
+    assert np.asarray(mesh.faces).max() < len(mesh.vertices)

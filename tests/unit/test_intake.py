@@ -12,7 +12,12 @@ from sweedle_core.access.keys import SCOPES, Caller
 from sweedle_core.asset_removal import sweep_removals
 from sweedle_core.db.library import AssetQuery
 from sweedle_core.db.models import StorageRemoval, utcnow
-from sweedle_core.errors import IdempotencyConflict, RateLimited, StorageUnavailable
+from sweedle_core.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    RateLimited,
+    StorageUnavailable,
+)
 from sweedle_core.idempotency import idempotency
 from sweedle_core.jobs.intake import Intake, NewJob
 from sweedle_core.params import GenerationParams, Priority
@@ -112,6 +117,16 @@ async def test_a_text_job_names_no_image_before_it_is_painted(store, intake):
     asset = await store.library.get(taken.job.asset_id, None)
     assert (asset.prompt, asset.source_type) == ("a brass lamp", "text")
     assert asset.input_path is None  # a row never names a file not stored yet
+
+
+@pytest.mark.parametrize(
+    "views", [{"left": (b"x", "PNG")}, {"front": (b"x", "PNG"), "../top": (b"x", "PNG")}]
+)
+async def test_a_multiview_submission_needs_a_front_and_known_views(store, intake, views):
+    with pytest.raises(InvalidInput, match="front required"):
+        await intake.take_views(chair(), views, None)
+    assert await assets(store) == []
+    assert await store.removals.pending() == [], "refused before anything was stored"
 
 
 async def test_a_multiview_submission_stores_every_photo_and_the_asset_names_them(
