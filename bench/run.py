@@ -249,6 +249,10 @@ def main() -> None:
     print(json.dumps(results["models"], indent=2), flush=True)
     results["split"] = split_figures(image)
     print(json.dumps(results["split"], indent=2), flush=True)
+    from bench.texture import main as texture_bake
+
+    results["texture"] = texture_bake()
+    print(json.dumps(results["texture"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["depth"] = depth_generator()
@@ -313,6 +317,7 @@ def render(r: dict) -> str:
     from bench.library import render as render_library  # imports bench.run: not at the top
     from bench.split import render as render_split
     from bench.storage import render as render_storage
+    from bench.texture import render as render_texture
 
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -360,6 +365,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 
 {render_models(r["models"])}
 {render_split(r["split"])}
+{render_texture(r["texture"])}
 {render_cutout(r["cutout"])}
 {render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}

@@ -1,7 +1,7 @@
 """The Exporter deployment: the export pool, several CPU replicas.
 
 It runs the CPU stage of every generation (the GPU stage's shape to the mesh: surface
-extraction, clean-up, colour) and then its default export chain (for the queue) and the exports the
+extraction, clean-up, the photo baked into a TEXTURE_SIZE texture) and then its default export chain (for the queue) and the exports the
 API asks for (for the ingress); long ones report progress on the WebSocket feed.
 """
 
@@ -58,6 +58,7 @@ class Exporter:
             ticket,
             within(report, 0.0, FINISH_SHARE),
             self.settings.generator_backend,
+            texture_size=self.settings.texture_size,
         )
         options = ExportOptions(
             output_format=ticket.output_format,

@@ -10,12 +10,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sweedle_core.params import (
+    DEFAULT_TEXTURE_SIZE,
     GuidanceScale,
     InferenceSteps,
     MaxFaces,
     NumChunks,
     OctreeResolution,
     Seed,
+    TextureSize,
     default_of,
 )
 from sweedle_core.storage.layout import parse_s3_url
@@ -92,6 +94,9 @@ class Settings(BaseSettings):
     default_seed: Seed = default_of("seed")
     default_num_chunks: NumChunks = default_of("num_chunks")
     default_max_faces: MaxFaces = default_of("max_faces")
+    # The CPU stage bakes the photo into a UV texture this many pixels square (xatlas unwraps
+    # the mesh; ~1 s of CPU per 40k faces at 1024, see BENCHMARKS.md).
+    texture_size: TextureSize = DEFAULT_TEXTURE_SIZE
 
     max_upload_mb: float = Field(20.0, gt=0, le=512)
     max_image_pixels: int = Field(40_000_000, ge=1024)

@@ -31,6 +31,18 @@ NumChunks = Annotated[
 ]
 MaxFaces = Annotated[int, Field(ge=100, le=5_000_000, description="face budget")]
 
+# The side of the square UV texture the photo is baked into (a server setting, TEXTURE_SIZE,
+# not a request's): powers of two suit mipmapping, but any size in range works.
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE, DEFAULT_TEXTURE_SIZE = 64, 4096, 1024
+TextureSize = Annotated[
+    int,
+    Field(
+        ge=MIN_TEXTURE_SIZE,
+        le=MAX_TEXTURE_SIZE,
+        description="side in pixels of the UV texture the photo is baked into",
+    ),
+]
+
 
 # The photos a multi-view submission may send, in Hunyuan3D-2mv's order: the front (required)
 # and the views from the object's left, back and right (`generation.visual_hull` says where

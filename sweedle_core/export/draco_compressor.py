@@ -12,19 +12,18 @@ them comes back with fewer faces; a clean mesh keeps its face count.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import trimesh
-from PIL import Image
 
 from sweedle_core.export.glb import (
     FLOAT,
-    PNG_MEDIA_TYPE,
     UNSIGNED_BYTE,
     BufferBuilder,
+    embedded_images,
+    embedded_maps,
     gltf_document,
     index_component,
     mesh_arrays,
@@ -32,6 +31,7 @@ from sweedle_core.export.glb import (
     read_glb,
     view_bytes,
 )
+from sweedle_core.export.texture_maps import BASE_COLOR, TextureMaps, textured_visual
 
 DRACO_EXTENSION = "KHR_draco_mesh_compression"
 # DracoPy.AttributeType values (the module is imported lazily).
@@ -63,7 +63,8 @@ def compress_glb(
     compression_level: int = 7,
 ) -> bytes:
     """A GLB of ``mesh`` whose geometry is Draco-compressed; the same attributes and material
-    as `mesh_to_glb` (a texture stays an embedded PNG, outside the Draco blob).
+    as `mesh_to_glb` (UVs quantised to ``quantization.texcoord`` bits inside the blob; the
+    texture maps stay embedded PNGs outside it).
 
     ``compression_level`` is Draco's speed/size trade (0-10, not lossy). Raises ``ValueError``
     for a mesh without faces or a level out of range.
@@ -122,15 +123,17 @@ def compress_glb(
         kind, component, extra = layout[name]
         attributes[name] = builder.add_accessor(vertex_count, kind, component, **extra)
     indices = builder.add_accessor(3 * face_count, "SCALAR", index_component(vertex_count))
-    image = None
-    if arrays.texture_png is not None:
-        image = {"bufferView": builder.add_view(arrays.texture_png), "mimeType": PNG_MEDIA_TYPE}
+    images = embedded_images(builder, arrays.maps)
     extension = {
         "bufferView": draco_view,
         "attributes": {name: ids[kind] for name, kind in kinds.items()},
     }
     document = gltf_document(
-        builder, attributes, indices, image=image, primitive_extensions={DRACO_EXTENSION: extension}
+        builder,
+        attributes,
+        indices,
+        images=images,
+        primitive_extensions={DRACO_EXTENSION: extension},
     )
     return pack_glb(document, builder.data())
 
@@ -146,7 +149,8 @@ def _round_colors(colors: np.ndarray, bits: int) -> np.ndarray:
 
 def decode_draco_glb(data: bytes) -> trimesh.Trimesh:
     """The mesh in a Draco GLB written by `compress_glb` (its first primitive), unprocessed:
-    vertex colours, or UVs (back in trimesh's convention) and the texture, and the normals.
+    vertex colours, or UVs (back in trimesh's convention) and the texture maps, and the
+    normals.
 
     Checks that every accessor's count matches the decoded data, so it also serves to verify
     an output. Raises ``ValueError`` for a GLB without Draco geometry or with mismatched counts.
@@ -179,11 +183,11 @@ def decode_draco_glb(data: bytes) -> trimesh.Trimesh:
         raise ValueError("Draco GLB: the index count does not match the decoded faces")
 
     visual: Any = None
-    image = _base_color_image(document, binary)
-    if "TEXCOORD_0" in values and image is not None:
+    maps = embedded_maps(document, binary)
+    if "TEXCOORD_0" in values and BASE_COLOR in maps:
         uv = values["TEXCOORD_0"].astype(np.float64)
         uv[:, 1] = 1.0 - uv[:, 1]
-        visual = trimesh.visual.TextureVisuals(uv=uv, image=image)
+        visual = textured_visual(TextureMaps(uv=uv, maps=maps, pbr=len(maps) > 1))
     elif "COLOR_0" in values:
         visual = trimesh.visual.ColorVisuals(vertex_colors=values["COLOR_0"])
     return trimesh.Trimesh(
@@ -193,13 +197,3 @@ def decode_draco_glb(data: bytes) -> trimesh.Trimesh:
         visual=visual,
         process=False,
     )
-
-
-def _base_color_image(document: dict[str, Any], binary: bytes) -> Image.Image | None:
-    """The image of the first texture stored in the GLB's buffer, if there is one."""
-    images = document.get("images") or []
-    if not images or "bufferView" not in images[0]:
-        return None
-    image = Image.open(io.BytesIO(view_bytes(document, binary, images[0]["bufferView"])))
-    image.load()
-    return image

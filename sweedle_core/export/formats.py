@@ -9,7 +9,10 @@ one folder: the service delivers a format whose output is several files as one z
 (``model.<format>.zip``, media type ``application/zip``), the CLI writes them side by side.
 
 Every exporter winds the faces outward first, so a mesh looks the same whichever format it
-leaves in. Formats without textures (ply, stl, usdz) get the texture baked into vertex colours.
+leaves in. A texture leaves as a texture (glb, gltf, obj, usdz carry its image files, and the
+metallic-roughness and normal maps where the format can hold them); PLY cannot hold one, so it
+gets the base colour sampled at each vertex (the one place a texture becomes vertex colours);
+STL holds no colour at all.
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ from trimesh.exchange.ply import export_ply
 from trimesh.exchange.stl import export_stl
 
 from sweedle_core.errors import InvalidInput
-from sweedle_core.export.glb import mesh_arrays, mesh_to_glb, mesh_to_gltf, texture_of
+from sweedle_core.export.glb import MAP_SUFFIXES, mesh_arrays, mesh_to_glb, mesh_to_gltf
 from sweedle_core.export.mesh_io import signed_volume, vertex_colors_of
+from sweedle_core.export.texture_maps import (
+    METALLIC_ROUGHNESS,
+    NORMAL,
+    encode_png,
+    sampled_colors,
+    texture_maps_of,
+)
+from sweedle_core.export.usd_material import bind_material
 from sweedle_core.storage.atomic import write_atomic
 
 MODEL_STEM = "model"
@@ -50,12 +61,13 @@ def _outward(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.ascontiguousarray(faces)
 
 
-def _plain(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """``mesh`` wound outward with vertex colours (a texture baked into them), unprocessed."""
+def _plain(mesh: trimesh.Trimesh, colors: np.ndarray | None = None) -> trimesh.Trimesh:
+    """``mesh`` wound outward with its vertex colours (or ``colors (n, 4) uint8``), no
+    texture, unprocessed."""
     return trimesh.Trimesh(
         vertices=mesh.vertices,
         faces=_outward(mesh),
-        vertex_colors=vertex_colors_of(mesh),
+        vertex_colors=vertex_colors_of(mesh) if colors is None else colors,
         process=False,
     )
 
@@ -72,18 +84,19 @@ def to_gltf(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
 
 def to_obj(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
     """Wavefront OBJ with vertex normals; a textured mesh gets UVs, ``{stem}.mtl`` and
-    ``{stem}.png``, any other its vertex colours (the common ``v x y z r g b`` extension)."""
-    texture = texture_of(mesh)
-    if texture is None:
+    ``{stem}.png`` (``map_Kd``), plus the normal map (``norm``) and the metallic-roughness map
+    (``map_Pr``/``map_Pm`` from its green and blue channels, the PBR extension of MTL) when it
+    has them; any other its vertex colours (the common ``v x y z r g b`` extension)."""
+    textures = texture_maps_of(mesh)
+    if textures is None:
         text = export_obj(
             _plain(mesh), include_normals=True, include_color=True, include_texture=False
         )
         return {f"{stem}.obj": text.encode("utf-8")}
-    uv, image = texture
     # A white, matte material named after the stem: the MTL and the image are then
     # ``{stem}.mtl`` and ``{stem}.png`` (a copy of the image has no format, so trimesh saves PNG).
     material = trimesh.visual.material.SimpleMaterial(
-        image=image.copy(),
+        image=textures.base_color.copy(),
         diffuse=(255, 255, 255, 255),
         ambient=(255, 255, 255, 255),
         specular=(0, 0, 0, 255),
@@ -93,7 +106,7 @@ def to_obj(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
     wound = trimesh.Trimesh(
         vertices=mesh.vertices,
         faces=_outward(mesh),
-        visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+        visual=trimesh.visual.TextureVisuals(uv=textures.uv, material=material),
         process=False,
     )
     text, extra = export_obj(
@@ -103,12 +116,32 @@ def to_obj(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
         return_texture=True,
         mtl_name=f"{stem}.mtl",
     )
+    lines = []
+    for name, statements in _MTL_MAPS.items():
+        if name in textures.maps:
+            file = f"{stem}{MAP_SUFFIXES[name]}.png"
+            extra[file] = encode_png(textures.maps[name])
+            lines += [statement.format(file=file) for statement in statements]
+    if lines:
+        extra[f"{stem}.mtl"] += ("\n" + "\n".join(lines) + "\n").encode("utf-8")
     return {f"{stem}.obj": text.encode("utf-8"), **extra}
 
 
+# MTL statements for the maps beyond the base colour (glTF packs roughness in green, metallic
+# in blue).
+_MTL_MAPS = {
+    METALLIC_ROUGHNESS: ("map_Pr -imfchan g {file}", "map_Pm -imfchan b {file}"),
+    NORMAL: ("norm {file}",),
+}
+
+
 def to_ply(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
-    """Binary little-endian PLY with vertex colours when the mesh has them."""
-    return {f"{stem}.ply": export_ply(_plain(mesh), encoding="binary")}
+    """Binary little-endian PLY with vertex colours when the mesh has them. PLY holds no
+    texture: a textured mesh's base colour is sampled at its vertices (bilinear), which loses
+    the detail between them."""
+    textures = texture_maps_of(mesh)
+    colors = None if textures is None else sampled_colors(textures)
+    return {f"{stem}.ply": export_ply(_plain(mesh, colors), encoding="binary")}
 
 
 def to_stl(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
@@ -117,16 +150,17 @@ def to_stl(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
 
 
 def to_usdz(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
-    """USDZ (Apple's AR format) through usd-core: a `UsdGeom.Mesh` with points, triangles,
-    vertex normals and the vertex colours as the ``displayColor`` primvar, shown through a
-    matte `UsdPreviewSurface`; +Y up, 1 unit = 1 metre, like glTF."""
+    """USDZ (Apple's AR format) through usd-core: a `UsdGeom.Mesh` with points, triangles and
+    vertex normals, shown through a `UsdPreviewSurface` (`usd_material`) reading the texture
+    maps through the ``st`` primvar (the images packed into the USDZ), else the vertex colours
+    as the ``displayColor`` primvar; +Y up, 1 unit = 1 metre, like glTF."""
     try:
-        from pxr import Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
+        from pxr import Sdf, Usd, UsdGeom, UsdUtils, Vt
     except ImportError as exc:  # pragma: no cover - usd-core is a core dependency
         raise RuntimeError("USDZ export needs usd-core: pip install usd-core") from exc
 
     arrays = mesh_arrays(mesh)
-    colors = vertex_colors_of(mesh) if arrays.colors is None else arrays.colors
+    textures = texture_maps_of(mesh)
     with tempfile.TemporaryDirectory(prefix="sweedle-usdz-") as tmp:
         layer_path = str(Path(tmp) / f"{stem}.usdc")
         stage = Usd.Stage.CreateNew(layer_path)
@@ -148,28 +182,10 @@ def to_usdz(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
         geom.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)  # a polygon mesh, not a cage
         geom.CreateOrientationAttr(UsdGeom.Tokens.rightHanded)
 
-        material = UsdShade.Material.Define(stage, "/model/material")
-        shader = UsdShade.Shader.Define(stage, "/model/material/surface")
-        shader.CreateIdAttr("UsdPreviewSurface")
-        shader.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.8)
-        shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
-        diffuse = shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f)
-        if colors is not None:
-            rgb = np.ascontiguousarray(colors[:, :3], dtype=np.float32) / np.float32(255.0)
-            primvar = UsdGeom.PrimvarsAPI(geom).CreatePrimvar(
-                "displayColor", Sdf.ValueTypeNames.Color3fArray, UsdGeom.Tokens.vertex
-            )
-            primvar.Set(Vt.Vec3fArray.FromNumpy(rgb))
-            reader = UsdShade.Shader.Define(stage, "/model/material/display_color")
-            reader.CreateIdAttr("UsdPrimvarReader_float3")
-            reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("displayColor")
-            output = reader.CreateOutput("result", Sdf.ValueTypeNames.Float3)
-            diffuse.ConnectToSource(output)
-        else:
-            diffuse.Set((0.8, 0.8, 0.8))
-        surface = shader.CreateOutput("surface", Sdf.ValueTypeNames.Token)
-        material.CreateSurfaceOutput().ConnectToSource(surface)
-        UsdShade.MaterialBindingAPI.Apply(geom.GetPrim()).Bind(material)
+        # Beside the layer, named as the material reads them: the package takes them in.
+        for name, png in arrays.maps.items():
+            (Path(tmp) / f"{stem}{MAP_SUFFIXES[name]}.png").write_bytes(png)
+        bind_material(stage, geom, stem, textures, arrays.colors)
 
         stage.GetRootLayer().Save()
         package = Path(tmp) / f"{stem}.usdz"

@@ -1,4 +1,5 @@
-"""glTF 2.0 written directly: one mesh, one primitive; vertex colours or one base-colour texture.
+"""glTF 2.0 written directly: one mesh, one primitive; vertex colours, or a base-colour texture
+(with metallic-roughness and normal maps when the mesh's material has them).
 
 Written by hand rather than through trimesh because trimesh writes no NORMAL unless asked and its
 own loader drops COLOR_0 once a material is set; here every accessor is explicit and the output
@@ -8,7 +9,6 @@ passes the Khronos glTF validator with no errors. The pieces (`mesh_arrays`, `Bu
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 from dataclasses import dataclass
@@ -18,11 +18,14 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from sweedle_core.export.mesh_io import (
-    signed_volume,
-    smooth_normals,
-    vertex_colors_of,
-    vertex_uv_of,
+from sweedle_core.export.mesh_io import seamless_normals, signed_volume, vertex_colors_of
+from sweedle_core.export.texture_maps import (
+    BASE_COLOR,
+    METALLIC_ROUGHNESS,
+    NORMAL,
+    decode_png,
+    encode_png,
+    texture_maps_of,
 )
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
@@ -40,8 +43,12 @@ _LINEAR_MIPMAP_LINEAR = 9987
 _REPEAT = 10497
 PNG_MEDIA_TYPE = "image/png"
 # A matte material: base colour white so viewers show the vertex colours or the texture
-# (both multiply baseColorFactor), not metallic, fairly rough.
+# (both multiply baseColorFactor), not metallic, fairly rough. A metallic-roughness map is
+# multiplied by the factors too: with one, they are 1 and the map decides.
 _PBR = {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8}
+_PBR_MAPPED = {"metallicFactor": 1.0, "roughnessFactor": 1.0}
+# Each map's file name after the stem, in a glTF or OBJ folder.
+MAP_SUFFIXES = {BASE_COLOR: "", METALLIC_ROUGHNESS: "_metallic_roughness", NORMAL: "_normal"}
 
 Document = dict[str, Any]
 
@@ -55,7 +62,7 @@ class MeshArrays:
     normals : (n, 3) float32, unit length
     colors : (n, 4) uint8 or None (None when textured: COLOR_0 would tint the texture)
     uvs : (n, 2) float32 or None, glTF convention (v down from the top of the image)
-    texture_png : the base-colour image as PNG bytes, or None
+    maps : glTF map name -> PNG bytes, the base colour first; empty when untextured
     """
 
     positions: np.ndarray
@@ -63,15 +70,22 @@ class MeshArrays:
     normals: np.ndarray
     colors: np.ndarray | None
     uvs: np.ndarray | None
-    texture_png: bytes | None
+    maps: dict[str, bytes]
+
+    @property
+    def texture_png(self) -> bytes | None:
+        """The base-colour image as PNG bytes, or None."""
+        return self.maps.get(BASE_COLOR)
 
 
 def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
     """``mesh`` as glTF arrays. Raises ``ValueError`` for a mesh without faces (glTF cannot
     hold an empty primitive).
 
-    A mesh with `TextureVisuals` carrying UVs and an image keeps them (V flipped: trimesh puts
-    the UV origin bottom-left, glTF top-left); any other mesh gets its vertex colours, if any.
+    A mesh with `TextureVisuals` carrying UVs and an image keeps them and every map of its
+    material (V flipped: trimesh puts the UV origin bottom-left, glTF top-left); any other mesh
+    gets its vertex colours, if any. Normals are smooth over positions, so the two sides of a
+    UV seam (split vertices) shade alike.
     """
     if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise ValueError("cannot write glTF of a mesh without faces")
@@ -82,49 +96,41 @@ def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
         faces = faces[:, ::-1]
     faces = np.ascontiguousarray(faces)
 
-    uvs, texture_png, colors = None, None, None
-    texture = texture_of(mesh)
-    if texture is not None:
-        uv, image = texture
+    uvs, maps, colors = None, {}, None
+    textures = texture_maps_of(mesh)
+    if textures is not None:
+        uv = textures.uv
         uvs = np.column_stack([uv[:, 0], 1.0 - uv[:, 1]]).astype(np.float32)
-        texture_png = encode_png(image)
+        maps = {name: encode_png(image) for name, image in textures.maps.items()}
     else:
         colors = vertex_colors_of(mesh)
     return MeshArrays(
         positions=positions,
         faces=faces,
-        normals=smooth_normals(positions, faces),
+        normals=seamless_normals(positions, faces),
         colors=colors,
         uvs=uvs,
-        texture_png=texture_png,
+        maps=maps,
     )
 
 
 def texture_of(mesh: trimesh.Trimesh) -> tuple[np.ndarray, Image.Image] | None:
-    """``(uv (n, 2), image)`` when the mesh is textured, trimesh's UV convention."""
-    uv = vertex_uv_of(mesh)
-    material = getattr(mesh.visual, "material", None)
-    # SimpleMaterial has `image`, PBRMaterial `baseColorTexture`.
-    image = getattr(material, "image", None)
-    if image is None:
-        image = getattr(material, "baseColorTexture", None)
-    if uv is None or image is None:
-        return None
-    return uv, image
+    """``(uv (n, 2), base-colour image)`` when the mesh is textured, trimesh's UV convention."""
+    textures = texture_maps_of(mesh)
+    return None if textures is None else (textures.uv, textures.base_color)
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """``image`` as PNG bytes (RGB or RGBA, whatever mode it came in)."""
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def embedded_images(builder: BufferBuilder, maps: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    """The glTF image of each map, its PNG stored in ``builder`` (a GLB's own buffer)."""
+    return {
+        name: {"bufferView": builder.add_view(png), "mimeType": PNG_MEDIA_TYPE}
+        for name, png in maps.items()
+    }
 
 
 def mesh_to_glb(mesh: trimesh.Trimesh) -> bytes:
-    """A GLB of ``mesh``: POSITION, smooth NORMAL, COLOR_0 (when coloured) or TEXCOORD_0 and a
-    base-colour texture embedded as PNG (when textured), and indices.
+    """A GLB of ``mesh``: POSITION, smooth NORMAL, COLOR_0 (when coloured) or TEXCOORD_0 and its
+    maps embedded as PNG (when textured), and indices.
 
     Faces are wound outward first; vertices and their order are kept. Raises ``ValueError``
     for a mesh without faces.
@@ -132,26 +138,26 @@ def mesh_to_glb(mesh: trimesh.Trimesh) -> bytes:
     arrays = mesh_arrays(mesh)
     builder = BufferBuilder()
     attributes, indices = _plain_accessors(builder, arrays)
-    image = None
-    if arrays.texture_png is not None:
-        image = {"bufferView": builder.add_view(arrays.texture_png), "mimeType": PNG_MEDIA_TYPE}
-    document = gltf_document(builder, attributes, indices, image=image)
+    images = embedded_images(builder, arrays.maps)
+    document = gltf_document(builder, attributes, indices, images=images)
     return pack_glb(document, builder.data())
 
 
 def mesh_to_gltf(mesh: trimesh.Trimesh, stem: str = "model") -> dict[str, bytes]:
     """The same content as `mesh_to_glb` as separate files, by name: ``{stem}.gltf`` (the JSON,
-    first), ``{stem}.bin`` (the buffer) and, when textured, ``{stem}.png``; they reference each
-    other by these relative names, so they belong in one folder."""
+    first), ``{stem}.bin`` (the buffer) and, when textured, ``{stem}.png`` (the base colour) and
+    ``{stem}_metallic_roughness.png`` and ``{stem}_normal.png`` when the material has them; they
+    reference each other by these relative names, so they belong in one folder."""
     arrays = mesh_arrays(mesh)
     builder = BufferBuilder()
     attributes, indices = _plain_accessors(builder, arrays)
     files = {f"{stem}.gltf": b"", f"{stem}.bin": builder.data()}
-    image = None
-    if arrays.texture_png is not None:
-        image = {"uri": f"{stem}.png", "mimeType": PNG_MEDIA_TYPE}
-        files[f"{stem}.png"] = arrays.texture_png
-    document = gltf_document(builder, attributes, indices, image=image, buffer_uri=f"{stem}.bin")
+    images = {}
+    for name, png in arrays.maps.items():
+        file = f"{stem}{MAP_SUFFIXES[name]}.png"
+        images[name] = {"uri": file, "mimeType": PNG_MEDIA_TYPE}
+        files[file] = png
+    document = gltf_document(builder, attributes, indices, images=images, buffer_uri=f"{stem}.bin")
     files[f"{stem}.gltf"] = json.dumps(document, indent=1).encode("utf-8")
     return files
 
@@ -234,15 +240,16 @@ def gltf_document(
     attributes: dict[str, int],
     indices: int,
     *,
-    image: dict[str, Any] | None = None,
+    images: dict[str, dict[str, Any]] | None = None,
     primitive_extensions: dict[str, Any] | None = None,
     buffer_uri: str | None = None,
 ) -> Document:
     """The glTF JSON of one node with one triangle primitive over ``builder``'s accessors.
 
-    ``image`` is the glTF image (``bufferView`` or ``uri``, and ``mimeType``) of a base-colour
-    texture read through TEXCOORD_0. Every primitive extension is listed as both used and
-    required: a loader without it could not read the geometry.
+    ``images`` maps a material map's glTF name (``baseColorTexture``, ``metallicRoughnessTexture``,
+    ``normalTexture``) to its glTF image (``bufferView`` or ``uri``, and ``mimeType``), each read
+    through TEXCOORD_0. Every primitive extension is listed as both used and required: a loader
+    without it could not read the geometry.
     """
     primitive: dict[str, Any] = {
         "attributes": attributes,
@@ -250,31 +257,27 @@ def gltf_document(
         "material": 0,
         "mode": _TRIANGLES,
     }
-    pbr = dict(_PBR)
     document: Document = {"asset": {"version": "2.0", "generator": "sweedle"}}
     if primitive_extensions:
         primitive["extensions"] = primitive_extensions
         document["extensionsUsed"] = sorted(primitive_extensions)
         document["extensionsRequired"] = sorted(primitive_extensions)
-    if image is not None:
-        pbr["baseColorTexture"] = {"index": 0, "texCoord": 0}
     buffer: dict[str, Any] = {"byteLength": builder.length}
     if buffer_uri is not None:
         buffer["uri"] = buffer_uri
+    images = images or {}
     document |= {
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "name": "model"}],
         "meshes": [{"name": "model", "primitives": [primitive]}],
-        "materials": [
-            {"name": "textured" if image else "vertex_color", "pbrMetallicRoughness": pbr}
-        ],
+        "materials": [_material(list(images))],
         "accessors": builder.accessors,
         "bufferViews": builder.views,
         "buffers": [buffer],
     }
-    if image is not None:
-        document["images"] = [image]
+    if images:
+        document["images"] = list(images.values())
         document["samplers"] = [
             {
                 "magFilter": _LINEAR,
@@ -283,8 +286,24 @@ def gltf_document(
                 "wrapT": _REPEAT,
             }
         ]
-        document["textures"] = [{"sampler": 0, "source": 0}]
+        document["textures"] = [{"sampler": 0, "source": i} for i in range(len(images))]
     return document
+
+
+def _material(maps: list[str]) -> dict[str, Any]:
+    """The one material, reading texture ``i`` for the ``i``-th of ``maps`` (glTF names)."""
+    pbr: dict[str, Any] = dict(_PBR)
+    material: dict[str, Any] = {"name": "textured" if maps else "vertex_color"}
+    for index, name in enumerate(maps):
+        reference = {"index": index, "texCoord": 0}
+        if name == NORMAL:
+            material[name] = reference  # on the material itself, not under pbrMetallicRoughness
+        else:
+            pbr[name] = reference
+    if METALLIC_ROUGHNESS in maps:
+        pbr |= _PBR_MAPPED
+    material["pbrMetallicRoughness"] = pbr
+    return material
 
 
 def pack_glb(document: Document, binary: bytes) -> bytes:
@@ -329,3 +348,24 @@ def view_bytes(document: Document, binary: bytes, view: int) -> bytes:
     spec = document["bufferViews"][view]
     start = spec.get("byteOffset", 0)
     return binary[start : start + spec["byteLength"]]
+
+
+def embedded_maps(document: Document, binary: bytes) -> dict[str, Image.Image]:
+    """The maps of a GLB's first material whose images are in its own buffer, by glTF name
+    (as `mesh_to_glb` and the Draco writer store them)."""
+    materials = document.get("materials") or [{}]
+    material = materials[0]
+    references = {name: material.get(name) for name in (NORMAL,)}
+    references |= {
+        name: material.get("pbrMetallicRoughness", {}).get(name)
+        for name in (BASE_COLOR, METALLIC_ROUGHNESS)
+    }
+    maps = {}
+    for name, reference in references.items():
+        if not reference:
+            continue
+        source = document["textures"][reference["index"]]["source"]
+        image = document["images"][source]
+        if "bufferView" in image:
+            maps[name] = decode_png(view_bytes(document, binary, image["bufferView"]), name)
+    return maps

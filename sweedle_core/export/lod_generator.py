@@ -22,13 +22,12 @@ from scipy.spatial import cKDTree
 from sweedle_core.export.glb import mesh_to_glb, read_glb, view_bytes
 from sweedle_core.export.mesh_io import (
     read_raw_mesh,
-    smooth_normals,
+    seamless_normals,
     take_vertices,
     vertex_colors_of,
     vertex_uv_of,
 )
 from sweedle_core.export.mesh_optimizer import weld_vertices
-from sweedle_core.export.validator import position_ids
 from sweedle_core.storage.atomic import write_atomic
 
 # A level counts as reached when its face count is within this share of the requested one.
@@ -148,8 +147,7 @@ def _simplify(mesh: trimesh.Trimesh, face_share: float, measure: bool) -> trimes
     used[faces.ravel()] = True
     kept = np.flatnonzero(used)
     faces = (np.cumsum(used) - 1)[faces]
-    ids, first = position_ids(vertices[kept])  # normals over positions: seams shade alike
-    normals = smooth_normals(vertices[kept][first], ids[faces])[ids]
+    normals = seamless_normals(vertices[kept], faces)  # seams shade alike
     lod = take_vertices(mesh, kept, faces, normals)
 
     diagonal = float(np.linalg.norm(np.ptp(vertices, axis=0))) if len(vertices) else 0.0

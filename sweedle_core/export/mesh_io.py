@@ -1,9 +1,13 @@
 """The raw mesh hand-off between generator and exporter, and small helpers every exporter shares.
 
 The raw format is an uncompressed ``.npz`` holding ``vertices (n, 3) float32``, ``faces (m, 3)
-int32``, when the mesh is coloured ``vertex_colors (n, 4) uint8``, and the strings of
-``mesh.metadata`` that say what made it and how it was coloured (``generator``, ``texture``). It keeps exactly what the
-generator produced (no merging, no reordering), loads without pickle, and is written atomically.
+int32``, and the mesh's colour: a textured mesh's ``uv (n, 2) float32`` with each of its maps
+as PNG bytes (``png:baseColorTexture``, and ``png:metallicRoughnessTexture`` and
+``png:normalTexture`` when present; `texture_maps`) and its material's kind (``material``:
+``simple`` or ``pbr``), any other coloured mesh's ``vertex_colors (n, 4) uint8``. The strings of
+``mesh.metadata`` that say what made it and how it was coloured (``generator``, ``texture``,
+``texture_fallback``) come along. It keeps exactly what the generator produced (no merging, no
+reordering), loads without pickle, and is written atomically.
 """
 
 from __future__ import annotations
@@ -11,20 +15,35 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import meshoptimizer
 import numpy as np
 import trimesh
 
-from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_KEY
+from sweedle_core.export.texture_maps import (
+    MAP_NAMES,
+    TextureMaps,
+    decode_png,
+    encode_png,
+    texture_maps_of,
+    textured_visual,
+)
+from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_FALLBACK_KEY, TEXTURE_KEY
 from sweedle_core.storage.atomic import write_atomic
 
 _VERTICES = "vertices"
 _FACES = "faces"
 _COLORS = "vertex_colors"
-METADATA_KEYS = (GENERATOR_KEY, TEXTURE_KEY)  # kept with the mesh through every step
+_UV = "uv"
+_MATERIAL = "material"
+_PBR = "pbr"
+_PNG = "png:"  # + a map's glTF name
+# Kept with the mesh through every step.
+METADATA_KEYS = (GENERATOR_KEY, TEXTURE_KEY, TEXTURE_FALLBACK_KEY)
 
 
 def write_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
-    """Store ``mesh`` (vertices, faces, vertex colours if any) as an uncompressed ``.npz``."""
+    """Store ``mesh`` (vertices, faces, its texture or vertex colours) as an uncompressed
+    ``.npz``."""
     write_atomic(path, raw_mesh_bytes(mesh))
 
 
@@ -34,8 +53,14 @@ def raw_mesh_bytes(mesh: trimesh.Trimesh) -> bytes:
         _VERTICES: np.ascontiguousarray(mesh.vertices, dtype=np.float32),
         _FACES: np.ascontiguousarray(mesh.faces, dtype=np.int32),
     }
+    textures = texture_maps_of(mesh)
     colors = vertex_colors_of(mesh)
-    if colors is not None:
+    if textures is not None:
+        arrays[_UV] = np.ascontiguousarray(textures.uv, dtype=np.float32)
+        arrays[_MATERIAL] = np.array(_PBR if textures.pbr else "simple")
+        for name, image in textures.maps.items():
+            arrays[_PNG + name] = np.frombuffer(encode_png(image), dtype=np.uint8)
+    elif colors is not None:
         arrays[_COLORS] = colors
     for key in METADATA_KEYS:
         if key in mesh.metadata:
@@ -48,7 +73,7 @@ def raw_mesh_bytes(mesh: trimesh.Trimesh) -> bytes:
 
 def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
     """Load a mesh written by `write_raw_mesh` (its file, or its bytes), unprocessed (vertex
-    order and count kept).
+    order and count kept), with its texture (the same kind of material) or vertex colours.
 
     Raises ``ValueError`` when the file is not a well-formed raw mesh.
     """
@@ -60,6 +85,9 @@ def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
         vertices = data[_VERTICES].astype(np.float32, copy=False)
         faces = data[_FACES].astype(np.int32, copy=False)
         colors = data[_COLORS].astype(np.uint8, copy=False) if _COLORS in data else None
+        uv = data[_UV].astype(np.float64) if _UV in data else None
+        pngs = {key: data[_PNG + key].tobytes() for key in MAP_NAMES if _PNG + key in data}
+        pbr = _MATERIAL in data and str(data[_MATERIAL]) == _PBR
         metadata = {key: str(data[key]) for key in METADATA_KEYS if key in data}
 
     n = len(vertices)
@@ -73,21 +101,38 @@ def read_raw_mesh(path: Path | bytes) -> trimesh.Trimesh:
         raise ValueError(f"{name}: face indices out of range for {n} vertices")
     if colors is not None and colors.shape != (n, 4):
         raise ValueError(f"{name}: vertex colours must be ({n}, 4), got {colors.shape}")
+    textures = _read_textures(name, n, uv, pngs, pbr)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+    if textures is not None:
+        mesh.visual = textured_visual(textures)
     mesh.metadata.update(metadata)
     return mesh
 
 
-def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
-    """The mesh's per-vertex colours ``(n, 4) uint8``, or ``None`` when it has no colour.
+def _read_textures(
+    name: str, n: int, uv: np.ndarray | None, pngs: dict[str, bytes], pbr: bool
+) -> TextureMaps | None:
+    """The raw mesh's ``uv (n, 2)`` and decoded maps, checked; None when it has neither."""
+    if uv is None and not pngs:
+        return None
+    if uv is None or MAP_NAMES[0] not in pngs:
+        raise ValueError(f"{name}: a texture needs both UVs and a base-colour image")
+    if uv.shape != (n, 2) or not np.isfinite(uv).all():
+        raise ValueError(f"{name}: UVs must be finite and ({n}, 2), got {uv.shape}")
+    maps = {key: decode_png(data, f"{name}: {key}") for key, data in pngs.items()}
+    return TextureMaps(uv=uv, maps=maps, pbr=pbr)
 
-    Face colours and textures are converted to vertex colours by trimesh.
+
+def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The mesh's per-vertex colours ``(n, 4) uint8``, or ``None`` when it has none.
+
+    Face colours are converted to vertex colours by trimesh; a texture is not (it is carried
+    as a texture: see `texture_maps.texture_maps_of`, and `sampled_colors` for the formats
+    that need vertex colours).
     """
     visual = mesh.visual
-    if visual is None or visual.kind is None:
+    if visual is None or visual.kind is None or visual.kind == "texture":
         return None
-    if visual.kind == "texture":
-        visual = visual.to_color()  # type: ignore[union-attr]
     colors = np.asarray(visual.vertex_colors, dtype=np.uint8)  # type: ignore[union-attr]
     if colors.shape != (len(mesh.vertices), 4):
         return None
@@ -98,16 +143,12 @@ def outward_winding(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """``mesh`` with faces wound outward (positive signed volume); a new mesh if flipped.
 
     Engines cull back faces, so an inverted mesh (common from marching cubes) renders inside
-    out. Only the face order changes; vertices and colours stay as they are.
+    out. Only the face order changes; vertices, colours, UVs and the material stay as they are.
     """
     if len(mesh.faces) == 0 or signed_volume(mesh.vertices, mesh.faces) >= 0:
         return mesh
-    return trimesh.Trimesh(
-        vertices=mesh.vertices,
-        faces=np.ascontiguousarray(mesh.faces[:, ::-1]),
-        vertex_colors=vertex_colors_of(mesh),
-        process=False,
-    )
+    every = np.arange(len(mesh.vertices))
+    return take_vertices(mesh, every, np.ascontiguousarray(mesh.faces[:, ::-1]))
 
 
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -142,6 +183,39 @@ def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     normals[bad] = (0.0, 1.0, 0.0)
     length[bad] = 1.0
     return (normals / length[:, None]).astype(np.float32)
+
+
+def position_ids(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids (n,) int64, first (u,) int64)``: vertices at the same (float32) position share an
+    id in ``0..u-1``; ``first[id]`` is the first such vertex.
+
+    Topology and normals are judged on ``ids[faces]``: a colour or UV seam splits vertices
+    without splitting the surface, so by index alone every seam would look like a hole.
+    """
+    n = len(vertices)
+    # + 0.0 turns -0.0 into 0.0: the remap compares bytes, and they are the same point.
+    positions = np.ascontiguousarray(vertices, dtype=np.float32) + np.float32(0.0)
+    remap = np.zeros(n, dtype=np.uint32)
+    # Indices explicitly: with none the binding passes index_count=0, and it returns 0.
+    every = np.arange(n, dtype=np.uint32)
+    unique = int(
+        meshoptimizer.generate_vertex_remap(
+            remap, every, index_count=n, vertices=positions, vertex_count=n
+        )
+    )
+    ids = remap.astype(np.int64)
+    first = np.zeros(unique, dtype=np.int64)
+    first[ids[::-1]] = np.arange(n - 1, -1, -1)
+    return ids, first
+
+
+def seamless_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """`smooth_normals` over positions ``(n, 3) float32``: vertices at the same position (both
+    sides of a UV or colour seam) get the same normal, so a seam does not show in the light."""
+    if len(vertices) == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    ids, first = position_ids(vertices)
+    return smooth_normals(np.asarray(vertices)[first], ids[np.asarray(faces)])[ids]
 
 
 def vertex_uv_of(mesh: trimesh.Trimesh) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from sweedle_core.export.mesh_io import (
+    position_ids,
     signed_volume,
     smooth_normals,
     take_vertices,
@@ -26,7 +27,6 @@ from sweedle_core.export.validator import (
     duplicate_faces,
     face_areas,
     face_components,
-    position_ids,
     repeated_index,
 )
 

@@ -3,7 +3,9 @@
 No OpenGL and no display: triangles are rasterised in batches (per-triangle bounding boxes
 expanded into candidate pixels, barycentric inside tests, a depth test with ``np.minimum.at``),
 then the visible pixels are shaded with Lambert + ambient light from interpolated vertex normals
-and colours. The image is rendered at twice the size and averaged down for anti-aliasing.
+(smooth over positions, so UV seams do not show) and the base-colour texture read at each
+pixel's interpolated UV, or interpolated vertex colours. The image is rendered at twice the size
+and averaged down for anti-aliasing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from sweedle_core.export.mesh_io import signed_volume, smooth_normals, vertex_colors_of
+from sweedle_core.export.mesh_io import seamless_normals, signed_volume, vertex_colors_of
+from sweedle_core.export.texture_maps import texture_maps_of
 
 # Three-quarter view: the camera is in front (+Z), turned toward +X and raised above the middle.
 _AZIMUTH_DEG = 35.0
@@ -36,8 +39,8 @@ _EDGE_EPS = 1e-4
 def render_thumbnail(mesh: trimesh.Trimesh, size: int = 256) -> bytes:
     """A ``size`` x ``size`` RGBA PNG of ``mesh`` in a three-quarter view from the front.
 
-    The object is framed with a small margin on a transparent background; vertex colours are
-    used when present, grey otherwise. An empty mesh gives a fully transparent image.
+    The object is framed with a small margin on a transparent background; the base-colour
+    texture or vertex colours are used when present, grey otherwise. An empty mesh gives a fully transparent image.
     """
     if size < 1:
         raise ValueError(f"thumbnail size must be positive, got {size}")
@@ -248,19 +251,28 @@ def _shade(
     """Lit colour ``(k, 3) float32`` in [0, 1] at points given by the vertex indices of their
     faces ``tri (k, 3)`` and barycentric coordinates ``bary (k, 3)``; ``faces`` are all the
     mesh's faces (for the vertex normals)."""
-    normals = smooth_normals(mesh.vertices, faces)
+    normals = seamless_normals(mesh.vertices, faces)
     n = _interpolate(normals, tri, bary)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     # Two-sided: a face seen from behind (an open or inverted mesh) is lit as if facing us.
     n[n @ toward.astype(np.float32) < 0] *= -1.0
     shade = _AMBIENT + _DIFFUSE * np.clip(n @ light.astype(np.float32), 0.0, None)
 
+    return (_base_colors(mesh, tri, bary) * shade[:, None]).astype(np.float32)
+
+
+def _base_colors(mesh: trimesh.Trimesh, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Unlit colour ``(k, 3) float32`` in [0, 1] at each point: the texture (bilinear) at its
+    interpolated UV, else its interpolated vertex colour, else grey."""
+    textures = texture_maps_of(mesh)
+    if textures is not None:
+        uv = _interpolate(textures.uv, tri, bary)
+        texels = trimesh.visual.color.uv_to_interpolated_color(uv, textures.base_color)
+        return texels[:, :3].astype(np.float32) / np.float32(255.0)
     colors = vertex_colors_of(mesh)
     if colors is None:
-        base = np.broadcast_to(_GREY, (len(tri), 3))
-    else:
-        base = _interpolate(colors[:, :3].astype(np.float32) / 255.0, tri, bary)
-    return (base * shade[:, None]).astype(np.float32)
+        return np.broadcast_to(_GREY, (len(tri), 3))
+    return _interpolate(colors[:, :3].astype(np.float32) / 255.0, tri, bary)
 
 
 def _interpolate(values: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import trimesh
 from PIL import Image
 
 from sweedle_core.export import thumbnail_shaders
-from sweedle_core.export.mesh_io import smooth_normals, vertex_colors_of
+from sweedle_core.export.mesh_io import seamless_normals, vertex_colors_of
 from sweedle_core.export.thumbnail import render_rgba
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class _Scene:
         colors = vertex_colors_of(mesh) if texture is None else None
         return cls(
             positions=positions,
-            normals=smooth_normals(positions, faces),
+            normals=seamless_normals(positions, faces),  # UV seams do not show
             indices=faces.astype(np.uint32),
             colors=colors,
             uv=uv,

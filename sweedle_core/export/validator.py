@@ -11,13 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import meshoptimizer
 import numpy as np
 import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from sweedle_core.export.mesh_io import signed_volume, smooth_normals, vertex_colors_of
+from sweedle_core.export.mesh_io import (
+    position_ids,
+    signed_volume,
+    smooth_normals,
+    vertex_colors_of,
+)
+from sweedle_core.export.texture_maps import texture_maps_of
+from sweedle_core.generation.protocol import TEXTURE_FALLBACK_KEY
 
 # A face whose area is below this share of the bounding-box diagonal squared is degenerate:
 # float32 positions carry ~1e-7 relative precision, so smaller areas are rounding noise.
@@ -50,30 +56,6 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     wx, wy, wz = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0], z[:, 2] - z[:, 0]
     cx, cy, cz = uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx
     return 0.5 * np.sqrt(cx * cx + cy * cy + cz * cz)
-
-
-def position_ids(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids (n,) int64, first (u,) int64)``: vertices at the same (float32) position share an
-    id in ``0..u-1``; ``first[id]`` is the first such vertex.
-
-    Topology is judged on ``ids[faces]``: a colour or UV seam splits vertices without
-    splitting the surface, so by index alone every seam would look like a hole.
-    """
-    n = len(vertices)
-    # + 0.0 turns -0.0 into 0.0: the remap compares bytes, and they are the same point.
-    positions = np.ascontiguousarray(vertices, dtype=np.float32) + np.float32(0.0)
-    remap = np.zeros(n, dtype=np.uint32)
-    # Indices explicitly: with none the binding passes index_count=0, and it returns 0.
-    every = np.arange(n, dtype=np.uint32)
-    unique = int(
-        meshoptimizer.generate_vertex_remap(
-            remap, every, index_count=n, vertices=positions, vertex_count=n
-        )
-    )
-    ids = remap.astype(np.int64)
-    first = np.zeros(unique, dtype=np.int64)
-    first[ids[::-1]] = np.arange(n - 1, -1, -1)
-    return ids, first
 
 
 def repeated_index(faces: np.ndarray) -> np.ndarray:
@@ -297,18 +279,21 @@ def _normals_report(
     }
 
 
-def _attributes_report(mesh: trimesh.Trimesh) -> dict[str, bool]:
-    """Which per-vertex attributes ``mesh`` carries."""
+def _attributes_report(mesh: trimesh.Trimesh) -> dict[str, Any]:
+    """Which per-vertex attributes and texture maps ``mesh`` carries: ``texture_maps`` (glTF
+    names) with ``texture_size`` ``[width, height]`` of the base colour, and, when the photo
+    could not be baked into a texture, ``texture_fallback`` (why it has vertex colours)."""
     visual = mesh.visual
     textured = visual is not None and visual.kind == "texture"
     uv = getattr(visual, "uv", None) if textured else None
-    has_uv = uv is not None and len(uv) == len(mesh.vertices)
-    material = getattr(visual, "material", None) if textured else None
-    image = getattr(material, "image", None)
-    if image is None:  # SimpleMaterial has `image`, PBRMaterial `baseColorTexture`
-        image = getattr(material, "baseColorTexture", None)
-    return {
-        "vertex_colors": not textured and vertex_colors_of(mesh) is not None,
-        "uv": has_uv,
-        "texture": has_uv and image is not None,
+    textures = texture_maps_of(mesh)
+    report: dict[str, Any] = {
+        "vertex_colors": vertex_colors_of(mesh) is not None,
+        "uv": uv is not None and len(uv) == len(mesh.vertices),
+        "texture": textures is not None,
+        "texture_maps": [] if textures is None else list(textures.maps),
+        "texture_size": None if textures is None else list(textures.base_color.size),
     }
+    if TEXTURE_FALLBACK_KEY in mesh.metadata:
+        report["texture_fallback"] = str(mesh.metadata[TEXTURE_FALLBACK_KEY])
+    return report

@@ -22,7 +22,8 @@ Steps, on a grid of ``octree_resolution`` cells across the image (`sweedle_core.
    height maps are the shape handed to the CPU stage)
 4. surface: marching cubes on the solid between front and back, only in the cells the surface
    crosses: a closed, watertight mesh;
-5. colour: each vertex takes the photo's colour at its (x, y), front and back alike.
+5. colour: the photo baked into a UV texture (`photo_texture`): each point takes the photo's
+   colour at its (x, y), front and back alike.
 
 Frame as every backend: centred, the larger planar extent 1, +Y up, +Z toward the viewer.
 """
@@ -50,10 +51,10 @@ from sweedle_core.generation.grid import (
     surface_cells,
     to_mesh,
 )
-from sweedle_core.generation.image_colors import sample_bilinear
-from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
+from sweedle_core.generation.photo_texture import texture_from_photo
+from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import GenerationParams
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
 
 # The grey the cut-out is shown on: depth models are trained on whole photos, and a neutral
 # flat background reads as a wall behind the object.
@@ -190,17 +191,21 @@ METHOD = "depth"
 
 
 def finish_depth(
-    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    shape: Shape,
+    image: Image.Image,
+    params: GenerationParams,
+    on_progress: ProgressCallback,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
-    """The CPU stage: the solid between the front and back height maps, surfaced, coloured."""
+    """The CPU stage: the solid between the front and back height maps, surfaced, and the
+    photo baked into a ``texture_size`` px UV texture."""
     on_progress(0.2, "surface")
     a = shape.arrays
     verts, faces = _solid_surface(a["sd"], a["front"], a["back"], a["rim"])
 
-    on_progress(0.9, "colour")
-    colors = sample_bilinear(a["rgb"], verts[:, :2])
-    mesh = to_mesh(verts, faces, colors)
-    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    on_progress(0.8, "texture")
+    mesh = texture_from_photo(to_mesh(verts, faces), image, texture_size)
     on_progress(1.0, "done")
     return mesh
 

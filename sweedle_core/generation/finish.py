@@ -12,7 +12,7 @@ import importlib
 import io
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -37,7 +37,7 @@ from sweedle_core.generation.silhouette import finish_silhouette
 from sweedle_core.generation.visual_hull import METHOD as HULL
 from sweedle_core.generation.visual_hull import finish_visual_hull
 from sweedle_core.jobs.tickets import ExportTicket
-from sweedle_core.params import GenerationParams
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
 from sweedle_core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,12 @@ def mesh_shape(generator: str, mesh: trimesh.Trimesh) -> Shape:
 
 
 def finish_mesh(
-    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    shape: Shape,
+    image: Image.Image,
+    params: GenerationParams,
+    on_progress: ProgressCallback,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
     on_progress(1.0, "done")
     return read_raw_mesh(shape.arrays["raw_mesh"].tobytes())
@@ -73,9 +78,25 @@ def finisher_for(method: str, plugin: str | None = None) -> Finisher:
         module_name, _, attr = plugin.partition(":")
         backend = getattr(importlib.import_module(module_name), attr)
         if getattr(backend, "name", None) == method and hasattr(backend, "finish"):
-            finish: Finisher = backend.finish
-            return finish
+            return _plugin_finisher(backend.finish)
     raise InvalidInput(f"no CPU stage for shapes of method {method!r}")
+
+
+def _plugin_finisher(finish: Callable[..., trimesh.Trimesh]) -> Finisher:
+    """A plugin's ``finish(shape, image, params, on_progress)`` as a `Finisher`: the texture
+    size is the built-in finishers' own, a plugin colours as it likes."""
+
+    def finisher(
+        shape: Shape,
+        image: Image.Image,
+        params: GenerationParams,
+        on_progress: ProgressCallback,
+        *,
+        texture_size: int = DEFAULT_TEXTURE_SIZE,
+    ) -> trimesh.Trimesh:
+        return finish(shape, image, params, on_progress)
+
+    return finisher
 
 
 def make_mesh(
@@ -85,12 +106,14 @@ def make_mesh(
     on_progress: ProgressCallback,
     plugin: str | None = None,
     views: Mapping[str, Image.Image] | None = None,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
     """Both stages in this process, one after the other (tests, benchmarks, tools)."""
     extra = {"views": views} if views else {}
     shape = generator.generate_shape(image, params, on_progress, **extra)
     shape = replace(shape, generator=generator.name)
-    return finished(shape, image, params, on_progress, plugin)
+    return finished(shape, image, params, on_progress, plugin, texture_size=texture_size)
 
 
 def finished(
@@ -99,9 +122,13 @@ def finished(
     params: GenerationParams,
     on_progress: ProgressCallback,
     plugin: str | None = None,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
-    """The final mesh of ``shape``, marked with the generator that made the shape."""
-    mesh = finisher_for(shape.method, plugin)(shape, image, params, on_progress)
+    """The final mesh of ``shape``, marked with the generator that made the shape; the photo
+    is baked into a ``texture_size`` px texture where the method colours from it."""
+    finish = finisher_for(shape.method, plugin)
+    mesh = finish(shape, image, params, on_progress, texture_size=texture_size)
     mesh.metadata[GENERATOR_KEY] = shape.generator
     return mesh
 
@@ -111,10 +138,13 @@ def finish_stored(
     ticket: ExportTicket,
     on_progress: ProgressCallback,
     plugin: str | None = None,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> float:
     """The CPU stage from the store to the store: the shape and the prepared image in, the raw
-    mesh (the export chain's input) out, then the shape removed. Returns its seconds, 0 when
-    an earlier run already stored the mesh; `ShapeLost` when neither is stored."""
+    mesh (the export chain's input, with its texture) out, then the shape removed. Returns its
+    seconds, 0 when an earlier run already stored the mesh; `ShapeLost` when neither is
+    stored."""
     start = time.perf_counter()
     try:
         data = storage.get(ticket.shape_path)
@@ -126,7 +156,7 @@ def finish_stored(
     with Image.open(io.BytesIO(storage.get(ticket.prepared_path))) as image:
         image.load()
     params = GenerationParams(**ticket.params)
-    mesh = finished(shape, image, params, on_progress, plugin)
+    mesh = finished(shape, image, params, on_progress, plugin, texture_size=texture_size)
     storage.put(ticket.raw_mesh_path, raw_mesh_bytes(mesh))
     try:  # a shape can be hundreds of MB; one left behind goes with the asset's folder
         storage.delete(ticket.shape_path)

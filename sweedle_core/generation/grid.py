@@ -186,7 +186,9 @@ def _corners(field: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def to_mesh(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:
+def to_mesh(
+    verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None
+) -> trimesh.Trimesh:
     """Grid units (row, col, z) to the service's frame: centred, the larger planar extent 1,
     +Y up (the image's top), +X the image's right, +Z toward the viewer."""
     xyz = np.column_stack([verts[:, 1], -verts[:, 0], verts[:, 2]])

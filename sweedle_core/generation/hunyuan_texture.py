@@ -2,7 +2,9 @@
 
 Hunyuan3D's texture pipeline (``hy3dgen.texgen.Hunyuan3DPaintPipeline``) runs only on CUDA: its
 device is fixed to ``cuda`` and it needs ``custom_rasterizer``, compiled from the Hunyuan3D
-sources with nvcc. Where it is missing, or fails, the mesh is coloured from the photo instead
+sources with nvcc. Its UV texture is kept as it painted it (and, where the painted mesh's
+material is PBR, as Hunyuan3D-2.1's paint makes it, its metallic-roughness and normal maps).
+Where it is missing, or fails, the photo is baked into a UV texture instead (`photo_texture`)
 and the asset records which of the two happened: a job never fails only because texturing is
 unavailable.
 """
@@ -14,14 +16,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import trimesh
 from PIL import Image
 
 from sweedle_core.devices import free_cuda_cache
+from sweedle_core.export.texture_maps import texture_maps_of, textured_visual
 from sweedle_core.generation.hunyuan_weights import local_root
-from sweedle_core.generation.image_colors import coloured_from_photo
+from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import TEXTURE_KEY, TEXTURE_PAINT
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,19 @@ class Texturer:
     def can_paint(self) -> bool:
         return self._paint_class is not None
 
-    def colour(self, mesh: trimesh.Trimesh, image: Image.Image, texture: bool) -> trimesh.Trimesh:
-        """``mesh`` with vertex colours and ``metadata[TEXTURE_KEY]`` saying where they came from.
+    def colour(
+        self,
+        mesh: trimesh.Trimesh,
+        image: Image.Image,
+        texture: bool,
+        texture_size: int = DEFAULT_TEXTURE_SIZE,
+    ) -> trimesh.Trimesh:
+        """``mesh`` with a UV texture and ``metadata[TEXTURE_KEY]`` saying where it came from.
 
-        With ``texture`` and a usable paint pipeline, the texture model paints it (its UV texture
-        is sampled into vertex colours, which is what the export pipeline carries); otherwise,
-        and whenever painting fails, the photo is projected onto it.
+        With ``texture`` and a usable paint pipeline, the texture model paints it and its
+        texture maps are kept as they are; otherwise, and whenever painting fails, the photo is
+        baked into a ``texture_size`` px texture (`texture_from_photo`, vertex colours only
+        where unwrapping fails).
         """
         if texture and self.can_paint:
             try:
@@ -74,11 +84,13 @@ class Texturer:
             except Exception as exc:  # the texture model failing must not fail the job
                 log.warning("texturing failed, colouring from the photo instead: %s", exc)
             else:
+                painted.metadata.update(mesh.metadata)
                 painted.metadata[TEXTURE_KEY] = TEXTURE_PAINT
                 return painted
-        return coloured_from_photo(mesh, image)
+        return texture_from_photo(mesh, image, texture_size)
 
     def _painted(self, mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
+        """The paint model's mesh with its UVs and maps, as they came (no resampling)."""
         paint = self._paint if self._paint is not None else self._load()
         try:
             textured = paint(mesh, image=image)
@@ -86,10 +98,12 @@ class Texturer:
             if not self.keep_loaded:
                 del paint
                 _free_cuda()
-        colours = np.asarray(textured.visual.to_color().vertex_colors, dtype=np.uint8)
-        return trimesh.Trimesh(
-            vertices=textured.vertices, faces=textured.faces, vertex_colors=colours, process=False
-        )
+        maps = texture_maps_of(textured)
+        if maps is None:
+            raise RuntimeError("the texture model returned a mesh without a UV texture")
+        painted = trimesh.Trimesh(vertices=textured.vertices, faces=textured.faces, process=False)
+        painted.visual = textured_visual(maps)
+        return painted
 
     def _load(self) -> Any:
         # An existing absolute folder makes hy3dgen use it as is, with no hub look-up.

@@ -1,9 +1,10 @@
-"""Colouring a mesh from the photo it was made from, by projecting the photo onto its front.
+"""Where the photo a mesh was made from lands on it, projected onto its front.
 
 The service's frame is +Y up with the object facing +Z (the input photo is the view from +Z),
-which is also how Hunyuan3D's texture pipeline places its front camera. Each vertex takes the
+which is also how Hunyuan3D's texture pipeline places its front camera. Each point takes the
 photo's colour at its (x, y); the back of the object reuses the front's colours, the honest best
-a single photo allows without a texture model.
+a single photo allows without a texture model. `photo_texture` bakes this projection into a UV
+texture; per-vertex colours (`project_image_colors`) are its fallback.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import numpy as np
 import trimesh
 from PIL import Image
 from scipy import ndimage
-
-from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY
 
 # Alpha above this counts as the object when finding its outline in the photo.
 _OBJECT_ALPHA = 128
@@ -37,13 +36,16 @@ def sample_bilinear(rgb: np.ndarray, rows_cols: np.ndarray) -> np.ndarray:
     return colors
 
 
-def project_image_colors(mesh: trimesh.Trimesh, image: Image.Image) -> np.ndarray:
-    """Per-vertex colours ``(n, 4) uint8`` for ``mesh`` from ``image`` (RGBA, object on a
-    transparent background), by orthographic projection along -Z.
+def photo_projection(vertices: np.ndarray, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``vertices (n, 3)`` land on ``image`` (RGBA, object on a transparent background),
+    by orthographic projection along -Z: the photo ``(h, w, 3) float32`` with its background
+    filled with the nearest object colour, and each vertex's ``(row, col)`` on it
+    ``(n, 2) float64``.
 
-    The mesh's x/y bounds are fitted to the bounds of the photo's opaque pixels, so the two line
-    up whatever scale and margin the generator used. Background pixels first take the colour of
-    the nearest object pixel, so outline vertices never pick up the background.
+    The vertices' x/y bounds are fitted to the bounds of the photo's opaque pixels, so the two
+    line up whatever scale and margin the generator used; the positions are linear in x and y,
+    so a point inside a triangle lands at the barycentric blend of its corners' positions.
+    Filling the background first keeps outline points from picking it up.
     """
     rgba = np.asarray(image.convert("RGBA"))
     rgb = rgba[..., :3].astype(np.float32)
@@ -56,17 +58,15 @@ def project_image_colors(mesh: trimesh.Trimesh, image: Image.Image) -> np.ndarra
     found_rows, found_cols = np.nonzero(inside)
     top, bottom = found_rows.min(), found_rows.max()
     left, right = found_cols.min(), found_cols.max()
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    vertices = np.asarray(vertices, dtype=np.float64)
     lo, hi = vertices[:, :2].min(axis=0), vertices[:, :2].max(axis=0)
     span = np.maximum(hi - lo, 1e-9)
     u = (vertices[:, 0] - lo[0]) / span[0]  # 0 at the left of the object, 1 at the right
     v = (hi[1] - vertices[:, 1]) / span[1]  # 0 at the top (+Y), 1 at the bottom
-    positions = np.column_stack([top + v * (bottom - top), left + u * (right - left)])
-    return sample_bilinear(rgb, positions)
+    return rgb, np.column_stack([top + v * (bottom - top), left + u * (right - left)])
 
 
-def coloured_from_photo(mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
-    """``mesh`` with `project_image_colors` as its vertex colours, saying so in its metadata."""
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=project_image_colors(mesh, image))
-    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
-    return mesh
+def project_image_colors(mesh: trimesh.Trimesh, image: Image.Image) -> np.ndarray:
+    """Per-vertex colours ``(n, 4) uint8`` for ``mesh`` from ``image`` by `photo_projection`:
+    the vertex-colour fallback where the photo cannot be baked into a UV texture."""
+    return sample_bilinear(*photo_projection(mesh.vertices, image))

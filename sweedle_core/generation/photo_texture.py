@@ -12,16 +12,22 @@ photo position is the barycentric blend of its corners' and the photo is read th
 islands are grown outward into their gutters so bilinear and mipmapped lookups at a seam do not
 pick up the empty space between charts.
 
-xatlas holds the GIL while it works (~1 s for 40k faces), so a thread beside it (an event loop
-behind `asyncio.to_thread`) stalls that long.
+xatlas runs in a child process (`unwrap_worker`): it holds the GIL while it works (~1 s for 40k
+faces), can crash on some closed meshes and can run for many minutes on large ones; the
+process's own threads and event loop are untouched by any of that.
 
-`texture_from_photo` is the entry point: when xatlas is missing or cannot unwrap the mesh it
-falls back to per-vertex colours and says why in ``mesh.metadata[TEXTURE_FALLBACK_KEY]``.
+`texture_from_photo` is the entry point: when xatlas is missing or cannot unwrap the mesh
+(too many faces, a failure, a crash, a timeout) it falls back to per-vertex colours and says
+why in ``mesh.metadata[TEXTURE_FALLBACK_KEY]``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,24 +35,27 @@ import trimesh
 from PIL import Image
 from scipy import ndimage
 
-# `photo_projection` below is `project_image_colors` split in two; it belongs in image_colors.py
-# beside the threshold it reads.
 from sweedle_core.generation.image_colors import (
-    _OBJECT_ALPHA,
+    photo_projection,
     project_image_colors,
     sample_bilinear,
 )
-from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY
+from sweedle_core.generation.protocol import (
+    TEXTURE_FALLBACK_KEY,
+    TEXTURE_FROM_IMAGE,
+    TEXTURE_KEY,
+)
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
 
 log = logging.getLogger(__name__)
 
-MIN_TEXTURE_SIZE = 64
-MAX_TEXTURE_SIZE = 4096
-DEFAULT_TEXTURE_SIZE = 1024
-# Set (to the reason) when the photo could not be baked into a texture and the mesh carries
-# per-vertex colours from it instead.
-TEXTURE_FALLBACK_KEY = "texture_fallback"
-
+# Unwrapping time grows faster than the face count (marching-cubes meshes, 2 cores): 21k faces
+# 0.5 s, 86k 2.2 s, 174k 9 s, 215k 65 s, 351k over 10 minutes; above this the mesh keeps
+# per-vertex colours, which are dense there anyway.
+MAX_UNWRAP_FACES = 150_000
+# A child still unwrapping after this is stuck (the largest meshes allowed take ~7 s).
+UNWRAP_TIMEOUT_S = 60.0
+UNWRAP_COMMAND = [sys.executable, "-m", "sweedle_core.generation.unwrap_worker"]
 # xatlas's default chart growth took ~10 s on 40k-face marching-cubes meshes here (2 cores):
 # its large charts do not flatten and are cut again piece by piece. Bounding a chart's boundary
 # to half the square root of the surface area gave ~250 charts in ~0.8 s, at ~0.6 atlas
@@ -158,37 +167,51 @@ def padding_for(size: int) -> int:
 
 def unwrap(mesh: trimesh.Trimesh, size: int) -> Unwrap:
     """``mesh``'s UV layout by xatlas, charts packed for a ``size`` px texture with
-    `padding_for` texels around each. Raises ``UnwrapFailed`` when xatlas is not installed,
-    raises, or returns no usable layout.
+    `padding_for` texels around each, computed in a child process (`unwrap_worker`).
 
-    xatlas may make the atlas somewhat larger than ``size`` (it estimates the scale); its UVs
-    are normalised to it, so they stretch a little on a ``size`` square texture.
+    Raises ``UnwrapFailed`` saying why when the mesh has more than `MAX_UNWRAP_FACES` faces,
+    or xatlas is not installed, raises, crashes, takes longer than `UNWRAP_TIMEOUT_S`, or
+    returns no usable layout. xatlas may make the atlas somewhat larger than ``size`` (it
+    estimates the scale); its UVs are normalised to it, so they stretch a little on a ``size``
+    square texture.
     """
-    try:
-        import xatlas
-    except ImportError as exc:
-        raise UnwrapFailed("xatlas is not installed (pip install xatlas)") from exc
-    chart_options = xatlas.ChartOptions()
-    chart_options.max_boundary_length = _MAX_BOUNDARY * float(np.sqrt(mesh.area))
-    pack_options = xatlas.PackOptions()
-    pack_options.resolution = size
-    pack_options.padding = padding_for(size)
-    pack_options.bilinear = True
-    atlas = xatlas.Atlas()
-    try:
-        atlas.add_mesh(
-            np.ascontiguousarray(mesh.vertices, dtype=np.float32),
-            np.ascontiguousarray(mesh.faces, dtype=np.uint32),
+    if len(mesh.faces) > MAX_UNWRAP_FACES:
+        raise UnwrapFailed(
+            f"the mesh has {len(mesh.faces):,} faces; xatlas unwraps at most "
+            f"{MAX_UNWRAP_FACES:,} in reasonable time (lower octree_resolution or max_faces)"
         )
-        atlas.generate(chart_options, pack_options)
-        source, faces, uv = atlas.get_mesh(0)
-    except Exception as exc:  # whatever xatlas raises, vertex colours remain
-        raise UnwrapFailed(f"xatlas failed: {exc}") from exc
-    if atlas.chart_count == 0:
+    request = io.BytesIO()
+    np.savez(
+        request,
+        vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
+        faces=np.ascontiguousarray(mesh.faces, dtype=np.uint32),
+        max_boundary=np.array(_MAX_BOUNDARY * float(np.sqrt(mesh.area))),
+        resolution=np.array(size),
+        padding=np.array(padding_for(size)),
+    )
+    try:
+        done = subprocess.run(
+            UNWRAP_COMMAND,
+            input=request.getvalue(),
+            capture_output=True,
+            timeout=UNWRAP_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise UnwrapFailed(f"xatlas did not finish within {UNWRAP_TIMEOUT_S:g} s") from None
+    if done.returncode != 0:
+        raise UnwrapFailed(_failure(done.returncode, done.stderr))
+    try:
+        with np.load(io.BytesIO(done.stdout), allow_pickle=False) as result:
+            source, faces, uv = result["source"], result["faces"], result["uv"]
+            charts, atlases = int(result["charts"]), int(result["atlases"])
+    except (ValueError, KeyError, OSError) as exc:
+        raise UnwrapFailed(f"xatlas's answer was unreadable: {exc}") from exc
+    if charts == 0:
         raise UnwrapFailed("xatlas made no charts")
-    if atlas.atlas_count != 1:
-        raise UnwrapFailed(f"xatlas packed {atlas.atlas_count} atlases, not one")
-    if len(faces) != len(mesh.faces):
+    if atlases != 1:
+        raise UnwrapFailed(f"xatlas packed {atlases} atlases, not one")
+    if len(faces) != len(mesh.faces) or len(uv) != len(source):
         raise UnwrapFailed(f"xatlas returned {len(faces)} faces for {len(mesh.faces)}")
     return Unwrap(
         source=np.asarray(source, dtype=np.int64),
@@ -197,32 +220,16 @@ def unwrap(mesh: trimesh.Trimesh, size: int) -> Unwrap:
     )
 
 
-def photo_projection(vertices: np.ndarray, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Where ``vertices (n, 3)`` land on ``image``, by `project_image_colors`'s fit: the photo
-    ``(h, w, 3) float32`` with its background filled with the nearest object colour, and each
-    vertex's ``(row, col)`` on it ``(n, 2) float64``.
-
-    ``sample_bilinear(*photo_projection(mesh.vertices, image))`` is
-    ``project_image_colors(mesh, image)``; the positions are linear in x and y, so a point
-    inside a triangle lands at the barycentric blend of its corners' positions.
-    """
-    rgba = np.asarray(image.convert("RGBA"))
-    rgb = rgba[..., :3].astype(np.float32)
-    inside = rgba[..., 3] >= _OBJECT_ALPHA
-    if not inside.any():
-        inside = np.ones(inside.shape, dtype=bool)
-    _, (rows, cols) = ndimage.distance_transform_edt(~inside, return_indices=True)
-    rgb = rgb[rows, cols]
-
-    found_rows, found_cols = np.nonzero(inside)
-    top, bottom = found_rows.min(), found_rows.max()
-    left, right = found_cols.min(), found_cols.max()
-    vertices = np.asarray(vertices, dtype=np.float64)
-    lo, hi = vertices[:, :2].min(axis=0), vertices[:, :2].max(axis=0)
-    span = np.maximum(hi - lo, 1e-9)
-    u = (vertices[:, 0] - lo[0]) / span[0]  # 0 at the left of the object, 1 at the right
-    v = (hi[1] - vertices[:, 1]) / span[1]  # 0 at the top (+Y), 1 at the bottom
-    return rgb, np.column_stack([top + v * (bottom - top), left + u * (right - left)])
+def _failure(returncode: int, stderr: bytes) -> str:
+    """Why the unwrapping child failed: the signal that killed it, or its last word."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"xatlas crashed ({name})"
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"xatlas failed (exit status {returncode})"
 
 
 def rasterize(

@@ -14,16 +14,19 @@ import trimesh
 from PIL import Image
 
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import GenerationParams
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
 
 # What made a mesh and how it got its colours: ``mesh.metadata[GENERATOR_KEY]`` (the backend
 # that ran) and ``mesh.metadata[TEXTURE_KEY]``, both kept with the raw mesh and recorded on the
 # asset.
 GENERATOR_KEY = "generator"
 TEXTURE_KEY = "texture"
-TEXTURE_PAINT = "hunyuan3d_paint"  # Hunyuan3D's texture model, baked to vertex colours
+TEXTURE_PAINT = "hunyuan3d_paint"  # Hunyuan3D's texture model: its UV texture (and PBR maps)
 TEXTURE_FROM_IMAGE = "image_projection"  # the photo projected onto the front, mirrored behind
 TEXTURE_NONE = "none"
+# Set (to the reason) when the photo could not be baked into a UV texture and the mesh carries
+# per-vertex colours from it instead; kept with the raw mesh and reported with the asset.
+TEXTURE_FALLBACK_KEY = "texture_fallback"
 
 
 class ProgressCallback(Protocol):
@@ -53,9 +56,11 @@ class Generator(Protocol):
 class Finisher(Protocol):
     """Turns a `Shape` into the final mesh (the CPU stage), needing no model.
 
-    The mesh is in metres-like units centred on the origin, +Y up, and carries per-vertex
-    colours ``(n, 4) uint8`` where the method can colour it, saying how in
-    ``mesh.metadata[TEXTURE_KEY]``. ``image`` is the prepared image the shape was made from.
+    The mesh is in metres-like units centred on the origin, +Y up, and carries a UV texture
+    ``texture_size`` pixels square where the method can colour it (per-vertex colours
+    ``(n, 4) uint8`` where unwrapping fails, saying why in ``metadata[TEXTURE_FALLBACK_KEY]``),
+    saying how in ``mesh.metadata[TEXTURE_KEY]``. ``image`` is the prepared image the shape was
+    made from.
     """
 
     def __call__(
@@ -64,4 +69,6 @@ class Finisher(Protocol):
         image: Image.Image,
         params: GenerationParams,
         on_progress: ProgressCallback,
+        *,
+        texture_size: int = DEFAULT_TEXTURE_SIZE,
     ) -> trimesh.Trimesh: ...

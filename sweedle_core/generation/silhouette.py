@@ -20,8 +20,8 @@ Steps:
 4. surface: marching cubes at ``f = 0`` on the front half only (``z >= 0``), only in the cells
    the surface crosses, then mirrored to the back and joined on the middle plane: a closed,
    outward-wound mesh;
-5. colour: each vertex takes the photo's colour at its (x, y); the back reuses it, which is the
-   mirrored view seen from behind.
+5. colour: the photo baked into a UV texture (`photo_texture`): each point takes the photo's
+   colour at its (x, y); the back reuses it, which is the mirrored view seen from behind.
 
 Frame: centred on the origin, the larger of width and height is 1, +Y up (the image's top), +X
 the image's right, +Z toward the viewer (the photo's side is the front).
@@ -43,10 +43,10 @@ from sweedle_core.generation.grid import (
     surface,
     to_mesh,
 )
-from sweedle_core.generation.image_colors import sample_bilinear
-from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY, ProgressCallback
+from sweedle_core.generation.photo_texture import texture_from_photo
+from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import GenerationParams
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
 
 # Depth of the object (front to back) relative to the smaller of its width and height.
 _DEPTH_RATIO = 0.6
@@ -91,20 +91,24 @@ METHOD = "silhouette"
 
 
 def finish_silhouette(
-    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    shape: Shape,
+    image: Image.Image,
+    params: GenerationParams,
+    on_progress: ProgressCallback,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
-    """The CPU stage: the volume from the height map, its surface, mirrored and coloured."""
+    """The CPU stage: the volume from the height map, its surface, mirrored, and the photo
+    baked into a ``texture_size`` px UV texture."""
     on_progress(0.2, "volume")
     field, cell_mask = _volume(shape.arrays["height_sq"])
 
     on_progress(0.5, "surface")
     front, front_faces = surface(field, cell_mask)  # open along the middle plane z = 0
-    verts, faces, source = _mirror(front, front_faces)
+    verts, faces, _ = _mirror(front, front_faces)
 
-    on_progress(0.9, "colour")
-    colors = sample_bilinear(shape.arrays["rgb"], front[:, :2])[source]
-    mesh = to_mesh(verts, faces, colors)
-    mesh.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    on_progress(0.8, "texture")
+    mesh = texture_from_photo(to_mesh(verts, faces), image, texture_size)
     on_progress(1.0, "done")
     return mesh
 

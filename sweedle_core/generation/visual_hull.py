@@ -52,13 +52,13 @@ from skimage.measure import marching_cubes
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.mesh_io import signed_volume
 from sweedle_core.generation.grid import PAD, signed_distance
-from sweedle_core.generation.image_colors import coloured_from_photo
+from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
 
 # The inflation profile is the silhouette backend's, so one photo gives the same depth in both.
 from sweedle_core.generation.silhouette import _inflate
-from sweedle_core.params import VIEWS, GenerationParams
+from sweedle_core.params import DEFAULT_TEXTURE_SIZE, VIEWS, GenerationParams
 
 METHOD = "visual_hull"
 
@@ -76,17 +76,22 @@ def hull_shape(views: Mapping[str, Image.Image], on_progress: ProgressCallback) 
 
 
 def finish_visual_hull(
-    shape: Shape, image: Image.Image, params: GenerationParams, on_progress: ProgressCallback
+    shape: Shape,
+    image: Image.Image,
+    params: GenerationParams,
+    on_progress: ProgressCallback,
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
-    """The CPU stage: the hull carved from every outline, its surface, the front photo's
-    colours."""
+    """The CPU stage: the hull carved from every outline, its surface, the front photo baked
+    into a texture."""
     on_progress(0.1, "carving the visual hull")
     views = {name: Image.fromarray(pixels, "RGBA") for name, pixels in shape.arrays.items()}
     volume = hull_volume(views, params.octree_resolution)
     on_progress(0.6, "surface")
     mesh = hull_mesh(volume)
-    on_progress(0.9, "colour")
-    mesh = coloured_from_photo(mesh, image)
+    on_progress(0.8, "texture")
+    mesh = texture_from_photo(mesh, image, texture_size)
     on_progress(1.0, "done")
     return mesh
 

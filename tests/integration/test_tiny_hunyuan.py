@@ -14,6 +14,7 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled
+from sweedle_core.export.texture_maps import texture_maps_of
 from sweedle_core.generation.finish import make_mesh
 from sweedle_core.params import GenerationParams
 
@@ -21,6 +22,7 @@ pytest.importorskip("hy3dgen.shapegen", reason="needs the hunyuan extra and hy3d
 
 from sweedle_core.generation.hunyuan import Hunyuan3DGenerator  # noqa: E402
 from tests.models.tiny_hunyuan import MV_SUBFOLDER, SUBFOLDER, build_tiny_hunyuan  # noqa: E402
+from tests.textures import is_flat  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +36,17 @@ def generator(weights: Path) -> Hunyuan3DGenerator:
 
 
 def disc() -> Image.Image:
+    """Orange on the left, blue on the right."""
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     ImageDraw.Draw(image).ellipse((12, 8, 52, 56), fill=(200, 80, 40, 255))
+    ImageDraw.Draw(image).pieslice((12, 8, 52, 56), -90, 90, fill=(30, 60, 200, 255))
     return image
 
 
 def generate(generator: Hunyuan3DGenerator, seed: int, **values: object) -> trimesh.Trimesh:
     wanted = {"inference_steps": 2, "octree_resolution": 48, "max_faces": 3000, **values}
-    return make_mesh(generator, disc(), GenerationParams(seed=seed, **wanted), lambda f, m: None)
+    params = GenerationParams(seed=seed, **wanted)
+    return make_mesh(generator, disc(), params, lambda f, m: None, texture_size=256)
 
 
 def first_surface(generator: Hunyuan3DGenerator, **values: object) -> tuple[int, trimesh.Trimesh]:
@@ -84,7 +89,9 @@ def test_the_mesh_is_clean_coloured_and_within_the_face_budget(
     assert 0 < len(mesh.faces) <= 1500
     assert len(mesh.split(only_watertight=False)) >= 1
     assert mesh.metadata["texture"] == "image_projection"
-    assert np.asarray(mesh.visual.vertex_colors).shape == (len(mesh.vertices), 4)
+    textures = texture_maps_of(mesh)
+    assert textures is not None, mesh.metadata.get("texture_fallback")
+    assert textures.base_color.size == (256, 256) and not is_flat(textures.base_color)
 
 
 def test_cancelling_at_a_step_stops_the_real_denoising_loop(

@@ -58,16 +58,22 @@ def test_the_default_chain_left_lods_a_report_and_a_valid_glb(client, asset, tmp
 
 @pytest.mark.parametrize(
     ("fmt", "expected"),
-    [("obj", ".obj"), ("ply", ".ply"), ("stl", ".stl"), ("usdz", ".usdz"), ("gltf", ".zip")],
+    [("obj", ".obj.zip"), ("ply", ".ply"), ("stl", ".stl"), ("usdz", ".usdz"), ("gltf", ".zip")],
 )
-def test_every_format_downloads_and_reloads(client, asset, fmt, expected) -> None:
+def test_every_format_downloads_and_reloads(client, asset, fmt, expected, tmp_path) -> None:
     response = client.http.get(f"/api/assets/{asset['id']}/download", params={"format": fmt})
 
     assert response.status_code == 200, response.text
     assert expected in response.headers["content-disposition"]
-    if fmt == "gltf":
-        names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
-        assert {"model.gltf", "model.bin"} <= set(names)
+    if fmt in ("gltf", "obj"):  # textured: the model and its texture files, as one zip
+        files = zipfile.ZipFile(io.BytesIO(response.content))
+        names = set(files.namelist())
+        main = {"gltf": {"model.gltf", "model.bin"}, "obj": {"model.obj", "model.mtl"}}[fmt]
+        assert main <= names and any(name.endswith(".png") for name in names), names
+        files.extractall(tmp_path)
+        mesh = trimesh.load(tmp_path / f"model.{fmt}", force="mesh")
+        assert len(mesh.faces) == asset["face_count"]
+        assert isinstance(mesh.visual, trimesh.visual.TextureVisuals), "the texture came along"
     elif fmt != "usdz":
         mesh = trimesh.load(io.BytesIO(response.content), file_type=fmt, force="mesh")
         assert len(mesh.faces) == asset["face_count"]

@@ -49,7 +49,9 @@ def test_upload_streams_progress_and_yields_a_glb_with_thumbnail(client):
     assert len(mesh.faces) == asset["face_count"] > 1000
     gltf = pygltflib.GLTF2.load_from_bytes(model.content)
     attributes = gltf.meshes[0].primitives[0].attributes
-    assert attributes.NORMAL is not None and attributes.COLOR_0 is not None
+    assert attributes.NORMAL is not None and attributes.TEXCOORD_0 is not None
+    assert attributes.COLOR_0 is None, "the photo is baked into a UV texture, not vertex colours"
+    assert gltf.materials[0].pbrMetallicRoughness.baseColorTexture is not None
 
     thumbnail = client.http.get(asset["thumbnail_url"])
     assert thumbnail.headers["content-type"] == "image/png"

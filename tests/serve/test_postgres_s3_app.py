@@ -111,7 +111,9 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     # Every hand-off went through the bucket, none through a folder.
     stored = {key.split("/", 1)[1] for key in objects.list(asset_id)}
     assert {"input.png", "prepared.png", "raw_mesh.npz", "optimized.npz", "model.glb"} <= stored
-    assert {"model.obj", "thumbnail.png", "validation.json", "lods/lod3.glb"} <= stored
+    # A textured OBJ is three files (.obj, .mtl, .png), kept as one zip.
+    assert {"model.obj.zip", "thumbnail.png", "validation.json", "lods/lod3.glb"} <= stored
+    assert "shape.npz" not in stored, "the GPU stage's hand-off is removed once used"
     assert not [p for p in Path(folder).rglob("*") if p.is_file()]
 
     # Downloads stream from the bucket through the ingress.
@@ -125,7 +127,9 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     lod2 = client.http.get(f"/api/assets/{asset_id}/download", params={"lod": 2})
     assert lod2.status_code == 200 and lod2.content[:4] == b"glTF"
     obj = client.http.get(f"/api/assets/{asset_id}/download", params={"format": "obj"})
-    assert obj.status_code == 200 and b"\nf " in obj.content
+    assert obj.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(obj.content)) as files:  # streamed back from the bucket
+        assert b"\nf " in files.read("model.obj") and "model.mtl" in files.namelist()
     faces = client.http.get(f"/api/assets/{asset_id}").json()["face_count"]
     draco = client.http.get(f"/api/assets/{asset_id}/download", params={"draco": "true"})
     assert draco.status_code == 200 and len(decode_draco_glb(draco.content).faces) == faces

@@ -10,6 +10,8 @@ from PIL import Image, ImageDraw
 
 from sweedle_core.errors import InvalidInput, ShapeLost
 from sweedle_core.export.mesh_io import read_raw_mesh
+from sweedle_core.export.texture_maps import texture_maps_of
+from sweedle_core.export.validator import validate_mesh
 from sweedle_core.generation.finish import finish_stored, finisher_for
 from sweedle_core.generation.hunyuan_surface import extract_surface
 from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
@@ -63,7 +65,8 @@ def test_the_cpu_stage_stores_the_mesh_and_removes_the_shape(storage: LocalStora
     seconds = finish_stored(storage, ticket(), lambda f, m: events.append((f, m)))
 
     mesh = read_raw_mesh(storage.get("a1/raw_mesh.npz"))
-    assert seconds > 0 and len(mesh.faces) > 100 and mesh.is_watertight
+    assert seconds > 0 and len(mesh.faces) > 100 and validate_mesh(mesh)["watertight"]
+    assert texture_maps_of(mesh) is not None, "the stored mesh keeps its baked texture"
     assert mesh.metadata["generator"] == "silhouette"
     assert not storage.exists("a1/shape.npz"), "the hand-off is gone once the mesh is stored"
     assert events[-1][0] == 1.0
@@ -102,6 +105,9 @@ def test_a_shape_survives_its_bytes_exactly() -> None:
         read_shape(b"not a shape")
 
 
+PLUGIN_CALL = (None, None, PARAMS, lambda f, m: None)
+
+
 class Plugin:
     name = "my-plugin"
 
@@ -113,7 +119,8 @@ class Plugin:
 def test_a_method_is_a_built_in_or_the_configured_plugins_own() -> None:
     assert finisher_for("silhouette") is not None
     plugin = f"{__name__}:Plugin"
-    assert finisher_for("my-plugin", plugin) is Plugin.finish
+    with pytest.raises(NotImplementedError):  # the plugin's own finish runs
+        finisher_for("my-plugin", plugin)(*PLUGIN_CALL, texture_size=256)
     with pytest.raises(InvalidInput, match="no CPU stage"):
         finisher_for("my-plugin")  # not configured: never imported on a stored name's word
     with pytest.raises(InvalidInput, match="no CPU stage"):

@@ -21,11 +21,23 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled, ModelUnavailable
+from sweedle_core.export.glb import mesh_to_glb
+from sweedle_core.export.mesh_io import write_raw_mesh
+from sweedle_core.export.pipeline import ExportOptions, export_asset
+from sweedle_core.export.texture_maps import (
+    BASE_COLOR,
+    METALLIC_ROUGHNESS,
+    NORMAL,
+    TextureMaps,
+    texture_maps_of,
+    textured_visual,
+)
 from sweedle_core.generation.finish import finished, make_mesh
 from sweedle_core.generation.hunyuan import Hunyuan3DGenerator
 from sweedle_core.generation.hunyuan_surface import tidy_mesh
 from sweedle_core.generation.shape import read_shape, shape_bytes
 from sweedle_core.params import GenerationParams
+from tests.textures import glb_maps, gradient, is_flat, same_pixels, surface_colors, welded
 
 MODEL, SUBFOLDER = "tencent/Hunyuan3D-2", "hunyuan3d-dit-v2-0"
 
@@ -460,7 +472,8 @@ def test_the_cpu_stage_makes_an_outward_centred_coloured_mesh_within_the_face_bu
     assert mesh.extents.max() == pytest.approx(1.0, rel=0.1)  # the sphere's diameter
     assert mesh.metadata["generator"] == "hunyuan3d"
     assert mesh.metadata["texture"] == "image_projection"
-    colours = np.asarray(mesh.visual.vertex_colors)
+    assert texture_maps_of(mesh) is not None, "the photo is baked into a UV texture"
+    colours = surface_colors(mesh)
     assert (np.abs(colours[:, :3].astype(int) - (200, 80, 40)) < 30).all()
     assert [m for _, m in events][0] == "extracting the surface"
 
@@ -619,7 +632,7 @@ def test_chunks_reach_the_pipeline_and_the_mesh_is_cut_to_the_face_budget(
 
     assert generator._pipeline.decoded[0]["num_chunks"] == 3000
     assert 900 <= len(mesh.faces) <= 1000
-    assert mesh.is_watertight and mesh.volume > 0
+    assert welded(mesh).is_watertight and mesh.volume > 0  # UV seams are not holes
     assert mesh.extents.max() < 1.1, "the floating part was removed"
 
 
@@ -635,15 +648,21 @@ def test_without_cuda_texture_falls_back_to_the_photo_and_says_so(models_dir: Pa
     assert "CUDA" in generator.texturer.unavailable
     assert mesh.metadata["texture"] == "image_projection"
     assert "colouring from the photo" in events
-    colours = np.asarray(mesh.visual.vertex_colors)[:, :3]
+    assert texture_maps_of(mesh) is not None, "the photo is baked into a UV texture"
+    colours = surface_colors(mesh)[:, :3]
     assert np.abs(colours.astype(int) - (200, 80, 40)).max() <= 2  # the disc's colour
 
 
 class FakePaint:
-    """hy3dgen's paint pipeline: a UV texture of one colour, or a failure."""
+    """hy3dgen's paint pipeline: the mesh with a UV texture (a gradient, its UVs the vertices'
+    x and y), with metallic-roughness and normal maps in a PBR material when ``pbr`` (as
+    Hunyuan3D-2.1's paint), or a failure."""
 
     loads: list[str] = []
     fail = False
+    pbr = False
+    MAPS = {BASE_COLOR: gradient(64, 30), METALLIC_ROUGHNESS: gradient(32, 200)}
+    MAPS[NORMAL] = gradient(16, 255)
 
     @classmethod
     def from_pretrained(cls, path: str) -> FakePaint:
@@ -653,10 +672,11 @@ class FakePaint:
     def __call__(self, mesh: trimesh.Trimesh, image: Image.Image) -> trimesh.Trimesh:
         if self.fail:
             raise RuntimeError("CUDA out of memory")
-        texture = Image.new("RGB", (4, 4), (10, 200, 30))
-        uv = np.full((len(mesh.vertices), 2), 0.5)
+        xy = mesh.vertices[:, :2]
+        uv = (xy - xy.min(axis=0)) / np.ptp(xy, axis=0)
+        maps = self.MAPS if self.pbr else {BASE_COLOR: self.MAPS[BASE_COLOR]}
         painted = mesh.copy()
-        painted.visual = trimesh.visual.TextureVisuals(uv=uv, image=texture)
+        painted.visual = textured_visual(TextureMaps(uv=uv, maps=dict(maps), pbr=self.pbr))
         return painted
 
 
@@ -669,6 +689,7 @@ def paint(monkeypatch: pytest.MonkeyPatch, models_dir: Path, fake_torch: FakeTor
     )
     monkeypatch.setattr(FakePaint, "loads", [])
     monkeypatch.setattr(FakePaint, "fail", False)
+    monkeypatch.setattr(FakePaint, "pbr", False)
     fake_torch.cuda.available = True
     for name in ("hunyuan3d-paint-v2-0", "hunyuan3d-delight-v2-0"):
         (models_dir / "tencent/Hunyuan3D-2" / name).mkdir(parents=True)
@@ -684,8 +705,32 @@ def test_on_cuda_the_texture_model_paints_and_the_mesh_says_so(paint: type) -> N
 
     assert generator.texturer.can_paint
     assert mesh.metadata["texture"] == "hunyuan3d_paint"
-    assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == (10, 200, 30)).all()
+    textures = texture_maps_of(mesh)
+    assert textures is not None, "the painted texture is kept, not sampled into vertex colours"
+    assert same_pixels(textures.base_color, FakePaint.MAPS[BASE_COLOR])
     assert len(paint.loads) == 1  # loaded once, at start
+
+
+@pytest.mark.parametrize("pbr", [False, True])
+def test_the_glb_of_a_painted_mesh_carries_the_paint_models_texture_unchanged(
+    paint: type, pbr: bool, tmp_path: Path
+) -> None:
+    paint.pbr = pbr
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+    mesh = make_mesh(generator, rgba_disc(), params(texture=True, octree_resolution=32), noop)
+    write_raw_mesh(mesh, tmp_path / "raw.npz")  # the hand-off the export chain reads
+
+    result = export_asset(tmp_path / "raw.npz", tmp_path / "out", ExportOptions())
+
+    assert result.texture == "hunyuan3d_paint"
+    maps = glb_maps((tmp_path / "out" / "model.glb").read_bytes())
+    expected = FakePaint.MAPS if pbr else {BASE_COLOR: FakePaint.MAPS[BASE_COLOR]}
+    assert set(maps) == set(expected)
+    for name, image in expected.items():
+        assert same_pixels(maps[name], image), name
+    assert not is_flat(maps[BASE_COLOR])
+    assert result.validation["attributes"]["texture_maps"] == list(expected)
+    assert glb_maps(mesh_to_glb(mesh)).keys() == expected.keys()
 
 
 def test_low_vram_loads_the_texture_model_per_job_and_a_paint_failure_never_fails_the_job(

@@ -218,26 +218,31 @@ def test_rasterize_covers_a_square_completely_and_blends_linearly() -> None:
     assert np.allclose(values[..., 0], (np.arange(64) + 0.5)[None, :] / 64, atol=1e-5)
 
 
-class _BrokenAtlas:
-    """Stands in for ``xatlas.Atlas``: unwrapping fails as xatlas fails on a bad mesh."""
+# The unwrapping child as it fails: the real worker without xatlas, or with an xatlas that
+# raises; a child that crashes; one that never answers.
+_WORKER = "from sweedle_core.generation.unwrap_worker import main; sys.exit(main())"
+_FAILURES = {
+    "missing": (f"import sys; sys.modules['xatlas'] = None; {_WORKER}", "not installed"),
+    "raises": (
+        "import sys, types; sys.modules['xatlas'] = types.SimpleNamespace(ChartOptions=dict); "
+        + _WORKER,
+        "xatlas failed",
+    ),
+    "crashes": ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "crashed (SIGSEGV)"),
+    "hangs": ("import time; time.sleep(30)", "did not finish within 0.5 s"),
+    "too large": ("raise SystemExit('never run')", "faces; xatlas unwraps at most 1,000"),
+}
 
-    def add_mesh(self, *args: object) -> None:
-        pass
 
-    def generate(self, *args: object) -> None:
-        raise RuntimeError("chart computation failed")
-
-
-@pytest.mark.parametrize("failure", ["missing", "raises"])
+@pytest.mark.parametrize("failure", list(_FAILURES))
 def test_without_a_working_xatlas_the_mesh_gets_vertex_colours_and_says_why(
     failure: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if failure == "missing":
-        monkeypatch.setitem(sys.modules, "xatlas", None)  # import xatlas raises ImportError
-    else:
-        import xatlas
-
-        monkeypatch.setattr(xatlas, "Atlas", _BrokenAtlas)
+    code, why = _FAILURES[failure]
+    monkeypatch.setattr(photo_texture, "UNWRAP_COMMAND", [sys.executable, "-c", code])
+    monkeypatch.setattr(photo_texture, "UNWRAP_TIMEOUT_S", 0.5)
+    if failure == "too large":
+        monkeypatch.setattr(photo_texture, "MAX_UNWRAP_FACES", 1000)
     mesh = sphere()
 
     coloured = texture_from_photo(mesh, split_photo(), 256)
@@ -247,9 +252,8 @@ def test_without_a_working_xatlas_the_mesh_gets_vertex_colours_and_says_why(
     assert np.array_equal(colours, project_image_colors(mesh, split_photo()))
     assert coloured.metadata[TEXTURE_KEY] == TEXTURE_FROM_IMAGE
     assert coloured.metadata[GENERATOR_KEY] == "test"
-    reason = coloured.metadata[TEXTURE_FALLBACK_KEY]
-    assert ("not installed" in reason) if failure == "missing" else ("failed" in reason)
-    with pytest.raises(photo_texture.UnwrapFailed):
+    assert why in coloured.metadata[TEXTURE_FALLBACK_KEY]
+    with pytest.raises(photo_texture.UnwrapFailed, match=why.split("(")[0]):
         bake_photo_texture(mesh, split_photo(), 256)
 
 

@@ -32,7 +32,13 @@ def test_a_clean_sphere_is_ok():
     assert np.isclose(report["bounds"]["diagonal"], 2 * np.sqrt(3))
     assert report["signed_volume"] > 4.0  # a unit sphere: 4.19
     assert report["normals"]["present"] is False  # trimesh would compute them, none stored
-    assert report["attributes"] == {"vertex_colors": False, "uv": False, "texture": False}
+    assert report["attributes"] == {
+        "vertex_colors": False,
+        "uv": False,
+        "texture": False,
+        "texture_maps": [],
+        "texture_size": None,
+    }
     json.dumps(report)  # JSON-ready as it is
 
 

@@ -305,4 +305,4 @@ def test_the_silhouette_backend_carves_the_hull_in_its_cpu_stage() -> None:
     assert shape.method == "visual_hull" and set(shape.arrays) == {"front", "left"}
     assert iou(mesh, box_truth(0.6, 1.0, 0.3)) > 0.97
     assert mesh.metadata["generator"] == "silhouette"
-    assert mesh.visual.vertex_colors is not None
+    assert mesh.metadata["texture"] == "image_projection"
