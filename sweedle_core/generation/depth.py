@@ -154,7 +154,7 @@ class DepthGenerator:
         sd = signed_distance(grid.coverage)
         front, back, rim = self._surfaces(sd, grid.extra[..., 0])
         on_progress(1.0, "height maps")
-        arrays = {"sd": sd, "front": front, "back": back, "rim": rim, "rgb": grid.rgb}
+        arrays = {"sd": sd, "front": front, "back": back, "rim": rim}
         return Shape(METHOD, self.name, arrays)
 
     def _surfaces(

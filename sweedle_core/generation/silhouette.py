@@ -84,7 +84,7 @@ class SilhouetteGenerator:
         on_progress(0.5, "distance field")
         height_sq = _inflate(signed_distance(grid.coverage))
         on_progress(1.0, "height map")
-        return Shape(METHOD, self.name, {"height_sq": height_sq, "rgb": grid.rgb})
+        return Shape(METHOD, self.name, {"height_sq": height_sq})
 
 
 METHOD = "silhouette"
