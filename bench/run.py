@@ -70,11 +70,16 @@ def photo(size: int = 512) -> bytes:
     return buffer.getvalue()
 
 
-def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
+def prepared_photo(image_bytes: bytes) -> Image.Image:
+    """``image_bytes`` prepared as a Preprocessor replica would (512 px, the flood fill)."""
     preparer = ImagePreparer(
         ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
     )
-    prepared = preparer.prepare(image_bytes, remove_background=True).image
+    return preparer.prepare(image_bytes, remove_background=True).image
+
+
+def cpu_generator_time(image_bytes: bytes, octree: int, runs: int = 5) -> dict:
+    prepared = prepared_photo(image_bytes)
     generator = SilhouetteGenerator()
     params = GenerationParams(octree_resolution=octree)
     times, faces = [], 0
@@ -293,20 +298,14 @@ def main() -> None:
 def model_figures(image_bytes: bytes) -> dict:
     from bench.models import hunyuan_figures, preprocessing_figures
 
-    prepared = ImagePreparer(
-        ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
-    )
-    image = prepared.prepare(image_bytes, remove_background=True).image
+    image = prepared_photo(image_bytes)
     return {"hunyuan": hunyuan_figures(image), "preprocessing": preprocessing_figures(image_bytes)}
 
 
 def split_figures(image_bytes: bytes) -> dict:
     from bench.split import main as split
 
-    prepared = ImagePreparer(
-        ImageLimits(50_000_000, 40_000_000), 512, ClassicalRemover([BorderFloodFill()])
-    )
-    return split(prepared.prepare(image_bytes, remove_background=True).image, image_bytes)
+    return split(prepared_photo(image_bytes), image_bytes)
 
 
 def _stop_time(seconds: float | None) -> str:

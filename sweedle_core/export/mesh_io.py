@@ -26,6 +26,7 @@ from sweedle_core.export.texture_maps import (
     encode_png,
     texture_maps_of,
     textured_visual,
+    vertex_uv_of,
 )
 from sweedle_core.generation.protocol import GENERATOR_KEY, TEXTURE_FALLBACK_KEY, TEXTURE_KEY
 from sweedle_core.storage.atomic import write_atomic
@@ -216,18 +217,6 @@ def seamless_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         return np.zeros((0, 3), dtype=np.float32)
     ids, first = position_ids(vertices)
     return smooth_normals(np.asarray(vertices)[first], ids[np.asarray(faces)])[ids]
-
-
-def vertex_uv_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
-    """The mesh's texture coordinates ``(n, 2) float64`` (trimesh's convention, origin
-    bottom-left), or ``None`` when it has no `TextureVisuals` with one UV per vertex."""
-    visual = mesh.visual
-    if visual is None or visual.kind != "texture":
-        return None
-    uv = getattr(visual, "uv", None)
-    if uv is None or len(uv) != len(mesh.vertices):
-        return None
-    return np.asarray(uv, dtype=np.float64)[:, :2]
 
 
 def take_vertices(

@@ -51,16 +51,25 @@ class TextureMaps:
         return self.maps[BASE_COLOR]
 
 
-def texture_maps_of(mesh: trimesh.Trimesh) -> TextureMaps | None:
-    """``mesh``'s UVs and maps, or ``None`` when it has no `TextureVisuals` with one UV per
-    vertex and a base-colour image."""
+def vertex_uv_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The mesh's texture coordinates ``(n, 2) float64`` (trimesh's convention, origin
+    bottom-left), or ``None`` when it has no `TextureVisuals` with one UV per vertex."""
     visual = mesh.visual
     if visual is None or visual.kind != "texture":
         return None
     uv = getattr(visual, "uv", None)
     if uv is None or len(uv) != len(mesh.vertices):
         return None
-    material = getattr(visual, "material", None)
+    return np.asarray(uv, dtype=np.float64)[:, :2]
+
+
+def texture_maps_of(mesh: trimesh.Trimesh) -> TextureMaps | None:
+    """``mesh``'s UVs and maps, or ``None`` when it has no `TextureVisuals` with one UV per
+    vertex and a base-colour image."""
+    uv = vertex_uv_of(mesh)
+    if uv is None:
+        return None
+    material = getattr(mesh.visual, "material", None)
     pbr = isinstance(material, trimesh.visual.material.PBRMaterial)
     found = {name: getattr(material, name, None) for name in MAP_NAMES} if pbr else {}
     if not pbr:
@@ -68,7 +77,7 @@ def texture_maps_of(mesh: trimesh.Trimesh) -> TextureMaps | None:
     maps = {name: image for name, image in found.items() if isinstance(image, Image.Image)}
     if BASE_COLOR not in maps:
         return None
-    return TextureMaps(uv=np.asarray(uv, dtype=np.float64)[:, :2], maps=maps, pbr=pbr)
+    return TextureMaps(uv=uv, maps=maps, pbr=pbr)
 
 
 def textured_visual(maps: TextureMaps) -> trimesh.visual.TextureVisuals:

@@ -9,11 +9,9 @@ the name comes from the server's settings, never from the stored shape alone.
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 import numpy as np
 import trimesh
@@ -31,6 +29,7 @@ from sweedle_core.generation.protocol import (
     Generator,
     ProgressCallback,
 )
+from sweedle_core.generation.runner import shape_of, stored_image
 from sweedle_core.generation.shape import Shape, read_shape
 from sweedle_core.generation.silhouette import METHOD as SILHOUETTE
 from sweedle_core.generation.silhouette import finish_silhouette
@@ -110,9 +109,7 @@ def make_mesh(
     texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
     """Both stages in this process, one after the other (tests, benchmarks, tools)."""
-    extra = {"views": views} if views else {}
-    shape = generator.generate_shape(image, params, on_progress, **extra)
-    shape = replace(shape, generator=generator.name)
+    shape = shape_of(generator, image, params, on_progress, views)
     return finished(shape, image, params, on_progress, plugin, texture_size=texture_size)
 
 
@@ -153,8 +150,7 @@ def finish_stored(
             return 0.0
         raise ShapeLost(f"the generated shape {ticket.shape_path} is gone from the store") from None
     shape = read_shape(data)
-    with Image.open(io.BytesIO(storage.get(ticket.prepared_path))) as image:
-        image.load()
+    image = stored_image(storage, ticket.prepared_path)
     params = GenerationParams(**ticket.params)
     mesh = finished(shape, image, params, on_progress, plugin, texture_size=texture_size)
     storage.put(ticket.raw_mesh_path, raw_mesh_bytes(mesh))

@@ -51,8 +51,8 @@ from sweedle_core.storage.layout import painted_key, raw_mesh_key, shape_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LOOK_S = 10.0
-DROP_WAIT_S = 5.0  # how long ending a job waits for its shape's removal  # how long a rebuild waits on the store for one job before redoing its work
+LOOK_S = 10.0  # how long a rebuild waits on the store for one job before redoing its work
+DROP_WAIT_S = 5.0  # how long ending a job waits for its shape's removal
 
 
 def describe_error(exc: BaseException) -> str:

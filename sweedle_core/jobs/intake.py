@@ -88,27 +88,14 @@ class Intake:
         self, new: NewJob, data: bytes, image_format: str, once: Idempotency | None
     ) -> Taken:
         """Store the upload and create its asset and job, all or nothing."""
-        asset_id = new_id()
-        path = input_key(asset_id, image_format)
-        await self.store.removals.expect_upload(asset_id, self.upload_grace)  # if no rows come
-        await asyncio.to_thread(self.storage.put, path, data)
-        try:
-            job = await self._create(new, asset_id, path, once, upload_recorded=True)
-        except IdempotencyTaken:
-            return await self._replay_raced(once)  # its file: swept after the grace
-        except UploadSwept:
-            raise StorageUnavailable(
-                "the upload took longer than its grace to be recorded and was removed; send it "
-                "again"
-            ) from None
-        return Taken(job)
+        return await self.take_views(new, {"front": (data, image_format)}, once)
 
     async def take_views(
         self, new: NewJob, uploads: Mapping[str, tuple[bytes, str]], once: Idempotency | None
     ) -> Taken:
-        """A multi-view submission: ``uploads`` maps each view (``front`` required) to its
-        bytes and image format. Every photo is stored, then the asset and job are created, all
-        or nothing, as for one upload."""
+        """A submission of one photo or several: ``uploads`` maps each view (``front``
+        required) to its bytes and image format. Every photo is stored, then the asset and job
+        are created, all or nothing."""
         unknown = sorted(set(uploads) - set(VIEWS))
         if unknown or "front" not in uploads:
             raise InvalidInput(
@@ -134,7 +121,7 @@ class Intake:
                 new, asset_id, keys["front"], once, upload_recorded=True, views=views
             )
         except IdempotencyTaken:
-            return await self._replay_raced(once)
+            return await self._replay_raced(once)  # its files: swept after the grace
         except UploadSwept:
             raise StorageUnavailable(
                 "the upload took longer than its grace to be recorded and was removed; send it "
