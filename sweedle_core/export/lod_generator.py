@@ -28,6 +28,7 @@ from sweedle_core.export.mesh_io import (
     vertex_uv_of,
 )
 from sweedle_core.export.mesh_optimizer import weld_vertices
+from sweedle_core.export.validator import duplicate_faces
 from sweedle_core.storage.atomic import write_atomic
 
 # A level counts as reached when its face count is within this share of the requested one.
@@ -51,6 +52,22 @@ def simplify_mesh(
     """
     source, faces = weld_vertices(mesh)
     return _simplify(take_vertices(mesh, source, faces), face_share, measure)
+
+
+def within_budget(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
+    """``mesh`` reduced to the face budget ``max_faces`` by the LODs' simplifier (which keeps a
+    closed surface closed), or ``mesh`` itself when it is within it. Geometry only: for a mesh
+    not yet coloured."""
+    if len(mesh.faces) <= max_faces:
+        return mesh
+    reduced = simplify_mesh(mesh, max_faces / len(mesh.faces))
+    faces, count = np.asarray(reduced.faces), len(reduced.vertices)
+    # Where two sheets nearly touch (a thin rim), a collapse can fold two faces onto the same
+    # three vertices: a fin of no volume whose edge then has four faces. Both faces go.
+    fin = duplicate_faces(faces, count) | duplicate_faces(faces[::-1], count)[::-1]
+    result = trimesh.Trimesh(vertices=reduced.vertices, faces=faces[~fin], process=False)
+    result.remove_unreferenced_vertices()
+    return result
 
 
 def build_lods(

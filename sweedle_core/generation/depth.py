@@ -21,7 +21,8 @@ Steps, on a grid of ``octree_resolution`` cells across the image (`sweedle_core.
    (the first stage ends here, on the generator replica where the depth model runs; the
    height maps are the shape handed to the CPU stage)
 4. surface: marching cubes on the solid between front and back, only in the cells the surface
-   crosses: a closed, watertight mesh;
+   crosses: a closed, watertight mesh, reduced to the face budget (``max_faces``) by the LODs'
+   simplifier, which keeps it closed;
 5. colour: the photo baked into a UV texture (`photo_texture`): each point takes the photo's
    colour at its (x, y), front and back alike.
 
@@ -42,6 +43,7 @@ from scipy import ndimage
 
 from sweedle_core.devices import TORCH_INSTALL, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
+from sweedle_core.export.lod_generator import within_budget
 from sweedle_core.generation.grid import (
     PAD,
     image_grid,
@@ -205,7 +207,8 @@ def finish_depth(
     verts, faces = _solid_surface(a["sd"], a["front"], a["back"], a["rim"])
 
     on_progress(0.8, "texture")
-    mesh = texture_from_photo(to_mesh(verts, faces), image, texture_size)
+    mesh = within_budget(to_mesh(verts, faces), params.max_faces)
+    mesh = texture_from_photo(mesh, image, texture_size)
     on_progress(1.0, "done")
     return mesh
 

@@ -19,7 +19,8 @@ Steps:
    (the first stage ends here: the height map is the shape handed to the CPU stage)
 4. surface: marching cubes at ``f = 0`` on the front half only (``z >= 0``), only in the cells
    the surface crosses, then mirrored to the back and joined on the middle plane: a closed,
-   outward-wound mesh;
+   outward-wound mesh, reduced to the face budget (``max_faces``) by the LODs' simplifier,
+   which keeps it closed;
 5. colour: the photo baked into a UV texture (`photo_texture`): each point takes the photo's
    colour at its (x, y); the back reuses it, which is the mirrored view seen from behind.
 
@@ -35,6 +36,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from sweedle_core.export.lod_generator import within_budget
 from sweedle_core.generation.grid import (
     PAD,
     image_grid,
@@ -108,7 +110,8 @@ def finish_silhouette(
     verts, faces, _ = _mirror(front, front_faces)
 
     on_progress(0.8, "texture")
-    mesh = texture_from_photo(to_mesh(verts, faces), image, texture_size)
+    mesh = within_budget(to_mesh(verts, faces), params.max_faces)
+    mesh = texture_from_photo(mesh, image, texture_size)
     on_progress(1.0, "done")
     return mesh
 

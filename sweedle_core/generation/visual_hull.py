@@ -32,7 +32,8 @@ backend inflates from the front outline, so one photo never gives an infinitely 
 Each view is sampled on the grid by its coverage (alpha / 255 averaged over a cell, bilinear
 where the photo has fewer pixels than the grid has cells) and the field is the least
 ``coverage - 0.5`` over the views: near an outline it is roughly the signed distance to it in
-cells, so marching cubes places the surface within a cell instead of on a staircase.
+cells, so marching cubes places the surface within a cell instead of on a staircase. The
+surface is then reduced to the face budget (``max_faces``) and the front photo baked onto it.
 
 Frame as every backend: centred, the larger of width and height 1, +Y up, +X the front
 photo's right, +Z toward the viewer of the front photo.
@@ -50,6 +51,7 @@ from PIL import Image
 from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
+from sweedle_core.export.lod_generator import within_budget
 from sweedle_core.export.mesh_io import signed_volume
 from sweedle_core.generation.grid import PAD, signed_distance
 from sweedle_core.generation.photo_texture import texture_from_photo
@@ -89,7 +91,7 @@ def finish_visual_hull(
     views = {name: Image.fromarray(pixels, "RGBA") for name, pixels in shape.arrays.items()}
     volume = hull_volume(views, params.octree_resolution)
     on_progress(0.6, "surface")
-    mesh = hull_mesh(volume)
+    mesh = within_budget(hull_mesh(volume), params.max_faces)
     on_progress(0.8, "texture")
     mesh = texture_from_photo(mesh, image, texture_size)
     on_progress(1.0, "done")
