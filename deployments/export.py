@@ -1,8 +1,9 @@
 """The Exporter deployment: the export pool, several CPU replicas.
 
 It runs the CPU stage of every generation (the GPU stage's shape to the mesh: surface
-extraction, clean-up, the photo baked into a TEXTURE_SIZE texture) and then its default export chain (for the queue) and the exports the
-API asks for (for the ingress); long ones report progress on the WebSocket feed.
+extraction, clean-up, the photo baked into a TEXTURE_SIZE texture, or the unwrapping before and
+the filling after a GPU paints it) and then its default export chain (for the queue), and the
+exports the API asks for (for the ingress); long ones report progress on the WebSocket feed.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Exporter:
         chain, reported as the job's exporting stage."""
         start = time.perf_counter()
         report = self._job_progress(ticket.job_id)
-        finish_s = await asyncio.to_thread(
+        finish = await asyncio.to_thread(
             finish_stored,
             self.exports.storage,
             ticket,
@@ -60,6 +61,8 @@ class Exporter:
             self.settings.generator_backend,
             texture_size=self.settings.texture_size,
         )
+        if finish.paint:
+            return ExportOutcome.to_paint(finish.seconds)
         options = ExportOptions(
             output_format=ticket.output_format,
             lod_levels=self.settings.export_lod_levels,
@@ -83,7 +86,7 @@ class Exporter:
             vertex_count=result.vertex_count,
             face_count=result.face_count,
             seconds=time.perf_counter() - start,
-            finish_s=finish_s,
+            finish_s=finish.seconds,
             texture=result.texture,
             generator=result.generator,
             lods=result.lods,

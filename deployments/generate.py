@@ -20,6 +20,7 @@ from deployments.job_queue import get_job_queue
 from deployments.metrics import GeneratorMetrics
 from sweedle_core.config import Settings
 from sweedle_core.errors import JobCancelled
+from sweedle_core.generation.paint import painter_of
 from sweedle_core.generation.protocol import Generator as GeneratorBackend
 from sweedle_core.generation.registry import build_generator
 from sweedle_core.generation.runner import run_generation
@@ -103,7 +104,12 @@ class Generator:
         self.backend = loaded.generator
         if loaded.note:
             log.warning("generator %s: %s", self.worker, loaded.note)
-        self.running = {"generator": loaded.generator.name, "fallback": loaded.note}
+        painter = painter_of(loaded.generator)
+        self.running = {
+            "generator": loaded.generator.name,
+            "fallback": loaded.note,
+            "painter": None if painter is None else painter.name,
+        }
         await self._set_state("idle", f"{self.backend.name} ready")
         ahead: ray.ObjectRef | None = None  # the next job, asked for before this one ended
         while not self._stopping:

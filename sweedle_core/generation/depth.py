@@ -53,10 +53,9 @@ from sweedle_core.generation.grid import (
     surface_cells,
     to_mesh,
 )
-from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
+from sweedle_core.params import GenerationParams
 
 # The grey the cut-out is shown on: depth models are trained on whole photos, and a neutral
 # flat background reads as a wall behind the object.
@@ -192,25 +191,17 @@ class DepthGenerator:
 METHOD = "depth"
 
 
-def finish_depth(
-    shape: Shape,
-    image: Image.Image,
-    params: GenerationParams,
-    on_progress: ProgressCallback,
-    *,
-    texture_size: int = DEFAULT_TEXTURE_SIZE,
+def depth_surface(
+    shape: Shape, params: GenerationParams, on_progress: ProgressCallback
 ) -> trimesh.Trimesh:
-    """The CPU stage: the solid between the front and back height maps, surfaced, and the
-    photo baked into a ``texture_size`` px UV texture."""
+    """The CPU stage's surface: the solid between the front and back height maps, within the
+    face budget (coloured after, see `finish.finished`)."""
     on_progress(0.2, "surface")
     a = shape.arrays
     verts, faces = _solid_surface(a["sd"], a["front"], a["back"], a["rim"])
 
-    on_progress(0.8, "texture")
-    mesh = within_budget(to_mesh(verts, faces), params.max_faces)
-    mesh = texture_from_photo(mesh, image, texture_size)
-    on_progress(1.0, "done")
-    return mesh
+    on_progress(0.7, "reducing to the face budget")
+    return within_budget(to_mesh(verts, faces), params.max_faces)
 
 
 def _carried_inward(values: np.ndarray, source: np.ndarray, sigma: float) -> np.ndarray:

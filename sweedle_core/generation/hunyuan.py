@@ -20,12 +20,10 @@ from PIL import Image
 
 from sweedle_core.devices import free_cuda_cache, resolve_device
 from sweedle_core.errors import GenerationFailed, ModelUnavailable
-from sweedle_core.generation.finish import mesh_shape
 from sweedle_core.generation.hunyuan_surface import (
     BOX_V,
     MC_LEVEL,
     NO_SURFACE,
-    hunyuan_mesh,
     surface_shape,
     volume_shape,
 )
@@ -131,12 +129,10 @@ class Hunyuan3DGenerator:
         views: Mapping[str, Image.Image] | None = None,
     ) -> Shape:
         """The GPU stage for one RGBA image (background already transparent): image encoding,
-        denoising and volume decoding; the grid of occupancy logits is the shape.
-
-        A job that asks for texture where the paint model can run also has its surface taken,
-        cleaned and painted here (painting is GPU work and needs the final mesh); its shape is
-        then the painted mesh. Lets `JobCancelled` from ``on_progress`` propagate, which stops
-        the denoising loop at the next step.
+        denoising and volume decoding; the grid of occupancy logits is the shape. (A textured
+        job comes back later to be painted, by `painter`, once the CPU pool made its mesh.)
+        Lets `JobCancelled` from ``on_progress`` propagate, which stops the denoising loop at
+        the next step.
         """
         steps = params.inference_steps
 
@@ -170,10 +166,13 @@ class Hunyuan3DGenerator:
                     shape = volume_shape(self.name, volume, params.octree_resolution)
             finally:
                 self._free_cache()
-        if params.texture and self.texturer.can_paint:
-            shape = self._painted_shape(shape, image, params, on_progress)
         on_progress(1.0, "volume decoded")
         return shape
+
+    @property
+    def painter(self) -> Texturer | None:
+        """The texture model, where it can run here (`paint.Painter`)."""
+        return self.texturer if self.texturer.can_paint else None
 
     def _condition(
         self, image: Image.Image, views: Mapping[str, Image.Image] | None
@@ -267,24 +266,6 @@ class Hunyuan3DGenerator:
             attention.attn_processor = processor
 
         return decoder, restore
-
-    def _painted_shape(
-        self,
-        shape: Shape,
-        image: Image.Image,
-        params: GenerationParams,
-        on_progress: ProgressCallback,
-    ) -> Shape:
-        """The painted mesh as the shape: surface, clean-up, then the texture model."""
-        on_progress(0.9, "extracting the surface for painting")
-        mesh = hunyuan_mesh(shape, params, lambda _f, _m: None)
-        on_progress(0.95, "painting the texture")
-        with self._lock:
-            try:
-                mesh = self.texturer.colour(mesh, image, texture=True)
-            finally:
-                self._free_cache()
-        return mesh_shape(self.name, mesh)
 
     def _free_cache(self) -> None:
         if self.low_vram and self.device.startswith("cuda"):

@@ -1,28 +1,26 @@
-"""The CPU stage of the ``hunyuan3d`` backend: the decoded volume's surface, cleaned, coloured.
+"""The CPU stage of the ``hunyuan3d`` backend: the decoded volume's surface, cleaned.
 
 The GPU stage (`hunyuan.Hunyuan3DGenerator.generate_shape`) ends with the VAE's occupancy
 logits on the octree grid. Here, in the CPU pool, marching cubes takes the surface at
 ``MC_LEVEL`` as upstream's default extractor does (the vertices scaled into the ``BOX_V``
 cube, the faces flipped to face outward), then upstream's post-processing (floaters,
-degenerate faces, reduction to ``max_faces``, `mesh_cleanup`) and the photo baked into a UV
-texture (`photo_texture`). Needs no torch and no model; pymeshlab (the hunyuan extra) for the
-clean-up.
+degenerate faces, reduction to ``max_faces``, `mesh_cleanup`); colour comes after (`finish`:
+the photo baked into a UV texture, or the paint path). Needs no torch and no model; pymeshlab
+(the hunyuan extra) for the clean-up.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
-from PIL import Image
 from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.mesh_cleanup import clean_mesh
-from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
+from sweedle_core.params import GenerationParams
 
 METHOD = "hunyuan"
 # Upstream's pipeline defaults: the half-size of the decoded cube, and the logit of the surface.
@@ -45,23 +43,6 @@ def surface_shape(generator: str, vertices: np.ndarray, faces: np.ndarray) -> Sh
         "faces": np.ascontiguousarray(faces, dtype=np.int32),
     }
     return Shape(METHOD, generator, arrays)
-
-
-def finish_hunyuan(
-    shape: Shape,
-    image: Image.Image,
-    params: GenerationParams,
-    on_progress: ProgressCallback,
-    *,
-    texture_size: int = DEFAULT_TEXTURE_SIZE,
-) -> trimesh.Trimesh:
-    """The CPU stage: surface, clean-up, reduction, and the photo baked into a
-    ``texture_size`` px UV texture."""
-    mesh = hunyuan_mesh(shape, params, on_progress)
-    on_progress(0.8, "colouring from the photo")  # baked into a UV texture
-    mesh = texture_from_photo(mesh, image, texture_size)
-    on_progress(1.0, "done")
-    return mesh
 
 
 def hunyuan_mesh(

@@ -103,17 +103,23 @@ def texture_from_photo(
     try:
         return bake_photo_texture(mesh, image, size)
     except UnwrapFailed as exc:
-        log.warning("baking the photo texture failed, using vertex colours: %s", exc)
-        coloured = trimesh.Trimesh(
-            vertices=mesh.vertices,
-            faces=mesh.faces,
-            vertex_colors=project_image_colors(mesh, image),
-            process=False,
-        )
-        coloured.metadata.update(mesh.metadata)
-        coloured.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
-        coloured.metadata[TEXTURE_FALLBACK_KEY] = str(exc)
-        return coloured
+        return photo_vertex_colours(mesh, image, str(exc))
+
+
+def photo_vertex_colours(mesh: trimesh.Trimesh, image: Image.Image, reason: str) -> trimesh.Trimesh:
+    """The fallback where ``mesh`` cannot be unwrapped (``reason``): per-vertex colours from
+    `project_image_colors`, and ``metadata[TEXTURE_FALLBACK_KEY]`` saying why."""
+    log.warning("baking the photo texture failed, using vertex colours: %s", reason)
+    coloured = trimesh.Trimesh(
+        vertices=mesh.vertices,
+        faces=mesh.faces,
+        vertex_colors=project_image_colors(mesh, image),
+        process=False,
+    )
+    coloured.metadata.update(mesh.metadata)
+    coloured.metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE
+    coloured.metadata[TEXTURE_FALLBACK_KEY] = reason
+    return coloured
 
 
 def bake_photo_texture(

@@ -53,6 +53,15 @@ class Generator(Protocol):
     ) -> Shape: ...
 
 
+class Surface(Protocol):
+    """Turns a model's `Shape` into its final surface (the CPU stage before colour): centred,
+    +Y up, within ``params.max_faces``, uncoloured."""
+
+    def __call__(
+        self, shape: Shape, params: GenerationParams, on_progress: ProgressCallback
+    ) -> trimesh.Trimesh: ...
+
+
 class Finisher(Protocol):
     """Turns a `Shape` into the final mesh (the CPU stage), needing no model.
 

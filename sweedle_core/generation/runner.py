@@ -1,5 +1,6 @@
 """The GPU stage of one generation from stored files to stored files: the body of a generator's
-work loop. The CPU stage (`finish.finish_stored`) runs later, in the CPU pool."""
+work loop (a shape, or a textured job's painting). The CPU stage (`finish.finish_stored`) runs
+later, in the CPU pool."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from sweedle_core.errors import FileMissing
+from sweedle_core.generation.paint import UNPAINTED, painted_or_kept, painter_of
 from sweedle_core.generation.protocol import Generator, ProgressCallback
-from sweedle_core.generation.shape import Shape, shape_bytes
+from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
 from sweedle_core.jobs.tickets import GenerateTicket
 from sweedle_core.params import VIEWS, GenerationParams
 from sweedle_core.storage import Storage
@@ -29,16 +32,37 @@ class Generated:
 def run_generation(
     generator: Generator, storage: Storage, ticket: GenerateTicket, on_progress: ProgressCallback
 ) -> Generated:
-    """Make the ticket's shape from its prepared image and store it for the CPU stage."""
+    """One GPU visit: make the ticket's shape from its prepared image and store it for the
+    CPU stage; or, when the store holds a mesh the CPU pool unwrapped for a painter, paint it
+    (a replica without a painter leaves it, and the CPU pool bakes the photo onto it)."""
     start = time.perf_counter()
     image = stored_image(storage, ticket.prepared_path)
-    views = _views(storage, image, ticket.views) if ticket.views else None
-    params = GenerationParams(**ticket.params)
+    waiting = _waiting_for_paint(storage, ticket.shape_path)
     gpu_start = time.perf_counter()
-    shape = shape_of(generator, image, params, on_progress, views)
+    if waiting is not None:
+        painter = painter_of(generator)
+        shape = (
+            waiting if painter is None else painted_or_kept(painter, waiting, image, on_progress)
+        )
+        if shape is waiting:
+            return Generated(0.0, time.perf_counter() - start)
+    else:
+        views = _views(storage, image, ticket.views) if ticket.views else None
+        params = GenerationParams(**ticket.params)
+        shape = shape_of(generator, image, params, on_progress, views)
     gpu_s = time.perf_counter() - gpu_start
     storage.put(ticket.shape_path, shape_bytes(shape))
     return Generated(gpu_s, time.perf_counter() - start)
+
+
+def _waiting_for_paint(storage: Storage, key: str) -> Shape | None:
+    """The unwrapped mesh a textured job left at ``key`` for a painter, if that is what the
+    store holds there (anything else there is an earlier visit's, made again)."""
+    try:
+        shape = read_shape(storage.get(key))
+    except FileMissing:
+        return None
+    return shape if shape.method == UNPAINTED else None
 
 
 def shape_of(

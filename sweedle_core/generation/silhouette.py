@@ -45,10 +45,9 @@ from sweedle_core.generation.grid import (
     surface,
     to_mesh,
 )
-from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
+from sweedle_core.params import GenerationParams
 
 # Depth of the object (front to back) relative to the smaller of its width and height.
 _DEPTH_RATIO = 0.6
@@ -61,7 +60,7 @@ _MAX_Z_SCALE = 1.0
 class SilhouetteGenerator:
     """Silhouette inflation on the CPU; see the module docstring for what it can and cannot do.
 
-    Its first stage ends with the front's height map, the second (`finish_silhouette`)
+    Its first stage ends with the front's height map, the second (`silhouette_surface`)
     builds the volume from it and takes the surface, like a model's volume after the GPU.
     """
 
@@ -92,28 +91,19 @@ class SilhouetteGenerator:
 METHOD = "silhouette"
 
 
-def finish_silhouette(
-    shape: Shape,
-    image: Image.Image,
-    params: GenerationParams,
-    on_progress: ProgressCallback,
-    *,
-    texture_size: int = DEFAULT_TEXTURE_SIZE,
+def silhouette_surface(
+    shape: Shape, params: GenerationParams, on_progress: ProgressCallback
 ) -> trimesh.Trimesh:
-    """The CPU stage: the volume from the height map, its surface, mirrored, and the photo
-    baked into a ``texture_size`` px UV texture."""
+    """The CPU stage's surface: the volume from the height map, its surface, mirrored, within
+    the face budget (coloured after, see `finish.finished`)."""
     on_progress(0.2, "volume")
     field, cell_mask = _volume(shape.arrays["height_sq"])
 
     on_progress(0.5, "surface")
     front, front_faces = surface(field, cell_mask)  # open along the middle plane z = 0
     verts, faces, _ = _mirror(front, front_faces)
-
-    on_progress(0.8, "texture")
-    mesh = within_budget(to_mesh(verts, faces), params.max_faces)
-    mesh = texture_from_photo(mesh, image, texture_size)
-    on_progress(1.0, "done")
-    return mesh
+    on_progress(0.7, "reducing to the face budget")
+    return within_budget(to_mesh(verts, faces), params.max_faces)
 
 
 def _inflate(sd: np.ndarray) -> np.ndarray:

@@ -54,13 +54,12 @@ from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.lod_generator import within_budget
 from sweedle_core.export.mesh_io import signed_volume
 from sweedle_core.generation.grid import PAD, signed_distance
-from sweedle_core.generation.photo_texture import texture_from_photo
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
 
 # The inflation profile is the silhouette backend's, so one photo gives the same depth in both.
 from sweedle_core.generation.silhouette import _inflate
-from sweedle_core.params import DEFAULT_TEXTURE_SIZE, VIEWS, GenerationParams
+from sweedle_core.params import VIEWS, GenerationParams
 
 METHOD = "visual_hull"
 
@@ -77,25 +76,17 @@ def hull_shape(views: Mapping[str, Image.Image], on_progress: ProgressCallback) 
     return Shape(METHOD, "silhouette", arrays, {"views": list(arrays)})
 
 
-def finish_visual_hull(
-    shape: Shape,
-    image: Image.Image,
-    params: GenerationParams,
-    on_progress: ProgressCallback,
-    *,
-    texture_size: int = DEFAULT_TEXTURE_SIZE,
+def hull_surface(
+    shape: Shape, params: GenerationParams, on_progress: ProgressCallback
 ) -> trimesh.Trimesh:
-    """The CPU stage: the hull carved from every outline, its surface, the front photo baked
-    into a texture."""
+    """The CPU stage's surface: the hull carved from every outline, within the face budget
+    (coloured from the front photo after, see `finish.finished`)."""
     on_progress(0.1, "carving the visual hull")
     views = {name: Image.fromarray(pixels, "RGBA") for name, pixels in shape.arrays.items()}
     volume = hull_volume(views, params.octree_resolution)
     on_progress(0.6, "surface")
-    mesh = within_budget(hull_mesh(volume), params.max_faces)
-    on_progress(0.8, "texture")
-    mesh = texture_from_photo(mesh, image, texture_size)
-    on_progress(1.0, "done")
-    return mesh
+    on_progress(0.7, "reducing to the face budget")
+    return within_budget(hull_mesh(volume), params.max_faces)
 
 
 # For each view, the axis its image's horizontal runs along and whether the image's right is

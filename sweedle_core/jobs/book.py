@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweedle_core.jobs.states import JobStage
+from sweedle_core.jobs.states import JobStage, overall_progress
 from sweedle_core.params import Priority
 
 # Stages in which a job waits for a worker, each with its own priority queue.
@@ -42,6 +42,14 @@ class JobEntry:
     attempts: int = 0
     retries: dict[str, int] = field(default_factory=dict)  # stage -> restarts after a lost worker
     report_seq: int = 0  # the newest generator report shown (see report_progress)
+    paint_visits: int = 0  # times sent back to a GPU to be painted (once at most)
+    # Where a job sent back to be painted was: its stages' progress runs on above it.
+    progress_base: float = 0.0
+
+    def progress_at(self, stage: JobStage, fraction: float) -> float:
+        """The job's overall progress at ``fraction`` of ``stage``, above `progress_base`."""
+        progress = overall_progress(stage, fraction)
+        return round(self.progress_base + (1.0 - self.progress_base) * progress, 4)
 
 
 class JobBook:

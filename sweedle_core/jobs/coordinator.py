@@ -35,7 +35,7 @@ from sweedle_core.jobs.generators import GeneratorRegistry
 from sweedle_core.jobs.lane import PoolLane
 from sweedle_core.jobs.ledger import JobLedger, Webhooks
 from sweedle_core.jobs.resume import resumed_entry
-from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
+from sweedle_core.jobs.states import JobStage, JobStatus
 from sweedle_core.jobs.tickets import (
     ExportTicket,
     GenerateTicket,
@@ -234,7 +234,7 @@ class JobCoordinator:
         if seq and seq <= entry.report_seq:
             return True
         entry.report_seq = seq
-        entry.progress = overall_progress(JobStage.GENERATING, fraction)
+        entry.progress = entry.progress_at(JobStage.GENERATING, fraction)
         entry.message = message
         self._writer.write_later(
             entry.id,
@@ -256,7 +256,7 @@ class JobCoordinator:
             or entry.stage not in (JobStage.PREPROCESSING, JobStage.EXPORTING)
         ):
             return False
-        entry.progress = overall_progress(entry.stage, fraction)
+        entry.progress = entry.progress_at(entry.stage, fraction)
         entry.message = message
         self._writer.write_later(entry.id, progress=entry.progress, message=message)
         self._ledger.publish("progress", entry)
@@ -286,15 +286,19 @@ class JobCoordinator:
     async def generated(
         self, job_id: str, worker: str, seconds: float, gpu_s: float | None = None
     ) -> None:
-        """A generator stored the shape (its GPU stage's hand-off): the job waits for the CPU
-        pool, which makes the mesh and its exports; the generator is free."""
+        """A generator stored the shape (its GPU stage's hand-off) or its painting: the job
+        waits for the CPU pool, which makes the mesh and its exports; the generator is free."""
         entry = self._owned(job_id, worker)
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
-        entry.timings["generate_s"] = round(seconds, 4)
-        if gpu_s is not None:
-            entry.timings["gpu_s"] = round(gpu_s, 4)
+        gpu_s = gpu_s or 0.0
+        if entry.paint_visits:  # the second visit: the GPU's time is the shape's and the paint's
+            entry.timings["paint_s"] = round(seconds, 4)
+            gpu_s += entry.timings.get("gpu_s", 0.0)
+        else:
+            entry.timings["generate_s"] = round(seconds, 4)
+        entry.timings["gpu_s"] = round(gpu_s, 4)
         entry.timings["generated_at"] = time.time()
         if entry.cancel_requested:
             await self._drop_shape(entry)
@@ -312,6 +316,8 @@ class JobCoordinator:
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
+        if entry.paint_visits:  # the unwrapped mesh left for the painter
+            await self._drop_shape(entry)
         if cancelled or entry.cancel_requested:
             await self._ledger.cancelled(entry)
         else:
@@ -439,7 +445,7 @@ class JobCoordinator:
             self._pump_exports()
 
     async def _run_export(self, entry: JobEntry) -> None:
-        ticket = ExportTicket.for_job(entry)
+        ticket = ExportTicket.for_job(entry, paint=self._paint_next(entry))
         entry.message = "making the mesh"
         self._ledger.publish("progress", entry)
         try:
@@ -459,9 +465,17 @@ class JobCoordinator:
                     entry, self._failure("generation" if ours else "export", exc)
                 )
             return
+        finish_s = entry.timings.get("finish_s", 0.0) if entry.paint_visits else 0.0
+        entry.timings["finish_s"] = round(finish_s + outcome.finish_s, 4)
+        if outcome.paint and not entry.cancel_requested:
+            entry.paint_visits += 1
+            entry.progress_base = entry.progress  # the trip's progress runs on from here
+            await self._requeue(entry, "waiting for a GPU to paint the texture")
+            return
         entry.timings["export_s"] = round(outcome.seconds, 4)
-        entry.timings["finish_s"] = round(outcome.finish_s, 4)
         if entry.cancel_requested:
+            if outcome.paint:
+                await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return
         entry.progress = 1.0
@@ -524,6 +538,13 @@ class JobCoordinator:
             retries=dict(entry.retries),
         )
         return True
+
+    def _paint_next(self, entry: JobEntry) -> bool:
+        """Whether a textured job's mesh goes to a painter: once at most, and not when every
+        generator that said so has none (before any said, it may go; one without a painter
+        sends it back unpainted)."""
+        wanted = bool(entry.params.get("texture")) and entry.paint_visits == 0
+        return wanted and self._generators.can_paint() is not False
 
     def _next_attempt(self, entry: JobEntry, stage: JobStage) -> int | None:
         """Count one more run of ``stage`` after a lost worker and return its number, or None

@@ -17,8 +17,9 @@ from sweedle_core.jobs.states import JobStage
 
 # A generator that has not called in for this long is gone (it calls at least every ~10 s).
 GENERATOR_SILENCE_S = 60.0
-# What a loaded replica says it runs: the generator, and why when it is a fallback.
-_RUNNING = ("generator", "fallback")
+# What a loaded replica says it runs: the generator, why when it is a fallback, and the
+# painter (the texture model) when one can run there, else None.
+_RUNNING = ("generator", "fallback", "painter")
 
 
 class GeneratorRegistry:
@@ -65,6 +66,14 @@ class GeneratorRegistry:
     def live(self) -> dict[str, dict[str, Any]]:
         now = time.time()
         return {w: i for w, i in self._generators.items() if now - i["seen"] < GENERATOR_SILENCE_S}
+
+    def can_paint(self) -> bool | None:
+        """Whether a live replica has a painter; None while none has said (a queue that just
+        restarted, before its generators call in)."""
+        said = [info for info in self.live().values() if "painter" in info]
+        if not said:
+            return None
+        return any(info["painter"] for info in said)
 
     def unavailable_reasons(self) -> str | None:
         """Why generation cannot run, when every live replica says it cannot (weights or

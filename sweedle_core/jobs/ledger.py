@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
-from sweedle_core.jobs.states import JobStage, JobStatus, overall_progress
+from sweedle_core.jobs.states import JobStage, JobStatus
 from sweedle_core.jobs.tickets import QueueMetrics
 from sweedle_core.jobs.views import entry_view
 from sweedle_core.jobs.writer import JobWriter
@@ -67,7 +67,7 @@ class JobLedger:
         if stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
             self.book.move(entry, stage)
         entry.stage = stage
-        entry.progress = overall_progress(stage, fraction)
+        entry.progress = entry.progress_at(stage, fraction)
         entry.message = message
         change = dict(
             stage=stage.value,

@@ -76,7 +76,8 @@ class GenerateTicket:
 @dataclass(frozen=True)
 class ExportTicket:
     """The CPU stage (the shape to the raw mesh, unless a run before this one stored it) and
-    the default export chain of one job."""
+    the default export chain of one job. ``paint``: a generator that paints is there, so a
+    textured job's mesh is unwrapped and handed back to a GPU instead of coloured here."""
 
     job_id: str
     asset_id: str
@@ -85,9 +86,10 @@ class ExportTicket:
     raw_mesh_path: str
     params: dict[str, Any]
     output_format: str
+    paint: bool = False
 
     @classmethod
-    def for_job(cls, entry: JobEntry) -> ExportTicket:
+    def for_job(cls, entry: JobEntry, paint: bool = False) -> ExportTicket:
         return cls(
             job_id=entry.id,
             asset_id=entry.asset_id,
@@ -96,6 +98,7 @@ class ExportTicket:
             raw_mesh_path=raw_mesh_key(entry.asset_id),
             params=entry.params,
             output_format=str(entry.params.get("output_format", "glb")),
+            paint=paint,
         )
 
 
@@ -111,6 +114,12 @@ class ExportOutcome:
     generator: str | None = None  # the backend that made the mesh (a fallback, if one ran)
     lods: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
+    paint: bool = False  # no export: the mesh waits for a painter (see `to_paint`)
+
+    @classmethod
+    def to_paint(cls, seconds: float) -> ExportOutcome:
+        """The CPU stage stored the unwrapped mesh for a painter: the job goes back to a GPU."""
+        return cls("", "", 0, 0, seconds, finish_s=seconds, paint=True)
 
 
 class Workers(Protocol):

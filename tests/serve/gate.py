@@ -15,7 +15,9 @@ from dataclasses import replace
 import ray
 
 from sweedle_core.config import Settings
-from sweedle_core.generation.silhouette import SilhouetteGenerator, finish_silhouette
+from sweedle_core.generation.finish import finisher_for
+from sweedle_core.generation.silhouette import SilhouetteGenerator
+from tests.painting import FrontPainter
 
 GATE_NAME = "sweedle_test_gate"
 POOL_GATE_NAME = "sweedle_test_pool_gate"
@@ -93,12 +95,15 @@ def _passed(gate: ray.actor.ActorHandle, first: bool) -> bool:
 
 class GatedGenerator:
     """The silhouette generator with a gate before its GPU stage (``GATE_NAME``) and one
-    before its CPU stage, in the export pool (``POOL_GATE_NAME``)."""
+    before its CPU stage, in the export pool (``POOL_GATE_NAME``); it paints textured jobs
+    with a stand-in texture model (`tests.painting.FrontPainter`), so they take the paint path
+    (their CPU stages are the silhouette's own, without the pool gate)."""
 
     name = "gated-silhouette"
 
     def __init__(self, settings: Settings) -> None:
         self.inner = SilhouetteGenerator()
+        self.painter = FrontPainter()
 
     def generate_shape(self, image, params, on_progress, views=None):  # type: ignore[no-untyped-def]
         _wait_at(GATE_NAME, on_progress)
@@ -106,9 +111,10 @@ class GatedGenerator:
             raise RuntimeError("the test generator was told to fail")
         shape = self.inner.generate_shape(image, params, on_progress, views)
         # The pool gate holds the one-photo shapes (a visual hull goes to its own CPU stage).
-        return replace(shape, method=self.name) if shape.method == "silhouette" else shape
+        gated = shape.method == "silhouette" and not params.texture
+        return replace(shape, method=self.name) if gated else shape
 
     @staticmethod
     def finish(shape, image, params, on_progress):  # type: ignore[no-untyped-def]
         _wait_at(POOL_GATE_NAME, on_progress)
-        return finish_silhouette(shape, image, params, on_progress)
+        return finisher_for("silhouette")(shape, image, params, on_progress)

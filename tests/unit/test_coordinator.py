@@ -1187,3 +1187,88 @@ async def test_a_store_outage_in_a_stage_fails_the_job_saying_so(store, new_coor
     assert (await finished(coordinator, job_id))["type"] == "job_failed"
     row = await store.get_job(job_id)
     assert row.error == f"export failed: {outage.message}" and row.retries == {}
+
+
+# --- the paint path -----------------------------------------------------------------------------
+
+
+class PaintingWorkers(FakeWorkers):
+    """The CPU pool of a box whose generators paint: a textured job's first CPU stage stores
+    the unwrapped mesh and hands the job back for painting (when its ticket says to)."""
+
+    async def export(self, ticket: ExportTicket) -> ExportOutcome:
+        if ticket.paint:
+            self.export_tickets.append(ticket)
+            await self._pass("export", ticket.job_id)
+            return ExportOutcome.to_paint(seconds=0.25)
+        return await super().export(ticket)
+
+
+async def textured(store: Store, coordinator: JobCoordinator) -> str:
+    asset_id = new_id()
+    job = await store.create_job(
+        name="chair",
+        params=GenerationParams(texture=True),
+        priority=Priority.NORMAL,
+        original_filename="x.png",
+        input_path=f"{asset_id}/input.png",
+        asset_id=asset_id,
+    )
+    await coordinator.submit(job.id)
+    return job.id
+
+
+async def test_a_textured_job_goes_back_to_a_gpu_to_be_painted_then_completes_once(
+    store, new_coordinator
+):
+    workers = PaintingWorkers()
+    coordinator = await new_coordinator(workers)
+    await coordinator.generator_state("gpu-0", "idle", "ready", {"painter": "hunyuan3d-paint"})
+    job_id = await textured(store, coordinator)
+
+    await generate(coordinator)  # the shape
+    painting = await reached(coordinator, job_id, "waiting_for_gpu", type_="progress")
+    while "paint" not in painting["message"]:
+        painting = await wait_event(
+            coordinator,
+            lambda e: e.get("job_id") == job_id and e.get("stage") == "waiting_for_gpu",
+            after=painting["seq"],
+        )
+    assert (await generate(coordinator)).job_id == job_id  # the painting
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert [t.paint for t in workers.export_tickets] == [True, False]
+    stages = [e["stage"] for e in events_of(coordinator, job_id) if e["type"] == "progress"]
+    gpu_visits = [s for i, s in enumerate(stages) if s == "generating" and stages[i - 1] != s]
+    assert len(gpu_visits) == 2
+    progress = [e["progress"] for e in events_of(coordinator, job_id) if "progress" in e]
+    assert progress == sorted(progress), "the trip back to a GPU never moves progress back"
+    row = await store.get_job(job_id)
+    assert row.status == "completed" and "paint_s" in row.timings
+    assert len([e for e in events_of(coordinator, job_id) if e["type"] == "asset_ready"]) == 1
+
+
+async def test_without_a_painter_a_textured_job_is_not_sent_back(store, new_coordinator):
+    workers = PaintingWorkers()
+    coordinator = await new_coordinator(workers)
+    await coordinator.generator_state("gpu-0", "idle", "ready", {"painter": None})
+    job_id = await textured(store, coordinator)
+
+    await generate(coordinator)
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert [t.paint for t in workers.export_tickets] == [False]
+
+
+async def test_a_job_is_sent_to_be_painted_once_at_most(store, new_coordinator):
+    """Before any generator said whether it paints (a queue just restarted), a textured job
+    may go back to a GPU once; one that comes back unpainted is finished from the photo."""
+    workers = PaintingWorkers()
+    coordinator = await new_coordinator(workers)
+    job_id = await textured(store, coordinator)
+
+    await generate(coordinator)
+    await generate(coordinator)  # a replica without a painter: nothing painted
+
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    assert [t.paint for t in workers.export_tickets] == [True, False]

@@ -64,7 +64,7 @@ def test_the_cpu_stage_stores_the_mesh_and_removes_the_shape(storage: LocalStora
     store_shape(storage)
     events: list[tuple[float, str]] = []
 
-    seconds = finish_stored(storage, ticket(), lambda f, m: events.append((f, m)))
+    seconds = finish_stored(storage, ticket(), lambda f, m: events.append((f, m))).seconds
 
     mesh = read_raw_mesh(storage.get("a1/raw_mesh.npz"))
     assert seconds > 0 and len(mesh.faces) > 100 and validate_mesh(mesh)["watertight"]
@@ -79,7 +79,7 @@ def test_a_second_run_after_the_mesh_was_stored_does_nothing(storage: LocalStora
     finish_stored(storage, ticket(), lambda f, m: None)
     stored = storage.get("a1/raw_mesh.npz")
 
-    assert finish_stored(storage, ticket(), lambda f, m: None) == 0.0
+    assert finish_stored(storage, ticket(), lambda f, m: None).seconds == 0.0
     assert storage.get("a1/raw_mesh.npz") == stored
 
 

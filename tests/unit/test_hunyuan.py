@@ -37,6 +37,7 @@ from sweedle_core.generation.hunyuan import Hunyuan3DGenerator
 from sweedle_core.generation.hunyuan_surface import tidy_mesh
 from sweedle_core.generation.shape import read_shape, shape_bytes
 from sweedle_core.params import GenerationParams
+from tests.painting import PAINT_SIZE, Hy3dgenPaint
 from tests.textures import glb_maps, gradient, is_flat, same_pixels, surface_colors, welded
 
 MODEL, SUBFOLDER = "tencent/Hunyuan3D-2", "hunyuan3d-dit-v2-0"
@@ -746,6 +747,32 @@ def test_low_vram_loads_the_texture_model_per_job_and_a_paint_failure_never_fail
 
     assert len(paint.loads) == 2
     assert mesh.metadata["texture"] == "image_projection"
+
+
+def test_hy3dgens_paint_pipeline_runs_step_by_step_on_the_pools_uv_layout(
+    paint: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hy3dgen 2.0.2's own ``__call__`` unwraps the mesh again and inpaints on the GPU
+    replica; Sweedle drives its steps instead: the layout comes from the CPU pool and the
+    filling of unseen texels runs there too."""
+    monkeypatch.setitem(
+        sys.modules,
+        "hy3dgen.texgen",
+        fake_module("hy3dgen.texgen", Hunyuan3DPaintPipeline=Hy3dgenPaint),
+    )
+    monkeypatch.setattr(Hy3dgenPaint, "instances", [])
+    generator = Hunyuan3DGenerator(MODEL, SUBFOLDER)
+
+    mesh = make_mesh(generator, rgba_disc(), params(texture=True, octree_resolution=32), noop)
+
+    (pipeline,) = Hy3dgenPaint.instances
+    assert pipeline.steps == ["recenter", "delight", "normals", "positions", "multiview", "bake"]
+    # The multi-view model's camera indices for the six default views, as upstream numbers them.
+    assert pipeline.camera_info == [21, 12, 15, 18, 43, 37]
+    assert mesh.metadata["texture"] == "hunyuan3d_paint"
+    maps = texture_maps_of(mesh)
+    assert maps is not None and maps.base_color.size == (PAINT_SIZE, PAINT_SIZE)
+    assert not is_flat(maps.base_color)
 
 
 def test_texture_weights_missing_on_cuda_say_how_to_fetch_them(

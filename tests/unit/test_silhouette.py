@@ -7,9 +7,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled
-from sweedle_core.generation.finish import make_mesh
+from sweedle_core.generation.finish import finisher_for, make_mesh
 from sweedle_core.generation.shape import read_shape, shape_bytes
-from sweedle_core.generation.silhouette import SilhouetteGenerator, finish_silhouette
+from sweedle_core.generation.silhouette import SilhouetteGenerator
 from sweedle_core.params import GenerationParams
 from tests.textures import surface_colors, welded
 
@@ -96,7 +96,7 @@ def test_each_stage_reports_progress_rising_to_one() -> None:
     shape = SilhouetteGenerator().generate_shape(
         disc_image(), params, lambda fraction, message: first.append((fraction, message))
     )
-    finish_silhouette(
+    finisher_for("silhouette")(
         read_shape(shape_bytes(shape)),
         disc_image(),
         params,
