@@ -272,6 +272,10 @@ def main() -> None:
 
     results["texture"] = texture_bake()
     print(json.dumps(results["texture"], indent=2), flush=True)
+    from bench.front import main as front_layer
+
+    results["front"] = front_layer()
+    print(json.dumps(results["front"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["depth"] = depth_generator()
@@ -327,6 +331,7 @@ def _stop_time(seconds: float | None) -> str:
 
 
 def render(r: dict) -> str:
+    from bench.front import render as render_front
     from bench.library import render as render_library  # imports bench.run: not at the top
     from bench.split import render as render_split
     from bench.storage import render as render_storage
@@ -384,6 +389,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 {render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
+{render_front(r["front"]) if "front" in r else ""}
 {render_storage(r["storage"])}
 
 Raw figures:

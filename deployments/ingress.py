@@ -20,6 +20,7 @@ from deployments.http.feed import generation_readiness
 from deployments.http.services import Services
 from deployments.job_queue import get_job_queue
 from deployments.submission import Submission
+from sweedle_core.access.exposure import LOOPBACK
 from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
@@ -49,6 +50,7 @@ class Ingress:
         queue = get_job_queue(settings, preprocessor, exporter)
         ray.get(queue.ready.remote())  # the schema is migrated before the first request
         self.services = Services(
+            bound=serve_http_host(),
             settings=settings,
             store=store,
             storage=storage,
@@ -60,10 +62,12 @@ class Ingress:
             submission=Submission(settings, store, storage, preprocessor, queue),
             broadcaster=Broadcaster(queue),
         )
+        if (warning := self.services.exposure.warning()) is not None:
+            log.warning(warning)
         self._watchdog = asyncio.get_event_loop().create_task(self._warn_while_unusable())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.services)
+        return create_app(self.services, behind_serve=True)
 
     async def _warn_while_unusable(self) -> None:
         """Say plainly in the log, again and again, when generation cannot happen (the store
@@ -80,3 +84,16 @@ class Ingress:
             readiness = generation_readiness(status["generators"])
             if readiness["state"] != "ready":
                 log.warning("generation is not possible yet: %s", readiness["detail"])
+
+
+def serve_http_host() -> str:
+    """The address Serve's HTTP proxies listen on, as the Serve controller has it (from the
+    config's ``http_options.host``); Serve's own default where it cannot be asked."""
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        return str(ray.get(controller.get_http_config.remote(), timeout=30).host)
+    except (ValueError, ray.exceptions.RayError) as exc:
+        log.warning("cannot ask Serve where it listens (%r); taking 127.0.0.1", exc)
+        return LOOPBACK

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from typing import Any
 
 import ray
+from pydantic import SecretStr
 from ray.serve.handle import DeploymentHandle
 
 from deployments.cluster_check import check_cluster
@@ -53,7 +55,13 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 
 def settings_fingerprint(settings: Settings) -> str:
-    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+    """A digest of every setting, secrets by their values (a dump shows them masked, so a
+    rotated WEBHOOK_SECRET would look unchanged and the old queue would be kept)."""
+    values = settings.model_dump(mode="json")
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            values[name] = value.get_secret_value()
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class JobQueue:
@@ -72,6 +80,7 @@ class JobQueue:
                 backoff_s=settings.webhook_backoff_s,
                 backoff_max_s=settings.webhook_backoff_max_s,
                 timeout_s=settings.webhook_timeout_s,
+                allowed_networks=list(settings.webhook_allowed_cidrs),
                 on_attempt=self._webhook_attempted,
             )
             if secret

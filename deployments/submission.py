@@ -43,6 +43,7 @@ from sweedle_core.preprocess import ImageInfo
 from sweedle_core.quality import TUNABLE, is_turbo, resolve_params
 from sweedle_core.schemas import SubmitResponse
 from sweedle_core.storage import Storage
+from sweedle_core.webhooks.destinations import checked_destination
 
 log = logging.getLogger("ray.serve")
 
@@ -145,7 +146,7 @@ class Submission:
     ) -> tuple[SubmitResponse, bool]:
         """Take an upload in; the flag says the answer replays an earlier identical request."""
         params = form.params(self.settings)
-        webhook_url = self._webhook_url(form)
+        webhook_url = await self._webhook_url(form)
         data = await _read_capped(file, self.settings.max_upload_bytes)
         request = (data, form.model_dump_json().encode(), (file.filename or "").encode())
         once = idempotency(caller.owner, key, *request) if key else None
@@ -175,7 +176,7 @@ class Submission:
         any of left, back, right) to its upload; each is read within the upload limit and
         inspected, and a refusal names the view."""
         params = form.params(self.settings)
-        webhook_url = self._webhook_url(form)
+        webhook_url = await self._webhook_url(form)
         data = {
             view: await _read_capped(file, self.settings.max_upload_bytes, f"the {view} photo")
             for view, file in files.items()
@@ -221,7 +222,7 @@ class Submission:
                 "pipeline (a hub id such as Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers, or a "
                 "local folder holding model_index.json) and restart the app"
             )
-        webhook_url = self._webhook_url(request)
+        webhook_url = await self._webhook_url(request)
         once = idempotency(caller.owner, key, request.model_dump_json().encode()) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
             return _submitted(replayed.job), True
@@ -236,13 +237,17 @@ class Submission:
         )
         return await self._enqueue(await self.intake.take_text(new, once))
 
-    def _webhook_url(self, options: GenerationOptions) -> str | None:
+    async def _webhook_url(self, options: GenerationOptions) -> str | None:
+        """The job's webhook URL; a submitter's own must reach a public address (a 422 naming
+        the rule otherwise), checked again before every delivery attempt."""
         url = options.webhook_url or self.settings.webhook_url or None
         if url and not self.settings.webhook_secret.get_secret_value():
             raise WebhooksDisabled(
                 "webhooks are signed with WEBHOOK_SECRET, which this server has not set: set it "
                 "and restart, or submit without webhook_url"
             )
+        if options.webhook_url:
+            await checked_destination(options.webhook_url, self.settings.webhook_allowed_cidrs)
         return url
 
     async def _enqueue(self, taken: Taken) -> tuple[SubmitResponse, bool]:

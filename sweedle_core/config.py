@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sweedle_core.access.keys import checked_keys
 from sweedle_core.params import (
     DEFAULT_TEXTURE_SIZE,
     GuidanceScale,
@@ -36,12 +44,13 @@ def env_flag(name: str) -> bool:
 class Settings(BaseSettings):
     """Every knob of the service. Field names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Inputs are left out of validation errors: they would print a rejected key or secret.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     app_name: str = "Sweedle"
     debug: bool = False
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=1, le=65535)
 
     database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
     storage_dir: Path = Path("./data/storage")
@@ -163,8 +172,17 @@ class Settings(BaseSettings):
     # Per-key limits for keys that set none of their own; 0: no limit.
     rate_limit_per_minute: int = Field(0, ge=0)
     max_waiting_jobs_per_key: int = Field(0, ge=0)
-    # Browser origins allowed to call the API (CORS); none by default.
+    # Browser origins allowed to call the API (CORS) and to change things from a page; none by
+    # default (a page the server itself serves is always allowed).
     cors_origins: list[str] = Field(default_factory=list)
+    # Host names the server answers to besides loopback names, IP literals and (bound beyond
+    # loopback) this machine's own: the public name behind a reverse proxy, say; "*": any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Listening beyond loopback without API keys is refused at start unless this says it is
+    # meant; then /health and the log warn about it.
+    allow_anonymous_network: bool = False
+    # The largest body read for a request that is not a photo upload (JSON), in KB.
+    max_request_kb: int = Field(256, ge=1, le=65536)
 
     # Webhooks: a POST to the job's webhook_url (or this default) when it completes, fails or is
     # cancelled, signed with HMAC-SHA256 under WEBHOOK_SECRET, retried with doubling backoff.
@@ -174,9 +192,18 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(2.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(600.0, gt=0)
     webhook_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Webhooks go only to public addresses (`webhooks.destinations`); these networks (CIDRs, a
+    # JSON list) are allowed as well, for receivers inside the operator's own network.
+    webhook_allowed_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
     # How long an Idempotency-Key is remembered.
     idempotency_ttl_hours: float = Field(24.0, gt=0)
     ray_namespace: str = "sweedle"
+
+    @field_validator("api_keys", "admin_api_keys")
+    @classmethod
+    def _keys(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        checked_keys(value.get_secret_value(), str(info.field_name).upper())
+        return value
 
     @field_validator("database_url")
     @classmethod

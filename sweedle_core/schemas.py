@@ -20,6 +20,10 @@ BACKGROUND_METHOD = (
 )
 
 
+# The most tags an asset carries, and so the most a filter can usefully name.
+MAX_TAGS = 50
+
+
 class _Read(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -184,7 +188,9 @@ class AssetUpdate(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=255)
     tags: list[str] | None = Field(
-        None, max_length=50, description="the whole set; normalised like POST /api/assets/tags"
+        None,
+        max_length=MAX_TAGS,
+        description="the whole set; normalised like POST /api/assets/tags",
     )
     metadata: dict[str, Any] | None = Field(
         None, description=f"free-form JSON object, at most {METADATA_MAX_BYTES} bytes"

@@ -70,6 +70,28 @@ def listed_gpus() -> list[str] | None:
     return [line.strip() for line in listed.splitlines() if line.startswith("GPU ")]
 
 
+def http_options(path: Path) -> dict[str, Any]:
+    """The config's ``http_options`` (where Serve listens)."""
+    document = yaml.safe_load(path.read_text()) or {}
+    return dict(document.get("http_options") or {})
+
+
+def with_http(path: Path, host: str | None, port: str | None, folder: Path) -> Path:
+    """A copy of the config in ``folder`` listening on ``host`` and ``port`` where given
+    (SWEEDLE_HOST, SWEEDLE_PORT); the config itself where neither is."""
+    if not host and not port:
+        return path
+    document = yaml.safe_load(path.read_text()) or {}
+    options = document.setdefault("http_options", {})
+    if host:
+        options["host"] = host
+    if port:
+        options["port"] = int(port)
+    copy = folder / path.name
+    copy.write_text(yaml.safe_dump(document, sort_keys=False))
+    return copy
+
+
 def app_settings(path: Path) -> dict[str, Any]:
     """``applications[0].args.settings`` of a Serve config file (the one Sweedle app)."""
     try:

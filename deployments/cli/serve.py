@@ -7,11 +7,14 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from deployments.cli.configs import chosen_config
+from deployments.cli.configs import chosen_config, http_options, with_http
 from deployments.cli.models import report
+from sweedle_core.access.exposure import LOOPBACK, Exposure, ExposureRefused, is_loopback
+from sweedle_core.access.keyring import KeyRing
 from sweedle_core.doctor import check_shape_packages
 from sweedle_core.generation.hunyuan_weights import needs_hy3dshape
 from sweedle_core.models import hub
@@ -41,6 +44,17 @@ def serve(args: argparse.Namespace) -> int:
         for check in check_shape_packages(settings, v21):
             if check.status == "fail":
                 say(f"{check.name}: {check.detail}")
+    host, port = os.environ.get("SWEEDLE_HOST"), os.environ.get("SWEEDLE_PORT")
+    bound = host or str(http_options(config.path).get("host", LOOPBACK))
+    try:
+        exposure = Exposure.of(settings, bound, keys_on=KeyRing.from_settings(settings).enabled)
+    except ExposureRefused as exc:
+        print(f"sweedle serve: {exc.message}", file=sys.stderr)
+        return 2
+    if (warning := exposure.warning()) is not None:
+        say(f"WARNING: {warning}")
+    where = "this machine only" if is_loopback(bound) else "the network"
+    say(f"listening on {bound} ({where}; SWEEDLE_HOST sets it)")
     binary = _serve_binary()
     if binary is None:
         print(
@@ -48,7 +62,8 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    command = [binary, "run", str(config.path)]
+    folder = Path(tempfile.mkdtemp(prefix="sweedle-serve-"))
+    command = [binary, "run", str(with_http(config.path, host, port, folder))]
     say(" ".join(command))
     if args.dry_run:
         return 0

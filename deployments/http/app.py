@@ -9,6 +9,7 @@ from deployments.http import admin, assets, exports, generation
 from deployments.http.auth import authorize
 from deployments.http.errors import ERROR_RESPONSES, install_error_handlers
 from deployments.http.feed import feed_router, health_router
+from deployments.http.front import Front
 from deployments.http.generation import REPLAYED
 from deployments.http.services import Services
 
@@ -18,7 +19,15 @@ DESCRIPTION = """
 `write` for the rest, `admin` for `/api/admin`), 429 with `Retry-After` over its limits. A key
 sees only its own assets and jobs (another key's ids are 404) unless it is an admin key.
 
-**Errors** are JSON `{"error": "<code>", "detail": "<what is wrong>"}`.
+**Errors** are JSON `{"error": "<code>", "detail": "<what is wrong>"}`; an unexpected one is a
+500 `{"error": "internal", "detail": ..., "request_id": ...}` that names the log entry, not the
+exception. Every answer carries `X-Request-ID` (the client's own when it sends a plain one).
+
+**Limits in front of every route.** A `Host` the server does not answer to is a 400; a state-
+changing request or WebSocket from a browser page whose `Origin` is not the server's own or in
+`CORS_ORIGINS` is a 403; with keys on, an `/api/` request without a valid key is a 401 before
+its body is read; a body over its limit (multipart uploads: `MAX_UPLOAD_MB` per view; other
+bodies: `MAX_REQUEST_KB`) is a 413.
 
 **Progress** streams on the WebSocket `/ws/progress` (`?job_id=` to follow one job, `?api_key=`
 where headers cannot be set): `queue_status`, `job_created`, `progress`, `asset_ready`,
@@ -33,7 +42,8 @@ t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
 GUARDED = (generation.router, assets.router, exports.router, admin.router)
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, behind_serve: bool = False) -> FastAPI:
+    """The app; ``behind_serve``: Ray Serve's proxy sends every answer's X-Request-ID."""
     app = FastAPI(
         title="Sweedle",
         summary="Self-hosted image-to-3D: a photo in, a game-ready GLB out.",
@@ -42,6 +52,7 @@ def create_app(services: Services) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.services = services
+    app.state.echo_request_id = not behind_serve
     install_error_handlers(app)
     for router in GUARDED:
         app.include_router(router, dependencies=[Depends(authorize)])
@@ -55,4 +66,6 @@ def create_app(services: Services) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
             expose_headers=["Retry-After", REPLAYED],
         )
+    # Added last: in front of everything.
+    app.add_middleware(Front, services=services, echo_request_id=app.state.echo_request_id)
     return app

@@ -14,7 +14,14 @@ from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
 from sweedle_core.export.asset_exports import StoredFile
 from sweedle_core.params import ExportFormat
-from sweedle_core.schemas import AssetPage, AssetRead, AssetUpdate, TagCount, TagCreate
+from sweedle_core.schemas import (
+    MAX_TAGS,
+    AssetPage,
+    AssetRead,
+    AssetUpdate,
+    TagCount,
+    TagCreate,
+)
 
 router = APIRouter(prefix="/api/assets", tags=["assets"])
 # How long a DELETE waits for the asset's running job to stop (a generation step or an export).
@@ -35,7 +42,8 @@ async def list_assets(
         str | None, Query(pattern="^(pending|processing|completed|failed|cancelled)$")
     ] = None,
     tags: Annotated[
-        list[str], Query(description="assets carrying every one of these (repeat it)")
+        list[str],
+        Query(max_length=MAX_TAGS, description="assets carrying every one of these (repeat it)"),
     ] = [],  # noqa: B006
     sort_by: SortBy = "created",
     sort_order: SortOrder = "desc",

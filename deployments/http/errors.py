@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deployments.http.front import request_id_of
 from sweedle_core import errors
 from sweedle_core.schemas import ErrorBody
 
@@ -111,12 +112,24 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A 500 that says no more than that: the exception's text stays in the log, under the
+    request's id, which the answer gives for a bug report."""
     error = domain_error(exc)
     if error is not None:
         return _answer(error)
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+    request_id = request_id_of(request.scope)
+    log.exception("unexpected error (request %s)", request_id, exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={
+            "error": "internal",
+            "detail": "an unexpected error; the server's log has it under this request id",
+            "request_id": request_id,
+        },
+        # This answer goes out around the front layer (Serve's proxy adds its own).
+        headers={"X-Request-ID": request_id} if request.app.state.echo_request_id else None,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

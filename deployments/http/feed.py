@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 
 from deployments.broadcast import Subscription
 from deployments.http.auth import authorize_websocket, services_of
-from sweedle_core.access.keys import Caller
+from sweedle_core.access.keys import Caller, presented_key
 
 feed_router = APIRouter(tags=["progress"])
 health_router = APIRouter(tags=["health"])
@@ -75,17 +75,23 @@ async def _pump_feed(websocket: WebSocket, subscription: Subscription) -> None:
 
 @health_router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness, and per service which model runs, which fallback runs instead and why, and
-    what generation is waiting for, if anything. Needs no key."""
+    """Liveness and readiness for anyone; for a caller with a key (or with keys off), per
+    service which model runs, which fallback runs instead and why, and what generation is
+    waiting for, if anything."""
     services = services_of(request)
     status = await services.queue.status.remote()
     generation = generation_readiness(status["generators"])
     generation["configured"] = services.settings.generator_backend
     storage = await services.storage_state()
+    healthy = storage["state"] == "ok" and not status["cluster"]["problems"]
+    presented = presented_key(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    if services.keyring.enabled and services.keyring.identify(presented) is None:
+        # Paths, models and the cluster's layout are not for whoever reaches the port.
+        return {"status": "ok" if healthy else "degraded", "ready": generation["state"] == "ready"}
     return {
-        "status": "ok"
-        if storage["state"] == "ok" and not status["cluster"]["problems"]
-        else "degraded",
+        "status": "ok" if healthy else "degraded",
         "app": services.settings.app_name,
         "generator_backend": services.settings.generator_backend,
         "generation": generation,
@@ -95,6 +101,10 @@ async def health(request: Request) -> dict[str, Any]:
         "queue": {"active_jobs": status["active_jobs"], "queue_depth": status["queue_depth"]},
         "storage": storage,
         "cluster": status["cluster"],
+        "exposure": {
+            "bound": services.exposure.bound,
+            "warning": services.exposure.warning(),
+        },
     }
 
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweedle_core.access.exposure import LOOPBACK, Exposure
 from sweedle_core.access.keyring import KeyRing
 from sweedle_core.access.limits import RequestLimiter
 from sweedle_core.config import Settings
@@ -33,8 +34,14 @@ class Services:
     painter: Any = None
     submission: Any = None  # deployments.submission.Submission
     broadcaster: Any = None  # deployments.broadcast.Broadcaster
+    bound: str = LOOPBACK  # the address the HTTP server listens on
+    # Whom it answers (`Exposure.of`); raises `ExposureRefused` for an open network.
+    exposure: Exposure = field(init=False)
     _storage_state: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
     _storage_check: asyncio.Task[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.exposure = Exposure.of(self.settings, self.bound, keys_on=self.keyring.enabled)
 
     async def storage_state(self) -> dict[str, Any]:
         """What `storage_status` said of the store, at most STORAGE_STATE_TTL_S ago. One check

@@ -37,6 +37,32 @@ HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 HOW_TO_SEND = "send the key as Authorization: Bearer <key> or X-API-Key: <key>"
 
 
+# The shortest key accepted from API_KEYS, ADMIN_API_KEYS or a keys file's ``key``: a short one
+# is guessed (`new_key` makes 47 characters).
+MIN_KEY_LENGTH = 16
+
+
+def checked_keys(text: str, setting: str) -> str:
+    """``text`` (comma-separated keys, as in API_KEYS) unless a key in it is shorter than
+    `MIN_KEY_LENGTH`, or it is set but holds no key at all (``","``): then ValueError naming
+    the setting (never the key)."""
+    if not text.strip():
+        return text
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    if not keys:
+        raise ValueError(
+            f"{setting} is set but holds no key ({text!r}): list keys, or unset it to run "
+            "without keys (on loopback only)"
+        )
+    short = [key for key in keys if len(key) < MIN_KEY_LENGTH]
+    if short:
+        raise ValueError(
+            f"{setting} holds {len(short)} key(s) shorter than {MIN_KEY_LENGTH} characters; "
+            "use long random keys (`sweedle keys new` makes one)"
+        )
+    return text
+
+
 def new_key() -> str:
     """A fresh key: 256 random bits; the prefix makes a leaked one easy to grep for."""
     return "swd_" + secrets.token_urlsafe(32)

@@ -22,6 +22,7 @@ from pydantic import (
 
 from sweedle_core.access.keys import (
     HEX64,
+    MIN_KEY_LENGTH,
     NAME_RE,
     SCOPE_ORDER,
     SCOPES,
@@ -72,6 +73,11 @@ class _Entry(BaseModel):
         text = None if value is None else value.get_secret_value()
         if text is not None and (not text or text != text.strip()):
             raise ValueError("key must not be empty nor start or end with white space")
+        if text is not None and len(text) < MIN_KEY_LENGTH:
+            raise ValueError(
+                f"key is shorter than {MIN_KEY_LENGTH} characters; use a long random key "
+                "(`sweedle keys new` makes one and stores only its sha256)"
+            )
         return value
 
     @field_validator("scopes")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sweedle_core.errors import FileMissing, StorageUnavailable
-from sweedle_core.storage.atomic import copy_atomic, write_atomic
+from sweedle_core.storage.atomic import copy_atomic, make_folder, write_atomic
 from sweedle_core.storage.base import CHUNK_BYTES, Storage, files_under
 from sweedle_core.storage.layout import checked_key
 
@@ -34,14 +34,14 @@ class LocalStorage(Storage):
 
     def put(self, key: str, data: bytes) -> None:
         with self._failures("write", key):
-            write_atomic(self.path(key), data)
+            write_atomic(self.path(key), data, private=True)
 
     def put_file(self, key: str, path: Path) -> None:
         target = self.path(key)
         if Path(path).resolve() == target:
             return  # written in place through `workspace`
         with self._failures("write", key):
-            copy_atomic(path, target)
+            copy_atomic(path, target, private=True)
 
     def get(self, key: str) -> bytes:
         with self._failures("read", key):
@@ -89,7 +89,7 @@ class LocalStorage(Storage):
     def workspace(self, prefix: str) -> Iterator[Path]:
         folder = self.path(prefix)
         with self._failures("write", prefix):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_folder(folder, private=True)
         yield folder
 
     async def open_stream(self, key: str) -> tuple[int, AsyncIterator[bytes]]:
@@ -115,8 +115,8 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         with self._failures("write", "a check file"):
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.root / ".sweedle-check", b"ok")
+            make_folder(self.root, private=True)
+            write_atomic(self.root / ".sweedle-check", b"ok", private=True)
 
     @contextmanager
     def _failures(self, operation: str, key: str) -> Iterator[None]:

@@ -3,6 +3,11 @@
 Delivery is at least once. A delivery whose POST was sent but whose answer was never recorded
 (the process stopped in between) is sent again after a restart; receivers drop duplicates by
 the ``X-Sweedle-Delivery`` header. Owned by one event loop; not thread-safe.
+
+Each attempt checks its destination first (`destinations`: public addresses only) and connects
+to the address that passed. What an attempt records, which the submitter can read, is coarse:
+the receiver's HTTP status, ``unreachable``, or the destination rule it broke; the network
+error itself goes only to the server's log (it would tell a submitter which ports are open).
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from sweedle_core.webhooks.destinations import (
+    Destination,
+    DestinationRefused,
+    Network,
+    Resolver,
+    checked_destination,
+    system_resolver,
+)
 from sweedle_core.webhooks.records import (
     PENDING,
     get_delivery,
@@ -36,8 +49,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = "Sweedle-Webhooks/1"
 EVENT_HEADER = "X-Sweedle-Event"
 DELIVERY_HEADER = "X-Sweedle-Delivery"
-# Enough of an exception's text to tell a refused connection from a bad certificate.
-MAX_ERROR_CHARS = 200
+UNREACHABLE = "unreachable"  # no HTTP answer: refused, reset, timed out, TLS failed...
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
@@ -63,11 +75,6 @@ def _origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS] if text else type(exc).__name__
-
-
 class WebhookDispatcher:
     """Delivers webhook rows of the store: what ``start`` finds pending and what ``schedule``
     is given, each in a task of its own that ends when the delivery is delivered, failed or gone.
@@ -83,15 +90,20 @@ class WebhookDispatcher:
         backoff_max_s: float = 600.0,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        allowed_networks: list[Network] | None = None,
+        resolver: Resolver = system_resolver,
         clock: Callable[[], float] = time.time,
         on_attempt: Callable[[WebhookDelivery], Awaitable[None]] | None = None,
     ) -> None:
         """``clock`` gives Unix seconds: the signatures' timestamps and the retry schedule.
-        ``on_attempt`` hears of every recorded attempt (the queue announces it on the feed)."""
+        ``on_attempt`` hears of every recorded attempt (the queue announces it on the feed).
+        ``allowed_networks`` are inside networks webhooks may reach (WEBHOOK_ALLOWED_CIDRS)."""
         self.on_attempt = on_attempt
         self.store = store
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
+        self.allowed_networks = list(allowed_networks or [])
+        self._resolver = resolver
         self.backoff = partial(backoff_delay, base_s=backoff_s, max_s=backoff_max_s)
         self._secret = secret
         self._clock = clock
@@ -234,21 +246,31 @@ class WebhookDispatcher:
             SIGNATURE_HEADER: sign(self._secret, body, int(self._clock())),
         }
         try:
+            destination = await checked_destination(url, self.allowed_networks, self._resolver)
             # httpx's timeout is per phase; this bounds the whole attempt (a trickling server).
             status_code = await asyncio.wait_for(
-                self._post(url, headers, body), timeout=self.timeout_s
+                self._post(destination, headers, body), timeout=self.timeout_s
             )
-        except asyncio.TimeoutError:
-            return None, f"TimeoutError: no answer within {self.timeout_s:g} s"
-        except Exception as exc:  # connection refused, TLS, bad URL...: all count as attempts
-            return None, _describe(exc)
+        except DestinationRefused as exc:
+            return None, f"refused: {exc.message}"
+        except Exception as exc:  # connection refused, TLS, a timeout...: all count as attempts
+            log.info("webhook delivery %s to %s: %r", delivery_id, _origin(url), exc)
+            return None, UNREACHABLE
         if 200 <= status_code < 300:
             return status_code, None
         if 300 <= status_code < 400:
             return status_code, f"HTTP {status_code} (redirects are not followed)"
         return status_code, f"HTTP {status_code}"
 
-    async def _post(self, url: str, headers: dict[str, str], body: bytes) -> int:
+    async def _post(self, destination: Destination, headers: dict[str, str], body: bytes) -> int:
+        """POST to the address that passed the check, under the URL's own host name (its Host
+        header, and for TLS its server name and certificate)."""
+        url = httpx.URL(destination.url)
+        pinned = url.copy_with(host=destination.address)
+        headers = {**headers, "Host": url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
         # Streamed and never read: only the status matters, and a large answer costs nothing.
-        async with self._client.stream("POST", url, content=body, headers=headers) as response:
+        async with self._client.stream(
+            "POST", pinned, content=body, headers=headers, extensions=extensions
+        ) as response:
             return response.status_code

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
 from deployments.http.files import send_stored
 from deployments.http.services import Services
+from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
 from sweedle_core.errors import FileMissing
 from sweedle_core.export.asset_exports import StoredFile
@@ -79,7 +80,7 @@ def test_health_names_a_store_that_cannot_be_used(s3_server, monkeypatch):
         settings=Settings(),
         store=None,
         storage=missing,
-        keyring=None,  # type: ignore[arg-type]
+        keyring=KeyRing(),
     )
 
     state = asyncio.run(services.storage_state())

@@ -81,6 +81,7 @@ class Deployment:
             "api_keys_file": str(write_keys_file(data_dir / "keys.json")),
             "webhook_secret": WEBHOOK_SECRET,
             "webhook_backoff_s": 0.2,
+            "webhook_allowed_cidrs": ["127.0.0.0/8"],  # the test receivers listen there
             "cors_origins": ["http://studio.example"],
         }
         self.projects = data_dir / "projects"

@@ -199,3 +199,13 @@ def test_cors_answers_the_configured_origin_only(client):
     allowed = preflight("http://studio.example")
     assert allowed.headers["access-control-allow-origin"] == "http://studio.example"
     assert "access-control-allow-origin" not in preflight("http://evil.example").headers
+
+
+def test_health_without_a_key_says_only_whether_the_service_is_up_and_ready(client):
+    anonymous = client.as_key(None).http.get("/health")
+    detailed = client.http.get("/health").json()
+
+    assert anonymous.status_code == 200
+    assert set(anonymous.json()) == {"status", "ready"}, anonymous.json()
+    assert anonymous.json()["ready"] is True and anonymous.json()["status"] == detailed["status"]
+    assert "storage" in detailed and "exposure" in detailed  # paths and models: for keys only

@@ -176,3 +176,20 @@ def test_a_bad_webhook_url_is_a_422(client):
         response = client.submit(IMAGE, webhook_url=url)
         assert response.status_code == 422, response.text
         assert "webhook_url" in response.json()["detail"]
+
+
+def test_a_webhook_to_an_inside_address_is_a_422_naming_the_rule(client):
+    """The app allows 127.0.0.0/8 (its test receivers); every other inside address is refused
+    before a job exists, so nothing is ever sent there."""
+    before = client.http.get("/api/generation/jobs").json()["total"]
+    for url, rule in [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://10.0.0.1:8080/hook", "private"),
+        ("http://[::1]:8000/api/assets", "loopback"),
+        ("http://[::ffff:a9fe:a9fe]/", "link-local"),
+    ]:
+        response = client.submit(IMAGE, webhook_url=url)
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["error"] == "webhook_destination_refused" and rule in body["detail"], body
+    assert client.http.get("/api/generation/jobs").json()["total"] == before

@@ -55,6 +55,7 @@ def pg(deployment: Any, database: str, tmp_path_factory: pytest.TempPathFactory)
         "api_keys_file": str(write_keys_file(data / "keys.json")),
         "webhook_secret": WEBHOOK_SECRET,
         "webhook_backoff_s": 0.2,
+        "webhook_allowed_cidrs": ["127.0.0.0/8"],  # the test receivers listen there
     }
     serve.run(build_app(AppArgs(settings=settings)), name=NAME, route_prefix=f"/{NAME}")
     client = Sweedle(f"http://127.0.0.1:{deployment.port}/{NAME}", KEYS["alice"][0])

@@ -32,7 +32,7 @@ from sweedle_core.access import (
 from sweedle_core.config import Settings
 from sweedle_core.errors import Forbidden, RateLimited, Unauthorized
 
-USER_KEY, ADMIN_KEY, FILE_KEY = "user-key-0123456789", "admin-key-0123456789", "swd_file-key-42"
+USER_KEY, ADMIN_KEY, FILE_KEY = "user-key-0123456789", "admin-key-0123456789", "swd_file-key-0042"
 
 
 def sha(key: str) -> str:
@@ -71,7 +71,7 @@ def test_without_keys_everyone_is_an_unlimited_admin():
 
 def test_env_keys_read_and_write_admin_keys_everything():
     ring = KeyRing.from_settings(
-        settings(api_keys=f" {USER_KEY} , other-key,", admin_api_keys=ADMIN_KEY)
+        settings(api_keys=f" {USER_KEY} , other-key-0123456789,", admin_api_keys=ADMIN_KEY)
     )
     assert ring.enabled
     user = ring.caller(USER_KEY)
@@ -81,7 +81,7 @@ def test_env_keys_read_and_write_admin_keys_everything():
     admin = ring.caller(ADMIN_KEY)
     assert admin.scopes == {"read", "write", "admin"} and admin.admin
     assert admin.owner == f"key-{sha(ADMIN_KEY)[:8]}" and admin.sees is None
-    assert ring.caller("other-key").name != user.name
+    assert ring.caller("other-key-0123456789").name != user.name
     assert len(ring.keys()) == 3
 
 
@@ -141,7 +141,7 @@ def test_only_digests_are_held_and_nothing_shows_a_key_or_digest(tmp_path):
 
 
 def test_every_stored_digest_is_compared_wherever_the_match_is(monkeypatch):
-    keys = [f"key-number-{i}" for i in range(5)]
+    keys = [f"key-number-{i}-0123456789" for i in range(5)]
     ring = KeyRing.from_settings(settings(api_keys=",".join(keys)))
     calls: list[str] = []
     real = hmac.compare_digest
@@ -183,7 +183,7 @@ def test_keys_file_entries_with_scopes_limits_and_defaults(tmp_path):
             "requests_per_minute": 600,
             "max_waiting_jobs": 20,
         },
-        {"name": "auditor", "key": "audit-key", "scopes": ["read", "admin"]},
+        {"name": "auditor", "key": "audit-key-0123456789", "scopes": ["read", "admin"]},
         {"name": "ci.bot_1", "sha256": sha("ci-key"), "requests_per_minute": 0},
     )
     ring = KeyRing.from_settings(
@@ -195,7 +195,7 @@ def test_keys_file_entries_with_scopes_limits_and_defaults(tmp_path):
         600,
         20,
     )
-    auditor = ring.caller("audit-key")
+    auditor = ring.caller("audit-key-0123456789")
     assert auditor.admin and auditor.sees is None and not auditor.allows("write")
     assert (auditor.requests_per_minute, auditor.max_waiting_jobs) == (60, 3)  # the defaults
     bot = ring.caller("ci-key")
@@ -238,7 +238,7 @@ BAD = {"name": "bad", "sha256": "a" * 64}
         ({**BAD, "sha256": "abc"}, "sha256: sha256 must be 64 hex digits"),
         ({**BAD, "sha256": "g" * 64}, "64 hex digits"),
         ({"name": "bad"}, r"keys\[1\] \('bad'\): give exactly one of sha256 \(preferred\) or key"),
-        ({**BAD, "key": "also-plain"}, "exactly one of sha256"),
+        ({**BAD, "key": "also-plain-0123456789"}, "exactly one of sha256"),
         ({**BAD, "name": "has space"}, r"keys\[1\] \('has space'\): name: a name is 1 to 64"),
         ({**BAD, "name": "x" * 65}, "name: a name is 1 to 64"),
         ({**BAD, "name": ""}, "name: a name is 1 to 64"),
@@ -422,7 +422,7 @@ def test_keys_new_refuses_a_duplicate_name_and_bad_values(tmp_path, capsys):
 
 
 def test_keys_new_keeps_the_mode_and_entries_of_an_existing_file(tmp_path, capsys):
-    path = write_keys(tmp_path / "keys.json", {"name": "old", "key": "old-plain-key"})
+    path = write_keys(tmp_path / "keys.json", {"name": "old", "key": "old-plain-key-0123456789"})
     os.chmod(path, 0o640)
     assert cli.main(["keys", "new", "--name", "new", "--file", str(path)]) == 0
     capsys.readouterr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from sweedle_core.webhooks.records import get_delivery, new_delivery, record_att
 from sweedle_core.webhooks.signing import SIGNATURE_HEADER, verify
 
 SECRET = "whsec_test"
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 # --- a real receiver on loopback ---------------------------------------------------------
@@ -109,13 +111,24 @@ async def dispatcher(store):
     made: list[WebhookDispatcher] = []
 
     def make(**options: object) -> WebhookDispatcher:
-        options = {"max_attempts": 3, "backoff_s": 0.01, "backoff_max_s": 0.05, **options}
+        options = {
+            "max_attempts": 3,
+            "backoff_s": 0.01,
+            "backoff_max_s": 0.05,
+            "allowed_networks": [LOOPBACK],  # the test receivers listen there
+            **options,
+        }
         made.append(WebhookDispatcher(store, SECRET, **options))  # type: ignore[arg-type]
         return made[-1]
 
     yield make
     for made_dispatcher in made:
         await made_dispatcher.stop()
+
+
+async def public_resolver(host: str, port: int) -> list[str]:
+    """Every name resolves to one public address (the tests' made-up names do not resolve)."""
+    return ["93.184.215.14"]
 
 
 def refused_url() -> str:
@@ -327,11 +340,13 @@ async def test_a_receiver_that_always_fails_exhausts_the_attempts(store, receive
 @pytest.mark.parametrize(
     ("url", "error_start"),
     [
-        pytest.param(None, "ConnectError", id="connection-refused"),
-        pytest.param("ftp://receiver.invalid/hook", "UnsupportedProtocol", id="not-http"),
+        pytest.param(None, "unreachable", id="connection-refused"),
+        pytest.param("ftp://receiver.invalid/hook", "refused: webhook_url must be", id="not-http"),
     ],
 )
-async def test_unreachable_receivers_record_their_errors(store, dispatcher, url, error_start):
+async def test_unreachable_receivers_record_coarse_errors(store, dispatcher, url, error_start):
+    """What the submitter reads back says no more than that: never the network error's text
+    (which would tell an open port from a closed one)."""
     delivery_id = await add_delivery(store, url or refused_url())
     webhooks = dispatcher(max_attempts=2)
 
@@ -343,7 +358,7 @@ async def test_unreachable_receivers_record_their_errors(store, dispatcher, url,
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 2, None)
     assert [entry["status_code"] for entry in delivery.log] == [None, None]
     assert all(entry["error"].startswith(error_start) for entry in delivery.log)
-    assert all(len(entry["error"]) <= 200 for entry in delivery.log)
+    assert not any("Connect" in entry["error"] for entry in delivery.log)
 
 
 async def test_a_redirect_is_a_failure_and_not_followed(store, receiver, dispatcher):
@@ -372,7 +387,7 @@ async def test_a_receiver_that_does_not_answer_times_out(store, receiver, dispat
     delivery = await get_delivery(store, delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.last_status_code) == ("failed", None)
-    assert "Timeout" in delivery.last_error
+    assert delivery.last_error == "unreachable"
 
 
 async def test_scheduling_twice_sends_once(store, receiver, dispatcher):
@@ -474,7 +489,7 @@ async def test_a_delivery_deleted_between_attempts_stops_quietly(store, dispatch
         await delete_asset(store, job.asset_id)  # deleted while the attempt is in flight
         return httpx.Response(500)
 
-    webhooks = dispatcher(transport=httpx.MockTransport(answer))
+    webhooks = dispatcher(transport=httpx.MockTransport(answer), resolver=public_resolver)
     with caplog.at_level(logging.INFO, logger="sweedle_core.webhooks"):
         webhooks.schedule(delivery_id)
         await webhooks.wait_idle()
