@@ -20,7 +20,6 @@ from deployments.http.feed import generation_readiness
 from deployments.http.services import Services
 from deployments.job_queue import get_job_queue
 from deployments.submission import Submission
-from sweedle_core.access.exposure import LOOPBACK
 from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
@@ -88,12 +87,13 @@ class Ingress:
 
 def serve_http_host() -> str:
     """The address Serve's HTTP proxies listen on, as the Serve controller has it (from the
-    config's ``http_options.host``); Serve's own default where it cannot be asked."""
+    config's ``http_options.host``). Where it cannot be asked, the answer is not loopback:
+    without keys, the app then refuses to start rather than guess it is private."""
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
     try:
         controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
         return str(ray.get(controller.get_http_config.remote(), timeout=30).host)
     except (ValueError, ray.exceptions.RayError) as exc:
-        log.warning("cannot ask Serve where it listens (%r); taking 127.0.0.1", exc)
-        return LOOPBACK
+        log.warning("cannot ask Serve where it listens (%r)", exc)
+        return "an address Serve could not tell"

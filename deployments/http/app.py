@@ -58,6 +58,9 @@ def create_app(services: Services, behind_serve: bool = False) -> FastAPI:
         app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(feed_router)  # checks its key itself: see authorize_websocket
     app.include_router(health_router)
+    # In front of every route; CORS (added after, so outside it) answers preflights and
+    # gives the front layer's refusals their CORS headers.
+    app.add_middleware(Front, services=services, echo_request_id=app.state.echo_request_id)
     if services.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -66,6 +69,4 @@ def create_app(services: Services, behind_serve: bool = False) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
             expose_headers=["Retry-After", REPLAYED],
         )
-    # Added last: in front of everything.
-    app.add_middleware(Front, services=services, echo_request_id=app.state.echo_request_id)
     return app

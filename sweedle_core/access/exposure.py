@@ -109,10 +109,14 @@ class Exposure:
 
     def allows_origin(self, origin: str, host: str | None) -> bool:
         """Whether a browser page at ``origin`` may change things here: the server's own
-        origin (the same host and port as the request's ``Host``) or one of CORS_ORIGINS."""
+        origin (the same host and port as the request's ``Host``) or one of CORS_ORIGINS.
+        With ``ALLOWED_HOSTS=["*"]`` any Host passes, so a matching one proves nothing: only
+        CORS_ORIGINS count then."""
         origin = origin.strip().rstrip("/").lower()
         if origin in self.origins:
             return True
+        if ANY_HOST in self.names:
+            return False
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
             return False  # "null" (a sandboxed frame, a file) and anything odd

@@ -175,6 +175,8 @@ def finish_painted(
     """The CPU step after painting: texels inside the UV charts that no view saw take the
     colours of the surface around them, the charts grow into their gutters, and the mesh
     carries the texture as painted (``texture_size`` is the painter's, not the setting)."""
+    if not shape.arrays["seen"].any():  # the painter saw nothing of it: take the photo
+        return finish_unpainted(shape, image, params, on_progress, texture_size=texture_size)
     on_progress(0.2, "filling what no painted view saw")
     mesh = uv_mesh(shape)
     texture, seen = shape.arrays["texture"].copy(), shape.arrays["seen"]
@@ -182,7 +184,7 @@ def finish_painted(
     uv, faces = shape.arrays["uv"].astype(np.float64), np.asarray(mesh.faces)
     charts, _ = rasterize(uv, faces, np.zeros((len(uv), 1)), size)
     missing = charts & ~seen
-    if missing.any() and seen.any():
+    if missing.any():
         colours = _spread_colours(mesh.vertices, faces, uv, texture, seen)
         _, blended = rasterize(uv, faces, colours, size)
         texture[missing] = np.clip(np.rint(blended[missing]), 0, 255).astype(np.uint8)

@@ -99,8 +99,16 @@ class JobCoordinator:
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
         self._writer = JobWriter(store)
+        # A job that ends unfinished leaves no hand-off behind (a shape, a mesh waiting for
+        # its painter), whichever path ended it.
         self._ledger = JobLedger(
-            self.book, self._writer, self.events, self.metrics, self.status, webhooks
+            self.book,
+            self._writer,
+            self.events,
+            self.metrics,
+            self.status,
+            webhooks,
+            on_unfinished=self._drop_shape,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeping: asyncio.Task[Any] | None = None

@@ -10,7 +10,7 @@ loop; not thread-safe.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from sweedle_core.jobs.book import JobBook, JobEntry
@@ -40,13 +40,17 @@ class JobLedger:
         metrics: QueueMetrics,
         queue_status: Callable[[], dict[str, Any]],
         webhooks: Webhooks | None = None,
+        on_unfinished: Callable[[JobEntry], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_unfinished`` runs for a job that failed or was cancelled, once it is
+        recorded (the coordinator removes what it left in the store)."""
         self.book = book
         self.writer = writer
         self.events = events
         self.metrics = metrics
         self._queue_status = queue_status
         self.webhooks = webhooks
+        self._on_unfinished = on_unfinished
         # Jobs this queue finished lately: a reconcile pass may still read them as active.
         self._finished: dict[str, None] = {}
 
@@ -95,10 +99,16 @@ class JobLedger:
     async def failed(self, entry: JobEntry, error: str) -> None:
         entry.message = error
         await self.finish(entry, JobStatus.FAILED, "job_failed", job_fields={"error": error})
+        await self._unfinished(entry)
 
     async def cancelled(self, entry: JobEntry) -> None:
         entry.message = "cancelled"
         await self.finish(entry, JobStatus.CANCELLED, "job_cancelled")
+        await self._unfinished(entry)
+
+    async def _unfinished(self, entry: JobEntry) -> None:
+        if self._on_unfinished is not None:
+            await self._on_unfinished(entry)
 
     async def finish(
         self,

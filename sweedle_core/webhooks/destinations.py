@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
 from sweedle_core.errors import InvalidInput
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -78,6 +80,8 @@ def refusal(address: Address, allowed: Sequence[Network] = ()) -> str | None:
         return "a multicast address"
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
         return "a shared (carrier-grade NAT) address"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local address"
     if address.is_private:
         return "a private address" if address.version == 4 else "a unique-local or private address"
     if not address.is_global or address.is_reserved:
@@ -91,7 +95,7 @@ async def checked_destination(
     """``url``'s destination once every address its host resolves to passed `refusal`; raises
     `DestinationRefused` naming the rule (or saying the host does not resolve)."""
     parts = urlsplit(url)
-    host = parts.hostname
+    host = _ascii_host(url)
     if parts.scheme not in ("http", "https") or not host:
         raise DestinationRefused("webhook_url must be an http:// or https:// URL with a host")
     try:
@@ -114,6 +118,15 @@ async def checked_destination(
                 "addresses (an operator allows inside networks with WEBHOOK_ALLOWED_CIDRS)"
             )
     return Destination(url, parts.scheme, host, port, str(addresses[0]))
+
+
+def _ascii_host(url: str) -> str | None:
+    """The URL's host as the HTTP client sends it (IDNA-encoded, lower case), or None; a host
+    the client cannot parse (``0177.0.0.1``) as written, so the check still names its rule."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii") or None
+    except (httpx.InvalidURL, UnicodeDecodeError):
+        return urlsplit(url).hostname
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -107,9 +107,17 @@ class WebhookDispatcher:
         self.backoff = partial(backoff_delay, base_s=backoff_s, max_s=backoff_max_s)
         self._secret = secret
         self._clock = clock
-        # A 3xx is the receiver's answer, not a place to send the signed body on to.
+        # A 3xx is the receiver's answer, not a place to send the signed body on to. No proxy
+        # from the environment: it would connect wherever it is told, past the destination
+        # check, and its tunnel would verify TLS against the pinned address, not the name. No
+        # kept-alive connections: they are pooled by address, and one verified for one name
+        # must not carry another name's delivery.
         self._client = httpx.AsyncClient(
-            transport=transport, timeout=timeout_s, follow_redirects=False
+            transport=transport,
+            timeout=timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopped = False

@@ -295,3 +295,28 @@ async def test_a_tag_filter_longer_than_any_asset_can_match_is_a_422_not_a_500()
 
     assert response.status_code == 422 and "tags" in response.json()["detail"]
     assert "SELECT" not in response.text
+
+
+async def test_with_any_host_allowed_only_cors_origins_may_change_things() -> None:
+    """ALLOWED_HOSTS=["*"] lets a rebound name in: its page's Origin then matches its Host,
+    which proves nothing; only CORS_ORIGINS count."""
+    app = app_with(allowed_hosts=["*"], cors_origins=["https://studio.example"])
+    rebound = {"host": "evil.example:8000", "origin": "http://evil.example:8000"}
+    studio = {"host": "sweedle.example", "origin": "https://studio.example"}
+
+    refused = await call(app, "DELETE", "/api/generation/jobs/none-such", rebound)
+    allowed = await call(app, "DELETE", "/api/generation/jobs/none-such", studio)
+
+    assert refused.status == 403 and allowed.status != 403
+
+
+def test_a_refusal_reaches_an_allowed_page_with_its_cors_headers() -> None:
+    """The page can read why (401, 413) instead of seeing a network error."""
+    client = TestClient(app_with(api_keys=SecretStr(KEY), cors_origins=["https://studio.example"]))
+
+    response = client.get(
+        "/api/assets", headers={"host": "localhost", "origin": "https://studio.example"}
+    )
+
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == "https://studio.example"

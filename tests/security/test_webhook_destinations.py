@@ -203,3 +203,37 @@ async def test_a_destination_that_turned_inside_after_submit_is_refused_at_conne
 
     assert done.status == "failed" and receiver.hosts == []
     assert done.last_error.startswith("refused: ") and "loopback" in done.last_error
+
+
+async def test_site_local_ipv6_is_refused_too() -> None:
+    with pytest.raises(DestinationRefused, match="site-local"):
+        await checked_destination("http://[fec0::1]/hook", resolver=resolver)
+
+
+async def test_an_international_name_is_resolved_as_it_is_sent() -> None:
+    """The resolver sees the IDNA form the HTTP client puts in the Host header."""
+    asked: list[str] = []
+
+    async def recording(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [PUBLIC]
+
+    destination = await checked_destination("https://bücher.example/hook", resolver=recording)
+
+    assert asked == ["xn--bcher-kva.example"] and destination.host == "xn--bcher-kva.example"
+
+
+async def test_a_proxy_in_the_environment_is_not_used(store, receiver, monkeypatch) -> None:
+    """A proxy would connect wherever it is told, past the check: deliveries go direct."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+
+    async def pinned(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    delivery_id = await delivery_to(store, f"http://hooks.example:{receiver.port}/hook")
+    done = await deliver(
+        store, delivery_id, resolver=pinned, allowed_networks=[ipaddress.ip_network("127.0.0.0/8")]
+    )
+
+    assert done.status == "delivered" and len(receiver.hosts) == 1

@@ -35,6 +35,7 @@ from sweedle_core.jobs.tickets import (
 )
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.storage import LocalStorage
+from sweedle_core.storage.layout import shape_key
 
 WAIT_S = 10.0  # safety net only: every wait below ends on an event long before this
 PREPROCESS_S = 0.25
@@ -1272,3 +1273,21 @@ async def test_a_job_is_sent_to_be_painted_once_at_most(store, new_coordinator):
 
     assert (await finished(coordinator, job_id))["type"] == "asset_ready"
     assert [t.paint for t in workers.export_tickets] == [True, False]
+
+
+async def test_a_job_cancelled_while_waiting_to_be_painted_leaves_nothing_behind(
+    store, storage, new_coordinator
+):
+    workers = PaintingWorkers()
+    coordinator = await new_coordinator(workers)
+    await coordinator.generator_state("gpu-0", "idle", "ready", {"painter": "hunyuan3d-paint"})
+    job_id = await textured(store, coordinator)
+    asset_id = (await store.get_job(job_id)).asset_id
+    await generate(coordinator)
+    await wait_event(coordinator, lambda e: "paint the texture" in e.get("message", ""))
+    storage.put(shape_key(asset_id), b"the unwrapped mesh, waiting")  # as the pool left it
+
+    await coordinator.cancel(job_id)
+
+    assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
+    assert not storage.exists(shape_key(asset_id))

@@ -210,3 +210,17 @@ def test_a_lost_waiting_mesh_sends_the_job_back_to_its_gpu_stage(tmp_path: Path)
 
     with pytest.raises(ShapeLost):
         finish_stored(storage, export, noop)
+
+
+def test_a_painting_that_saw_nothing_takes_the_photo() -> None:
+    class BlindPainter(FrontPainter):
+        def paint(self, mesh, image, on_progress):  # type: ignore[no-untyped-def]
+            painting = super().paint(mesh, image, on_progress)
+            return type(painting)(texture=painting.texture, seen=painting.seen & False)
+
+    unpainted = unpainted_shape("silhouette", sphere(), 256)
+    shape = painted_shape(BlindPainter(), unpainted, photo(), noop)
+
+    mesh = finisher_for(shape.method)(shape, photo(), PARAMS, noop)
+
+    assert mesh.metadata[TEXTURE_KEY] == TEXTURE_FROM_IMAGE and texture_maps_of(mesh) is not None
