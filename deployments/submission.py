@@ -152,7 +152,7 @@ class Submission:
         once = idempotency(caller.owner, key, *request) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
             return _submitted(replayed.job), True
-        await self.intake.check_waiting(caller)
+        await self.intake.admit(caller, form.priority)
         with worker_lost_is_said():  # a replica that died under it: 503, try again
             info: ImageInfo = await self.preprocessor.inspect.remote(data)
         new = NewJob(
@@ -187,7 +187,7 @@ class Submission:
         once = idempotency(caller.owner, key, *parts) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
             return _submitted(replayed.job), True
-        await self.intake.check_waiting(caller)
+        await self.intake.admit(caller, form.priority)
         formats = {view: (await self._inspect(view, blob)).format for view, blob in data.items()}
         new = NewJob(
             name=form.name or _stem(files["front"].filename) or "untitled",
@@ -226,7 +226,7 @@ class Submission:
         once = idempotency(caller.owner, key, request.model_dump_json().encode()) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
             return _submitted(replayed.job), True
-        await self.intake.check_waiting(caller)
+        await self.intake.admit(caller, request.priority)
         new = NewJob(
             name=request.name or request.prompt[:80],
             params=request.params(self.settings),

@@ -102,7 +102,8 @@ def add_parser(commands: Any) -> None:
         "--scopes",
         type=_scopes,
         default=["read", "write"],
-        help="comma-separated, of read, write, admin (default: read,write)",
+        help="comma-separated, of read, write, priority (may submit priority high), admin "
+        "(default: read,write)",
     )
     new.add_argument(
         "--requests-per-minute",

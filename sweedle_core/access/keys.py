@@ -20,15 +20,16 @@ from sweedle_core.errors import Forbidden
 if TYPE_CHECKING:
     pass
 
-READ, WRITE, ADMIN = "read", "write", "admin"
+READ, WRITE, PRIORITY, ADMIN = "read", "write", "priority", "admin"
 # Canonical order, for messages and files: the order people read them in, not alphabetical.
-SCOPE_ORDER = (READ, WRITE, ADMIN)
+SCOPE_ORDER = (READ, WRITE, PRIORITY, ADMIN)
 SCOPES = frozenset(SCOPE_ORDER)
 USER_SCOPES = frozenset({READ, WRITE})
 # What a missing scope stops a key from doing, for the 403 message.
 _DOING = {
     READ: "read assets or jobs",
     WRITE: "submit, change or delete",
+    PRIORITY: "submit jobs at priority high (ahead of everyone's normal ones)",
     ADMIN: "see other owners' data or use admin routes",
 }
 # Names are stored as owners (String(64)) and shown in logs: keep them short and plain.

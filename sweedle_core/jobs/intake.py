@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sweedle_core.access.keys import Caller
+from sweedle_core.access.keys import PRIORITY, Caller
 from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.models import GenerationJob, new_id
 from sweedle_core.db.removals import UPLOAD_GRACE, UploadSwept
@@ -77,6 +77,14 @@ class Intake:
                 f"options) which made job {job.id}; use a new key for a new request"
             )
         return Taken(job, replayed=True)
+
+    async def admit(self, caller: Caller, priority: Priority) -> None:
+        """Refuses a submission the key may not make: priority high without the ``priority``
+        scope (`Forbidden`: it would jump everyone's queue), or one over the key's limit of
+        waiting jobs (`RateLimited`)."""
+        if priority is Priority.HIGH:
+            caller.require(PRIORITY)
+        await self.check_waiting(caller)
 
     async def check_waiting(self, caller: Caller) -> None:
         """`RateLimited` when the key's waiting jobs are at its limit."""

@@ -320,3 +320,25 @@ def test_a_refusal_reaches_an_allowed_page_with_its_cors_headers() -> None:
 
     assert response.status_code == 401
     assert response.headers["access-control-allow-origin"] == "https://studio.example"
+
+
+# --- fair sharing ---------------------------------------------------------------------------------
+
+
+async def test_priority_high_is_a_scope_of_its_own() -> None:
+    """A read-write key may submit, but not ahead of everyone: priority=high needs the
+    `priority` scope (admin keys have it; a keys file can grant it)."""
+    from sweedle_core.access.keys import Caller
+    from sweedle_core.errors import Forbidden
+    from sweedle_core.jobs.intake import Intake
+    from sweedle_core.params import Priority
+
+    intake = Intake.__new__(Intake)  # admit needs no store for a caller without limits
+    writer = Caller("studio-a", frozenset({"read", "write"}))
+    trusted = Caller("producer", frozenset({"read", "write", "priority"}))
+
+    with pytest.raises(Forbidden, match="'priority' scope"):
+        await intake.admit(writer, Priority.HIGH)
+    await intake.admit(writer, Priority.NORMAL)
+    await intake.admit(trusted, Priority.HIGH)
+    await intake.admit(Caller.open(), Priority.HIGH)  # no keys: a service on your own machine

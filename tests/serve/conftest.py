@@ -35,7 +35,7 @@ def free_port() -> int:
 # The session app's API keys (in a keys file, as SHA-256 digests): the tests call as "admin"
 # unless they test access itself.
 KEYS = {
-    "admin": ("swd_test_admin", ["read", "write", "admin"], {}),
+    "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {}),
     "alice": ("swd_test_alice", ["read", "write"], {}),
     "bob": ("swd_test_bob", ["read", "write"], {}),
     "viewer": ("swd_test_viewer", ["read"], {}),

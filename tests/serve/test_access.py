@@ -209,3 +209,12 @@ def test_health_without_a_key_says_only_whether_the_service_is_up_and_ready(clie
     assert set(anonymous.json()) == {"status", "ready"}, anonymous.json()
     assert anonymous.json()["ready"] is True and anonymous.json()["status"] == detailed["status"]
     assert "storage" in detailed and "exposure" in detailed  # paths and models: for keys only
+
+
+def test_priority_high_needs_its_own_scope(client):
+    alice = client.as_key(key("alice"))
+
+    refused = alice.submit(IMAGE, priority="high")
+
+    assert refused.status_code == 403 and "'priority' scope" in refused.json()["detail"]
+    assert alice.submit(IMAGE, priority="normal").status_code == 202

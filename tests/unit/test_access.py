@@ -79,7 +79,7 @@ def test_env_keys_read_and_write_admin_keys_everything():
     assert user.name == f"key-{sha(USER_KEY)[:8]}"
     assert user.owner == user.sees == user.name
     admin = ring.caller(ADMIN_KEY)
-    assert admin.scopes == {"read", "write", "admin"} and admin.admin
+    assert admin.scopes == {"read", "write", "priority", "admin"} and admin.admin
     assert admin.owner == f"key-{sha(ADMIN_KEY)[:8]}" and admin.sees is None
     assert ring.caller("other-key-0123456789").name != user.name
     assert len(ring.keys()) == 3
@@ -89,7 +89,7 @@ def test_a_key_listed_twice_is_one_key_and_admin_wins():
     ring = KeyRing.from_settings(
         settings(api_keys=f"{USER_KEY},{USER_KEY}", admin_api_keys=USER_KEY)
     )
-    assert [k.scopes for k in ring.keys()] == [("read", "write", "admin")]
+    assert [k.scopes for k in ring.keys()] == [("read", "write", "priority", "admin")]
 
 
 @pytest.mark.parametrize("presented", [None, "", "wrong-key", USER_KEY + " ", "Bearer " + USER_KEY])
@@ -418,7 +418,7 @@ def test_keys_new_refuses_a_duplicate_name_and_bad_values(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(["keys", "new", "--name", "b", "--scopes", "read,delete", "--file", str(path)])
     assert exited.value.code == 2
-    assert "comma-separated list of read, write, admin" in capsys.readouterr().err
+    assert "comma-separated list of read, write, priority, admin" in capsys.readouterr().err
 
 
 def test_keys_new_keeps_the_mode_and_entries_of_an_existing_file(tmp_path, capsys):
