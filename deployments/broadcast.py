@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from sweedle_core.access.keys import may_see
+from sweedle_core.jobs.views import status_view
 
 log = logging.getLogger("ray.serve")
 
@@ -35,6 +36,10 @@ class Subscription:
         if not may_see(self.sees, event.get("owner")):
             return False
         return self.job_id is None or event.get("job_id") == self.job_id
+
+    def shown(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as this client may see it (other keys' jobs as counts)."""
+        return status_view(event, self.sees) if event["type"] == "queue_status" else event
 
     def close(self, reason: str) -> None:
         """End the feed: what is buffered is dropped and the client is told why."""
@@ -87,7 +92,7 @@ class Broadcaster:
             if not subscription.wants(event):
                 continue
             try:
-                subscription.queue.put_nowait(event)
+                subscription.queue.put_nowait(subscription.shown(event))
             except asyncio.QueueFull:
                 self.unsubscribe(subscription)
                 subscription.close(f"the client fell {CLIENT_BUFFER} events behind")

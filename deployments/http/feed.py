@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from deployments.broadcast import Subscription
 from deployments.http.auth import authorize_websocket, services_of
 from sweedle_core.access.keys import Caller, presented_key
+from sweedle_core.jobs.views import status_view
 
 feed_router = APIRouter(tags=["progress"])
 health_router = APIRouter(tags=["health"])
@@ -29,7 +30,8 @@ async def progress(
     await websocket.accept()
     subscription = await services.broadcaster.subscribe(job_id, caller.sees)
     try:
-        await websocket.send_json({"type": "queue_status", **await services.queue.status.remote()})
+        status = status_view(await services.queue.status.remote(), caller.sees)
+        await websocket.send_json({"type": "queue_status", **status})
         await _pump_feed(websocket, subscription)
     except WebSocketDisconnect:
         pass

@@ -13,6 +13,7 @@ from deployments.submission import GenerationForm, TextTo3DRequest
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.library import JobQuery
 from sweedle_core.jobs.states import JobStatus
+from sweedle_core.jobs.views import status_view
 from sweedle_core.params import VIEWS
 from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
 
@@ -135,8 +136,9 @@ async def cancel_job(job: JobDep, services: ServicesDep) -> QueueJob:
 
 
 @router.get("/queue/status", response_model=QueueStatus)
-async def queue_status(services: ServicesDep) -> QueueStatus:
-    return QueueStatus(**await services.queue.status.remote())
+async def queue_status(services: ServicesDep, caller: CallerDep) -> QueueStatus:
+    """Counts for everyone; which jobs the generators run, for an admin key (or no keys)."""
+    return QueueStatus(**status_view(await services.queue.status.remote(), caller.sees))
 
 
 @router.get("/queue/jobs", response_model=list[QueueJob])

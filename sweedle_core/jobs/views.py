@@ -40,3 +40,16 @@ def row_view(row: GenerationJob) -> dict[str, Any]:
         "cancel_requested": False,
         "owner": row.owner,
     }
+
+
+def status_view(status: dict[str, Any], sees: str | None) -> dict[str, Any]:
+    """The queue's status as a caller may see it: a key that sees only its own jobs (``sees``
+    set) sees the others' work as counts: the generators' states without the ids of the
+    jobs they run. None: everything (an admin key, or a service without keys)."""
+    if sees is None:
+        return status
+    generators = {
+        name: {key: value for key, value in info.items() if key != "job_id"}
+        for name, info in status.get("generators", {}).items()
+    }
+    return {**status, "generators": generators}

@@ -218,3 +218,17 @@ def test_priority_high_needs_its_own_scope(client):
 
     assert refused.status_code == 403 and "'priority' scope" in refused.json()["detail"]
     assert alice.submit(IMAGE, priority="normal").status_code == 202
+
+
+def test_a_key_sees_other_keys_work_as_counts_only(client):
+    """Which job each generator runs is for admin keys; the others see states and counts."""
+    alice = client.as_key(key("alice"))
+
+    theirs = alice.http.get("/api/generation/queue/status").json()
+    everything = client.http.get("/api/generation/queue/status").json()
+
+    assert theirs["generators"] and all("job_id" not in g for g in theirs["generators"].values())
+    assert all("job_id" in g for g in everything["generators"].values())
+    assert {"queue_depth", "active_jobs", "by_stage"} <= set(theirs)  # counts for both
+    with alice.feed() as feed:
+        assert all("job_id" not in g for g in feed.snapshot["generators"].values())
