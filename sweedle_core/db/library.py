@@ -172,18 +172,21 @@ class AssetLibrary:
     # --- tags ---------------------------------------------------------------------------
 
     async def tag_counts(self, sees: str | None) -> list[tuple[str, int]]:
-        """Every tag with the number of assets (that ``sees`` may see) carrying it."""
+        """Tags with the number of assets (that ``sees`` may see) carrying each: every tag
+        for ``sees=None`` (an admin key, or no keys), else only the tags on the key's own
+        assets (other keys' tag names are theirs)."""
         link = asset_tags.join(Asset, Asset.id == asset_tags.c.asset_id)
         counted = select(asset_tags.c.tag_id, func.count().label("n")).select_from(link)
         if sees is not None:
             counted = counted.where(Asset.owner == sees)
         counts = counted.group_by(asset_tags.c.tag_id).subquery()
+        query = select(Tag.name, func.coalesce(counts.c.n, 0))
+        if sees is None:
+            query = query.outerjoin(counts, counts.c.tag_id == Tag.id)
+        else:
+            query = query.join(counts, counts.c.tag_id == Tag.id)
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(Tag.name, func.coalesce(counts.c.n, 0))
-                .outerjoin(counts, counts.c.tag_id == Tag.id)
-                .order_by(Tag.name)
-            )
+            rows = await session.execute(query.order_by(Tag.name))
             return [(name, int(n)) for name, n in rows.all()]
 
     async def create_tag(self, name: str) -> tuple[str, bool]:

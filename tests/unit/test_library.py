@@ -158,6 +158,18 @@ async def test_tag_counts_follow_the_callers_assets(store, filled):
     assert dict(await store.library.tag_counts(None))["new-tag"] == 0
 
 
+async def test_a_key_lists_only_the_tags_on_its_own_assets(store, filled):
+    """Another key's tag names are that key's: a scoped caller sees the tags its own assets
+    carry; an admin (or a service without keys) sees every tag."""
+    await store.library.create_tag("bobs-secret-project")
+
+    mine = dict(await store.library.tag_counts("a"))
+    everything = dict(await store.library.tag_counts(None))
+
+    assert "bobs-secret-project" not in mine and everything["bobs-secret-project"] == 0
+    assert all(count > 0 for count in mine.values())
+
+
 async def test_edit_replaces_name_tags_and_metadata(store):
     job = await make(store, "chair", owner="a")
     edited = await store.library.edit(
