@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     # Listening beyond loopback without API keys is refused at start unless this says it is
     # meant; then /health and the log warn about it.
     allow_anonymous_network: bool = False
+    # Progress feeds (WebSockets) one ingress replica keeps open, in all and per caller (a key,
+    # or an address without keys): each holds one of its 2000 request slots while open.
+    max_feeds: int = Field(1000, ge=1)
+    max_feeds_per_client: int = Field(20, ge=1)
     # The largest body read for a request that is not a photo upload (JSON), in KB.
     max_request_kb: int = Field(256, ge=1, le=65536)
 

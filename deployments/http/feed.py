@@ -9,8 +9,9 @@ import ray
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 
 from deployments.broadcast import Subscription
-from deployments.http.auth import authorize_websocket, services_of
+from deployments.http.auth import WS_CLOSE, authorize_websocket, services_of
 from sweedle_core.access.keys import Caller, presented_key
+from sweedle_core.errors import RateLimited
 from sweedle_core.jobs.views import status_view
 
 feed_router = APIRouter(tags=["progress"])
@@ -27,16 +28,26 @@ async def progress(
     export_progress, queue_status. `?job_id=` or a `{"action": "subscribe", "job_id": ...}`
     message narrows the feed to one job; a key sees only its own jobs' events."""
     services = websocket.app.state.services
+    who = caller.name or (websocket.client.host if websocket.client else "an unknown address")
     await websocket.accept()
-    subscription = await services.broadcaster.subscribe(job_id, caller.sees)
     try:
-        status = status_view(await services.queue.status.remote(), caller.sees)
-        await websocket.send_json({"type": "queue_status", **status})
-        await _pump_feed(websocket, subscription)
-    except WebSocketDisconnect:
-        pass
+        services.feeds.take(who)
+    except RateLimited as error:
+        await websocket.send_json({"type": "error", "error": error.code, "detail": error.message})
+        await websocket.close(code=WS_CLOSE[error.code])
+        return
+    try:
+        subscription = await services.broadcaster.subscribe(job_id, caller.sees)
+        try:
+            status = status_view(await services.queue.status.remote(), caller.sees)
+            await websocket.send_json({"type": "queue_status", **status})
+            await _pump_feed(websocket, subscription)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            services.broadcaster.unsubscribe(subscription)
     finally:
-        services.broadcaster.unsubscribe(subscription)
+        services.feeds.give_back(who)
 
 
 async def _pump_feed(websocket: WebSocket, subscription: Subscription) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sweedle_core.access.exposure import LOOPBACK, Exposure
 from sweedle_core.access.keyring import KeyRing
-from sweedle_core.access.limits import RequestLimiter
+from sweedle_core.access.limits import FeedSlots, RequestLimiter
 from sweedle_core.config import Settings
 from sweedle_core.db.store import Store
 from sweedle_core.storage import Storage, build_storage, storage_status, store_state
@@ -28,6 +28,7 @@ class Services:
     storage: Storage
     keyring: KeyRing
     limiter: RequestLimiter = field(default_factory=RequestLimiter)
+    feeds: FeedSlots = field(init=False)
     queue: Any = None  # the JobQueue actor
     preprocessor: Any = None
     exporter: Any = None
@@ -41,6 +42,7 @@ class Services:
     _storage_check: asyncio.Task[dict[str, Any]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self.feeds = FeedSlots(self.settings.max_feeds, self.settings.max_feeds_per_client)
         self.exposure = Exposure.of(self.settings, self.bound, keys_on=self.keyring.enabled)
 
     async def storage_state(self) -> dict[str, Any]:

@@ -92,3 +92,38 @@ def waiting_jobs_exceeded(
             "submit more once some have started",
             retry_after,
         )
+
+
+class FeedSlots:
+    """Open progress feeds of one ingress replica: at most ``per_client`` for one caller (a
+    key, or an address without keys) and ``total`` in all. Each open WebSocket holds one of the
+    replica's request slots for as long as it lives, so without a cap one client's idle
+    sockets could take them all and leave every REST call waiting."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self._open: dict[str, int] = {}
+
+    def take(self, who: str) -> None:
+        """Count a new feed for ``who``; `RateLimited` when it would pass a cap."""
+        if sum(self._open.values()) >= self.total:
+            raise RateLimited(
+                f"this server has {self.total} progress feeds open, its most (MAX_FEEDS); "
+                "try again shortly",
+                WAITING_RETRY_AFTER_S,
+            )
+        if self._open.get(who, 0) >= self.per_client:
+            raise RateLimited(
+                f"{who} has {self.per_client} progress feeds open, the most one caller may "
+                "(MAX_FEEDS_PER_CLIENT): one feed follows every job of the caller",
+                WAITING_RETRY_AFTER_S,
+            )
+        self._open[who] = self._open.get(who, 0) + 1
+
+    def give_back(self, who: str) -> None:
+        left = self._open.get(who, 0) - 1
+        if left > 0:
+            self._open[who] = left
+        else:
+            self._open.pop(who, None)

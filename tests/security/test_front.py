@@ -342,3 +342,19 @@ async def test_priority_high_is_a_scope_of_its_own() -> None:
     await intake.admit(writer, Priority.NORMAL)
     await intake.admit(trusted, Priority.HIGH)
     await intake.admit(Caller.open(), Priority.HIGH)  # no keys: a service on your own machine
+
+
+def test_feeds_are_capped_per_caller_and_in_all() -> None:
+    from sweedle_core.access.limits import FeedSlots
+    from sweedle_core.errors import RateLimited
+
+    feeds = FeedSlots(total=3, per_client=2)
+    feeds.take("alice")
+    feeds.take("alice")
+    with pytest.raises(RateLimited, match="MAX_FEEDS_PER_CLIENT"):
+        feeds.take("alice")
+    feeds.take("bob")
+    with pytest.raises(RateLimited, match="MAX_FEEDS"):
+        feeds.take("carol")
+    feeds.give_back("alice")
+    feeds.take("carol")

@@ -4,6 +4,7 @@ route cannot slip through unguarded."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -232,3 +233,23 @@ def test_a_key_sees_other_keys_work_as_counts_only(client):
     assert {"queue_depth", "active_jobs", "by_stage"} <= set(theirs)  # counts for both
     with alice.feed() as feed:
         assert all("job_id" not in g for g in feed.snapshot["generators"].values())
+
+
+def test_one_caller_cannot_hold_every_feed(client):
+    """MAX_FEEDS_PER_CLIENT (20 by default): the 21st feed of one key is told why and closed
+    with 4429; other keys' feeds go on."""
+    alice = client.as_key(key("alice"))
+    feeds = [alice.feed() for _ in range(20)]
+    try:
+        with alice.feed_raw() as refused:
+            told = json.loads(refused.recv(timeout=30))
+            with pytest.raises(ConnectionClosed) as closed:
+                refused.recv(timeout=30)
+        with client.as_key(key("bob")).feed() as bobs:
+            assert bobs.snapshot["type"] == "queue_status"
+    finally:
+        for feed in feeds:
+            feed.close()
+
+    assert told["error"] == "rate_limited" and "MAX_FEEDS_PER_CLIENT" in told["detail"]
+    assert closed.value.rcvd.code == 4429
