@@ -30,7 +30,12 @@ log = logging.getLogger("ray.serve")
 NO_GENERATOR_WARNING_S = 30.0
 
 
-@serve.deployment(max_ongoing_requests=2000, ray_actor_options={"num_cpus": 0.25})
+@serve.deployment(
+    max_ongoing_requests=2000,
+    # Past this many waiting for a slot: 503 with Retry-After, not a wait without end.
+    max_queued_requests=200,
+    ray_actor_options={"num_cpus": 0.25},
+)
 @serve.ingress()
 class Ingress:
     def __init__(

@@ -79,3 +79,13 @@ def test_the_kuberay_manifest_parses_and_names_only_settings_the_app_reads():
     limits = gpu["template"]["spec"]["containers"][0]["resources"]["limits"]
     generator = next(d for d in application["deployments"] if d["name"] == "Generator")
     assert limits["nvidia.com/gpu"] >= generator["ray_actor_options"]["num_gpus"] == 1
+
+
+@pytest.mark.parametrize("config", ["configs/cpu.yaml", "serve_config.yaml"])
+def test_an_overloaded_ingress_answers_503_instead_of_queueing_for_ever(config):
+    """Serve answers 503 with Retry-After past `max_queued_requests`; without it, requests
+    wait for a slot without end (each open WebSocket holds one)."""
+    (ingress,) = [
+        d for d in load(config)["applications"][0]["deployments"] if d["name"] == "Ingress"
+    ]
+    assert 0 < ingress["max_queued_requests"] < ingress["max_ongoing_requests"]
