@@ -357,8 +357,8 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | --- | --- | --- |
 | CPU generator's own stage, 512 px photo, octree {b["octree"]} (median of 5, in-process) | {g["median_s"]:.3f} s | < 1 s: {verdict(g["median_s"] < 1)} |
 | its CPU stage: surface, reduction to {g["faces"]:,} faces, {"the photo baked into a UV texture" if g.get("textured") else "vertex colours"} | {g.get("finish_median_s", 0.0):.2f} s | |
-| generator duty cycle, backlog of {b["jobs"]} jobs (wall) | {b["duty_cycle"]:.3f} | >= 0.98: {verdict(b["duty_cycle"] >= 0.98)} |
-| of which in the generator's own stage (generate_shape) | {b["gpu_share"]:.3f} | >= 0.95: {verdict(b["gpu_share"] >= 0.95)} |
+| generator duty cycle, backlog of {b["jobs"]} jobs (wall) | {b["duty_cycle"]:.3f} | none here: see below |
+| of which in the generator's own stage (generate_shape) | {b["gpu_share"]:.3f} | none here: see below |
 | generator idle: waiting for preprocessing / for the hand-off | {b["starved_s"]:.2f} s / {b["handoff_s"]:.2f} s | |
 | duty cycle while a prepared job was waiting | {b["duty_cycle_with_work_ready"]:.3f} | |
 | hand-off per job (claim, thread start, reporting the mesh) | {b["handoff_ms_per_job"]:.0f} ms | |
@@ -369,6 +369,13 @@ database; startup to a ready generator: {r["startup_s"]:.1f} s.
 | generation per job in the app, median (backlog; the generator's stage) | {b["generate_s_median"]:.3f} s | |
 | CPU stage of the generation per job, in the export pool, median | {b["finish_s_median"]:.3f} s | |
 | export per job in the app, median (backlog) | {b["export_s_median"]:.3f} s | |
+
+The CPU backend's own stage is a few hundredths of a second since generation was split (its
+surface, reduction and texture moved to the export pool), so with this backend the Generator
+replica is no longer the bottleneck: it waits for preprocessing and the pool, and its duty
+cycle says little. The duty-cycle goal belongs to a model whose stage is the expensive one: the
+split section below measures it with the tiny Hunyuan3D model (goal >= 0.95 of the replica's
+wall time in the GPU stage). Jobs per minute here are set by the two Exporter replicas.
 
 Stopping `serve run` right after {r["restarts"][0]["jobs"]} jobs were submitted (queued, preprocessing, waiting, generating), then
 starting it again on the same database (bench/restart_check.py):
