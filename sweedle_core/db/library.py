@@ -252,16 +252,21 @@ class AssetLibrary:
         """How many of ``owner``'s jobs have not reached a generator yet: queued, being
         prepared or waiting for a GPU (for its waiting-jobs limit)."""
         async with self.sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(GenerationJob)
-                .where(
-                    GenerationJob.owner == owner,
-                    GenerationJob.status.in_(_ACTIVE),
-                    GenerationJob.stage.in_(_BEFORE_GENERATION),
-                )
-            )
-        return count or 0
+            return await waiting_in(session, owner)
+
+
+async def waiting_in(session: AsyncSession, owner: str) -> int:
+    """`Library.waiting_jobs`, in ``session`` (inside the transaction that adds a job)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(GenerationJob)
+        .where(
+            GenerationJob.owner == owner,
+            GenerationJob.status.in_(_ACTIVE),
+            GenerationJob.stage.in_(_BEFORE_GENERATION),
+        )
+    )
+    return count or 0
 
 
 def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement[bool]]:

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.engine import make_engine, make_sessionmaker
-from sweedle_core.db.library import AssetLibrary
+from sweedle_core.db.library import AssetLibrary, waiting_in
 from sweedle_core.db.models import (
     Asset,
     GenerationJob,
@@ -90,8 +91,13 @@ class Store:
         webhook_url: str | None = None,
         idempotency: Idempotency | None = None,
         upload_recorded: bool = False,
+        max_waiting: int = 0,
     ) -> GenerationJob:
         """One asset and its generation job (and its Idempotency-Key), in one transaction.
+
+        ``max_waiting`` (the owner's waiting-jobs limit; 0: none) is checked in the same
+        transaction, after the job is written and with the owner's other submissions held
+        back, so racing submissions cannot all pass it: `RateLimited` when it would be passed.
 
         ``upload_recorded``: the upload's record (`Removals.expect_upload`) is dropped with it;
         `UploadSwept` when a sweep claimed it first.
@@ -124,9 +130,15 @@ class Store:
         )
         try:
             async with self.sessions.begin() as session:
+                limited = owner if max_waiting > 0 else None  # whose waiting jobs are counted
+                if limited is not None:
+                    await _hold_owner(session, limited)
                 session.add_all([asset, job])
                 if upload_recorded:  # the upload is the asset's now, unless a sweep took it
                     await drop_upload_record(session, asset.id)
+                if limited is not None:
+                    await session.flush()  # SQLite: the write takes the one writer's lock
+                    waiting_jobs_exceeded(await waiting_in(session, limited) - 1, max_waiting)
                 if idempotency is not None:
                     await session.flush()  # the job row first: the key refers to it
                     session.add(
@@ -249,3 +261,13 @@ class Store:
             )
         if not result.rowcount:
             raise AssetNotFound(f"no asset with id {asset_id!r}")
+
+
+async def _hold_owner(session: AsyncSession, owner: str) -> None:
+    """Hold back ``owner``'s other submissions until this transaction ends (PostgreSQL: a
+    transaction-scoped advisory lock on the owner's name; SQLite has one writer at a time,
+    which the transaction becomes with its first write)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner}
+        )

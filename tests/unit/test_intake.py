@@ -3,6 +3,7 @@ its rows or, in the end, not at all."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -143,3 +144,17 @@ async def test_a_multiview_submission_stores_every_photo_and_the_asset_names_the
     assert storage.get(f"{asset_id}/input.png") == b"front-png"
     assert storage.get(f"{asset_id}/views/left.jpg") == b"left-jpeg"
     assert await store.removals.pending() == [], "the upload's record went with the rows"
+
+
+async def test_racing_submissions_cannot_pass_the_waiting_limit_together(store, intake):
+    """Eight submissions of one key at once, its limit 2: the count and the insert are one
+    step in the database, so exactly two get in (SQLite and PostgreSQL alike); the others
+    are told to wait, and leave no rows."""
+    results = await asyncio.gather(
+        *(intake.take_image(chair(), PHOTO, "PNG", None) for _ in range(8)),
+        return_exceptions=True,
+    )
+
+    refused = [r for r in results if isinstance(r, RateLimited)]
+    assert len(refused) == 6 and len(results) - len(refused) == 2, results
+    assert len(await assets(store)) == 2
