@@ -193,3 +193,32 @@ def test_a_webhook_to_an_inside_address_is_a_422_naming_the_rule(client):
         body = response.json()
         assert body["error"] == "webhook_destination_refused" and rule in body["detail"], body
     assert client.http.get("/api/generation/jobs").json()["total"] == before
+
+
+def test_a_rotated_webhook_secret_signs_the_next_delivery(deployment, client):
+    """A new WEBHOOK_SECRET and a redeploy on the same cluster: the queue that signs is
+    replaced (its settings changed, secrets included), so the next delivery carries the new
+    signature. The app is deployed back with the old secret after."""
+    rotated = "whsec_rotated_0123456789abcdef"
+    receiver = Receiver(failures=0)
+    deployment.settings["webhook_secret"] = rotated
+    try:
+        deployment.deploy()
+        with client.feed() as feed:
+            job_id = client.submit_ok(IMAGE, webhook_url=receiver.url)["job_id"]
+            feed.wait_for(
+                lambda e: (
+                    e["type"] == "webhook_attempt"
+                    and e["job_id"] == job_id
+                    and e["status"] == "delivered"
+                ),
+                timeout=120,
+            )
+    finally:
+        receiver.close()
+        deployment.settings["webhook_secret"] = WEBHOOK_SECRET
+        deployment.deploy()
+
+    [(headers, body)] = receiver.calls
+    assert verify(rotated, body, headers["X-Sweedle-Signature"])
+    assert not verify(WEBHOOK_SECRET, body, headers["X-Sweedle-Signature"])
