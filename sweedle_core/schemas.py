@@ -304,8 +304,13 @@ class EngineExportRead(BaseModel):
     download_url: str
 
 
+# The sizes a thumbnail is rendered at through the API: each is rendered once per asset and
+# then reused (a render of a large mesh at 2048 px takes seconds of the export pool's CPU).
+ThumbnailSize = Literal[64, 128, 256, 512, 1024, 2048]
+
+
 class ThumbnailRequest(BaseModel):
-    size: int = Field(256, ge=32, le=2048)
+    size: ThumbnailSize = Field(256, description="px; rendered once per asset, then reused")
 
 
 class ErrorBody(BaseModel):

@@ -167,8 +167,11 @@ class AssetExports:
         return report
 
     def thumbnail(self, asset_id: str, size: int) -> StoredFile:
+        """The asset's thumbnail at ``size`` px, rendered the first time it is asked for and
+        reused after (a finished asset's mesh does not change)."""
         key = asset_key(asset_id, f"{EXPORT_DIR}/thumbnail_{size}.png")
-        self.storage.put(key, generate_thumbnail(self._source(asset_id), size))
+        if not self.storage.exists(key):
+            self.storage.put(key, generate_thumbnail(self._source(asset_id), size))
         return StoredFile(key, "image/png", f"thumbnail_{size}.png")
 
     def _source(self, asset_id: str) -> trimesh.Trimesh:

@@ -80,3 +80,24 @@ def test_the_thumbnail_shows_the_photos_colours(exports: AssetExports) -> None:
 
     rgba = np.asarray(Image.open(io.BytesIO(sent(exports, stored))).convert("RGBA"))
     assert reads_red_then_blue(rgba)
+
+
+def test_a_thumbnail_is_rendered_once_per_size_and_reused(
+    exports: AssetExports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking again costs no render: API callers cannot make the export pool re-render a
+    thumbnail in a loop."""
+    from sweedle_core.export import asset_exports
+
+    renders: list[int] = []
+    real = asset_exports.generate_thumbnail
+
+    def counting(mesh, size):  # type: ignore[no-untyped-def]
+        renders.append(size)
+        return real(mesh, size)
+
+    monkeypatch.setattr(asset_exports, "generate_thumbnail", counting)
+    first = sent(exports, exports.thumbnail(ASSET, 128))
+    again = sent(exports, exports.thumbnail(ASSET, 128))
+
+    assert renders == [128] and first == again

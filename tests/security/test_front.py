@@ -358,3 +358,14 @@ def test_feeds_are_capped_per_caller_and_in_all() -> None:
         feeds.take("carol")
     feeds.give_back("alice")
     feeds.take("carol")
+
+
+def test_thumbnail_sizes_come_from_a_small_set() -> None:
+    from pydantic import ValidationError
+
+    from sweedle_core.schemas import ThumbnailRequest
+
+    assert ThumbnailRequest(size=512).size == 512
+    for odd in (100, 2000, 4096):
+        with pytest.raises(ValidationError):
+            ThumbnailRequest(size=odd)
