@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     # or an address without keys): each holds one of its 2000 request slots while open.
     max_feeds: int = Field(1000, ge=1)
     max_feeds_per_client: int = Field(20, ge=1)
+    # Exports asked through the API (formats, LODs, bundles, thumbnails) one ingress replica
+    # runs at once in the export pool; the others wait in the ingress, so the jobs' own
+    # exports keep their slots.
+    api_export_concurrency: int = Field(1, ge=1, le=64)
     # The largest body read for a request that is not a photo upload (JSON), in KB.
     max_request_kb: int = Field(256, ge=1, le=65536)
 

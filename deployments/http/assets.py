@@ -117,7 +117,8 @@ async def download(
     draco: Annotated[bool, Query(description="Draco-compressed GLB")] = False,
 ) -> Response:
     """The asset's model in a format, at a LOD; multi-file formats come as a zip."""
-    stored = await services.exporter.download.remote(
+    stored = await services.exports.call(
+        "download",
         asset.id,
         safe_name(asset.name),
         format or asset.model_format,

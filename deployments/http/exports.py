@@ -27,7 +27,7 @@ async def make_lods(
     asset: CompletedAssetDep, request: LodRequest, services: ServicesDep
 ) -> list[LodRead]:
     """Rebuild the asset's LOD chain; progress comes as export_progress events."""
-    lods = await services.exporter.lods.remote(asset.id, request.levels, asset.owner)
+    lods = await services.exports.call("lods", asset.id, request.levels, asset.owner)
     await services.store.update_asset(asset.id, lods=lods)
     return AssetRead.of(await services.store.get_asset(asset.id)).lods or []
 
@@ -38,7 +38,8 @@ async def engine_bundle(
 ) -> EngineExportRead:
     """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
     (under EXPORT_ALLOWED_ROOTS) when one is given."""
-    result = await services.exporter.engine_bundle.remote(
+    result = await services.exports.call(
+        "engine_bundle",
         asset.id,
         safe_name(asset.name),
         request.engine,
@@ -52,7 +53,7 @@ async def engine_bundle(
 
 @router.get("/{asset_id}/engine/{engine}", response_class=FileResponse, responses=FILE_RESPONSES)
 async def engine_zip(asset: CompletedAssetDep, engine: Engine, services: ServicesDep) -> Response:
-    stored = await services.exporter.bundle_file.remote(asset.id, safe_name(asset.name), engine)
+    stored = await services.exports.call("bundle_file", asset.id, safe_name(asset.name), engine)
     return await send_stored(services, stored)
 
 
@@ -60,7 +61,7 @@ async def engine_zip(asset: CompletedAssetDep, engine: Engine, services: Service
 async def validate(asset: CompletedAssetDep, services: ServicesDep) -> dict[str, Any]:
     """The mesh's validation report: counts, bounds, watertightness, manifold edges,
     components, degenerate and duplicate faces, winding, normals, problems."""
-    return await services.exporter.validate.remote(asset.id)
+    return await services.exports.call("validate", asset.id)
 
 
 @router.post("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
@@ -68,5 +69,5 @@ async def render_thumbnail(
     asset: CompletedAssetDep, request: ThumbnailRequest, services: ServicesDep
 ) -> Response:
     """A thumbnail of the asset at another size (PNG)."""
-    stored = await services.exporter.thumbnail.remote(asset.id, request.size)
+    stored = await services.exports.call("thumbnail", asset.id, request.size)
     return await send_stored(services, stored)

@@ -29,6 +29,7 @@ class Services:
     keyring: KeyRing
     limiter: RequestLimiter = field(default_factory=RequestLimiter)
     feeds: FeedSlots = field(init=False)
+    exports: ApiExports = field(init=False)
     queue: Any = None  # the JobQueue actor
     preprocessor: Any = None
     exporter: Any = None
@@ -43,6 +44,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.feeds = FeedSlots(self.settings.max_feeds, self.settings.max_feeds_per_client)
+        self.exports = ApiExports(self.exporter, self.settings.api_export_concurrency)
         self.exposure = Exposure.of(self.settings, self.bound, keys_on=self.keyring.enabled)
 
     async def storage_state(self) -> dict[str, Any]:
@@ -72,3 +74,18 @@ class Services:
             storage=build_storage(settings),
             keyring=KeyRing.from_settings(settings),
         )
+
+
+class ApiExports:
+    """The export pool as the API reaches it: at most ``concurrency`` calls at once from this
+    replica, the rest waiting here, so API callers cannot take the pool's slots from the
+    jobs' own exports (the queue dispatches those, `EXPORT_CONCURRENCY` at a time)."""
+
+    def __init__(self, exporter: Any, concurrency: int) -> None:
+        self.exporter = exporter
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """``Exporter.<method>(*args)``, once a turn is free."""
+        async with self._gate:
+            return await getattr(self.exporter, method).remote(*args)

@@ -369,3 +369,32 @@ def test_thumbnail_sizes_come_from_a_small_set() -> None:
     for odd in (100, 2000, 4096):
         with pytest.raises(ValidationError):
             ThumbnailRequest(size=odd)
+
+
+async def test_api_exports_run_one_at_a_time_and_leave_the_pool_to_the_jobs() -> None:
+    """API_EXPORT_CONCURRENCY (1): a second API export waits in the ingress until the first
+    is done, instead of taking another of the pool's slots from the jobs' exports."""
+    import asyncio
+    import types
+
+    from deployments.http.services import ApiExports
+
+    running, most, started, release = 0, 0, asyncio.Event(), asyncio.Event()
+
+    async def thumbnail(asset_id: str, size: int) -> str:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        started.set()
+        await release.wait()
+        running -= 1
+        return f"{asset_id}@{size}"
+
+    pool = types.SimpleNamespace(thumbnail=types.SimpleNamespace(remote=thumbnail))
+    exports = ApiExports(pool, concurrency=1)
+
+    calls = [asyncio.ensure_future(exports.call("thumbnail", f"a{i}", 128)) for i in range(3)]
+    await started.wait()  # the first runs; the others wait at the gate
+    release.set()
+
+    assert await asyncio.gather(*calls) == ["a0@128", "a1@128", "a2@128"] and most == 1
