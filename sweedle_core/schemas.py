@@ -300,7 +300,10 @@ class EngineRequest(BaseModel):
 class EngineExportRead(BaseModel):
     engine: str
     manifest: dict[str, Any]
-    written: list[str] = Field(description="files written into project_path, if one was given")
+    written: list[str] = Field(
+        description="files written into project_path, if one was given, relative to the "
+        "allowed root (EXPORT_ALLOWED_ROOTS) they are under"
+    )
     download_url: str
 
 

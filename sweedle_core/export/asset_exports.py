@@ -145,7 +145,10 @@ class AssetExports:
         written: list[str] = []
         if project_path is not None:
             on_progress(0.7, "writing into the project")
-            written = [str(p) for p in write_bundle(bundle, project_path, self.allowed_roots)]
+            written = [
+                _under_root(path, self.allowed_roots)
+                for path in write_bundle(bundle, project_path, self.allowed_roots)
+            ]
         on_progress(1.0, f"{engine} bundle ready")
         return {"engine": engine, "manifest": bundle.manifest, "written": written}
 
@@ -189,6 +192,16 @@ class AssetExports:
             if index == 0:
                 return self._source(asset_id)
         raise FileMissing(f"asset {asset_id} has no LOD {index}: POST /api/export/{asset_id}/lods")
+
+
+def _under_root(path: Path, roots: Sequence[Path]) -> str:
+    """``path`` relative to the allowed root it was written under: an answer names no
+    folder of the server's."""
+    for root in roots:
+        for base in (Path(root), Path(root).resolve()):
+            if path.is_relative_to(base):
+                return path.relative_to(base).as_posix()
+    return path.name
 
 
 def _bundle_key(asset_id: str, engine: str) -> str:

@@ -128,6 +128,9 @@ def test_a_bundle_is_written_into_an_allowed_project_and_unsafe_paths_are_refuse
     )
     assert ok.status_code == 200, ok.text
     assert (project / "Red_Disc" / "Red_Disc.glb").is_file()
+    # Paths relative to the allowed root: the answer names no folder of the server's.
+    assert "game/Red_Disc/Red_Disc.glb" in ok.json()["written"]
+    assert not any(p.startswith("/") for p in ok.json()["written"])
 
     outside = tmp_path / "outside"
     outside.mkdir()
