@@ -169,9 +169,12 @@ class Settings(BaseSettings):
     api_keys: SecretStr = SecretStr("")
     admin_api_keys: SecretStr = SecretStr("")
     api_keys_file: Path | None = None
-    # Per-key limits for keys that set none of their own; 0: no limit.
-    rate_limit_per_minute: int = Field(0, ge=0)
-    max_waiting_jobs_per_key: int = Field(0, ge=0)
+    # Per-key limits for keys that set none of their own (0: no limit), so one caller cannot
+    # take the box: requests per minute, and jobs not yet at a generator.
+    rate_limit_per_minute: int = Field(600, ge=0)
+    max_waiting_jobs_per_key: int = Field(100, ge=0)
+    # Jobs not yet at a generator for callers without a key (a service without keys).
+    max_waiting_jobs_anonymous: int = Field(100, ge=0)
     # Browser origins allowed to call the API (CORS) and to change things from a page; none by
     # default (a page the server itself serves is always allowed).
     cors_origins: list[str] = Field(default_factory=list)

@@ -32,6 +32,7 @@ class KeyRing:
         *,
         default_requests_per_minute: int = 0,
         default_max_waiting_jobs: int = 0,
+        anonymous_max_waiting_jobs: int = 0,
         enabled: bool | None = None,
     ) -> None:
         self._keys = tuple(keys)
@@ -46,6 +47,7 @@ class KeyRing:
                 )
             names[key.name], digests[key.digest] = key, key
         self._defaults = (default_requests_per_minute, default_max_waiting_jobs)
+        self._anonymous_waiting = anonymous_max_waiting_jobs
         self.enabled = bool(self._keys) if enabled is None else enabled
 
     @classmethod
@@ -64,6 +66,7 @@ class KeyRing:
             keys,
             default_requests_per_minute=settings.rate_limit_per_minute,
             default_max_waiting_jobs=settings.max_waiting_jobs_per_key,
+            anonymous_max_waiting_jobs=settings.max_waiting_jobs_anonymous,
             enabled=bool(keys) or settings.api_keys_file is not None,
         )
 
@@ -86,7 +89,7 @@ class KeyRing:
         """The `Caller` behind ``presented`` (the bare key, "Bearer " already stripped);
         raises `Unauthorized` when keys are on and it is missing or unknown."""
         if not self.enabled:
-            return Caller.open()
+            return Caller.open(max_waiting_jobs=self._anonymous_waiting)
         if not presented:
             raise Unauthorized(f"this server needs an API key: {HOW_TO_SEND}")
         key = self.identify(presented)

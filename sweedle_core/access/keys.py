@@ -129,9 +129,10 @@ class Caller:
     max_waiting_jobs: int = 0
 
     @classmethod
-    def open(cls) -> Caller:
-        """The caller of a service without keys: anyone may do anything, without limits."""
-        return cls(name=None, scopes=SCOPES)
+    def open(cls, max_waiting_jobs: int = 0) -> Caller:
+        """The caller of a service without keys: anyone may do anything; only the jobs
+        waiting at once are bounded (MAX_WAITING_JOBS_ANONYMOUS), for all of them together."""
+        return cls(name=None, scopes=SCOPES, max_waiting_jobs=max_waiting_jobs)
 
     @property
     def admin(self) -> bool:

@@ -248,20 +248,21 @@ class AssetLibrary:
             )
             return Page(rows.all(), total or 0, page, page_size)
 
-    async def waiting_jobs(self, owner: str) -> int:
-        """How many of ``owner``'s jobs have not reached a generator yet: queued, being
-        prepared or waiting for a GPU (for its waiting-jobs limit)."""
+    async def waiting_jobs(self, owner: str | None) -> int:
+        """How many of ``owner``'s jobs (None: those without an owner) have not reached a
+        generator yet: queued, being prepared or waiting for a GPU (for its waiting-jobs
+        limit)."""
         async with self.sessions() as session:
             return await waiting_in(session, owner)
 
 
-async def waiting_in(session: AsyncSession, owner: str) -> int:
+async def waiting_in(session: AsyncSession, owner: str | None) -> int:
     """`Library.waiting_jobs`, in ``session`` (inside the transaction that adds a job)."""
     count = await session.scalar(
         select(func.count())
         .select_from(GenerationJob)
         .where(
-            GenerationJob.owner == owner,
+            GenerationJob.owner.is_(None) if owner is None else GenerationJob.owner == owner,
             GenerationJob.status.in_(_ACTIVE),
             GenerationJob.stage.in_(_BEFORE_GENERATION),
         )

@@ -130,15 +130,14 @@ class Store:
         )
         try:
             async with self.sessions.begin() as session:
-                limited = owner if max_waiting > 0 else None  # whose waiting jobs are counted
-                if limited is not None:
-                    await _hold_owner(session, limited)
+                if max_waiting > 0:  # the owner's waiting jobs are counted (None: no key's)
+                    await _hold_owner(session, owner)
                 session.add_all([asset, job])
                 if upload_recorded:  # the upload is the asset's now, unless a sweep took it
                     await drop_upload_record(session, asset.id)
-                if limited is not None:
+                if max_waiting > 0:
                     await session.flush()  # SQLite: the write takes the one writer's lock
-                    waiting_jobs_exceeded(await waiting_in(session, limited) - 1, max_waiting)
+                    waiting_jobs_exceeded(await waiting_in(session, owner) - 1, max_waiting)
                 if idempotency is not None:
                     await session.flush()  # the job row first: the key refers to it
                     session.add(
@@ -263,11 +262,11 @@ class Store:
             raise AssetNotFound(f"no asset with id {asset_id!r}")
 
 
-async def _hold_owner(session: AsyncSession, owner: str) -> None:
+async def _hold_owner(session: AsyncSession, owner: str | None) -> None:
     """Hold back ``owner``'s other submissions until this transaction ends (PostgreSQL: a
     transaction-scoped advisory lock on the owner's name; SQLite has one writer at a time,
     which the transaction becomes with its first write)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner}
+            text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner or ""}
         )

@@ -90,7 +90,7 @@ class Intake:
         """`RateLimited` when the key's waiting jobs are at its limit: the early answer,
         before any upload is stored. The job's own insert checks again in the same
         transaction (`Store.create_job`), so racing submissions cannot all pass."""
-        if caller.owner is not None and caller.max_waiting_jobs:
+        if caller.max_waiting_jobs:
             waiting = await self.store.library.waiting_jobs(caller.owner)
             waiting_jobs_exceeded(waiting, caller.max_waiting_jobs)
 
@@ -171,7 +171,7 @@ class Intake:
             webhook_url=new.webhook_url,
             idempotency=once,
             upload_recorded=upload_recorded,
-            max_waiting=new.caller.max_waiting_jobs if new.caller.owner is not None else 0,
+            max_waiting=new.caller.max_waiting_jobs,
         )
 
     async def _replay_raced(self, once: Idempotency | None) -> Taken:

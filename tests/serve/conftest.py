@@ -35,7 +35,8 @@ def free_port() -> int:
 # The session app's API keys (in a keys file, as SHA-256 digests): the tests call as "admin"
 # unless they test access itself.
 KEYS = {
-    "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {}),
+    # The harness's own key: no request limit (the schema fuzz alone sends hundreds a minute).
+    "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {"requests_per_minute": 0}),
     "alice": ("swd_test_alice", ["read", "write"], {}),
     "bob": ("swd_test_bob", ["read", "write"], {}),
     "viewer": ("swd_test_viewer", ["read"], {}),

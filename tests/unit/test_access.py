@@ -59,13 +59,13 @@ def write_keys(path: Path, *entries: dict[str, Any]) -> Path:
 # -- Keys from the environment ---------------------------------------------------------------
 
 
-def test_without_keys_everyone_is_an_unlimited_admin():
-    ring = KeyRing.from_settings(settings(rate_limit_per_minute=10))
+def test_without_keys_everyone_is_an_admin_bounded_only_in_waiting_jobs():
+    ring = KeyRing.from_settings(settings(rate_limit_per_minute=10, max_waiting_jobs_anonymous=7))
     assert not ring.enabled
     caller = ring.caller(None)
-    assert caller == Caller.open()
+    assert caller == Caller.open(max_waiting_jobs=7)
     assert caller.admin and caller.sees is None and caller.owner is None
-    assert caller.requests_per_minute == 0 and caller.max_waiting_jobs == 0
+    assert caller.requests_per_minute == 0 and caller.max_waiting_jobs == 7
     assert all(caller.allows(scope) for scope in ("read", "write", "admin"))
 
 

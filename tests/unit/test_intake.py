@@ -158,3 +158,17 @@ async def test_racing_submissions_cannot_pass_the_waiting_limit_together(store, 
     refused = [r for r in results if isinstance(r, RateLimited)]
     assert len(refused) == 6 and len(results) - len(refused) == 2, results
     assert len(await assets(store)) == 2
+
+
+async def test_without_keys_the_jobs_waiting_at_once_are_bounded_too(store, intake):
+    """MAX_WAITING_JOBS_ANONYMOUS: a service without keys bounds the jobs waiting at once for
+    all its callers together (default 100; 2 here), atomically like a key's."""
+    anonymous = Caller.open(max_waiting_jobs=2)
+    results = await asyncio.gather(
+        *(intake.take_image(chair(anonymous), PHOTO, "PNG", None) for _ in range(5)),
+        return_exceptions=True,
+    )
+
+    assert sum(isinstance(r, RateLimited) for r in results) == 3, results
+    with pytest.raises(RateLimited, match="limit is 2"):
+        await intake.check_waiting(anonymous)
