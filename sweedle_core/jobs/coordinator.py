@@ -100,7 +100,7 @@ class JobCoordinator:
         # order they happened, and a caller that need not wait for its write does not.
         self._writer = JobWriter(store)
         # A job that ends unfinished leaves no hand-off behind (a shape, a mesh waiting for
-        # its painter), whichever path ended it.
+        # its painter), whichever path ends it: the ledger drops it before the job's end.
         self._ledger = JobLedger(
             self.book,
             self._writer,
@@ -163,9 +163,7 @@ class JobCoordinator:
                 raise JobFinished(f"job {job_id} is already {row.status}; it cannot be cancelled")
             entry = await self._adopt(row, resume=False)
         if entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU) or entry.id in self._exports:
-            if entry.id in self._exports:
-                self._exports.discard(entry.id)
-                await self._drop_shape(entry)
+            self._exports.discard(entry.id)
             await self._ledger.cancelled(entry)
             return entry_view(entry, status=JobStatus.CANCELLED)
         entry.cancel_requested = True
@@ -309,7 +307,6 @@ class JobCoordinator:
         entry.timings["gpu_s"] = round(gpu_s, 4)
         entry.timings["generated_at"] = time.time()
         if entry.cancel_requested:
-            await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return
         await self._ledger.enter(
@@ -324,8 +321,6 @@ class JobCoordinator:
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
-        if entry.paint_visits:  # the unwrapped mesh left for the painter
-            await self._drop_shape(entry)
         if cancelled or entry.cancel_requested:
             await self._ledger.cancelled(entry)
         else:
@@ -462,10 +457,8 @@ class JobCoordinator:
             )
         except Exception as exc:
             if entry.cancel_requested:
-                await self._drop_shape(entry)
                 await self._ledger.cancelled(entry)
             elif not await self._regenerate_lost_shape(entry, exc):
-                await self._drop_shape(entry)
                 # The CPU stage is the generation's second half: no surface is its failure.
                 failed = unwrapped(exc)
                 ours = isinstance(failed, (GenerationFailed, ShapeLost))
@@ -482,8 +475,6 @@ class JobCoordinator:
             return
         entry.timings["export_s"] = round(outcome.seconds, 4)
         if entry.cancel_requested:
-            if outcome.paint:
-                await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return
         entry.progress = 1.0
@@ -595,8 +586,6 @@ class JobCoordinator:
             JobStage.EXPORTING,
         ):
             # Its work stopped with the old queue: nothing to redo.
-            if entry.stage is JobStage.EXPORTING:
-                await self._drop_shape(entry)
             await self._ledger.cancelled(entry)
             return entry
         if entry.stage is JobStage.EXPORTING:

@@ -42,8 +42,8 @@ class JobLedger:
         webhooks: Webhooks | None = None,
         on_unfinished: Callable[[JobEntry], Awaitable[None]] | None = None,
     ) -> None:
-        """``on_unfinished`` runs for a job that failed or was cancelled, once it is
-        recorded (the coordinator removes what it left in the store)."""
+        """``on_unfinished`` runs for a job that fails or is cancelled, before that is recorded
+        and announced (the coordinator removes what the job left in the store)."""
         self.book = book
         self.writer = writer
         self.events = events
@@ -98,13 +98,13 @@ class JobLedger:
 
     async def failed(self, entry: JobEntry, error: str) -> None:
         entry.message = error
-        await self.finish(entry, JobStatus.FAILED, "job_failed", job_fields={"error": error})
         await self._unfinished(entry)
+        await self.finish(entry, JobStatus.FAILED, "job_failed", job_fields={"error": error})
 
     async def cancelled(self, entry: JobEntry) -> None:
         entry.message = "cancelled"
-        await self.finish(entry, JobStatus.CANCELLED, "job_cancelled")
         await self._unfinished(entry)
+        await self.finish(entry, JobStatus.CANCELLED, "job_cancelled")
 
     async def _unfinished(self, entry: JobEntry) -> None:
         if self._on_unfinished is not None:
