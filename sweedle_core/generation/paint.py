@@ -31,10 +31,11 @@ from scipy import sparse
 from sweedle_core.errors import JobCancelled
 from sweedle_core.export.mesh_io import position_ids, raw_mesh_bytes, read_raw_mesh
 from sweedle_core.generation.photo_texture import (
+    Unwrap,
+    bake_photo_texture,
     fill_gutters,
     padding_for,
     rasterize,
-    texture_from_photo,
     unwrap,
 )
 from sweedle_core.generation.protocol import TEXTURE_KEY, TEXTURE_PAINT, ProgressCallback
@@ -204,11 +205,13 @@ def finish_unpainted(
     *,
     texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> trimesh.Trimesh:
-    """An `UNPAINTED` shape no painter took (none could run): the photo baked onto it."""
+    """An `UNPAINTED` shape no painter took (none could run, or it saw nothing): the photo
+    baked onto the UV layout made for the painter (``texture_size`` is that layout's)."""
     on_progress(0.5, "no painter could run: colouring from the photo")
-    a = shape.arrays
-    mesh = trimesh.Trimesh(vertices=a["vertices"], faces=a["faces"].astype(np.int64))
-    coloured = texture_from_photo(mesh, image, texture_size)
+    mesh = uv_mesh(shape)
+    faces = np.asarray(mesh.faces)
+    own = Unwrap(np.arange(len(mesh.vertices)), faces, shape.arrays["uv"].astype(np.float64))
+    coloured = bake_photo_texture(mesh, image, int(shape.values["texture_size"]), own)
     on_progress(1.0, "done")
     return coloured
 

@@ -123,21 +123,25 @@ def photo_vertex_colours(mesh: trimesh.Trimesh, image: Image.Image, reason: str)
 
 
 def bake_photo_texture(
-    mesh: trimesh.Trimesh, image: Image.Image, size: int = DEFAULT_TEXTURE_SIZE
+    mesh: trimesh.Trimesh,
+    image: Image.Image,
+    size: int = DEFAULT_TEXTURE_SIZE,
+    layout: Unwrap | None = None,
 ) -> trimesh.Trimesh:
     """A new mesh with ``mesh``'s surface, split along UV seams, whose visual is a ``size`` px
     base-colour texture of ``image`` (RGBA, object on a transparent background) projected as
     `project_image_colors` projects it.
 
-    Vertex normals are the input's, copied to both sides of each seam, so the split does not
-    show in the shading. Metadata is copied, with ``metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE``.
+    ``layout``: the mesh's own UV layout, when it was unwrapped already (xatlas is not run
+    again). Vertex normals are the input's, copied to both sides of each seam, so the split
+    does not show in the shading. Metadata is copied, with ``metadata[TEXTURE_KEY] = TEXTURE_FROM_IMAGE``.
     Raises ``ValueError`` for a ``size`` outside 64..4096 or a mesh without faces,
     ``UnwrapFailed`` when xatlas is missing or fails.
     """
     check_texture_size(size)
     if len(mesh.faces) == 0:
         raise ValueError("cannot texture a mesh without faces")
-    layout = unwrap(mesh, size)
+    layout = layout or unwrap(mesh, size)
     photo, rows_cols = photo_projection(mesh.vertices, image)
     covered, texel_rows_cols = rasterize(layout.uv, layout.faces, rows_cols[layout.source], size)
 
