@@ -8,6 +8,7 @@ from the request: reading (GET, the feed) needs `read`, anything else `write`, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request, Security, WebSocket, WebSocketException
@@ -26,6 +27,11 @@ WS_CLOSE = {"unauthorized": 4401, "forbidden": 4403, "rate_limited": 4429}
 
 def services_of(request: Request) -> Services:
     return request.app.state.services
+
+
+def header_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request's headers present (`Authorization: Bearer`, else `X-API-Key`)."""
+    return presented_key(headers.get("authorization"), headers.get("x-api-key"))
 
 
 def _scope_needed(method: str, path: str) -> str:

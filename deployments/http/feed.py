@@ -9,8 +9,8 @@ import ray
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 
 from deployments.broadcast import Subscription
-from deployments.http.auth import WS_CLOSE, authorize_websocket, services_of
-from sweedle_core.access.keys import Caller, presented_key
+from deployments.http.auth import WS_CLOSE, authorize_websocket, header_key, services_of
+from sweedle_core.access.keys import Caller
 from sweedle_core.errors import RateLimited
 from sweedle_core.jobs.views import status_view
 
@@ -97,10 +97,7 @@ async def health(request: Request) -> dict[str, Any]:
     generation["configured"] = services.settings.generator_backend
     storage = await services.storage_state()
     healthy = storage["state"] == "ok" and not status["cluster"]["problems"]
-    presented = presented_key(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
-    )
-    if services.keyring.enabled and services.keyring.identify(presented) is None:
+    if services.keyring.enabled and services.keyring.identify(header_key(request.headers)) is None:
         # Paths, models and the cluster's layout are not for whoever reaches the port.
         return {"status": "ok" if healthy else "degraded", "ready": generation["state"] == "ready"}
     return {

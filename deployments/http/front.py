@@ -28,8 +28,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.http.auth import header_key
 from deployments.http.services import Services
-from sweedle_core.access.keys import presented_key
 from sweedle_core.errors import Unauthorized
 from sweedle_core.params import VIEWS
 
@@ -99,9 +99,8 @@ class Front:
             )
         path: str = scope["path"]
         if scope["type"] == "http" and path.startswith("/api/") and scope["method"] != "OPTIONS":
-            presented = presented_key(headers.get("authorization"), headers.get("x-api-key"))
-            try:
-                self.services.keyring.caller(presented)  # scopes and rates: the route's check
+            try:  # the key only: its scopes and rate are the route's check
+                self.services.keyring.caller(header_key(headers))
             except Unauthorized as exc:
                 return 401, exc.code, exc.message
         return None
