@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -94,10 +95,14 @@ class Exporter:
         )
 
     async def lods(
-        self, asset_id: str, levels: Sequence[float], owner: str | None = None
+        self,
+        asset_id: str,
+        levels: Sequence[float],
+        built: Sequence[dict[str, Any]],
+        owner: str | None = None,
     ) -> list[dict[str, Any]]:
         progress = self._export_progress(asset_id, "lods", owner)
-        return await asyncio.to_thread(self.exports.lods, asset_id, levels, progress)
+        return await asyncio.to_thread(self.exports.lods, asset_id, levels, built, progress)
 
     async def download(
         self, asset_id: str, name: str, fmt: str, lod: int, draco: bool, lod_count: int
@@ -113,11 +118,20 @@ class Exporter:
         engine: str,
         lod_count: int,
         project_path: str | None,
+        roots: Sequence[Path] | None = None,
         owner: str | None = None,
     ) -> dict[str, Any]:
+        """``roots``: the calling key's own export roots, None for EXPORT_ALLOWED_ROOTS."""
         progress = self._export_progress(asset_id, f"engine:{engine}", owner)
         return await asyncio.to_thread(
-            self.exports.engine_bundle, asset_id, name, engine, lod_count, project_path, progress
+            self.exports.engine_bundle,
+            asset_id,
+            name,
+            engine,
+            lod_count,
+            project_path,
+            progress,
+            roots,
         )
 
     async def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:

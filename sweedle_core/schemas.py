@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -233,6 +234,9 @@ class KeyRead(BaseModel):
     scopes: list[str]
     requests_per_minute: int | None
     max_waiting_jobs: int | None
+    export_roots: list[Path] | None = Field(
+        None, description="where its engine bundles may be written; null: EXPORT_ALLOWED_ROOTS"
+    )
 
 
 class SubmitResponse(BaseModel):
@@ -292,8 +296,9 @@ class EngineRequest(BaseModel):
     project_path: str | None = Field(
         None,
         max_length=4096,
-        description="a project folder on the server, under EXPORT_ALLOWED_ROOTS; "
-        "omitted: the bundle is only kept for download",
+        description="a project folder on the server, under the key's export roots "
+        "(EXPORT_ALLOWED_ROOTS unless the keys file gives it its own); a relative path is "
+        "taken inside the first root; omitted: the bundle is only kept for download",
     )
 
 
@@ -302,7 +307,7 @@ class EngineExportRead(BaseModel):
     manifest: dict[str, Any]
     written: list[str] = Field(
         description="files written into project_path, if one was given, relative to the "
-        "allowed root (EXPORT_ALLOWED_ROOTS) they are under"
+        "export root they are under"
     )
     download_url: str
 

@@ -17,7 +17,12 @@ def keys_new(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
         key = add_key_to_file(
-            path, args.name, args.scopes, args.requests_per_minute, args.max_waiting_jobs
+            path,
+            args.name,
+            args.scopes,
+            args.requests_per_minute,
+            args.max_waiting_jobs,
+            args.export_roots,
         )
     except ValueError as exc:
         print(f"sweedle keys new: {exc}", file=sys.stderr)
@@ -38,7 +43,7 @@ def keys_list(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sweedle keys list: {exc}", file=sys.stderr)
         return 1
-    rows = [("NAME", "SCOPES", "REQUESTS/MIN", "WAITING JOBS")]
+    rows = [("NAME", "SCOPES", "REQUESTS/MIN", "WAITING JOBS", "EXPORT ROOTS")]
     for key in keys:
         rows.append(
             (
@@ -46,6 +51,7 @@ def keys_list(args: argparse.Namespace) -> int:
                 ",".join(ordered(key.scopes)),
                 _limit(key.requests_per_minute),
                 _limit(key.max_waiting_jobs),
+                _roots(key.export_roots),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -56,6 +62,10 @@ def keys_list(args: argparse.Namespace) -> int:
 
 def _limit(value: int | None) -> str:
     return "default" if value is None else "none" if value == 0 else str(value)
+
+
+def _roots(roots: tuple[Path, ...] | None) -> str:
+    return "default" if roots is None else ",".join(map(str, roots)) or "none"
 
 
 def _scopes(text: str) -> list[str]:
@@ -118,6 +128,15 @@ def add_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="this key's limit; 0: none (default: MAX_WAITING_JOBS_PER_KEY)",
+    )
+    new.add_argument(
+        "--export-root",
+        dest="export_roots",
+        action="append",
+        default=None,
+        metavar="FOLDER",
+        help="an absolute folder this key's engine bundles may be written under, instead of "
+        "EXPORT_ALLOWED_ROOTS; repeat for more",
     )
     listing = actions.add_parser(
         "list",

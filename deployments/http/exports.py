@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
+from deployments.http.auth import CallerDep
 from deployments.http.deps import CompletedAssetDep, ServicesDep
 from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
 from sweedle_core.schemas import (
@@ -26,18 +27,20 @@ Engine = Literal["unity", "unreal", "godot"]
 async def make_lods(
     asset: CompletedAssetDep, request: LodRequest, services: ServicesDep
 ) -> list[LodRead]:
-    """Rebuild the asset's LOD chain; progress comes as export_progress events."""
-    lods = await services.exports.call("lods", asset.id, request.levels, asset.owner)
+    """The asset's LOD chain at these levels: reused when it has them, else rebuilt (progress
+    comes as export_progress events)."""
+    built = asset.lods or []
+    lods = await services.exports.call("lods", asset.id, request.levels, built, asset.owner)
     await services.store.update_asset(asset.id, lods=lods)
     return AssetRead.of(await services.store.get_asset(asset.id)).lods or []
 
 
 @router.post("/{asset_id}/engine", response_model=EngineExportRead)
 async def engine_bundle(
-    asset: CompletedAssetDep, request: EngineRequest, services: ServicesDep
+    asset: CompletedAssetDep, request: EngineRequest, caller: CallerDep, services: ServicesDep
 ) -> EngineExportRead:
     """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
-    (under EXPORT_ALLOWED_ROOTS) when one is given."""
+    (under the key's export roots) when one is given."""
     result = await services.exports.call(
         "engine_bundle",
         asset.id,
@@ -45,6 +48,7 @@ async def engine_bundle(
         request.engine,
         len(asset.lods or []),
         request.project_path,
+        caller.export_roots,
         asset.owner,
     )
     url = f"/api/export/{asset.id}/engine/{request.engine}"

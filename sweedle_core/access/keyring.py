@@ -96,11 +96,14 @@ class KeyRing:
         if key is None:
             raise Unauthorized(f"the API key is not valid: {HOW_TO_SEND}")
         requests, waiting = self._limits(key)
-        return Caller(key.name, key.scopes, requests, waiting)
+        return Caller(key.name, key.scopes, requests, waiting, key.export_roots)
 
     def keys(self) -> list[KeyInfo]:
         """Every key's name, scopes and applied limits, for an admin listing."""
-        return [KeyInfo(k.name, tuple(ordered(k.scopes)), *self._limits(k)) for k in self._keys]
+        return [
+            KeyInfo(k.name, tuple(ordered(k.scopes)), *self._limits(k), k.export_roots)
+            for k in self._keys
+        ]
 
     def _limits(self, key: ApiKey) -> tuple[int, int]:
         default_requests, default_waiting = self._defaults

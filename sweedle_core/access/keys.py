@@ -13,12 +13,9 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from sweedle_core.errors import Forbidden
-
-if TYPE_CHECKING:
-    pass
 
 READ, WRITE, PRIORITY, ADMIN = "read", "write", "priority", "admin"
 # Canonical order, for messages and files: the order people read them in, not alphabetical.
@@ -41,6 +38,8 @@ HOW_TO_SEND = "send the key as Authorization: Bearer <key> or X-API-Key: <key>"
 # The shortest key accepted from API_KEYS, ADMIN_API_KEYS or a keys file's ``key``: a short one
 # is guessed (`new_key` makes 47 characters).
 MIN_KEY_LENGTH = 16
+# The most folders one key's engine bundles may be written under.
+MAX_EXPORT_ROOTS = 16
 
 
 def checked_keys(text: str, setting: str) -> str:
@@ -111,6 +110,8 @@ class ApiKey:
     scopes: frozenset[str]
     requests_per_minute: int | None = None
     max_waiting_jobs: int | None = None
+    # The folders this key's engine bundles may be written under; None: EXPORT_ALLOWED_ROOTS.
+    export_roots: tuple[Path, ...] | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.fullmatch(self.name):
@@ -127,6 +128,7 @@ class Caller:
     scopes: frozenset[str]
     requests_per_minute: int = 0
     max_waiting_jobs: int = 0
+    export_roots: tuple[Path, ...] | None = None  # None: EXPORT_ALLOWED_ROOTS
 
     @classmethod
     def open(cls, max_waiting_jobs: int = 0) -> Caller:
@@ -169,3 +171,4 @@ class KeyInfo:
     scopes: tuple[str, ...]
     requests_per_minute: int
     max_waiting_jobs: int
+    export_roots: tuple[Path, ...] | None

@@ -6,7 +6,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import (
 
 from sweedle_core.access.keys import (
     HEX64,
+    MAX_EXPORT_ROOTS,
     MIN_KEY_LENGTH,
     NAME_RE,
     SCOPE_ORDER,
@@ -49,6 +50,9 @@ class _Entry(BaseModel):
     # None: the settings' default; 0: no limit for this key even when there is a default.
     requests_per_minute: int | None = Field(None, ge=0, strict=True)
     max_waiting_jobs: int | None = Field(None, ge=0, strict=True)
+    # The folders this key's engine bundles may be written under, instead of
+    # EXPORT_ALLOWED_ROOTS; [] lets it write into none.
+    export_roots: list[str] | None = Field(None, max_length=MAX_EXPORT_ROOTS)
 
     @field_validator("name")
     @classmethod
@@ -90,6 +94,14 @@ class _Entry(BaseModel):
                 raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPE_ORDER)}")
         return value
 
+    @field_validator("export_roots")
+    @classmethod
+    def _export_roots(cls, value: list[str] | None) -> list[str] | None:
+        for root in value or []:
+            if not Path(root).is_absolute() or "\0" in root or ".." in Path(root).parts:
+                raise ValueError(f"an export root is an absolute folder without '..', not {root!r}")
+        return value
+
     @model_validator(mode="after")
     def _one_secret(self) -> _Entry:
         if (self.sha256 is None) == (self.key is None):
@@ -107,6 +119,7 @@ class _Entry(BaseModel):
             frozenset(self.scopes),
             self.requests_per_minute,
             self.max_waiting_jobs,
+            None if self.export_roots is None else tuple(map(Path, self.export_roots)),
         )
 
 
@@ -128,6 +141,7 @@ def add_key_to_file(
     scopes: Iterable[str] = USER_SCOPES,
     requests_per_minute: int | None = None,
     max_waiting_jobs: int | None = None,
+    export_roots: Sequence[str] | None = None,
 ) -> str:
     """Makes a key, records its SHA-256 in the keys file at ``path`` (created with mode 0600)
     and returns the key: the only time its text exists. Raises ValueError on a duplicate name,
@@ -145,6 +159,8 @@ def add_key_to_file(
         entry["requests_per_minute"] = requests_per_minute
     if max_waiting_jobs is not None:
         entry["max_waiting_jobs"] = max_waiting_jobs
+    if export_roots is not None:
+        entry["export_roots"] = list(export_roots)
     try:
         _Entry.model_validate(entry)
     except ValidationError as exc:

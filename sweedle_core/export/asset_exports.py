@@ -7,7 +7,7 @@ regenerated. Tools work on local files; the results are stored through `Storage`
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, delivered, deli
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.pipeline import (
     DRACO_NAME,
+    LOD_DIR,
     OPTIMIZED_NAME,
     VALIDATION_NAME,
     ExportOptions,
@@ -83,13 +84,27 @@ class AssetExports:
         return StoredExport(result, *(asset_key(asset_id, name) for name in names))
 
     def lods(
-        self, asset_id: str, levels: Sequence[float], on_progress: Progress
+        self,
+        asset_id: str,
+        levels: Sequence[float],
+        built: Sequence[Mapping[str, Any]],
+        on_progress: Progress,
     ) -> list[dict[str, Any]]:
-        """Rebuild the LOD chain at ``levels`` (the first must be 1.0)."""
+        """The LOD chain at ``levels`` (the first must be 1.0). ``built`` is the asset's chain
+        as recorded: kept when it has these levels and its files are stored; otherwise the
+        chain is built again and what was made from the old one (formats and Draco files of
+        its levels, engine bundles) is removed, so nothing stale is served."""
+        if [record["level"] for record in built] == list(levels) and all(
+            self.storage.exists(asset_key(asset_id, lod_names(index)[1]))
+            for index in range(len(built))
+        ):
+            on_progress(1.0, "LODs ready (already built at these levels)")
+            return [dict(record) for record in built]
         on_progress(0.1, "building LODs")
         source = self._source(asset_id)
         with self.storage.workspace(asset_id) as folder:
             records = write_lods(source, folder, levels)
+        self._drop_made_from_lods(asset_id, keep=len(records))
         on_progress(1.0, "LODs ready")
         return records
 
@@ -133,8 +148,10 @@ class AssetExports:
         lod_count: int,
         project_path: str | None,
         on_progress: Progress,
+        roots: Sequence[Path] | None = None,
     ) -> dict[str, Any]:
-        """Build the ``engine`` bundle; keep its zip; write it into ``project_path`` if given."""
+        """Build the ``engine`` bundle; keep its zip; write it into ``project_path`` if given,
+        under one of ``roots`` (the caller's own; None: the service's allowed roots)."""
         build = ENGINES.get(engine)
         if build is None:
             raise InvalidInput(f"unknown engine {engine!r}; accepted: {', '.join(ENGINES)}")
@@ -145,9 +162,9 @@ class AssetExports:
         written: list[str] = []
         if project_path is not None:
             on_progress(0.7, "writing into the project")
+            allowed = self.allowed_roots if roots is None else list(roots)
             written = [
-                _under_root(path, self.allowed_roots)
-                for path in write_bundle(bundle, project_path, self.allowed_roots)
+                _under_root(path, allowed) for path in write_bundle(bundle, project_path, allowed)
             ]
         on_progress(1.0, f"{engine} bundle ready")
         return {"engine": engine, "manifest": bundle.manifest, "written": written}
@@ -176,6 +193,21 @@ class AssetExports:
         if not self.storage.exists(key):
             self.storage.put(key, generate_thumbnail(self._source(asset_id), size))
         return StoredFile(key, "image/png", f"thumbnail_{size}.png")
+
+    def _drop_made_from_lods(self, asset_id: str, keep: int) -> None:
+        """Remove the files an earlier LOD chain left: its levels past ``keep`` and every
+        file made from a level past the full mesh (LOD 0, the thumbnails stay)."""
+        folder = asset_key(asset_id, LOD_DIR)
+        kept = {asset_key(asset_id, name) for index in range(keep) for name in lod_names(index)}
+        made = asset_key(asset_id, EXPORT_DIR)
+        full = f"{made}/lod0/"
+        bundles = {_bundle_key(asset_id, engine) for engine in ENGINES}
+        for key in self.storage.list(folder):
+            if key not in kept:
+                self.storage.delete(key)
+        for key in self.storage.list(made):
+            if key in bundles or (key.startswith(f"{made}/lod") and not key.startswith(full)):
+                self.storage.delete(key)
 
     def _source(self, asset_id: str) -> trimesh.Trimesh:
         for key in (asset_key(asset_id, OPTIMIZED_NAME), raw_mesh_key(asset_id)):

@@ -37,7 +37,8 @@ def free_port() -> int:
 KEYS = {
     # The harness's own key: no request limit (the schema fuzz alone sends hundreds a minute).
     "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {"requests_per_minute": 0}),
-    "alice": ("swd_test_alice", ["read", "write"], {}),
+    # alice's engine bundles go only under projects/alice (her own export root).
+    "alice": ("swd_test_alice", ["read", "write"], {"export_roots": ["alice"]}),
     "bob": ("swd_test_bob", ["read", "write"], {}),
     "viewer": ("swd_test_viewer", ["read"], {}),
     "limited": ("swd_test_limited", ["read", "write"], {"requests_per_minute": 8}),
@@ -46,7 +47,8 @@ KEYS = {
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
-def write_keys_file(path: Path) -> Path:
+def write_keys_file(path: Path, projects: Path) -> Path:
+    """The keys file; a key's ``export_roots`` are folders under ``projects``."""
     entries = [
         {
             "name": name,
@@ -56,6 +58,9 @@ def write_keys_file(path: Path) -> Path:
         }
         for name, (key, scopes, limits) in KEYS.items()
     ]
+    for entry in entries:
+        if "export_roots" in entry:
+            entry["export_roots"] = [str(projects / root) for root in entry["export_roots"]]
     path.write_text(json.dumps({"keys": entries}))
     return path
 
@@ -79,7 +84,7 @@ class Deployment:
             "max_upload_mb": 2,
             "max_image_pixels": 20_000_000,
             "export_allowed_roots": [str(data_dir / "projects")],
-            "api_keys_file": str(write_keys_file(data_dir / "keys.json")),
+            "api_keys_file": str(write_keys_file(data_dir / "keys.json", data_dir / "projects")),
             "webhook_secret": WEBHOOK_SECRET,
             "webhook_backoff_s": 0.2,
             "webhook_allowed_cidrs": ["127.0.0.0/8"],  # the test receivers listen there

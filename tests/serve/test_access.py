@@ -158,9 +158,31 @@ def test_the_admin_route_is_for_admin_keys_only(client):
     assert client.as_key(key("alice")).http.get("/api/admin/keys").status_code == 403
     listed = client.http.get("/api/admin/keys").json()
     assert {k["name"] for k in listed} == set(KEYS)
-    assert all(
-        set(k) == {"name", "scopes", "requests_per_minute", "max_waiting_jobs"} for k in listed
-    )
+    fields = {"name", "scopes", "requests_per_minute", "max_waiting_jobs", "export_roots"}
+    assert all(set(k) == fields for k in listed)
+    roots = {k["name"]: k["export_roots"] for k in listed}
+    assert roots["admin"] is None and roots["alice"][0].endswith("/projects/alice")
+
+
+def test_a_keys_engine_bundles_go_under_its_own_export_root(client, alices, deployment):
+    alice = client.as_key(key("alice"))
+    own = deployment.projects / "alice" / "game"
+    own.mkdir(parents=True)
+    (deployment.projects / "shared").mkdir()
+    url = f"/api/export/{alices['asset_id']}/engine"
+
+    written = alice.http.post(url, json={"engine": "godot", "project_path": "game"})
+    assert written.status_code == 200, written.text
+    paths = written.json()["written"]  # relative to her root
+    assert paths and all(path.startswith("game/") for path in paths), paths
+    assert list(own.rglob("*.glb"))
+    # The service-wide root is not hers: only the admin (no roots of its own) writes there.
+    shared = str(deployment.projects / "shared")
+    refused = alice.http.post(url, json={"engine": "godot", "project_path": shared})
+    assert refused.status_code == 403 and refused.json()["error"] == "unsafe_path"
+    assert list((deployment.projects / "shared").iterdir()) == []
+    admin = client.http.post(url, json={"engine": "godot", "project_path": shared})
+    assert admin.status_code == 200, admin.text
 
 
 def test_requests_over_a_keys_rate_get_429_with_retry_after(client):

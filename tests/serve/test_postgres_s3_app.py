@@ -52,7 +52,7 @@ def pg(deployment: Any, database: str, tmp_path_factory: pytest.TempPathFactory)
         "default_octree_resolution": 48,
         "preprocess_size": 128,
         "thumbnail_size": 64,
-        "api_keys_file": str(write_keys_file(data / "keys.json")),
+        "api_keys_file": str(write_keys_file(data / "keys.json", data / "projects")),
         "webhook_secret": WEBHOOK_SECRET,
         "webhook_backoff_s": 0.2,
         "webhook_allowed_cidrs": ["127.0.0.0/8"],  # the test receivers listen there

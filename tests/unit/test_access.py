@@ -400,6 +400,23 @@ def test_keys_new_writes_a_digest_only_file_the_ring_accepts(tmp_path, capsys):
     assert not list(tmp_path.glob("conf/.keys.json.*"))  # no temporary file left behind
 
 
+def test_a_key_may_have_export_roots_of_its_own(tmp_path, capsys):
+    path = tmp_path / "keys.json"
+    argv = ["keys", "new", "--name", "alice", "--file", str(path)]
+    assert cli.main([*argv, "--export-root", "/srv/alice", "--export-root", "/srv/shared"]) == 0
+    alice = capsys.readouterr().out.strip()
+    assert cli.main(["keys", "new", "--name", "bob", "--file", str(path)]) == 0
+    bob = capsys.readouterr().out.strip()
+
+    ring = KeyRing.from_settings(settings(api_keys_file=path))
+    assert ring.caller(alice).export_roots == (Path("/srv/alice"), Path("/srv/shared"))
+    assert ring.caller(bob).export_roots is None  # EXPORT_ALLOWED_ROOTS
+    listed = {key.name: key.export_roots for key in ring.keys()}
+    assert listed == {"alice": (Path("/srv/alice"), Path("/srv/shared")), "bob": None}
+    assert cli.main([*argv[:3], "carol", *argv[4:], "--export-root", "relative/dir"]) == 1
+    assert "an export root is an absolute folder" in capsys.readouterr().err
+
+
 def test_keys_new_refuses_a_duplicate_name_and_bad_values(tmp_path, capsys):
     path = tmp_path / "keys.json"
     assert cli.main(["keys", "new", "--name", "a", "--file", str(path)]) == 0
@@ -442,11 +459,21 @@ def test_keys_list_shows_names_scopes_and_limits_never_digests(tmp_path, capsys)
     path = tmp_path / "keys.json"
     add_key_to_file(path, "studio-a", requests_per_minute=600, max_waiting_jobs=20)
     add_key_to_file(path, "ops", {"read", "write", "admin"}, requests_per_minute=0)
+    add_key_to_file(path, "b", export_roots=["/srv/b", "/srv/shared"])
     assert cli.main(["keys", "list", "--file", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "SCOPES", "REQUESTS/MIN", "WAITING", "JOBS"]
-    assert lines[1].split() == ["studio-a", "read,write", "600", "20"]
-    assert lines[2].split() == ["ops", "read,write,admin", "none", "default"]
+    assert lines[0].split() == [
+        "NAME",
+        "SCOPES",
+        "REQUESTS/MIN",
+        "WAITING",
+        "JOBS",
+        "EXPORT",
+        "ROOTS",
+    ]
+    assert lines[1].split() == ["studio-a", "read,write", "600", "20", "default"]
+    assert lines[2].split() == ["ops", "read,write,admin", "none", "default", "default"]
+    assert lines[3].split() == ["b", "read,write", "default", "default", "/srv/b,/srv/shared"]
     digests = [entry["sha256"] for entry in json.loads(path.read_text())["keys"]]
     assert not any(d in "\n".join(lines) for d in digests)
     assert cli.main(["keys", "list", "--file", str(tmp_path / "missing.json")]) == 1
