@@ -28,12 +28,15 @@ from sweedle_core.storage import build_storage
 log = logging.getLogger("ray.serve")
 
 NO_GENERATOR_WARNING_S = 30.0
+# What a client told 503 (every slot busy and the waiting room full) waits before it retries.
+OVERLOAD_RETRY_AFTER_S = 2
 
 
 @serve.deployment(
     max_ongoing_requests=2000,
     # Past this many waiting for a slot: 503 with Retry-After, not a wait without end.
     max_queued_requests=200,
+    backpressure_config={"retry_after_s": OVERLOAD_RETRY_AFTER_S},
     ray_actor_options={"num_cpus": 0.25},
 )
 @serve.ingress()

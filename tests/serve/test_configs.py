@@ -10,6 +10,7 @@ from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app
+from deployments.ingress import Ingress
 from sweedle_core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +84,12 @@ def test_the_kuberay_manifest_parses_and_names_only_settings_the_app_reads():
 
 @pytest.mark.parametrize("config", ["configs/cpu.yaml", "serve_config.yaml"])
 def test_an_overloaded_ingress_answers_503_instead_of_queueing_for_ever(config):
-    """Serve answers 503 with Retry-After past `max_queued_requests`; without it, requests
-    wait for a slot without end (each open WebSocket holds one)."""
+    """Serve answers 503 past `max_queued_requests`; without it, requests wait for a slot
+    without end (each open WebSocket holds one). The Retry-After comes from the Ingress's own
+    `backpressure_config`, which the config leaves as it is (test_overload.py drives it)."""
     (ingress,) = [
         d for d in load(config)["applications"][0]["deployments"] if d["name"] == "Ingress"
     ]
     assert 0 < ingress["max_queued_requests"] < ingress["max_ongoing_requests"]
+    assert "backpressure_config" not in ingress
+    assert Ingress._deployment_config.backpressure_config.retry_after_s >= 1
