@@ -38,6 +38,8 @@ KEYS = {
     # The harness's own key: no request limit (the schema fuzz alone sends hundreds a minute).
     "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {"requests_per_minute": 0}),
     # alice's engine bundles go only under projects/alice (her own export root).
+    # The schema fuzz's user key (no request limit: it sends hundreds a minute).
+    "fuzzer": ("swd_test_fuzzer", ["read", "write"], {"requests_per_minute": 0}),
     "alice": ("swd_test_alice", ["read", "write"], {"export_roots": ["alice"]}),
     "bob": ("swd_test_bob", ["read", "write"], {}),
     "viewer": ("swd_test_viewer", ["read"], {}),
