@@ -9,10 +9,15 @@ EXTRAS ?= dev,rembg,hunyuan
 HY3DGEN ?= hy3dgen==2.0.2
 STAMP := $(VENV)/.installed
 VALIDATOR := .tools/node_modules/gltf-validator
+# Sweedle Studio (the web UI), built from web/ into the folder the ingress serves.
+STUDIO := deployments/http/studio_files/index.html
+STUDIO_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/src/*)
+# The browser the browser tests drive (Debian's headless Chromium; WebGL through SwiftShader).
+CHROMIUM := /usr/bin/chromium-headless-shell
 
-.PHONY: setup serve test lint bench clean hy3dshape models
+.PHONY: setup serve test lint bench clean hy3dshape models browser
 
-setup: $(STAMP) $(VALIDATOR)
+setup: $(STAMP) $(VALIDATOR) $(STUDIO)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +35,22 @@ $(VALIDATOR): .tools/package.json
 	npm install --silent --no-audit --no-fund --prefix .tools
 	@touch $@
 
+web/node_modules/.package-lock.json: web/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix web
+	@touch $@
+
+$(STUDIO): web/node_modules/.package-lock.json $(STUDIO_SOURCES)
+	npm run --silent build --prefix web
+
+# Installed with apt-get where it is missing and we are root; else the browser tests skip,
+# saying why.
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -qq --no-install-recommends chromium-headless-shell \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+		chromium-headless-shell; }; } >/dev/null; } \
+		|| echo "sweedle: no $(CHROMIUM) and not root: the browser tests will be skipped"
+
 # Picks serve_config.yaml (GPU) or configs/cpu.yaml, fetches the models its services need
 # (HF_HUB_OFFLINE=1 or SERVE_ARGS=--no-pull skip that), then runs `serve run` on it.
 serve: $(STAMP)
@@ -43,7 +64,7 @@ models: $(STAMP)
 hy3dshape: $(STAMP)
 	$(VENV)/bin/sweedle setup hy3dshape
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -62,4 +83,4 @@ bench: setup $(BENCH_TOOLS)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .tools/node_modules data
+	rm -rf $(VENV) .tools/node_modules web/node_modules deployments/http/studio_files data

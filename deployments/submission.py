@@ -41,7 +41,6 @@ from sweedle_core.params import (
 )
 from sweedle_core.preprocess import ImageInfo
 from sweedle_core.quality import TUNABLE, is_turbo, resolve_params
-from sweedle_core.schemas import SubmitResponse
 from sweedle_core.storage import Storage
 from sweedle_core.webhooks.destinations import checked_destination
 
@@ -143,15 +142,15 @@ class Submission:
 
     async def submit(
         self, form: GenerationForm, file: UploadFile, caller: Caller, key: str | None
-    ) -> tuple[SubmitResponse, bool]:
-        """Take an upload in; the flag says the answer replays an earlier identical request."""
+    ) -> tuple[GenerationJob, bool]:
+        """Take an upload in: its job, and whether it is an earlier identical request's."""
         params = form.params(self.settings)
         webhook_url = await self._webhook_url(form)
         data = await _read_capped(file, self.settings.max_upload_bytes)
         request = (data, form.model_dump_json().encode(), (file.filename or "").encode())
         once = idempotency(caller.owner, key, *request) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
-            return _submitted(replayed.job), True
+            return replayed.job, True
         await self.intake.admit(caller, form.priority)
         with worker_lost_is_said():  # a replica that died under it: 503, try again
             info: ImageInfo = await self.preprocessor.inspect.remote(data)
@@ -171,7 +170,7 @@ class Submission:
         files: Mapping[str, UploadFile],
         caller: Caller,
         key: str | None,
-    ) -> tuple[SubmitResponse, bool]:
+    ) -> tuple[GenerationJob, bool]:
         """Take a multi-view submission in: ``files`` maps each view (``front`` required, then
         any of left, back, right) to its upload; each is read within the upload limit and
         inspected, and a refusal names the view."""
@@ -186,7 +185,7 @@ class Submission:
             parts += [view.encode(), data[view], (file.filename or "").encode()]
         once = idempotency(caller.owner, key, *parts) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
-            return _submitted(replayed.job), True
+            return replayed.job, True
         await self.intake.admit(caller, form.priority)
         formats = {view: (await self._inspect(view, blob)).format for view, blob in data.items()}
         new = NewJob(
@@ -214,7 +213,7 @@ class Submission:
 
     async def submit_text(
         self, request: TextTo3DRequest, caller: Caller, key: str | None
-    ) -> tuple[SubmitResponse, bool]:
+    ) -> tuple[GenerationJob, bool]:
         """Record a text-to-3d job; its image is painted in the preprocessing stage."""
         if not self.settings.text_to_image_model:
             raise TextToImageDisabled(
@@ -225,7 +224,7 @@ class Submission:
         webhook_url = await self._webhook_url(request)
         once = idempotency(caller.owner, key, request.model_dump_json().encode()) if key else None
         if (replayed := await self.intake.replay(once)) is not None:
-            return _submitted(replayed.job), True
+            return replayed.job, True
         await self.intake.admit(caller, request.priority)
         new = NewJob(
             name=request.name or request.prompt[:80],
@@ -250,26 +249,14 @@ class Submission:
             await checked_destination(options.webhook_url, self.settings.webhook_allowed_cidrs)
         return url
 
-    async def _enqueue(self, taken: Taken) -> tuple[SubmitResponse, bool]:
+    async def _enqueue(self, taken: Taken) -> tuple[GenerationJob, bool]:
         if not taken.replayed:
             try:
                 await self.queue.submit.remote(taken.job.id)
             except ray.exceptions.RayError as exc:
                 # The job is in the database: the queue adopts it when it is back.
                 log.warning("job %s recorded but the queue is unreachable: %s", taken.job.id, exc)
-        return _submitted(taken.job), taken.replayed
-
-
-def _submitted(job: GenerationJob) -> SubmitResponse:
-    return SubmitResponse(
-        job_id=job.id,
-        asset_id=job.asset_id,
-        status=job.status,
-        stage=job.stage,
-        priority=job.priority,
-        status_url=f"/api/generation/jobs/{job.id}",
-        websocket_url=f"/ws/progress?job_id={job.id}",
-    )
+        return taken.job, taken.replayed
 
 
 async def _read_capped(file: UploadFile, limit: int, what: str = "the upload") -> bytes:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
 from sweedle_core.errors import InvalidTag
+from sweedle_core.links import Links
 from sweedle_core.params import VIEWS
 
 BACKGROUND_METHOD = (
@@ -152,17 +153,17 @@ class AssetRead(_Read):
     )
 
     @classmethod
-    def of(cls, asset: Any) -> AssetRead:
+    def of(cls, asset: Any, links: Links) -> AssetRead:
         read = cls.model_validate(asset)
         if asset.input_path:
             others = asset.input_views or {}
             read.views = [view for view in VIEWS if view == "front" or view in others]
         if asset.model_path:
-            read.download_url = f"/api/assets/{asset.id}/download"
+            read.download_url = links.download(asset.id)
         if asset.thumbnail_path:
-            read.thumbnail_url = f"/api/assets/{asset.id}/thumbnail"
+            read.thumbnail_url = links.thumbnail(asset.id)
         for lod in read.lods or []:
-            lod.download_url = f"/api/assets/{asset.id}/download?lod={lod.index}"
+            lod.download_url = links.download(asset.id, lod.index)
         return read
 
 
@@ -174,8 +175,8 @@ class AssetPage(BaseModel):
     pages: int
 
     @classmethod
-    def of(cls, page: Any) -> AssetPage:
-        return cls(items=[AssetRead.of(a) for a in page.items], **_paging(page))
+    def of(cls, page: Any, links: Links) -> AssetPage:
+        return cls(items=[AssetRead.of(a, links) for a in page.items], **_paging(page))
 
 
 # Free-form metadata is kept small: it lives in the asset's row.
@@ -247,6 +248,18 @@ class SubmitResponse(BaseModel):
     priority: str
     status_url: str
     websocket_url: str
+
+    @classmethod
+    def of(cls, job: Any, links: Links) -> SubmitResponse:
+        return cls(
+            job_id=job.id,
+            asset_id=job.asset_id,
+            status=job.status,
+            stage=job.stage,
+            priority=job.priority,
+            status_url=links.job(job.id),
+            websocket_url=links.job_feed(job.id),
+        )
 
 
 class QueueJob(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from deployments.http import admin, assets, exports, generation
+from deployments.http import admin, assets, exports, generation, studio
 from deployments.http.auth import authorize
 from deployments.http.errors import ERROR_RESPONSES, install_error_handlers
 from deployments.http.feed import feed_router, health_router
@@ -58,6 +58,7 @@ def create_app(services: Services, behind_serve: bool = False) -> FastAPI:
         app.include_router(router, dependencies=[Depends(authorize)])
     app.include_router(feed_router)  # checks its key itself: see authorize_websocket
     app.include_router(health_router)
+    app.include_router(studio.router)  # the web UI: its page and files need no key
     # In front of every route; CORS (added after, so outside it) answers preflights and
     # gives the front layer's refusals their CORS headers.
     app.add_middleware(Front, services=services, echo_request_id=app.state.echo_request_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
 from deployments.http.auth import CallerDep
-from deployments.http.deps import AssetDep, CompletedAssetDep, ServicesDep
+from deployments.http.deps import AssetDep, CompletedAssetDep, LinksDep, ServicesDep
 from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
 from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
@@ -32,6 +32,7 @@ STOP_WAIT_S = 30.0
 async def list_assets(
     services: ServicesDep,
     caller: CallerDep,
+    links: LinksDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     search: Annotated[
@@ -54,7 +55,7 @@ async def list_assets(
     query = AssetQuery(
         page, page_size, search, source_type, status, tags, sort_by, sort_order, owner
     )
-    return AssetPage.of(await services.store.library.find(query, caller.sees))
+    return AssetPage.of(await services.store.library.find(query, caller.sees), links)
 
 
 @router.get("/tags", response_model=list[TagCount])
@@ -82,19 +83,19 @@ async def create_tag(
 
 
 @router.get("/{asset_id}", response_model=AssetRead)
-async def get_asset(asset: AssetDep) -> AssetRead:
-    return AssetRead.of(asset)
+async def get_asset(asset: AssetDep, links: LinksDep) -> AssetRead:
+    return AssetRead.of(asset, links)
 
 
 @router.patch("/{asset_id}", response_model=AssetRead)
 async def edit_asset(
-    asset: AssetDep, update: AssetUpdate, services: ServicesDep, caller: CallerDep
+    asset: AssetDep, update: AssetUpdate, services: ServicesDep, caller: CallerDep, links: LinksDep
 ) -> AssetRead:
     """Rename, retag (the whole set) or replace the free-form metadata; fields left out stay."""
     edited = await services.store.library.edit(
         asset.id, caller.sees, name=update.name, tags=update.tags, metadata=update.metadata
     )
-    return AssetRead.of(edited)
+    return AssetRead.of(edited, links)
 
 
 @router.delete("/{asset_id}", status_code=204, response_class=Response)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from deployments.http.auth import CallerDep
-from deployments.http.deps import CompletedAssetDep, ServicesDep
+from deployments.http.deps import CompletedAssetDep, LinksDep, ServicesDep
 from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
 from sweedle_core.schemas import (
     AssetRead,
@@ -25,19 +25,23 @@ Engine = Literal["unity", "unreal", "godot"]
 
 @router.post("/{asset_id}/lods", response_model=list[LodRead])
 async def make_lods(
-    asset: CompletedAssetDep, request: LodRequest, services: ServicesDep
+    asset: CompletedAssetDep, request: LodRequest, services: ServicesDep, links: LinksDep
 ) -> list[LodRead]:
     """The asset's LOD chain at these levels: reused when it has them, else rebuilt (progress
     comes as export_progress events)."""
     built = asset.lods or []
     lods = await services.exports.call("lods", asset.id, request.levels, built, asset.owner)
     await services.store.update_asset(asset.id, lods=lods)
-    return AssetRead.of(await services.store.get_asset(asset.id)).lods or []
+    return AssetRead.of(await services.store.get_asset(asset.id), links).lods or []
 
 
 @router.post("/{asset_id}/engine", response_model=EngineExportRead)
 async def engine_bundle(
-    asset: CompletedAssetDep, request: EngineRequest, caller: CallerDep, services: ServicesDep
+    asset: CompletedAssetDep,
+    request: EngineRequest,
+    caller: CallerDep,
+    services: ServicesDep,
+    links: LinksDep,
 ) -> EngineExportRead:
     """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
     (under the key's export roots) when one is given."""
@@ -51,8 +55,7 @@ async def engine_bundle(
         caller.export_roots,
         asset.owner,
     )
-    url = f"/api/export/{asset.id}/engine/{request.engine}"
-    return EngineExportRead(**result, download_url=url)
+    return EngineExportRead(**result, download_url=links.engine_bundle(asset.id, request.engine))
 
 
 @router.get("/{asset_id}/engine/{engine}", response_class=FileResponse, responses=FILE_RESPONSES)

@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 
 from deployments.http.auth import CallerDep
-from deployments.http.deps import JobDep, ServicesDep
+from deployments.http.deps import JobDep, LinksDep, ServicesDep
 from deployments.submission import GenerationForm, TextTo3DRequest
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.library import JobQuery
+from sweedle_core.db.models import GenerationJob
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.jobs.views import status_view
+from sweedle_core.links import Links
 from sweedle_core.params import VIEWS
 from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
 
@@ -32,9 +34,12 @@ IdempotencyKey = Annotated[
 REPLAYED = "Idempotent-Replayed"
 
 
-def _mark(response: Response, replayed: bool) -> None:
+def _answer(response: Response, taken: tuple[GenerationJob, bool], links: Links) -> SubmitResponse:
+    """The job a submission made, or the earlier one an identical request made (marked)."""
+    job, replayed = taken
     if replayed:
         response.headers[REPLAYED] = "true"
+    return SubmitResponse.of(job, links)
 
 
 @router.post("/image-to-3d", status_code=202, response_model=SubmitResponse)
@@ -44,12 +49,12 @@ async def image_to_3d(
     services: ServicesDep,
     caller: CallerDep,
     response: Response,
+    links: LinksDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmitResponse:
     """Upload a photo; the job is queued and its progress streams on `/ws/progress`."""
-    submitted, replayed = await services.submission.submit(form, file, caller, idempotency_key)
-    _mark(response, replayed)
-    return submitted
+    taken = await services.submission.submit(form, file, caller, idempotency_key)
+    return _answer(response, taken, links)
 
 
 PhotoOfView = Annotated[
@@ -64,6 +69,7 @@ async def multiview_to_3d(
     services: ServicesDep,
     caller: CallerDep,
     response: Response,
+    links: LinksDep,
     left: PhotoOfView = None,
     back: PhotoOfView = None,
     right: PhotoOfView = None,
@@ -75,11 +81,8 @@ async def multiview_to_3d(
     hull; other backends use the front."""
     sides = dict(zip(VIEWS, (front, left, back, right), strict=True))
     files = {view: file for view, file in sides.items() if file is not None}
-    submitted, replayed = await services.submission.submit_views(
-        form, files, caller, idempotency_key
-    )
-    _mark(response, replayed)
-    return submitted
+    taken = await services.submission.submit_views(form, files, caller, idempotency_key)
+    return _answer(response, taken, links)
 
 
 @router.post("/text-to-3d", status_code=202, response_model=SubmitResponse)
@@ -88,12 +91,12 @@ async def text_to_3d(
     services: ServicesDep,
     caller: CallerDep,
     response: Response,
+    links: LinksDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmitResponse:
     """A prompt becomes an image (TEXT_TO_IMAGE_MODEL), then a 3D asset like an upload."""
-    submitted, replayed = await services.submission.submit_text(request, caller, idempotency_key)
-    _mark(response, replayed)
-    return submitted
+    taken = await services.submission.submit_text(request, caller, idempotency_key)
+    return _answer(response, taken, links)
 
 
 @router.get("/jobs", response_model=JobPage)

@@ -93,6 +93,12 @@ class Sweedle:
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url, timeout=60, headers=headers)
 
+    def follow(self, link: str, **params: Any) -> httpx.Response:
+        """GET a link an answer gave (a path from the server's root, the app's own prefix
+        included), as given: not joined to ``base_url``'s path."""
+        origin = httpx.URL(self.base_url).copy_with(path="/", query=None)
+        return self.http.get(str(origin.join(link)), params=params or None)
+
     def as_key(self, api_key: str | None) -> Sweedle:
         """The same app, called with another key (None: no key)."""
         return Sweedle(self.base_url, api_key)

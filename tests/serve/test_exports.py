@@ -111,7 +111,7 @@ def test_engine_bundles_download_as_zips_with_their_manifest(client, asset) -> N
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["written"] == []
-        archive = client.http.get(result["download_url"])
+        archive = client.follow(result["download_url"])
         assert archive.status_code == 200
         names = set(zipfile.ZipFile(io.BytesIO(archive.content)).namelist())
         assert f"{root}/manifest.json" in names, names

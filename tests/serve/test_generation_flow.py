@@ -42,7 +42,7 @@ def test_upload_streams_progress_and_yields_a_glb_with_thumbnail(client):
     assert asset["generator"] == "gated-silhouette"  # what ran, not the backend named
     assert asset["face_count"] > 1000
 
-    model = client.http.get(asset["download_url"])
+    model = client.follow(asset["download_url"])
     assert model.status_code == 200
     assert model.headers["content-type"] == "model/gltf-binary"
     mesh = trimesh.load(io.BytesIO(model.content), file_type="glb", force="mesh")
@@ -53,7 +53,7 @@ def test_upload_streams_progress_and_yields_a_glb_with_thumbnail(client):
     assert attributes.COLOR_0 is None, "the photo is baked into a UV texture, not vertex colours"
     assert gltf.materials[0].pbrMetallicRoughness.baseColorTexture is not None
 
-    thumbnail = client.http.get(asset["thumbnail_url"])
+    thumbnail = client.follow(asset["thumbnail_url"])
     assert thumbnail.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(thumbnail.content))
     assert image.size == (96, 96)

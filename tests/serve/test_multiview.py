@@ -45,7 +45,7 @@ def test_a_box_photographed_front_and_side_comes_back_box_shaped(client, tmp_pat
     assert job["status"] == "completed", job
     asset = client.http.get(f"/api/assets/{submitted['asset_id']}").json()
     assert asset["views"] == ["front", "left"]
-    model = client.http.get(asset["download_url"]).content
+    model = client.follow(asset["download_url"]).content
     (tmp_path / "box.glb").write_bytes(model)
     assert validate_gltf(tmp_path / "box.glb")["issues"]["numErrors"] == 0
     mesh = trimesh.load(io.BytesIO(model), file_type="glb", force="mesh")

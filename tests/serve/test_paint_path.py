@@ -34,7 +34,7 @@ def test_a_textured_job_is_painted_on_a_second_gpu_visit_and_completes_once(clie
     assert asset["texture_method"] == "hunyuan3d_paint"
     job = client.job(job_id)
     assert job["status"] == "completed" and "paint_s" in job["timings"], job
-    model = client.http.get(asset["download_url"]).content
+    model = client.follow(asset["download_url"]).content
     (tmp_path / "painted.glb").write_bytes(model)
     assert validate_gltf(tmp_path / "painted.glb")["issues"]["numErrors"] == 0
     document, _ = read_glb(model)

@@ -88,7 +88,9 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     finally:
         receiver.close()
 
-    job = client.job(job_id)
+    # Links come under the app's route prefix, and are followed as given.
+    assert first.json()["status_url"] == f"/{NAME}/api/generation/jobs/{job_id}"
+    job = client.follow(first.json()["status_url"]).json()
     assert job["status"] == "completed" and job["owner"] == "alice"
     assert [a["status_code"] for a in job["webhooks"][0]["log"]] == [500, 200]
 
@@ -118,14 +120,16 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     assert not [p for p in Path(folder).rglob("*") if p.is_file()]
 
     # Downloads stream from the bucket through the ingress.
-    download = client.http.get(f"/api/assets/{asset_id}/download")
+    asset = client.http.get(f"/api/assets/{asset_id}").json()
+    assert asset["download_url"].startswith(f"/{NAME}/api/")
+    download = client.follow(asset["download_url"])
     assert download.status_code == 200 and download.content[:4] == b"glTF"
     assert download.headers["content-length"] == str(len(download.content))
     (tmp_path / "model.glb").write_bytes(download.content)
     assert validate_gltf(tmp_path / "model.glb")["issues"]["numErrors"] == 0
-    thumbnail = client.http.get(f"/api/assets/{asset_id}/thumbnail")
+    thumbnail = client.follow(asset["thumbnail_url"])
     assert thumbnail.status_code == 200 and thumbnail.content[:4] == b"\x89PNG"
-    lod2 = client.http.get(f"/api/assets/{asset_id}/download", params={"lod": 2})
+    lod2 = client.follow(asset["lods"][2]["download_url"])
     assert lod2.status_code == 200 and lod2.content[:4] == b"glTF"
     obj = client.http.get(f"/api/assets/{asset_id}/download", params={"format": "obj"})
     assert obj.status_code == 200
@@ -136,7 +140,7 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     assert draco.status_code == 200 and len(decode_draco_glb(draco.content).faces) == faces
     bundle = client.http.post(f"/api/export/{asset_id}/engine", json={"engine": "godot"})
     assert bundle.status_code == 200, bundle.text
-    archive = client.http.get(bundle.json()["download_url"])
+    archive = client.follow(bundle.json()["download_url"])
     assert archive.status_code == 200 and zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
     stored = {key.split("/", 1)[1] for key in objects.list(asset_id)}
     assert {"exports/lod0/model.draco.glb", "exports/godot.zip"} <= stored

@@ -1,0 +1,74 @@
+"""The browser tier: Debian's headless Chromium, driven by Playwright, against the live app of
+the serve tier. WebGL runs on the CPU through SwiftShader.
+
+Every page fails its test on a console error, an uncaught page error, a failed request, or a
+request to any origin but the app's own (those are stopped before they leave)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from deployments.http import studio
+
+CHROMIUM = "/usr/bin/chromium-headless-shell"
+SWIFTSHADER = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+ARTEFACTS = Path(__file__).resolve().parents[3] / "test-artefacts"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright's launch arguments: Debian's Chromium, WebGL through SwiftShader (it
+    cannot download its own browsers here)."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing: `make test` installs it with apt-get as root")
+    if not (studio.STUDIO_FILES / "index.html").is_file():
+        pytest.skip(f"Studio is not built: {studio.BUILD_COMMAND}")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": SWIFTSHADER}
+
+
+class Guard:
+    """What went wrong on a page: console errors, page errors, failed and foreign requests."""
+
+    def __init__(self, page: Page, origin: str) -> None:
+        self.problems: list[str] = []
+        self.origin = origin
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("requestfailed", self._failed)
+        page.route("**/*", self._route)
+
+    def _console(self, message) -> None:  # type: ignore[no-untyped-def]
+        if message.type == "error":
+            self.problems.append(f"console error: {message.text}")
+
+    def _failed(self, request) -> None:  # type: ignore[no-untyped-def]
+        if request.url.startswith(("blob:", "data:")):
+            return
+        self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
+
+    def _route(self, route) -> None:  # type: ignore[no-untyped-def]
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("blob", "data") or f"{parts.scheme}://{parts.netloc}" == self.origin:
+            route.continue_()
+        else:
+            self.problems.append(f"request to another origin: {url}")
+            route.abort()
+
+
+@pytest.fixture
+def studio_page(browser: Browser, deployment) -> Iterator[tuple[Page, Guard]]:  # type: ignore[no-untyped-def]
+    """A fresh browser context (no stored key) on the Studio, guarded."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    guard = Guard(page, deployment.client.base_url)
+    yield page, guard
+    context.close()
+    assert not guard.problems, "\n".join(guard.problems)

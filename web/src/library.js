@@ -1,0 +1,119 @@
+// The library: a grid of thumbnails with search, tag, source and status filters, sort and
+// paging (GET /api/assets); each card opens the asset, and edits or deletes it.
+import { blobUrl, getJson } from "./api.js";
+import { count } from "./asset.js";
+import { element } from "./jobs.js";
+
+const PAGE_SIZE = 24;
+const SEARCH_PAUSE_MS = 250;
+
+export class Library {
+  constructor({ onOpen, onEdit }) {
+    this.onOpen = onOpen;
+    this.onEdit = onEdit;
+    this.filters = document.getElementById("filters");
+    this.grid = document.getElementById("grid");
+    this.summary = document.getElementById("library-summary");
+    this.pageLabel = document.getElementById("page");
+    this.prev = document.getElementById("prev");
+    this.next = document.getElementById("next");
+    this.page = 1;
+    this.pages = 1;
+    this.urls = []; // thumbnails' blob URLs, released when the grid is redrawn
+    this.asked = 0;
+    let pause = null;
+    this.filters.addEventListener("input", () => {
+      clearTimeout(pause);
+      pause = setTimeout(() => this.show(1), SEARCH_PAUSE_MS);
+    });
+    this.filters.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.show(1);
+    });
+    this.prev.addEventListener("click", () => this.show(this.page - 1));
+    this.next.addEventListener("click", () => this.show(this.page + 1));
+  }
+
+  query(page) {
+    const form = this.filters.elements;
+    const [sortBy, sortOrder] = form.sort.value.split(":");
+    const query = new URLSearchParams({
+      page: String(page),
+      page_size: String(PAGE_SIZE),
+      sort_by: sortBy,
+      sort_order: sortOrder,
+    });
+    for (const field of ["search", "tags", "source_type", "status"]) {
+      const value = form[field].value.trim();
+      if (value) query.set(field, value);
+    }
+    return query;
+  }
+
+  async show(page = this.page) {
+    const asked = ++this.asked;
+    const [result, tags] = await Promise.all([
+      getJson(`/api/assets?${this.query(Math.max(1, page))}`),
+      getJson("/api/assets/tags"),
+    ]);
+    if (asked !== this.asked) return; // a newer query answered first
+    this.page = result.page;
+    this.pages = Math.max(1, result.pages);
+    this.showTags(tags);
+    for (const url of this.urls) URL.revokeObjectURL(url);
+    this.urls = [];
+    this.grid.replaceChildren(...result.items.map((asset) => this.card(asset)));
+    this.summary.textContent = result.total
+      ? `${count(result.total)} asset${result.total === 1 ? "" : "s"}`
+      : "No assets match.";
+    this.pageLabel.textContent = `Page ${this.page} of ${this.pages}`;
+    this.prev.disabled = this.page <= 1;
+    this.next.disabled = this.page >= this.pages;
+  }
+
+  showTags(tags) {
+    const select = this.filters.elements.tags;
+    const chosen = select.value;
+    const options = [element("option", "", "any")];
+    options[0].value = "";
+    for (const tag of tags) {
+      const option = element("option", "", `${tag.name} (${tag.count})`);
+      option.value = tag.name;
+      options.push(option);
+    }
+    select.replaceChildren(...options);
+    select.value = tags.some((tag) => tag.name === chosen) ? chosen : "";
+  }
+
+  card(asset) {
+    const item = element("li", "card", "");
+    item.dataset.assetId = asset.id;
+    const open = element("button", "card-open", "");
+    open.type = "button";
+    open.setAttribute("aria-label", `Open ${asset.name}`);
+    const image = element("img", "card-thumb", "");
+    image.alt = "";
+    open.append(image, element("span", "card-name", asset.name));
+    open.addEventListener("click", () => this.onOpen(asset.id));
+    const facts = element(
+      "div",
+      "card-facts",
+      asset.status === "completed" ? `${count(asset.face_count)} tris` : asset.status,
+    );
+    const tags = element("div", "card-tags", (asset.tags || []).map((t) => t.name ?? t).join(", "));
+    const edit = element("button", "ghost small", "Edit");
+    edit.type = "button";
+    edit.setAttribute("aria-label", `Edit ${asset.name}`);
+    edit.addEventListener("click", () => this.onEdit(asset));
+    item.append(open, facts, tags, edit);
+    if (asset.thumbnail_url) {
+      blobUrl(asset.thumbnail_url)
+        .then((url) => {
+          this.urls.push(url);
+          image.src = url;
+        })
+        .catch(() => {});
+    }
+    return item;
+  }
+}
