@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
 from sweedle_core.errors import InvalidTag
-from sweedle_core.links import Links
 from sweedle_core.params import VIEWS
 
 BACKGROUND_METHOD = (
@@ -110,6 +109,19 @@ class JobPage(BaseModel):
 class TagRead(_Read):
     id: int
     name: str
+
+
+class Links(Protocol):
+    """Where the HTTP layer serves what an answer links to (it knows the routes and the path
+    the app is served at; the core never spells a URL)."""
+
+    def download(self, asset_id: str, lod: int | None = None) -> str: ...
+
+    def thumbnail(self, asset_id: str) -> str: ...
+
+    def job(self, job_id: str) -> str: ...
+
+    def job_feed(self, job_id: str) -> str: ...
 
 
 class LodRead(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from deployments.http.auth import CallerDep, services_of
+from deployments.http.links import RequestLinks
 from deployments.http.services import Services
 from sweedle_core.db.models import Asset, GenerationJob
 from sweedle_core.errors import AssetNotReady
-from sweedle_core.links import Links
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
@@ -31,12 +31,7 @@ async def visible_job(job_id: Id, caller: CallerDep, services: ServicesDep) -> G
     return await services.store.library.get_job(job_id, caller.sees)
 
 
-def links_of(request: Request) -> Links:
-    """Links under the path this app is served at (Serve's route_prefix, as root_path)."""
-    return Links(request.scope.get("root_path", "").rstrip("/"))
-
-
 AssetDep = Annotated[Asset, Depends(visible_asset)]
 CompletedAssetDep = Annotated[Asset, Depends(completed_asset)]
 JobDep = Annotated[GenerationJob, Depends(visible_job)]
-LinksDep = Annotated[Links, Depends(links_of)]
+LinksDep = Annotated[RequestLinks, Depends(RequestLinks)]

@@ -9,13 +9,13 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import JobDep, LinksDep, ServicesDep
+from deployments.http.links import RequestLinks
 from deployments.submission import GenerationForm, TextTo3DRequest
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.library import JobQuery
 from sweedle_core.db.models import GenerationJob
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.jobs.views import status_view
-from sweedle_core.links import Links
 from sweedle_core.params import VIEWS
 from sweedle_core.schemas import JobPage, JobRead, QueueJob, QueueStatus, SubmitResponse
 
@@ -34,7 +34,9 @@ IdempotencyKey = Annotated[
 REPLAYED = "Idempotent-Replayed"
 
 
-def _answer(response: Response, taken: tuple[GenerationJob, bool], links: Links) -> SubmitResponse:
+def _answer(
+    response: Response, taken: tuple[GenerationJob, bool], links: RequestLinks
+) -> SubmitResponse:
     """The job a submission made, or the earlier one an identical request made (marked)."""
     job, replayed = taken
     if replayed:

@@ -6,9 +6,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sweedle_core.db.models import Asset, GenerationJob, as_utc, utcnow
-from sweedle_core.links import Links
-
-LINKS = Links()  # the server's root
 
 # A job's final status -> the event announced for it (also sent as X-Sweedle-Event).
 EVENTS = {
@@ -63,9 +60,8 @@ def webhook_payload(
             "source_type": asset.source_type,
             "vertex_count": asset.vertex_count,
             "face_count": asset.face_count,
-            # Paths from the server's root (see Links): a job does not record the path its
-            # request came in under.
-            "download_url": LINKS.download(asset.id) if completed else None,
-            "thumbnail_url": LINKS.thumbnail(asset.id) if completed else None,
+            # Paths, not absolute URLs: the service does not know the address it is reached by.
+            "download_url": f"/api/assets/{asset.id}/download" if completed else None,
+            "thumbnail_url": f"/api/assets/{asset.id}/thumbnail" if completed else None,
         },
     }

@@ -22,7 +22,8 @@ from tests.serve.conftest import KEYS
 from tests.serve.test_queueing import hold_generator
 
 IMAGE = drawn_image(96)
-OPEN = {"/health"}
+# Open to anyone: the health check, and Studio's page and files (the page asks for a key).
+OPEN = {"/health", "/", "/ui/", "/ui/assets/{name:path}"}
 ZERO = "0" * 32
 
 

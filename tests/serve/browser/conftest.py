@@ -6,13 +6,14 @@ request to any origin but the app's own (those are stopped before they leave).""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from deployments.http import studio
 
@@ -21,15 +22,21 @@ SWIFTSHADER = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 ARTEFACTS = Path(__file__).resolve().parents[3] / "test-artefacts"
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    """pytest-playwright's launch arguments: Debian's Chromium, WebGL through SwiftShader (it
-    cannot download its own browsers here)."""
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, WebGL through SwiftShader (Playwright cannot download browsers here).
+
+    Opened and closed with this package, not the session: while Playwright's sync API is open it
+    keeps an event loop running in the main thread, and every asyncio test after it would fail
+    with "cannot be called from a running event loop"."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is missing: `make test` installs it with apt-get as root")
     if not (studio.STUDIO_FILES / "index.html").is_file():
         pytest.skip(f"Studio is not built: {studio.BUILD_COMMAND}")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": SWIFTSHADER}
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=SWIFTSHADER)
+        yield chromium
+        chromium.close()
 
 
 class Guard:
@@ -37,14 +44,19 @@ class Guard:
 
     def __init__(self, page: Page, origin: str) -> None:
         self.problems: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
         self.origin = origin
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("requestfailed", self._failed)
         page.route("**/*", self._route)
 
+    def allow(self, pattern: str) -> None:
+        """A console error a test expects (a refusal it provokes), by a regex of its text."""
+        self.allowed.append(re.compile(pattern))
+
     def _console(self, message) -> None:  # type: ignore[no-untyped-def]
-        if message.type == "error":
+        if message.type == "error" and not any(a.search(message.text) for a in self.allowed):
             self.problems.append(f"console error: {message.text}")
 
     def _failed(self, request) -> None:  # type: ignore[no-untyped-def]
@@ -62,10 +74,20 @@ class Guard:
             route.abort()
 
 
+LAPTOP = {"viewport": {"width": 1360, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture(params=[pytest.param(LAPTOP, id="laptop")])
+def screen(request: pytest.FixtureRequest) -> dict:
+    """The device a page is opened on (a test may ask for others with indirect parameters)."""
+    return dict(request.param)
+
+
 @pytest.fixture
-def studio_page(browser: Browser, deployment) -> Iterator[tuple[Page, Guard]]:  # type: ignore[no-untyped-def]
+def studio_page(browser: Browser, deployment, screen: dict) -> Iterator[tuple[Page, Guard]]:  # type: ignore[no-untyped-def]
     """A fresh browser context (no stored key) on the Studio, guarded."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    context = browser.new_context(**screen, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
     guard = Guard(page, deployment.client.base_url)

@@ -17,7 +17,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.conftest import drawn_image
-from tests.serve.browser.conftest import ARTEFACTS
+from tests.serve.browser.conftest import ARTEFACTS, PHONE
 from tests.serve.client import Sweedle
 from tests.serve.conftest import KEYS
 
@@ -187,3 +187,79 @@ def test_the_library_finds_edits_downloads_and_deletes(
     page.locator("#confirm-delete").click()
     expect(card).to_have_count(0)
     assert client.http.get(f"/api/assets/{rock['id']}").status_code == 404
+
+
+def test_a_waiting_job_is_cancelled_from_the_queue(studio_page, deployment, gate, tmp_path) -> None:
+    page, _ = studio_page
+    open_studio(page, deployment.client.base_url)
+    photo = tmp_path / "held.png"
+    photo.write_bytes(drawn_image(128, color=(40, 120, 200)))
+    page.locator("#photo").set_input_files(photo)
+    page.locator("#make-form [name=name]").fill("Held Disc")
+    page.get_by_role("button", name="Generate").click()
+
+    job = page.locator("#jobs .job", has_text="Held Disc")
+    expect(job).to_have_attribute("data-status", re.compile("pending|processing"))
+    job.get_by_role("button", name="Cancel").click()
+    expect(job).to_have_attribute("data-status", "cancelled")
+    expect(job.locator(".stage")).to_have_text("cancelled")
+
+
+def test_a_refused_upload_shows_why(studio_page, deployment, tmp_path) -> None:
+    page, guard = studio_page
+    guard.allow(r"status of 4(15|22)")  # the browser logs the refusal it was sent
+    open_studio(page, deployment.client.base_url)
+    fake = tmp_path / "notes.png"
+    fake.write_bytes(b"these are notes, not a picture")
+
+    page.locator("#photo").set_input_files(fake)
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator("#make-error")).to_be_visible()
+    expect(page.locator("#make-error")).to_have_text(re.compile("image", re.I))
+    expect(page.locator("#jobs .job", has_text="notes")).to_have_count(0)
+
+
+def test_the_health_panel_says_what_runs(studio_page, deployment) -> None:
+    page, _ = studio_page
+    open_studio(page, deployment.client.base_url)
+
+    page.locator("#health-button").click()
+    facts = page.locator("#health-facts")
+    expect(facts).to_contain_text("gated-silhouette")  # the model the generators run
+    expect(facts).to_contain_text("Background remover")
+    expect(page.locator("#dashboard-link")).to_have_attribute("href", re.compile(":8265/$"))
+
+
+def test_every_control_has_a_name_and_the_keyboard_reaches_the_make_form(
+    studio_page, deployment
+) -> None:
+    page, _ = studio_page
+    open_studio(page, deployment.client.base_url)
+
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+            .filter((el) => !(el.labels?.length || el.getAttribute('aria-label')
+                              || (el.tagName === 'BUTTON' && el.textContent.trim())))
+            .map((el) => el.outerHTML)"""
+    )
+    assert unnamed == []
+    reached = []
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id || document.activeElement.name"))
+    assert {"drop", "generate"} <= set(reached), reached
+
+
+@pytest.mark.parametrize("screen", [PHONE], ids=["phone"], indirect=True)
+def test_the_studio_fits_a_phone(studio_page, deployment) -> None:
+    page, _ = studio_page
+    open_studio(page, deployment.client.base_url)
+
+    fits = "document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(fits)
+    expect(page.locator("#canvas")).to_be_visible()
+    assert page.locator("#canvas").bounding_box()["width"] > 300
+    page.get_by_role("button", name="Library").click()
+    expect(page.locator("#library-summary")).not_to_be_empty()
+    assert page.evaluate(fits)
