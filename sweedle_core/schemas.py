@@ -129,6 +129,7 @@ class LodRead(BaseModel):
     level: float = Field(description="the requested share of the full mesh's faces")
     faces: int
     vertices: int
+    bytes: int | None = Field(None, description="its GLB's size (uncompressed)")
     download_url: str = ""
 
 

@@ -99,6 +99,7 @@ def write_lods(
                 "level": level,
                 "faces": len(lod.faces),
                 "vertices": len(lod.vertices),
+                "bytes": glb_path.stat().st_size,
                 "file": glb_path.relative_to(out_dir).as_posix(),
             }
         )

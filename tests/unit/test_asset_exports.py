@@ -62,6 +62,7 @@ def test_a_new_chain_drops_the_files_made_from_the_old_one(exports) -> None:
     new_lod1 = faces_of(assets, "ply", 1, len(rebuilt))
     assert new_lod1 == rebuilt[1]["faces"] != old_lod1
     assert abs(new_lod1 / full - 0.2) <= 0.05
+    assert rebuilt[1]["bytes"] == assets.storage.size(asset_key(ASSET, lod_names(1)[0]))
     assert faces_of(assets, "ply", 0, len(rebuilt)) == full  # the full mesh's files stay
     kept = assets.storage.list(asset_key(ASSET, "lods"))
     assert not any(name in key for key in kept for name in lod_names(2) + lod_names(3))

@@ -40,7 +40,8 @@ export class AssetPanel {
     const lods = asset.lods && asset.lods.length ? asset.lods : [{ index: 0, faces: asset.face_count }];
     this.lod.replaceChildren(
       ...lods.map((lod) => {
-        const option = element("option", "", `${lod.index} · ${count(lod.faces)} tris`);
+        const bytes = lod.bytes ? ` · ${size(lod.bytes)}` : "";
+        const option = element("option", "", `${lod.index} · ${count(lod.faces)} tris${bytes}`);
         option.value = String(lod.index);
         return option;
       }),

@@ -54,10 +54,11 @@ export class MakeForm {
     });
   }
 
-  /** What the service offers (from /health): a prompt only where text-to-3d runs. */
+  /** What the service offers (from /health): a prompt only where text-to-3d runs or is
+   * loading (not where it is off or its model failed to load). */
   offer(health) {
     const painter = health?.text_to_image?.state;
-    document.getElementById("prompt-mode").hidden = !painter || painter === "disabled";
+    document.getElementById("prompt-mode").hidden = !["ready", "loading"].includes(painter);
   }
 
   get mode() {

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import ray
 import trimesh
 from PIL import Image
 from playwright.sync_api import Page, expect
@@ -263,3 +264,45 @@ def test_the_studio_fits_a_phone(studio_page, deployment) -> None:
     page.get_by_role("button", name="Library").click()
     expect(page.locator("#library-summary")).not_to_be_empty()
     assert page.evaluate(fits)
+
+
+def test_after_the_feed_drops_the_page_reconnects_and_reads_what_it_missed(
+    studio_page, deployment, gate, tmp_path
+) -> None:
+    """The feed goes through a proxy in the page's network: it stops passing events while the
+    job ends, then drops the socket. The page reconnects and learns the end over REST."""
+    page, _ = studio_page
+    client: Sweedle = deployment.client
+    muted, routes = [False], []
+
+    def proxy(route) -> None:  # type: ignore[no-untyped-def]
+        server = route.connect_to_server()
+        server.on_message(lambda message: None if muted[0] else route.send(message))
+        routes.append(route)
+
+    page.route_web_socket(re.compile(r"/ws/progress"), proxy)
+    open_studio(page, client.base_url)
+    arrived = ray.get(gate.arrived.remote())
+    photo = tmp_path / "missed.png"
+    photo.write_bytes(drawn_image(128, color=(200, 160, 40)))
+    page.locator("#photo").set_input_files(photo)
+    page.locator("#make-form [name=name]").fill("Missed Disc")
+    page.get_by_role("button", name="Generate").click()
+    job = page.locator("#jobs .job", has_text="Missed Disc")
+    expect(job).to_have_attribute("data-status", re.compile("pending|processing"))
+    ray.get(gate.wait_for_arrivals.remote(arrived + 1), timeout=60)
+    job_id = job.get_attribute("data-job-id")
+
+    muted[0] = True  # the page hears nothing of the job's end
+    with client.feed() as feed:
+        ray.get(gate.open.remote())
+        assert feed.wait_finished({job_id})[job_id]["type"] == "asset_ready"
+    assert job.get_attribute("data-status") != "completed"
+    muted[0] = False
+    connections = len(routes)
+    routes[-1].close()  # the connection drops
+
+    expect(page.locator("body")).to_have_attribute("data-feed", re.compile("reconnecting"))
+    expect(job).to_have_attribute("data-status", "completed")
+    expect(page.locator("body")).to_have_attribute("data-feed", "live")
+    assert len(routes) == connections + 1
