@@ -141,7 +141,12 @@ class Submission:
         self.queue = queue
 
     async def submit(
-        self, form: GenerationForm, file: UploadFile, caller: Caller, key: str | None
+        self,
+        form: GenerationForm,
+        file: UploadFile,
+        caller: Caller,
+        key: str | None,
+        root_path: str = "",
     ) -> tuple[GenerationJob, bool]:
         """Take an upload in: its job, and whether it is an earlier identical request's."""
         params = form.params(self.settings)
@@ -161,6 +166,7 @@ class Submission:
             caller=caller,
             webhook_url=webhook_url,
             original_filename=file.filename,
+            root_path=root_path,
         )
         return await self._enqueue(await self.intake.take_image(new, data, info.format, once))
 
@@ -170,6 +176,7 @@ class Submission:
         files: Mapping[str, UploadFile],
         caller: Caller,
         key: str | None,
+        root_path: str = "",
     ) -> tuple[GenerationJob, bool]:
         """Take a multi-view submission in: ``files`` maps each view (``front`` required, then
         any of left, back, right) to its upload; each is read within the upload limit and
@@ -195,6 +202,7 @@ class Submission:
             caller=caller,
             webhook_url=webhook_url,
             original_filename=files["front"].filename,
+            root_path=root_path,
         )
         uploads = {view: (data[view], formats[view]) for view in data}
         return await self._enqueue(await self.intake.take_views(new, uploads, once))
@@ -212,7 +220,7 @@ class Submission:
         return info
 
     async def submit_text(
-        self, request: TextTo3DRequest, caller: Caller, key: str | None
+        self, request: TextTo3DRequest, caller: Caller, key: str | None, root_path: str = ""
     ) -> tuple[GenerationJob, bool]:
         """Record a text-to-3d job; its image is painted in the preprocessing stage."""
         if not self.settings.text_to_image_model:
@@ -233,6 +241,7 @@ class Submission:
             caller=caller,
             webhook_url=webhook_url,
             prompt=request.prompt,
+            root_path=root_path,
         )
         return await self._enqueue(await self.intake.take_text(new, once))
 

@@ -55,7 +55,7 @@ async def image_to_3d(
     idempotency_key: IdempotencyKey = None,
 ) -> SubmitResponse:
     """Upload a photo; the job is queued and its progress streams on `/ws/progress`."""
-    taken = await services.submission.submit(form, file, caller, idempotency_key)
+    taken = await services.submission.submit(form, file, caller, idempotency_key, links.root)
     return _answer(response, taken, links)
 
 
@@ -83,7 +83,7 @@ async def multiview_to_3d(
     hull; other backends use the front."""
     sides = dict(zip(VIEWS, (front, left, back, right), strict=True))
     files = {view: file for view, file in sides.items() if file is not None}
-    taken = await services.submission.submit_views(form, files, caller, idempotency_key)
+    taken = await services.submission.submit_views(form, files, caller, idempotency_key, links.root)
     return _answer(response, taken, links)
 
 
@@ -97,7 +97,7 @@ async def text_to_3d(
     idempotency_key: IdempotencyKey = None,
 ) -> SubmitResponse:
     """A prompt becomes an image (TEXT_TO_IMAGE_MODEL), then a 3D asset like an upload."""
-    taken = await services.submission.submit_text(request, caller, idempotency_key)
+    taken = await services.submission.submit_text(request, caller, idempotency_key, links.root)
     return _answer(response, taken, links)
 
 

@@ -15,6 +15,11 @@ class RequestLinks:
     def __init__(self, request: Request) -> None:
         self._request = request
 
+    @property
+    def root(self) -> str:
+        """The path the app is served at ("" at the server's root)."""
+        return str(self._request.scope.get("root_path", "")).rstrip("/")
+
     def download(self, asset_id: str, lod: int | None = None) -> str:
         path = self._path("download", asset_id=asset_id)
         return path if lod is None else f"{path}?lod={lod}"

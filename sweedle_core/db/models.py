@@ -115,6 +115,9 @@ class GenerationJob(Base):
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
     # Where the job's end is announced (a POST per final state); None: no webhook.
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # The path the submitting request came in under (a Serve route_prefix; None: the server's
+    # root): the links the job's webhook carries start with it.
+    root_path: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()

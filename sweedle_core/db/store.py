@@ -89,6 +89,7 @@ class Store:
         prompt: str | None = None,
         owner: str | None = None,
         webhook_url: str | None = None,
+        root_path: str = "",
         idempotency: Idempotency | None = None,
         upload_recorded: bool = False,
         max_waiting: int = 0,
@@ -127,6 +128,7 @@ class Store:
             stage=JobStage.QUEUED.value,
             owner=owner,
             webhook_url=webhook_url,
+            root_path=root_path or None,
         )
         try:
             async with self.sessions.begin() as session:

@@ -36,6 +36,7 @@ class NewJob:
     webhook_url: str | None = None
     original_filename: str | None = None
     prompt: str | None = None  # a text-to-3d job: its image is painted later
+    root_path: str = ""  # the path the request came in under (its webhook's links start so)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ class Intake:
             prompt=new.prompt,
             owner=new.caller.owner,
             webhook_url=new.webhook_url,
+            root_path=new.root_path,
             idempotency=once,
             upload_recorded=upload_recorded,
             max_waiting=new.caller.max_waiting_jobs,

@@ -39,6 +39,7 @@ def webhook_payload(
     if status not in EVENTS:
         raise ValueError(f"no webhook event for job status {status!r}; one of {sorted(EVENTS)}")
     completed = status == "completed"
+    root = job.root_path or ""
     return {
         "id": delivery_id,
         "event": EVENTS[status],
@@ -61,7 +62,8 @@ def webhook_payload(
             "vertex_count": asset.vertex_count,
             "face_count": asset.face_count,
             # Paths, not absolute URLs: the service does not know the address it is reached by.
-            "download_url": f"/api/assets/{asset.id}/download" if completed else None,
-            "thumbnail_url": f"/api/assets/{asset.id}/thumbnail" if completed else None,
+            # They start with the path the job's request came in under (a route_prefix).
+            "download_url": f"{root}/api/assets/{asset.id}/download" if completed else None,
+            "thumbnail_url": f"{root}/api/assets/{asset.id}/thumbnail" if completed else None,
         },
     }

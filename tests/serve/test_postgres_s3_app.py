@@ -6,6 +6,8 @@ folder must stay empty: nothing may pass through a local folder."""
 from __future__ import annotations
 
 import io
+import json
+import re
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -14,12 +16,14 @@ from typing import Any
 
 import pytest
 import ray
+from playwright.sync_api import expect
 from ray import serve
 
 from deployments.app import AppArgs, build_app
 from sweedle_core.export.draco_compressor import decode_draco_glb
 from tests.conftest import drawn_image
 from tests.gltf_check import validate_gltf
+from tests.serve.browser.conftest import guarded_page, open_chromium
 from tests.serve.client import Sweedle
 from tests.serve.conftest import KEYS, WEBHOOK_SECRET, write_keys_file
 from tests.serve.test_idempotency_and_webhooks import Receiver
@@ -88,8 +92,10 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     finally:
         receiver.close()
 
-    # Links come under the app's route prefix, and are followed as given.
+    # Links come under the app's route prefix, and are followed as given (the webhook's too).
     assert first.json()["status_url"] == f"/{NAME}/api/generation/jobs/{job_id}"
+    delivered = json.loads(receiver.calls[-1][1])
+    assert client.follow(delivered["asset"]["thumbnail_url"]).content[:4] == b"\x89PNG"
     job = client.follow(first.json()["status_url"]).json()
     assert job["status"] == "completed" and job["owner"] == "alice"
     assert [a["status_code"] for a in job["webhooks"][0]["log"]] == [500, 200]
@@ -148,3 +154,27 @@ def test_a_job_runs_through_ray_on_postgresql_and_s3_and_the_library_finds_it(pg
     assert client.http.delete(f"/api/assets/{asset_id}").status_code == 204
     assert objects.list(asset_id) == []
     assert client.http.get(f"/api/assets/{asset_id}").status_code == 404
+
+
+def test_studio_works_under_the_apps_route_prefix(pg, tmp_path):
+    """Studio served at /postgres/: its files, its API calls, the feed and the links it
+    follows (the model, the thumbnails) all stay under the app's prefix, in a real browser."""
+    client, _, _ = pg
+    photo = tmp_path / "prefixed crate.png"
+    photo.write_bytes(drawn_image(128, color=(150, 100, 60)))
+    with open_chromium() as browser, guarded_page(browser, client.base_url) as (page, _):
+        page.goto(f"{client.base_url}/")
+        page.locator("#key-input").fill(KEYS["alice"][0])
+        page.get_by_role("button", name="Use key").click()
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.locator("#photo").set_input_files(photo)
+        page.get_by_role("button", name="Generate").click()
+
+        job = page.locator("#jobs .job", has_text="prefixed crate")
+        expect(job).to_have_attribute("data-status", "completed", timeout=180_000)
+        made = client.http.get("/api/assets", params={"search": "prefixed crate"}).json()
+        (asset,) = made["items"]
+        expect(page.locator('[data-fact="triangles"]')).to_have_text(f"{asset['face_count']:,}")
+        page.get_by_role("button", name="Library").click()
+        card = page.locator(f'.card[data-asset-id="{asset["id"]}"]')
+        expect(card.locator(".card-thumb")).to_have_attribute("src", re.compile("^blob:"))

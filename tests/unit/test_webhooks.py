@@ -191,6 +191,11 @@ async def test_payload_of_a_completed_job_links_its_files(store):
     assert asset["download_url"] == f"/api/assets/{job.asset_id}/download"
     assert asset["thumbnail_url"] == f"/api/assets/{job.asset_id}/thumbnail"
 
+    # A job submitted under a route prefix links under it.
+    job.root_path = "/studio-a"
+    prefixed = webhook_payload("completed", job, job.asset, "d2")["asset"]
+    assert prefixed["download_url"] == f"/studio-a/api/assets/{job.asset_id}/download"
+
 
 async def test_payload_of_a_failed_job_has_its_error_and_no_links(store):
     job = await create_job(store)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,11 +24,12 @@ SWIFTSHADER = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 ARTEFACTS = Path(__file__).resolve().parents[3] / "test-artefacts"
 
 
-@pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, WebGL through SwiftShader (Playwright cannot download browsers here).
+@contextmanager
+def open_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, WebGL through SwiftShader (Playwright cannot download browsers here);
+    a skip saying why where it or Studio's build is missing.
 
-    Opened and closed with this package, not the session: while Playwright's sync API is open it
+    Keep it open no longer than the tests that use it: while Playwright's sync API is open it
     keeps an event loop running in the main thread, and every asyncio test after it would fail
     with "cannot be called from a running event loop"."""
     if shutil.which(CHROMIUM) is None:
@@ -39,13 +42,36 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+@contextmanager
+def guarded_page(browser: Browser, app_url: str, **screen: Any) -> Iterator[tuple[Page, Guard]]:
+    """A fresh browser context (no stored key) for the app at ``app_url``; the block fails on
+    whatever its `Guard` saw go wrong."""
+    context = browser.new_context(**(screen or LAPTOP), accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    guard = Guard(page, app_url)
+    try:
+        yield page, guard
+    finally:
+        context.close()
+    assert not guard.problems, "\n".join(guard.problems)
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """One browser for this package (see `open_chromium`)."""
+    with open_chromium() as chromium:
+        yield chromium
+
+
 class Guard:
     """What went wrong on a page: console errors, page errors, failed and foreign requests."""
 
-    def __init__(self, page: Page, origin: str) -> None:
+    def __init__(self, page: Page, app_url: str) -> None:
         self.problems: list[str] = []
         self.allowed: list[re.Pattern[str]] = []
-        self.origin = origin
+        parts = urlsplit(app_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("requestfailed", self._failed)
@@ -86,11 +112,6 @@ def screen(request: pytest.FixtureRequest) -> dict:
 
 @pytest.fixture
 def studio_page(browser: Browser, deployment, screen: dict) -> Iterator[tuple[Page, Guard]]:  # type: ignore[no-untyped-def]
-    """A fresh browser context (no stored key) on the Studio, guarded."""
-    context = browser.new_context(**screen, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    guard = Guard(page, deployment.client.base_url)
-    yield page, guard
-    context.close()
-    assert not guard.problems, "\n".join(guard.problems)
+    """A fresh page on the session app's Studio, guarded."""
+    with guarded_page(browser, deployment.client.base_url, **screen) as opened:
+        yield opened
