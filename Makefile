@@ -12,10 +12,12 @@ VALIDATOR := .tools/node_modules/gltf-validator
 # Sweedle Studio (the web UI), built from web/ into the folder the ingress serves.
 STUDIO := deployments/http/studio_files/index.html
 STUDIO_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/src/*)
-# The browser the browser tests drive (Debian's headless Chromium; WebGL through SwiftShader).
-CHROMIUM := /usr/bin/chromium-headless-shell
+# Debian packages only the tests use: the browser the browser tests drive (headless Chromium;
+# WebGL through SwiftShader) and PgBouncer, which the database tests put in front of PostgreSQL.
+TEST_PACKAGES := chromium-headless-shell pgbouncer
+TEST_BINARIES := /usr/bin/chromium-headless-shell /usr/sbin/pgbouncer
 
-.PHONY: setup serve test lint bench clean hy3dshape models browser
+.PHONY: setup serve test lint bench clean hy3dshape models test-packages
 
 setup: $(STAMP) $(VALIDATOR) $(STUDIO)
 
@@ -42,14 +44,16 @@ web/node_modules/.package-lock.json: web/package-lock.json
 $(STUDIO): web/node_modules/.package-lock.json $(STUDIO_SOURCES)
 	npm run --silent build --prefix web
 
-# Installed with apt-get where it is missing and we are root; else the browser tests skip,
+# Installed with apt-get where missing and we are root; else the tests that need them skip,
 # saying why.
-browser:
-	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& { apt-get install -y -qq --no-install-recommends chromium-headless-shell \
+test-packages:
+	@for binary in $(TEST_BINARIES); do test -x $$binary || missing=1; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		{ apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) \
 		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-		chromium-headless-shell; }; } >/dev/null; } \
-		|| echo "sweedle: no $(CHROMIUM) and not root: the browser tests will be skipped"
+		$(TEST_PACKAGES); }; } >/dev/null; \
+	else echo "sweedle: not root: $(TEST_PACKAGES) not installed; their tests will be skipped"; fi
 
 # Picks serve_config.yaml (GPU) or configs/cpu.yaml, fetches the models its services need
 # (HF_HUB_OFFLINE=1 or SERVE_ARGS=--no-pull skip that), then runs `serve run` on it.
@@ -64,7 +68,7 @@ models: $(STAMP)
 hy3dshape: $(STAMP)
 	$(VENV)/bin/sweedle setup hy3dshape
 
-test: setup browser
+test: setup test-packages
 	$(PY) -m pytest
 
 lint: $(STAMP)

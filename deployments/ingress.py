@@ -52,7 +52,7 @@ class Ingress:
         # The generator is bound here so that it is deployed with the app; it is never called
         # through its handle: its replicas pull work from the queue.
         del generator
-        store = Store.from_url(settings.database_url)
+        store = Store.from_settings(settings)
         storage = build_storage(settings)
         queue = get_job_queue(settings, preprocessor, exporter)
         ray.get(queue.ready.remote())  # the schema is migrated before the first request

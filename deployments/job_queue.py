@@ -22,7 +22,7 @@ from deployments.lost_workers import worker_lost_is_said
 from deployments.metrics import RayQueueMetrics
 from sweedle_core.cluster import write_marker
 from sweedle_core.config import Settings
-from sweedle_core.db.engine import migrate_async
+from sweedle_core.db.engine import DatabaseOptions, migrate_async
 from sweedle_core.db.models import WebhookDelivery
 from sweedle_core.db.store import Store
 from sweedle_core.jobs.coordinator import JobCoordinator
@@ -69,7 +69,7 @@ class JobQueue:
         self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
     ) -> None:
         self.settings = settings
-        self.store = Store.from_url(settings.database_url)
+        self.store = Store.from_settings(settings)
         secret = settings.webhook_secret.get_secret_value()
         # No secret, no webhooks: submissions with a webhook_url are refused then.
         self.webhooks = (
@@ -123,7 +123,7 @@ class JobQueue:
         except asyncio.TimeoutError:
             log.warning("the cluster check is slow (a hung storage mount?); starting meanwhile")
         self._watching = asyncio.get_running_loop().create_task(self._watch_cluster(first))
-        await migrate_async(self.settings.database_url)
+        await migrate_async(self.settings.database_url, DatabaseOptions.of(self.settings))
         await self.coordinator.start()
         if self.webhooks is not None:
             await self.webhooks.start()  # deliveries a stopped queue left pending go out now

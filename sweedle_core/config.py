@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     debug: bool = False
 
     database_url: str = "sqlite+aiosqlite:///./data/sweedle.db"
+    # A server database's connections, per process (each replica and the queue actor): this many
+    # kept open, and this many more opened at the busiest moments.
+    database_pool_size: int = Field(5, ge=1, le=1000)
+    database_max_overflow: int = Field(10, ge=0, le=1000)
+    # Off behind PgBouncer in transaction mode (asyncpg's prepared statements would land on
+    # another server connection).
+    database_prepared_statements: bool = True
     storage_dir: Path = Path("./data/storage")
     # Object storage instead of STORAGE_DIR: s3://bucket/prefix. Needed on a cluster whose
     # nodes share no folder. The S3 client's settings have the standard AWS names, read like

@@ -70,7 +70,7 @@ class Services:
     def without_ray(cls, settings: Settings) -> Services:
         return cls(
             settings=settings,
-            store=Store.from_url(settings.database_url),
+            store=Store.from_settings(settings),
             storage=build_storage(settings),
             keyring=KeyRing.from_settings(settings),
         )

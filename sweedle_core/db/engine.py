@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from sweedle_core.storage.atomic import make_folder
+
+if TYPE_CHECKING:
+    from sweedle_core.config import Settings
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -35,11 +40,54 @@ def sqlite_file(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+@dataclass(frozen=True)
+class DatabaseOptions:
+    """How a process connects to a server database (PostgreSQL): each process (a replica, the
+    queue actor) keeps up to ``pool_size`` connections open and opens up to ``max_overflow``
+    more at its busiest. ``prepared_statements`` off is for PgBouncer in transaction mode, which
+    hands each transaction to any server connection, where a statement prepared on another
+    one is missing (or one of the same name exists already)."""
+
+    pool_size: int = 5
+    max_overflow: int = 10
+    prepared_statements: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings) -> DatabaseOptions:
+        return cls(
+            settings.database_pool_size,
+            settings.database_max_overflow,
+            settings.database_prepared_statements,
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        if self.prepared_statements:
+            return {}
+        # asyncpg caches no statement, SQLAlchemy's dialect none either, and the statements
+        # asyncpg still prepares get names no other connection uses.
+        return {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+
+
+def _unique_statement_name() -> str:
+    return f"__sweedle_{uuid.uuid4().hex}__"
+
+
+def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection;
+    a server database is pooled as ``options`` say."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=options.pool_size,
+            max_overflow=options.max_overflow,
+            connect_args=options.connect_args(),
+        )
     if parsed.database and parsed.database != ":memory:":
         database = Path(parsed.database)
         make_folder(database.parent, private=True)
@@ -63,11 +111,12 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, options: DatabaseOptions = DatabaseOptions()) -> Config:
     """Alembic's configuration for the database at ``url``, with our migrations."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["database_options"] = options
     return config
 
 
@@ -94,10 +143,10 @@ def run_in_own_thread(work: Callable[[], T]) -> T:
     return results[0]
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, options: DatabaseOptions = DatabaseOptions()) -> None:
     """Bring the schema to the newest Alembic revision."""
-    run_in_own_thread(lambda: command.upgrade(alembic_config(url), "head"))
+    run_in_own_thread(lambda: command.upgrade(alembic_config(url, options), "head"))
 
 
-async def migrate_async(url: str) -> None:
-    await asyncio.to_thread(migrate, url)
+async def migrate_async(url: str, options: DatabaseOptions = DatabaseOptions()) -> None:
+    await asyncio.to_thread(migrate, url, options)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sweedle_core.access.limits import waiting_jobs_exceeded
-from sweedle_core.db.engine import make_engine, make_sessionmaker
+from sweedle_core.db.engine import DatabaseOptions, make_engine, make_sessionmaker
 from sweedle_core.db.library import AssetLibrary, waiting_in
 from sweedle_core.db.models import (
     Asset,
@@ -28,6 +28,9 @@ from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.webhooks.payload import webhook_payload
 from sweedle_core.webhooks.records import new_delivery
+
+if TYPE_CHECKING:
+    from sweedle_core.config import Settings
 
 _ACTIVE = [s.value for s in ACTIVE]
 _TERMINAL = [s.value for s in TERMINAL]
@@ -67,8 +70,13 @@ class Store:
         self.removals = Removals(self.sessions)
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, options: DatabaseOptions = DatabaseOptions()) -> Store:
+        return cls(make_engine(url, options))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store at DATABASE_URL, pooled as the DATABASE_* settings say."""
+        return cls.from_url(settings.database_url, DatabaseOptions.of(settings))
 
     async def close(self) -> None:
         await self.engine.dispose()

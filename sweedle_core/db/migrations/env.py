@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from sweedle_core.db.engine import make_engine
+from sweedle_core.db.engine import DatabaseOptions, make_engine
 from sweedle_core.db.models import Base
 
 target_metadata = Base.metadata
@@ -24,7 +24,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+    options = context.config.attributes.get("database_options", DatabaseOptions())
+    engine = make_engine(url, options)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
