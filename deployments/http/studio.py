@@ -94,7 +94,7 @@ def _built_assets() -> dict[str, Path]:
 
 _NOT_BUILT = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweedle Studio is not built</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
+<body>
 <h1>Sweedle Studio is not built</h1>
 <p>The web UI is built from <code>web/</code> with npm. Build it with
 <code>{html.escape(BUILD_COMMAND)}</code>, then restart the service.</p>

@@ -28,9 +28,11 @@ export function whenUnauthorized(callback) {
   onUnauthorized = callback;
 }
 
-/** A URL the API gave (`/api/...`, relative to the app's root) or a path of ours. */
+/** A path the API gave (it starts with the app's root) or one of ours (`/api/...`); never
+ * anything off this origin, which would carry the key elsewhere. */
 export function url(path) {
-  return path.startsWith(root + "/") ? path : root + path;
+  if (!path.startsWith("/") || path.startsWith("//")) throw new Error(`not a path of this server: ${path}`);
+  return root && path.startsWith(root + "/") ? path : root + path;
 }
 
 function headers(extra = {}) {
@@ -39,6 +41,7 @@ function headers(extra = {}) {
 }
 
 async function send(path, { method = "GET", json, form, headers: extra } = {}) {
+  const sent = key.get();
   const init = { method, headers: headers(extra) };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
@@ -54,10 +57,10 @@ async function send(path, { method = "GET", json, form, headers: extra } = {}) {
   } catch {
     // not JSON: the status says it
   }
-  if (response.status === 401) {
-    const sent = Boolean(key.get());
+  if (response.status === 401 && key.get() === sent) {
+    // Only the key this request sent is forgotten: one entered meanwhile stays.
     key.clear();
-    onUnauthorized(sent);
+    onUnauthorized(Boolean(sent));
   }
   const detail = typeof body.detail === "string" ? body.detail : describe(body.detail);
   throw new ApiError(response.status, body.error, detail);

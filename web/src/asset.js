@@ -34,9 +34,17 @@ export class AssetPanel {
   }
 
   async open(assetId) {
+    const ticket = ++this.loading;
     const asset = await getJson(`/api/assets/${assetId}`);
+    if (ticket !== this.loading) return; // another asset was asked for meanwhile
+    this.reset();
     this.asset = asset;
     this.title.textContent = asset.name;
+    if (asset.status !== "completed") {
+      this.note.hidden = false;
+      this.note.textContent = `“${asset.name}” is ${asset.status}: nothing to show yet.`;
+      return;
+    }
     const lods = asset.lods && asset.lods.length ? asset.lods : [{ index: 0, faces: asset.face_count }];
     this.lod.replaceChildren(
       ...lods.map((lod) => {
@@ -51,8 +59,26 @@ export class AssetPanel {
     this.draco.disabled = false;
     this.downloads.hidden = false;
     this.showThumbnail(asset);
-    this.showReport(asset.id);
+    this.showReport(asset);
     await this.load();
+  }
+
+  /** Nothing shown: after a delete, or before another asset. */
+  reset() {
+    this.loading += 1; // answers still on their way are dropped
+    this.asset = null;
+    this.viewer.clear();
+    this.title.textContent = "Viewer";
+    this.facts.replaceChildren();
+    this.reportBox.hidden = true;
+    this.downloads.hidden = true;
+    this.lod.disabled = true;
+    this.draco.disabled = true;
+    this.thumb.hidden = true;
+    if (this.thumb.src) URL.revokeObjectURL(this.thumb.src);
+    this.thumb.removeAttribute("src");
+    this.note.hidden = false;
+    this.note.textContent = "Generate or open an asset to look at it here.";
   }
 
   async load() {
@@ -68,8 +94,9 @@ export class AssetPanel {
       const response = await send(`/api/assets/${asset.id}/download?${query}`);
       const data = await response.arrayBuffer();
       if (ticket !== this.loading) return;
-      const triangles = await this.viewer.show(data);
-      if (ticket !== this.loading) return;
+      const gltf = await this.viewer.parse(data);
+      if (ticket !== this.loading) return; // a newer choice is on its way: this one is stale
+      const triangles = this.viewer.show(gltf);
       this.shown = { triangles, bytes: data.byteLength, lod, draco };
       this.note.hidden = true;
       this.showFacts();
@@ -100,21 +127,24 @@ export class AssetPanel {
   }
 
   async showThumbnail(asset) {
-    if (this.thumb.src) URL.revokeObjectURL(this.thumb.src);
-    this.thumb.hidden = true;
     if (!asset.thumbnail_url) return;
     try {
-      this.thumb.src = await blobUrl(asset.thumbnail_url);
+      const url = await blobUrl(asset.thumbnail_url);
+      if (this.asset !== asset) {
+        URL.revokeObjectURL(url); // another asset is shown by now
+        return;
+      }
+      this.thumb.src = url;
       this.thumb.hidden = false;
     } catch {
       // no thumbnail yet: the viewer shows the model anyway
     }
   }
 
-  async showReport(assetId) {
-    this.reportBox.hidden = true;
+  async showReport(asset) {
     try {
-      const report = await getJson(`/api/export/${assetId}/validate`);
+      const report = await getJson(`/api/export/${asset.id}/validate`);
+      if (this.asset !== asset) return;
       const problems = report.problems || [];
       const lines = [
         `${count(report.faces)} faces, ${count(report.vertices)} vertices`,

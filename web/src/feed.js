@@ -1,17 +1,19 @@
-// The progress feed (/ws/progress): events to a callback, reconnected with backoff; after a
-// reconnect the page re-reads what it may have missed over REST (``onReconnect``).
+// The progress feed (/ws/progress): events to a callback, reconnected with backoff; once each
+// connection is subscribed the page reads what it may have missed over REST (``onConnected``).
 import { key, root } from "./api.js";
 
 const BACKOFF_S = [1, 2, 4, 8, 15, 30];
+// Closed because the server has too many feeds (4429) or is overloaded (1013): wait longer.
+const BUSY_CODES = new Set([4429, 1013]);
+const BUSY_WAIT_S = 60;
 
 export class Feed {
-  constructor({ onEvent, onState, onReconnect, onRefused }) {
+  constructor({ onEvent, onState, onConnected, onRefused }) {
     this.onEvent = onEvent;
     this.onState = onState;
-    this.onReconnect = onReconnect;
+    this.onConnected = onConnected;
     this.onRefused = onRefused;
     this.failures = 0;
-    this.opened = false;
     this.socket = null;
     this.timer = null;
   }
@@ -24,13 +26,19 @@ export class Feed {
     const query = given ? `?api_key=${encodeURIComponent(given)}` : "";
     const socket = new WebSocket(`${scheme}//${location.host}${root}/ws/progress${query}`);
     this.socket = socket;
-    socket.onopen = () => {
-      this.onState("live");
-      if (this.failures > 0 || this.opened) this.onReconnect();
-      this.failures = 0;
-      this.opened = true;
+    let first = true;
+    socket.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      if (first && event.type === "queue_status") {
+        // Subscribed (the server accepts a socket before it may refuse it): from here on no
+        // event is missed, so what happened before is read now, over REST.
+        first = false;
+        this.failures = 0;
+        this.onState("live");
+        this.onConnected();
+      }
+      this.onEvent(event);
     };
-    socket.onmessage = (message) => this.onEvent(JSON.parse(message.data));
     socket.onclose = (closed) => {
       if (this.socket !== socket) return; // replaced by a newer connection
       this.socket = null;
@@ -39,7 +47,9 @@ export class Feed {
         this.onRefused(closed.code);
         return; // a new key restarts it
       }
-      const wait = BACKOFF_S[Math.min(this.failures, BACKOFF_S.length - 1)];
+      const wait = BUSY_CODES.has(closed.code)
+        ? BUSY_WAIT_S
+        : BACKOFF_S[Math.min(this.failures, BACKOFF_S.length - 1)];
       this.failures += 1;
       this.onState(`reconnecting in ${wait} s`);
       this.timer = setTimeout(() => this.start(), wait * 1000);

@@ -23,6 +23,15 @@ export class Jobs {
     this.jobs = new Map(); // job id -> what is known of it
     this.names = new Map(); // asset id -> name
     this.watched = new Set(); // jobs this page submitted: opened when ready
+    this.items = new Map(); // job id -> its list item, updated in place (focus stays put)
+  }
+
+  /** Forget every job shown (another key is in use). */
+  clear() {
+    this.jobs.clear();
+    this.names.clear();
+    this.watched.clear();
+    this.draw();
   }
 
   /** The jobs still running, read again (at start and after the feed reconnects). */
@@ -48,9 +57,12 @@ export class Jobs {
   }
 
   submitted(submitted, name) {
-    this.watched.add(submitted.job_id);
     if (name) this.names.set(submitted.asset_id, name);
-    this.update({ ...submitted, status: "pending", stage: "queued", progress: 0 });
+    // The feed may have told more already; an Idempotency-Key replay may name a finished job.
+    this.update({ job_id: submitted.job_id, asset_id: submitted.asset_id, status: submitted.status, stage: submitted.stage });
+    const job = this.jobs.get(submitted.job_id);
+    if (job.status === "completed") this.onReady(job.asset_id);
+    else this.watched.add(submitted.job_id);
   }
 
   /** A feed event. */
@@ -73,7 +85,11 @@ export class Jobs {
 
   update(change, type = null) {
     const id = change.job_id;
-    const known = this.jobs.get(id) || { id, asset_id: change.asset_id };
+    const known = this.jobs.get(id) || { id, asset_id: change.asset_id, progress: 0 };
+    const final = FINAL.has(known.status);
+    if (final && !type?.match(/^(asset_ready|job_failed|job_cancelled)$/) && !FINAL.has(change.status)) {
+      return; // a late report (or an older REST answer) never undoes a job's end
+    }
     const job = { ...known, ...pick(change) };
     if (type === "asset_ready") Object.assign(job, { status: "completed", stage: "completed" });
     if (type === "job_cancelled") Object.assign(job, { status: "cancelled", stage: "cancelled" });
@@ -106,48 +122,68 @@ export class Jobs {
     }
   }
 
+  /** The list: running jobs first, then the latest ended ones; items are kept and updated
+   * in place, so a focused button keeps its focus and a click is never lost to a redraw. */
   draw() {
     const ordered = [...this.jobs.values()].reverse();
     const running = ordered.filter((job) => !FINAL.has(job.status));
     const ended = ordered.filter((job) => FINAL.has(job.status)).slice(0, SHOWN);
-    this.list.replaceChildren(...[...running, ...ended].map((job) => this.item(job)));
+    const shown = [...running, ...ended];
+    const ids = new Set(shown.map((job) => job.id));
+    for (const [id, item] of this.items) {
+      if (!ids.has(id)) {
+        item.remove();
+        this.items.delete(id);
+      }
+    }
+    shown.forEach((job, index) => {
+      const item = this.items.get(job.id) || this.item(job);
+      this.fill(item, job);
+      if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
+    });
   }
 
   item(job) {
-    const item = document.createElement("li");
-    item.className = `job ${job.status}`;
+    const item = element("li", "job", "");
     item.dataset.jobId = job.id;
-    item.dataset.status = job.status;
-    const name = this.names.get(job.asset_id) || job.asset_id.slice(0, 8);
-    const title = element("div", "job-title", name);
-    const stage = element("span", "stage", STAGES[job.stage] || job.stage || "");
-    title.append(" ", stage);
+    const title = element("div", "job-title", "");
+    title.append(element("span", "job-name", ""), " ", element("span", "stage", ""));
     const bar = document.createElement("progress");
     bar.max = 1;
+    const cancel = element("button", "ghost small cancel", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", () => this.cancel(job.id));
+    const open = element("button", "ghost small open", "Open");
+    open.type = "button";
+    open.addEventListener("click", () => this.onReady(this.jobs.get(job.id).asset_id));
+    const actions = element("div", "job-actions", "");
+    actions.append(cancel, open);
+    item.append(title, bar, element("div", "message", ""), element("div", "message error note", ""), actions);
+    this.items.set(job.id, item);
+    return item;
+  }
+
+  fill(item, job) {
+    const failed = job.status === "failed";
+    const name = this.names.get(job.asset_id) || job.asset_id.slice(0, 8);
+    item.className = `job ${job.status}`;
+    item.dataset.status = job.status;
+    item.querySelector(".job-name").textContent = name;
+    item.querySelector(".stage").textContent = STAGES[job.stage] || job.stage || "";
+    const bar = item.querySelector("progress");
     bar.value = job.progress || 0;
     bar.setAttribute("aria-label", `${name}: ${Math.round((job.progress || 0) * 100)}%`);
-    const message = element(
-      "div",
-      job.status === "failed" ? "message error" : "message",
-      job.status === "failed" ? job.error || job.message || "failed" : job.message || "",
-    );
-    item.append(title, bar, message);
-    if (job.note) item.append(element("div", "message error", job.note));
-    const actions = element("div", "job-actions", "");
-    if (!FINAL.has(job.status)) {
-      const cancel = element("button", "ghost small", job.cancel_requested ? "Cancelling…" : "Cancel");
-      cancel.type = "button";
-      cancel.disabled = Boolean(job.cancel_requested);
-      cancel.addEventListener("click", () => this.cancel(job.id));
-      actions.append(cancel);
-    } else if (job.status === "completed") {
-      const open = element("button", "ghost small", "Open");
-      open.type = "button";
-      open.addEventListener("click", () => this.onReady(job.asset_id));
-      actions.append(open);
-    }
-    item.append(actions);
-    return item;
+    const message = item.querySelector(".message");
+    message.className = failed ? "message error" : "message";
+    message.textContent = failed ? job.error || job.message || "failed" : job.message || "";
+    const note = item.querySelector(".note");
+    note.textContent = job.note || "";
+    note.hidden = !job.note;
+    const cancel = item.querySelector(".cancel");
+    cancel.hidden = FINAL.has(job.status);
+    cancel.disabled = Boolean(job.cancel_requested);
+    cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
+    item.querySelector(".open").hidden = job.status !== "completed";
   }
 }
 

@@ -8,9 +8,10 @@ const PAGE_SIZE = 24;
 const SEARCH_PAUSE_MS = 250;
 
 export class Library {
-  constructor({ onOpen, onEdit }) {
+  constructor({ onOpen, onEdit, onError }) {
     this.onOpen = onOpen;
     this.onEdit = onEdit;
+    const show = (page) => this.show(page).catch(onError);
     this.filters = document.getElementById("filters");
     this.grid = document.getElementById("grid");
     this.summary = document.getElementById("library-summary");
@@ -24,14 +25,14 @@ export class Library {
     let pause = null;
     this.filters.addEventListener("input", () => {
       clearTimeout(pause);
-      pause = setTimeout(() => this.show(1), SEARCH_PAUSE_MS);
+      pause = setTimeout(() => show(1), SEARCH_PAUSE_MS);
     });
     this.filters.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.show(1);
+      show(1);
     });
-    this.prev.addEventListener("click", () => this.show(this.page - 1));
-    this.next.addEventListener("click", () => this.show(this.page + 1));
+    this.prev.addEventListener("click", () => show(this.page - 1));
+    this.next.addEventListener("click", () => show(this.page + 1));
   }
 
   query(page) {

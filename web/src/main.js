@@ -10,7 +10,19 @@ import { Viewer } from "./viewer.js";
 
 const HEALTH_EVERY_MS = 15_000;
 
-const viewer = new Viewer(document.getElementById("canvas"), dracoPath);
+const viewer = makeViewer();
+
+/** The viewer, or a stand-in saying why there is none (no WebGL): the rest of the page works. */
+function makeViewer() {
+  try {
+    return new Viewer(document.getElementById("canvas"), dracoPath);
+  } catch (problem) {
+    document.getElementById("stage-note").textContent =
+      `This browser cannot show 3D here (${problem.message}); downloads still work.`;
+    const nothing = () => 0;
+    return { parse: async () => null, show: nothing, clear: nothing, fit: nothing, resize: nothing, setShading: nothing, setWireframe: nothing };
+  }
+}
 const panel = new AssetPanel(viewer);
 const jobs = new Jobs(document.getElementById("jobs"), document.getElementById("queue-summary"), {
   onReady: (assetId) => openAsset(assetId),
@@ -18,14 +30,18 @@ const jobs = new Jobs(document.getElementById("jobs"), document.getElementById("
 const make = new MakeForm(document.getElementById("make-form"), {
   onSubmitted: (submitted, name) => jobs.submitted(submitted, name),
 });
-const library = new Library({ onOpen: (id) => openAsset(id), onEdit: (asset) => edit(asset) });
+const library = new Library({
+  onOpen: (id) => openAsset(id),
+  onEdit: (asset) => edit(asset),
+  onError: (problem) => report(problem),
+});
 const feed = new Feed({
   onEvent: (event) => jobs.event(event),
   onState: (state) => {
     document.body.dataset.feed = state;
   },
-  onReconnect: () => jobs.reload().catch(report),
-  onRefused: () => askForKey(),
+  onConnected: () => jobs.reload().catch(report),
+  onRefused: () => askForKey("The progress feed refused the key; enter another."),
 });
 
 // --- views ---------------------------------------------------------------------------------
@@ -74,8 +90,14 @@ document.getElementById("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     return;
   }
+  const changed = key.get() !== given;
   key.set(given);
   document.getElementById("key-input").value = "";
+  if (changed) {
+    // Another key may see other jobs and assets: nothing of the last one's stays.
+    jobs.clear();
+    panel.reset();
+  }
   start();
 });
 
@@ -124,10 +146,7 @@ confirmDialog.addEventListener("close", async () => {
   try {
     await getJson(`/api/assets/${editing.id}`, { method: "DELETE" });
     editDialog.close();
-    if (panel.asset?.id === editing.id) {
-      panel.asset = null;
-      viewer.clear();
-    }
+    if (panel.asset?.id === editing.id) panel.reset();
     await library.show();
   } catch (problem) {
     showError("edit-error", problem.message);
@@ -212,14 +231,21 @@ async function start() {
     return;
   }
   keyButton.hidden = !key.get();
-  feed.start();
-  await jobs.reload().catch(report);
+  feed.start(); // its first message reads the jobs (see Feed.onConnected)
   document.body.dataset.ready = "true";
 }
 
-setInterval(() => {
-  // Not started yet (the service was unreachable): try again, unless a key is being asked for.
-  const next = document.body.dataset.ready ? checkHealth() : keyDialog.open ? null : start();
-  next?.catch(() => {});
+setInterval(async () => {
+  if (keyDialog.open) return;
+  if (!document.body.dataset.ready) {
+    start().catch(report); // not started yet (the service was unreachable): try again
+    return;
+  }
+  const health = await checkHealth();
+  if (health.status !== "unreachable" && !health.generation && key.get()) {
+    key.clear(); // the key was revoked while the page was open
+    delete document.body.dataset.ready;
+    askForKey("The key is no longer accepted; enter another.");
+  }
 }, HEALTH_EVERY_MS);
 start();

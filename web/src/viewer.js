@@ -64,9 +64,13 @@ export class Viewer {
     this.scene.add(key, fill, rim);
   }
 
-  /** Show the GLB in ``data`` (an ArrayBuffer); resolves to its triangle count. */
-  async show(data) {
-    const gltf = await this.loader.parseAsync(data, "");
+  /** The GLB in ``data`` (an ArrayBuffer), parsed; `show` puts it on the stage. */
+  parse(data) {
+    return this.loader.parseAsync(data, "");
+  }
+
+  /** Show a parsed GLB in place of the model shown; its triangle count. */
+  show(gltf) {
     if (this.model) {
       this.scene.remove(this.model);
       dispose(this.model);
