@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import AssetDep, CompletedAssetDep, LinksDep, ServicesDep
-from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
+from deployments.http.files import FILE_RESPONSES, MayRedirect, safe_name, send_stored
 from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
 from sweedle_core.export.asset_exports import StoredFile
@@ -116,6 +116,7 @@ async def download(
     format: Annotated[ExportFormat | None, Query(description="default: the job's")] = None,
     lod: Annotated[int, Query(ge=0, le=7, description="0 is the full mesh")] = 0,
     draco: Annotated[bool, Query(description="Draco-compressed GLB")] = False,
+    redirect: MayRedirect = True,
 ) -> Response:
     """The asset's model in a format, at a LOD; multi-file formats come as a zip."""
     stored = await services.exports.call(
@@ -127,10 +128,13 @@ async def download(
         draco,
         len(asset.lods or []),
     )
-    return await send_stored(services, stored)
+    return await send_stored(services, stored, redirect=redirect)
 
 
 @router.get("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
-async def thumbnail(asset: AssetDep, services: ServicesDep) -> Response:
+async def thumbnail(
+    asset: AssetDep, services: ServicesDep, redirect: MayRedirect = True
+) -> Response:
     stored = StoredFile(asset.thumbnail_path or "", "image/png", "")
-    return await send_stored(services, stored, f"asset {asset.id} has no thumbnail yet")
+    missing = f"asset {asset.id} has no thumbnail yet"
+    return await send_stored(services, stored, missing, redirect)

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import CompletedAssetDep, LinksDep, ServicesDep
-from deployments.http.files import FILE_RESPONSES, safe_name, send_stored
+from deployments.http.files import FILE_RESPONSES, MayRedirect, safe_name, send_stored
 from sweedle_core.schemas import (
     AssetRead,
     EngineExportRead,
@@ -59,9 +59,11 @@ async def engine_bundle(
 
 
 @router.get("/{asset_id}/engine/{engine}", response_class=FileResponse, responses=FILE_RESPONSES)
-async def engine_zip(asset: CompletedAssetDep, engine: Engine, services: ServicesDep) -> Response:
+async def engine_zip(
+    asset: CompletedAssetDep, engine: Engine, services: ServicesDep, redirect: MayRedirect = True
+) -> Response:
     stored = await services.exports.call("bundle_file", asset.id, safe_name(asset.name), engine)
-    return await send_stored(services, stored)
+    return await send_stored(services, stored, redirect=redirect)
 
 
 @router.get("/{asset_id}/validate", response_model=dict[str, Any])
@@ -73,8 +75,11 @@ async def validate(asset: CompletedAssetDep, services: ServicesDep) -> dict[str,
 
 @router.post("/{asset_id}/thumbnail", response_class=FileResponse, responses=FILE_RESPONSES)
 async def render_thumbnail(
-    asset: CompletedAssetDep, request: ThumbnailRequest, services: ServicesDep
+    asset: CompletedAssetDep,
+    request: ThumbnailRequest,
+    services: ServicesDep,
+    redirect: MayRedirect = True,
 ) -> Response:
     """A thumbnail of the asset at another size (PNG)."""
     stored = await services.exports.call("thumbnail", asset.id, request.size)
-    return await send_stored(services, stored)
+    return await send_stored(services, stored, redirect=redirect)

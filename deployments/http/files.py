@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 from urllib.parse import quote
 
+from fastapi import Query
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from deployments.http.services import Services
@@ -26,13 +28,28 @@ FILE_RESPONSES: dict[int | str, dict] = {
 }
 
 
+# `?redirect=false`: the bytes come through this server even with STORAGE_PRESIGNED_DOWNLOADS.
+# Studio asks so: its Content-Security-Policy keeps it on this origin, and a followed redirect
+# would carry its key's header to the store's host.
+MayRedirect = Annotated[
+    bool,
+    Query(
+        alias="redirect",
+        description="false: never a redirect to a presigned URL, the bytes come from here",
+    ),
+]
+
+
 def safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
     return cleaned[:80] or "asset"
 
 
-async def send_stored(services: Services, stored: StoredFile, missing: str = "") -> Response:
-    """``stored`` as the answer; `FileMissing` (``missing``, if given) when it is not there."""
+async def send_stored(
+    services: Services, stored: StoredFile, missing: str = "", redirect: bool = True
+) -> Response:
+    """``stored`` as the answer; `FileMissing` (``missing``, if given) when it is not there.
+    ``redirect`` false: streamed even where the settings ask for presigned URLs."""
     storage, key = services.storage, stored.path
     filename = stored.filename or None
     try:
@@ -42,7 +59,8 @@ async def send_stored(services: Services, stored: StoredFile, missing: str = "")
         if path is not None:
             return FileResponse(path, media_type=stored.media_type, filename=filename)
         settings = services.settings
-        if settings.storage_presigned_downloads and await asyncio.to_thread(storage.exists, key):
+        presign = redirect and settings.storage_presigned_downloads
+        if presign and await asyncio.to_thread(storage.exists, key):
             seconds = settings.storage_presign_seconds
             url = await asyncio.to_thread(storage.presigned_url, key, seconds)
             if url is not None:

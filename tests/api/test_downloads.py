@@ -63,6 +63,10 @@ def test_a_presigned_download_redirects_to_a_url_that_needs_no_key(bucket):
     fetched = httpx.get(response.headers["location"])
     assert fetched.status_code == 200 and fetched.content == DATA
 
+    # Studio asks for the bytes from this server (its CSP, and its key's header).
+    streamed = asyncio.run(send_stored(services(bucket, **settings), GLB, redirect=False))
+    assert isinstance(streamed, StreamingResponse) and asyncio.run(body(streamed)) == DATA
+
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_a_missing_file_is_a_404_error_before_any_byte(backend, tmp_path, request):

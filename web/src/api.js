@@ -77,12 +77,15 @@ export async function getJson(path, options) {
   return response.status === 204 ? null : response.json();
 }
 
-export async function blob(path) {
-  return (await send(path)).blob();
+/** A stored file (a model, a thumbnail, a bundle), its bytes through this server: never a
+ * redirect to the store, which this page's policy would block and where the key's header
+ * would follow. */
+export function file(path) {
+  return send(`${path}${path.includes("?") ? "&" : "?"}redirect=false`);
 }
 
 export async function blobUrl(path) {
-  return URL.createObjectURL(await blob(path));
+  return URL.createObjectURL(await (await file(path)).blob());
 }
 
 export { send };

@@ -1,6 +1,6 @@
 // The viewer panel around one asset: its GLB at a chosen LOD, plain or Draco, with its triangle
 // count and file size; its facts, validation report and thumbnail; its downloads.
-import { blobUrl, fileName, getJson, send } from "./api.js";
+import { blobUrl, file, fileName, getJson } from "./api.js";
 import { element } from "./jobs.js";
 
 const ENGINES = new Set(["unity", "unreal", "godot"]);
@@ -91,7 +91,7 @@ export class AssetPanel {
     this.note.hidden = false;
     const query = `format=glb&lod=${lod}${draco ? "&draco=true" : ""}`;
     try {
-      const response = await send(`/api/assets/${asset.id}/download?${query}`);
+      const response = await file(`/api/assets/${asset.id}/download?${query}`);
       const data = await response.arrayBuffer();
       if (ticket !== this.loading) return;
       const gltf = await this.viewer.parse(data);
@@ -177,7 +177,7 @@ export class AssetPanel {
         const [format, draco] = choice.split("-");
         path = `/api/assets/${asset.id}/download?format=${format}${draco ? "&draco=true" : ""}`;
       }
-      const response = await send(path);
+      const response = await file(path);
       const link = element("a", "", "");
       link.href = URL.createObjectURL(await response.blob());
       link.download = fileName(response, `${asset.name}.${choice}`);

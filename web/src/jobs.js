@@ -58,8 +58,11 @@ export class Jobs {
 
   submitted(submitted, name) {
     if (name) this.names.set(submitted.asset_id, name);
-    // The feed may have told more already; an Idempotency-Key replay may name a finished job.
-    this.update({ job_id: submitted.job_id, asset_id: submitted.asset_id, status: submitted.status, stage: submitted.stage });
+    // The feed may have told more already (then that stands); an Idempotency-Key replay may
+    // name a job that has ended.
+    const known = this.jobs.has(submitted.job_id) && !FINAL.has(submitted.status);
+    const { job_id, asset_id, status, stage } = submitted;
+    this.update(known ? { job_id, asset_id } : { job_id, asset_id, status, stage });
     const job = this.jobs.get(submitted.job_id);
     if (job.status === "completed") this.onReady(job.asset_id);
     else this.watched.add(submitted.job_id);
