@@ -30,6 +30,7 @@ export class Viewer {
     this.camera.position.set(2.2, 1.6, 2.6);
     this.controls = new OrbitControls(this.camera, canvas);
     this.controls.enableDamping = false;
+    this.controls.listenToKeyEvents(canvas); // arrow keys pan while the canvas has focus
     this.controls.addEventListener("change", () => this.render());
     this.addLights();
     this.grid = new GridHelper(4, 20, 0x5b6270, 0x363b45);

@@ -21,6 +21,7 @@ from tests.conftest import drawn_image
 from tests.serve.browser.conftest import ARTEFACTS, PHONE
 from tests.serve.client import Sweedle
 from tests.serve.conftest import KEYS
+from tests.serve.test_multiview import box_photo
 
 ADMIN = KEYS["admin"][0]
 BACKGROUND = np.array([0x1D, 0x20, 0x26])  # the viewer's clear colour
@@ -306,3 +307,24 @@ def test_after_the_feed_drops_the_page_reconnects_and_reads_what_it_missed(
     expect(job).to_have_attribute("data-status", "completed")
     expect(page.locator("body")).to_have_attribute("data-feed", "live")
     assert len(routes) == connections + 1
+
+
+def test_views_of_one_object_make_one_asset_from_all_of_them(studio_page, deployment, tmp_path):
+    page, _ = studio_page
+    client: Sweedle = deployment.client
+    open_studio(page, client.base_url)
+    front, left = tmp_path / "front.png", tmp_path / "left.png"
+    front.write_bytes(box_photo(0.5))
+    left.write_bytes(box_photo(0.25))
+
+    page.get_by_role("radio", name="Views").check()
+    page.locator("#make-form [name=front]").set_input_files(front)
+    page.locator("#make-form [name=left]").set_input_files(left)
+    page.locator("#make-form [name=name]").fill("Browser Box")
+    page.get_by_role("button", name="Generate").click()
+
+    job = page.locator("#jobs .job", has_text="Browser Box")
+    expect(job).to_have_attribute("data-status", "completed", timeout=GENERATION_S * 1000)
+    (asset,) = client.http.get("/api/assets", params={"search": "Browser Box"}).json()["items"]
+    assert asset["views"] == ["front", "left"]
+    expect(page.locator('[data-fact="triangles"]')).to_have_text(f"{asset['face_count']:,}")
