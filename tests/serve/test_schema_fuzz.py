@@ -27,8 +27,8 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-EXAMPLES = 25
-USER_EXAMPLES = 5  # the user key's pass: what differs is who asks, not the data
+EXAMPLES = 15
+USER_EXAMPLES = 3  # the user key's pass: what differs is who asks, not the data
 
 
 def app_schema() -> dict:
