@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from deployments.http.links import RequestLinks
 from sweedle_core.errors import NotFound
 
 STUDIO_FILES = Path(__file__).with_name("studio_files")
@@ -58,7 +59,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/ui/", response_class=HTMLResponse)
 async def page(request: Request) -> Response:
     template = _page_template()
-    root = html.escape(request.scope.get("root_path", "").rstrip("/"), quote=True)
+    root = html.escape(RequestLinks(request).root, quote=True)
     if template is None:
         return HTMLResponse(_NOT_BUILT.replace("%ROOT%", root), 503, headers=PAGE_HEADERS)
     return HTMLResponse(template.replace("%ROOT%", root), headers=PAGE_HEADERS)

@@ -38,6 +38,14 @@ def open_studio(page: Page, base_url: str, key: str = ADMIN) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
 
+def fill_photo(page: Page, folder: Path, name: str, color=(200, 40, 40), size=128) -> None:  # type: ignore[no-untyped-def]
+    """The Make form with a drawn photo of a ``color`` disc and ``name``; not yet sent."""
+    photo = folder / f"{name}.png"
+    photo.write_bytes(drawn_image(size, color=color))
+    page.locator("#photo").set_input_files(photo)
+    page.locator("#make-form [name=name]").fill(name)
+
+
 def enter_key(page: Page, key: str) -> None:
     page.locator("#key-input").fill(key)
     page.get_by_role("button", name="Use key").click()
@@ -89,11 +97,8 @@ def test_a_photo_becomes_an_asset_the_viewer_shows(studio_page, deployment, tmp_
     page, _ = studio_page
     client: Sweedle = deployment.client
     open_studio(page, client.base_url)
-    photo = tmp_path / "red disc.png"
-    photo.write_bytes(drawn_image(256))
 
-    page.locator("#photo").set_input_files(photo)
-    page.locator("#make-form [name=name]").fill("Browser Disc")
+    fill_photo(page, tmp_path, "Browser Disc", size=256)
     page.get_by_role("button", name="Generate").dblclick()  # a double click is one job
 
     job = page.locator("#jobs .job").first
@@ -194,10 +199,7 @@ def test_the_library_finds_edits_downloads_and_deletes(
 def test_a_waiting_job_is_cancelled_from_the_queue(studio_page, deployment, gate, tmp_path) -> None:
     page, _ = studio_page
     open_studio(page, deployment.client.base_url)
-    photo = tmp_path / "held.png"
-    photo.write_bytes(drawn_image(128, color=(40, 120, 200)))
-    page.locator("#photo").set_input_files(photo)
-    page.locator("#make-form [name=name]").fill("Held Disc")
+    fill_photo(page, tmp_path, "Held Disc", color=(40, 120, 200))
     page.get_by_role("button", name="Generate").click()
 
     job = page.locator("#jobs .job", has_text="Held Disc")
@@ -284,10 +286,7 @@ def test_after_the_feed_drops_the_page_reconnects_and_reads_what_it_missed(
     page.route_web_socket(re.compile(r"/ws/progress"), proxy)
     open_studio(page, client.base_url)
     arrived = ray.get(gate.arrived.remote())
-    photo = tmp_path / "missed.png"
-    photo.write_bytes(drawn_image(128, color=(200, 160, 40)))
-    page.locator("#photo").set_input_files(photo)
-    page.locator("#make-form [name=name]").fill("Missed Disc")
+    fill_photo(page, tmp_path, "Missed Disc", color=(200, 160, 40))
     page.get_by_role("button", name="Generate").click()
     job = page.locator("#jobs .job", has_text="Missed Disc")
     expect(job).to_have_attribute("data-status", re.compile("pending|processing"))
