@@ -42,7 +42,9 @@ def build_app(args: AppArgs) -> Application:
     painter = TextToImage.bind(settings)
     preprocessor = Preprocessor.bind(settings, painter)
     exporter = Exporter.bind(settings)
-    generator = Generator.options(**_generator_options(args)).bind(settings, preprocessor, exporter)
+    generator = Generator.options(**_generator_options(args, settings)).bind(
+        settings, preprocessor, exporter
+    )
     return Ingress.bind(settings, preprocessor, exporter, generator, painter)
 
 
@@ -55,8 +57,8 @@ def resolve_paths(settings: Settings) -> Settings:
     return settings.model_copy(update=updates)
 
 
-def _generator_options(args: AppArgs) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def _generator_options(args: AppArgs, settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {"graceful_shutdown_timeout_s": settings.generator_shutdown_s}
     if args.generator_replicas is not None:
         options["num_replicas"] = args.generator_replicas
     if args.generator_num_gpus is not None:

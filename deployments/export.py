@@ -18,8 +18,8 @@ import ray
 from ray import serve
 
 from deployments.job_queue import find_job_queue
+from deployments.progress import ProgressReporter
 from sweedle_core.config import Settings
-from sweedle_core.errors import JobCancelled
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
 from sweedle_core.export.pipeline import ExportOptions, Progress, within
@@ -53,7 +53,7 @@ class Exporter:
         """A generation's CPU stage (the stored shape to the mesh) and its default export
         chain, reported as the job's exporting stage."""
         start = time.perf_counter()
-        report = self._job_progress(ticket.job_id)
+        report = self._job_progress(ticket)
         finish = await asyncio.to_thread(
             finish_stored,
             self.exports.storage,
@@ -143,23 +143,20 @@ class Exporter:
     async def thumbnail(self, asset_id: str, size: int) -> StoredFile:
         return await asyncio.to_thread(self.exports.thumbnail, asset_id, size)
 
-    def _job_progress(self, job_id: str) -> Progress:
+    def _job_progress(self, ticket: ExportTicket) -> Progress:
         queue = find_job_queue(self.settings)
-
-        def report(fraction: float, message: str) -> None:
-            # Waited for (a few ms, in the export thread), so the events keep their order: the
-            # queue is an async actor and may run calls out of order. False: stop (cancelled).
-            if not ray.get(queue.stage_progress.remote(job_id, fraction, message)):
-                raise JobCancelled("cancelled")
-
-        return report
+        return ProgressReporter(
+            lambda fraction, message, number: queue.stage_progress.remote(
+                ticket.job_id, ticket.claim, fraction, message, number
+            )
+        )
 
     def _export_progress(self, asset_id: str, operation: str, owner: str | None) -> Progress:
         """Reports of an export the API asked for; ``owner`` lets only its key see them."""
         queue = find_job_queue(self.settings)
 
         def report(fraction: float, message: str) -> None:
-            # Waited for, as above.
+            # Waited for (a few ms, in the export thread), so the events keep their order.
             ray.get(queue.export_progress.remote(asset_id, operation, fraction, message, owner))
 
         return report

@@ -7,9 +7,7 @@ shape; the CPU stage runs in the export pool, so the replica claims its next job
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import threading
 import time
 
 import ray
@@ -18,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.job_queue import get_job_queue
 from deployments.metrics import GeneratorMetrics
+from deployments.progress import ProgressReporter
 from sweedle_core.config import Settings
 from sweedle_core.errors import JobCancelled
 from sweedle_core.generation.paint import painter_of
@@ -38,43 +37,28 @@ HEARTBEAT_S = 10.0
 CLAIM_AHEAD_AT = 0.95
 
 
-class ProgressRelay:
-    """The progress callback a generator calls from its thread.
-
-    Reports go to the queue without waiting; the queue's answers (False: stop) are read as
-    they arrive, and a heartbeat's refusal also stops the job at its next step.
-    """
+class ProgressRelay(ProgressReporter):
+    """The progress of one generation, reported under its ticket's claim; near its end it
+    also asks for the replica's next job."""
 
     def __init__(self, queue: ray.actor.ActorHandle, ticket: GenerateTicket, worker: str) -> None:
         self.queue = queue
         self.ticket = ticket
         self.worker = worker
-        self.stop = threading.Event()
         self.next_claim: ray.ObjectRef | None = None
-        self._pending: list[ray.ObjectRef] = []
-        self._reports = itertools.count(1)  # lets the queue drop a report that overtook another
+        super().__init__(
+            lambda fraction, message, number: queue.report_progress.remote(
+                ticket.job_id, worker, ticket.claim, fraction, message, number
+            )
+        )
 
     def __call__(self, fraction: float, message: str) -> None:
-        if self._pending:
-            done, self._pending = ray.wait(self._pending, num_returns=len(self._pending), timeout=0)
-            try:
-                if not all(ray.get(done)):
-                    self.stop.set()
-            except ray.exceptions.RayError:
-                pass  # the queue is restarting; it re-adopts this job at the next report
-        if self.stop.is_set():
-            raise JobCancelled("cancelled")
-        ref = self.queue.report_progress.remote(
-            self.ticket.job_id, self.worker, fraction, message, next(self._reports)
-        )
-        self._pending.append(ref)
+        super().__call__(fraction, message)
         if fraction >= CLAIM_AHEAD_AT and self.next_claim is None:
             self.next_claim = self.queue.claim.remote(self.worker, 0.0)
 
 
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0.5, "num_gpus": 0}, graceful_shutdown_timeout_s=30
-)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5, "num_gpus": 0})
 class Generator:
     def __init__(
         self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
@@ -124,7 +108,7 @@ class Generator:
             finally:
                 ahead = None
             if ticket is not None and self._stopping:
-                await self.queue.release.remote(ticket.job_id, self.worker)
+                await self.queue.release.remote(ticket.job_id, self.worker, ticket.claim)
             elif ticket is not None:
                 ahead = await self._generate(ticket)
 
@@ -140,20 +124,24 @@ class Generator:
             )
         except JobCancelled:
             if self._stopping:  # the replica is going away: the job waits for another one
-                await self.queue.release.remote(ticket.job_id, self.worker)
+                await self.queue.release.remote(ticket.job_id, self.worker, ticket.claim)
             else:
                 await self.queue.generation_failed.remote(
-                    ticket.job_id, self.worker, "cancelled", True
+                    ticket.job_id, self.worker, ticket.claim, "cancelled", True
                 )
         except Exception as exc:  # the job fails with its message; the loop goes on
             log.exception("job %s failed in generation", ticket.job_id)
             error = f"generation failed: {describe_error(exc)}"
-            await self.queue.generation_failed.remote(ticket.job_id, self.worker, error, False)
+            await self.queue.generation_failed.remote(
+                ticket.job_id, self.worker, ticket.claim, error, False
+            )
         else:
             # The shape goes to the CPU pool through the queue; this replica takes its next job
             # at once (Ray retries the call if the queue restarts; no need to wait for it).
             gpu_s = generated.gpu_s
-            self.queue.generated.remote(ticket.job_id, self.worker, generated.seconds, gpu_s)
+            self.queue.generated.remote(
+                ticket.job_id, self.worker, ticket.claim, generated.seconds, gpu_s
+            )
         finally:
             heartbeat.cancel()
             self._relay = None
@@ -164,7 +152,8 @@ class Generator:
         while True:
             # Several heartbeats per lease: one lost in a busy moment costs no job.
             await asyncio.sleep(min(HEARTBEAT_S, self.settings.generator_lease_s / 4))
-            if not await self.queue.heartbeat.remote(relay.ticket.job_id, self.worker):
+            ticket = relay.ticket
+            if not await self.queue.heartbeat.remote(ticket.job_id, self.worker, ticket.claim):
                 relay.stop.set()
 
     async def _set_state(self, state: str, detail: str) -> None:

@@ -66,8 +66,13 @@ def settings_fingerprint(settings: Settings) -> str:
 
 class JobQueue:
     def __init__(
-        self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
+        self,
+        settings: Settings,
+        preprocessor: DeploymentHandle,
+        exporter: DeploymentHandle,
+        replaces: str | None = None,
     ) -> None:
+        """``replaces``: the queue actor this one replaced (its jobs are taken over at once)."""
         self.settings = settings
         self.store = Store.from_settings(settings)
         secret = settings.webhook_secret.get_secret_value()
@@ -97,6 +102,10 @@ class JobQueue:
             lease_s=settings.generator_lease_s,
             metrics=RayQueueMetrics(),
             webhooks=self.webhooks,
+            # The actor's id names this queue in the database's claims: the same after Ray
+            # restarts it, different for a queue of another app or cluster.
+            holder=ray.get_runtime_context().get_actor_id(),
+            inherited=[replaces] if replaces else [],
         )
         self._started: asyncio.Task[None] | None = None
         self._rescans: asyncio.Task[None] | None = None
@@ -163,34 +172,36 @@ class JobQueue:
         return await self.coordinator.claim(worker, timeout)
 
     async def report_progress(
-        self, job_id: str, worker: str, fraction: float, message: str, seq: int = 0
+        self, job_id: str, worker: str, claim: int, fraction: float, message: str, seq: int = 0
     ) -> bool:
         await self.ready()
-        return await self.coordinator.report_progress(job_id, worker, fraction, message, seq)
+        return await self.coordinator.report_progress(job_id, worker, claim, fraction, message, seq)
 
-    async def heartbeat(self, job_id: str, worker: str) -> bool:
+    async def heartbeat(self, job_id: str, worker: str, claim: int) -> bool:
         await self.ready()
-        return self.coordinator.heartbeat(job_id, worker)
+        return self.coordinator.heartbeat(job_id, worker, claim)
 
     async def generated(
-        self, job_id: str, worker: str, seconds: float, gpu_s: float | None = None
+        self, job_id: str, worker: str, claim: int, seconds: float, gpu_s: float | None = None
     ) -> None:
         await self.ready()
-        await self.coordinator.generated(job_id, worker, seconds, gpu_s)
+        await self.coordinator.generated(job_id, worker, claim, seconds, gpu_s)
 
     async def generation_failed(
-        self, job_id: str, worker: str, error: str, cancelled: bool
+        self, job_id: str, worker: str, claim: int, error: str, cancelled: bool
     ) -> None:
         await self.ready()
-        await self.coordinator.generation_failed(job_id, worker, error, cancelled)
+        await self.coordinator.generation_failed(job_id, worker, claim, error, cancelled)
 
-    async def release(self, job_id: str, worker: str) -> None:
+    async def release(self, job_id: str, worker: str, claim: int) -> None:
         await self.ready()
-        await self.coordinator.release(job_id, worker)
+        await self.coordinator.release(job_id, worker, claim)
 
-    async def stage_progress(self, job_id: str, fraction: float, message: str) -> bool:
+    async def stage_progress(
+        self, job_id: str, claim: int, fraction: float, message: str, seq: int = 0
+    ) -> bool:
         await self.ready()
-        return self.coordinator.stage_progress(job_id, fraction, message)
+        return self.coordinator.stage_progress(job_id, claim, fraction, message, seq)
 
     async def export_progress(
         self, asset_id: str, operation: str, fraction: float, message: str, owner: str | None
@@ -266,9 +277,10 @@ def get_job_queue(
     if ray.get(actor.fingerprint.remote()) != settings_fingerprint(settings):
         # A queue left by an earlier run with other settings (another database, say).
         log.warning("replacing the job queue actor left with other settings")
+        replaced = actor._actor_id.hex()
         ray.kill(actor, no_restart=True)
         _wait_until_gone(settings)
-        actor = actor_class.options(**options).remote(settings, preprocessor, exporter)
+        actor = actor_class.options(**options).remote(settings, preprocessor, exporter, replaced)
     return actor
 
 

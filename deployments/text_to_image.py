@@ -12,12 +12,12 @@ import io
 import logging
 from typing import Any
 
-import ray
 from ray import serve
 
 from deployments.job_queue import find_job_queue
+from deployments.progress import ProgressReporter
 from sweedle_core.config import Settings
-from sweedle_core.errors import JobCancelled, ModelUnavailable, TextToImageDisabled
+from sweedle_core.errors import ModelUnavailable, TextToImageDisabled
 from sweedle_core.jobs.coordinator import describe_error
 from sweedle_core.jobs.tickets import PrepareTicket
 from sweedle_core.storage import build_storage
@@ -60,11 +60,11 @@ class TextToImage:
         if self.model is None:
             raise ModelUnavailable(f"the text-to-image model is unavailable: {self.detail}")
         queue = find_job_queue(self.settings)
-
-        def on_progress(fraction: float, message: str) -> None:
-            # Runs in the painting thread: waiting for the queue's answer blocks only that.
-            if not ray.get(queue.stage_progress.remote(ticket.job_id, fraction, message)):
-                raise JobCancelled("cancelled")
+        on_progress = ProgressReporter(
+            lambda fraction, message, number: queue.stage_progress.remote(
+                ticket.job_id, ticket.claim, fraction, message, number
+            )
+        )
 
         image = await asyncio.to_thread(
             self.model.render,

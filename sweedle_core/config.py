@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # How long a generator may stay silent (no progress report) before its job goes to another:
     # a killed replica or a lost node is noticed after this.
     generator_lease_s: float = Field(60.0, ge=1, le=3600)
+    # How long a Generator replica being stopped (scaled down, redeployed) has to end its
+    # current job (Serve's graceful shutdown timeout); past it, the job goes back to the queue.
+    generator_shutdown_s: float = Field(30.0, ge=0, le=3600)
     # Seconds between the queue's scans of the database for jobs it does not know about.
     reconcile_interval_s: float = Field(30.0, gt=0)
     queue_actor_name: str = "sweedle_job_queue"

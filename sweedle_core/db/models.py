@@ -118,6 +118,11 @@ class GenerationJob(Base):
     # The path the submitting request came in under (a Serve route_prefix; None: the server's
     # root): the links the job's webhook carries start with it.
     root_path: Mapped[str | None] = mapped_column(String(255))
+    # The claim (`sweedle_core/db/claims.py`): the queue holding the job, until when, and the
+    # fencing token every write about the job names; each new claim counts it up.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()

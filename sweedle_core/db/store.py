@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sweedle_core.access.limits import waiting_jobs_exceeded
+from sweedle_core.db.claims import JobClaims
 from sweedle_core.db.engine import DatabaseOptions, make_engine, make_sessionmaker
 from sweedle_core.db.library import AssetLibrary, waiting_in
 from sweedle_core.db.models import (
@@ -68,6 +69,7 @@ class Store:
         self.sessions: async_sessionmaker = make_sessionmaker(engine)
         self.library = AssetLibrary(self.sessions)
         self.removals = Removals(self.sessions)
+        self.claims = JobClaims(self.sessions)
 
     @classmethod
     def from_url(cls, url: str, options: DatabaseOptions = DatabaseOptions()) -> Store:
@@ -196,15 +198,17 @@ class Store:
             )
             return rows.all()
 
-    async def update_job(self, job_id: str, **fields: Any) -> bool:
-        """Write fields of an active job; False when the job is already finished (or gone).
-
-        Guarded on the status, so a late or repeated report never rewrites a finished job.
-        """
+    async def update_job(self, job_id: str, claim: int, **fields: Any) -> bool:
+        """Write fields of an active job held under ``claim``; False when the job is finished
+        (or gone) or ``claim`` is no longer current: a late or stale report changes nothing."""
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(GenerationJob)
-                .where(GenerationJob.id == job_id, GenerationJob.status.in_(_ACTIVE))
+                .where(
+                    GenerationJob.id == job_id,
+                    GenerationJob.status.in_(_ACTIVE),
+                    GenerationJob.claim == claim,
+                )
                 .values(updated_at=utcnow(), **fields)
             )
         return bool(result.rowcount)
@@ -212,11 +216,13 @@ class Store:
     async def finish_job(
         self,
         job_id: str,
+        claim: int,
         status: JobStatus,
         job_fields: dict[str, Any],
         asset_fields: dict[str, Any],
     ) -> Finished:
-        """Move an active job and its asset to a final state, once (false if it already was).
+        """Move an active job held under ``claim`` and its asset to a final state, once (false
+        if it already was, or ``claim`` is no longer current).
 
         A job with a webhook gets its delivery row in the same transaction, so the end of a job
         is never recorded without the announcement of it.
@@ -228,7 +234,11 @@ class Store:
                 return Finished(False)
             result = await session.execute(
                 update(GenerationJob)
-                .where(GenerationJob.id == job_id, GenerationJob.status.in_(_ACTIVE))
+                .where(
+                    GenerationJob.id == job_id,
+                    GenerationJob.status.in_(_ACTIVE),
+                    GenerationJob.claim == claim,
+                )
                 .values(status=status.value, completed_at=now, updated_at=now, **job_fields)
             )
             if not result.rowcount:

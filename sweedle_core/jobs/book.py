@@ -36,6 +36,7 @@ class JobEntry:
     message: str = ""
     cancel_requested: bool = False
     worker: str | None = None
+    claim: int = 0  # the token the database holds the job under (`sweedle_core/db/claims.py`)
     lease_until: float = 0.0
     stage_started: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
 from sweedle_core.asset_removal import sweep_removals
@@ -32,6 +32,7 @@ from sweedle_core.errors import (
 from sweedle_core.jobs.book import JobBook, JobEntry
 from sweedle_core.jobs.events import Event, EventLog
 from sweedle_core.jobs.generators import GeneratorRegistry
+from sweedle_core.jobs.holds import ClaimLost, QueueHolds
 from sweedle_core.jobs.lane import PoolLane
 from sweedle_core.jobs.ledger import JobLedger, Webhooks
 from sweedle_core.jobs.resume import resumed_entry
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOOK_S = 10.0  # how long a rebuild waits on the store for one job before redoing its work
 DROP_WAIT_S = 5.0  # how long ending a job waits for its shape's removal
+OTHER_QUEUE_POLL_S = 0.5  # how often a cancel of another queue's job looks whether it ended
 
 
 def describe_error(exc: BaseException) -> str:
@@ -79,7 +81,11 @@ class JobCoordinator:
         retry_backoff_s: float = 1.0,
         metrics: QueueMetrics | None = None,
         webhooks: Webhooks | None = None,
+        holder: str = "queue",
+        inherited: Collection[str] = (),
     ) -> None:
+        """``holder`` names this queue in the claims it holds in the database, the same across
+        its restarts; ``inherited``: queues it replaces (`QueueHolds`)."""
         self.store = store
         self.storage = storage
         self.workers = workers
@@ -98,7 +104,9 @@ class JobCoordinator:
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
-        self._writer = JobWriter(store)
+        self._writer = JobWriter(store, on_refused=self._refused)
+        # The jobs this queue works on are those it holds a claim on in the database.
+        self._holds = QueueHolds(store.claims, self._writer, holder, lease_s, inherited)
         # A job that ends unfinished leaves no hand-off behind (a shape, a mesh waiting for
         # its painter), whichever path ends it: the ledger drops it before the job's end.
         self._ledger = JobLedger(
@@ -120,7 +128,7 @@ class JobCoordinator:
     async def start(self) -> None:
         """Rebuild the queue from the database and start the background loops."""
         self._holding_exports = True  # every resumed job in the lane first, then by priority
-        for row in await self.store.active_jobs():
+        for row in await self._holds.adopt_at_start():
             await self._adopt(row, resume=True)
         self._holding_exports = False
         self._pump_exports()
@@ -147,9 +155,10 @@ class JobCoordinator:
         """Take a job the ingress has written to the database into the queue."""
         entry = self.book.get(job_id)
         if entry is None:
-            row = await self.store.get_job(job_id)
-            if JobStatus(row.status).is_terminal:
-                return row_view(row)
+            await self._settle(job_id)
+            row = await self._holds.adopt(job_id)
+            if row is None:  # ended, or another queue holds it
+                return row_view(await self.store.get_job(job_id))
             entry = await self._adopt(row, resume=False)
             self._pump()
         return entry_view(entry)
@@ -158,10 +167,16 @@ class JobCoordinator:
         """Cancel a job: a waiting one ends now, a running one at its next progress step."""
         entry = self.book.get(job_id)
         if entry is None:
+            await self._settle(job_id)
             row = await self.store.get_job(job_id)
             if JobStatus(row.status).is_terminal:
                 raise JobFinished(f"job {job_id} is already {row.status}; it cannot be cancelled")
-            entry = await self._adopt(row, resume=False)
+            adopted = await self._holds.adopt(job_id)
+            if adopted is None:  # another queue holds it: it reads the cancel at its renewal
+                if not await self._holds.ask_to_cancel(job_id):
+                    raise JobFinished(f"job {job_id} has ended; it cannot be cancelled")
+                return row_view(await self.store.get_job(job_id))
+            entry = await self._adopt(adopted, resume=False)
         if entry.stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU) or entry.id in self._exports:
             self._exports.discard(entry.id)
             await self._ledger.cancelled(entry)
@@ -169,7 +184,9 @@ class JobCoordinator:
         entry.cancel_requested = True
         entry.message = "cancelling"
         # Written, so a queue that restarts before the job stops still cancels it.
-        await self._writer.write(entry.id, cancel_requested=True, message=entry.message)
+        await self._writer.write(
+            entry.id, entry.claim, cancel_requested=True, message=entry.message
+        )
         if self.book.get(job_id) is entry:
             self._ledger.publish("progress", entry)
         return entry_view(entry)
@@ -177,11 +194,11 @@ class JobCoordinator:
     async def cancel_and_wait(self, job_id: str, timeout: float) -> bool:
         """Cancel a job unless it has ended, and wait up to ``timeout`` seconds for it to end
         (a running one stops at its next progress step). True when it has ended."""
+        deadline = time.monotonic() + timeout
         try:
             await self.cancel(job_id)
         except JobFinished:
             return True
-        deadline = time.monotonic() + timeout
         cursor = self.events.last_seq
         while job_id in self.book:
             remaining = deadline - time.monotonic()
@@ -189,30 +206,51 @@ class JobCoordinator:
                 return False
             events = await self.events.wait_since(cursor, remaining)
             cursor = max([cursor, *(e["seq"] for e in events)])
+        if self._ledger.finished_lately(job_id):
+            return True
+        # Another queue holds it (it reads the cancel at its next renewal): ended once its
+        # row says so.
+        while not JobStatus((await self.store.get_job(job_id)).status).is_terminal:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(min(OTHER_QUEUE_POLL_S, max(deadline - time.monotonic(), 0)))
         return True
 
     # --- the generators' side -----------------------------------------------------------
 
     async def claim(self, worker: str, timeout: float) -> GenerateTicket | None:
-        """The first job waiting for a generator, or None after ``timeout`` seconds."""
+        """The first job waiting for a generator, or None after ``timeout`` seconds. The
+        ticket carries the job's new claim, which every report about the run names."""
         deadline = time.monotonic() + timeout
         # Idle, unless it is still busy with a job.
         self._generators.seen_done(worker, "", self.book)
-        async with self._ready:
-            while (entry := self.book.pop(JobStage.WAITING_FOR_GPU)) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                try:
-                    await asyncio.wait_for(self._ready.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return None
-        entry.worker = worker
-        entry.report_seq = 0
+        while True:
+            async with self._ready:
+                while (entry := self.book.pop(JobStage.WAITING_FOR_GPU)) is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    try:
+                        await asyncio.wait_for(self._ready.wait(), remaining)
+                    except asyncio.TimeoutError:
+                        return None
+            entry.worker = worker
+            entry.stage = JobStage.GENERATING  # held for this worker while the claim is taken
+            entry.lease_until = time.monotonic() + self.lease_s
+            try:
+                await self._holds.take(entry)
+            except ClaimLost:
+                self._lose(entry)
+                continue
+            except BaseException:  # the database is down: the job waits for the next claim
+                entry.worker = None
+                self.book.move(entry, JobStage.WAITING_FOR_GPU)
+                raise
+            break
         entry.attempts += 1
         entry.timings["claimed_at"] = time.time()
-        entry.lease_until = time.monotonic() + self.lease_s
         self._generators.seen(worker, state="generating", job_id=entry.id)
+        entry.stage = JobStage.WAITING_FOR_GPU  # so `enter` times the wait and announces it
         await self._ledger.enter(
             entry,
             JobStage.GENERATING,
@@ -225,15 +263,16 @@ class JobCoordinator:
         return GenerateTicket.for_job(entry)
 
     async def report_progress(
-        self, job_id: str, worker: str, fraction: float, message: str, seq: int = 0
+        self, job_id: str, worker: str, claim: int, fraction: float, message: str, seq: int = 0
     ) -> bool:
-        """Record a generator's progress; False tells it to stop (cancelled or no longer its job).
+        """Record a generator's progress; False tells it to stop (cancelled, or the run's
+        ``claim`` is no longer current: the job went to another).
 
         ``seq`` numbers a generation's reports: an async actor may run calls out of the order
         they were sent, and a report older than one already shown is dropped, so progress never
         goes backwards.
         """
-        entry = self._owned(job_id, worker)
+        entry = self._owned(job_id, worker, claim)
         if entry is None or entry.cancel_requested:
             return False
         entry.lease_until = time.monotonic() + self.lease_s
@@ -244,6 +283,7 @@ class JobCoordinator:
         entry.message = message
         self._writer.write_later(
             entry.id,
+            entry.claim,
             stage=entry.stage.value,
             status=entry.stage.status.value,
             progress=entry.progress,
@@ -252,19 +292,26 @@ class JobCoordinator:
         self._ledger.publish("progress", entry)
         return True
 
-    def stage_progress(self, job_id: str, fraction: float, message: str) -> bool:
-        """Progress of a job's CPU stage (painting a text-to-3d image, the export chain);
-        False: stop (cancelled, or the job is no longer in such a stage)."""
+    def stage_progress(
+        self, job_id: str, claim: int, fraction: float, message: str, seq: int = 0
+    ) -> bool:
+        """Progress of a job's CPU stage (painting a text-to-3d image, the export chain) run
+        under ``claim``; False: stop (cancelled, the job is no longer in such a stage, or the
+        run's claim is no longer current). ``seq``: as in `report_progress`."""
         entry = self.book.get(job_id)
         if (
             entry is None
+            or entry.claim != claim
             or entry.cancel_requested
             or entry.stage not in (JobStage.PREPROCESSING, JobStage.EXPORTING)
         ):
             return False
+        if seq and seq <= entry.report_seq:
+            return True
+        entry.report_seq = seq
         entry.progress = entry.progress_at(entry.stage, fraction)
         entry.message = message
-        self._writer.write_later(entry.id, progress=entry.progress, message=message)
+        self._writer.write_later(entry.id, claim, progress=entry.progress, message=message)
         self._ledger.publish("progress", entry)
         return True
 
@@ -281,8 +328,9 @@ class JobCoordinator:
             message=message,
         )
 
-    def heartbeat(self, job_id: str, worker: str) -> bool:
-        entry = self._owned(job_id, worker)
+    def heartbeat(self, job_id: str, worker: str, claim: int) -> bool:
+        """A generator still runs the job (extends its lease); False: stop."""
+        entry = self._owned(job_id, worker, claim)
         if entry is None:
             return False
         entry.lease_until = time.monotonic() + self.lease_s
@@ -290,11 +338,11 @@ class JobCoordinator:
         return not entry.cancel_requested
 
     async def generated(
-        self, job_id: str, worker: str, seconds: float, gpu_s: float | None = None
+        self, job_id: str, worker: str, claim: int, seconds: float, gpu_s: float | None = None
     ) -> None:
         """A generator stored the shape (its GPU stage's hand-off) or its painting: the job
         waits for the CPU pool, which makes the mesh and its exports; the generator is free."""
-        entry = self._owned(job_id, worker)
+        entry = self._owned(job_id, worker, claim)
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
@@ -315,9 +363,9 @@ class JobCoordinator:
         self._queue_export(entry)
 
     async def generation_failed(
-        self, job_id: str, worker: str, error: str, cancelled: bool
+        self, job_id: str, worker: str, claim: int, error: str, cancelled: bool
     ) -> None:
-        entry = self._owned(job_id, worker)
+        entry = self._owned(job_id, worker, claim)
         self._generators.seen_done(worker, job_id, self.book)
         if entry is None:
             return
@@ -326,9 +374,9 @@ class JobCoordinator:
         else:
             await self._ledger.failed(entry, error)
 
-    async def release(self, job_id: str, worker: str) -> None:
+    async def release(self, job_id: str, worker: str, claim: int) -> None:
         """A generator that is shutting down gives its job back: it waits for the next one."""
-        entry = self._owned(job_id, worker)
+        entry = self._owned(job_id, worker, claim)
         if entry is not None:
             await self._requeue(entry, "requeued: its generator stopped")
 
@@ -395,11 +443,15 @@ class JobCoordinator:
             await self._ledger.enter(
                 entry, JobStage.PREPROCESSING, fraction=0.0, message="preparing image"
             )
-            ticket = PrepareTicket.for_job(entry)
             try:
                 outcome = await self._attempts(
-                    entry, JobStage.PREPROCESSING, lambda: self.workers.preprocess(ticket)
+                    entry,
+                    JobStage.PREPROCESSING,
+                    lambda: self.workers.preprocess(PrepareTicket.for_job(entry)),
                 )
+            except ClaimLost:
+                self._lose(entry)
+                return
             except Exception as exc:  # any failure of the stage fails the job, not the queue
                 if entry.cancel_requested:
                     await self._ledger.cancelled(entry)
@@ -448,13 +500,18 @@ class JobCoordinator:
             self._pump_exports()
 
     async def _run_export(self, entry: JobEntry) -> None:
-        ticket = ExportTicket.for_job(entry, paint=self._paint_next(entry))
+        paint = self._paint_next(entry)
         entry.message = "making the mesh"
         self._ledger.publish("progress", entry)
         try:
             outcome = await self._attempts(
-                entry, JobStage.EXPORTING, lambda: self.workers.export(ticket)
+                entry,
+                JobStage.EXPORTING,
+                lambda: self.workers.export(ExportTicket.for_job(entry, paint=paint)),
             )
+        except ClaimLost:
+            self._lose(entry)
+            return
         except Exception as exc:
             if entry.cancel_requested:
                 await self._ledger.cancelled(entry)
@@ -501,8 +558,11 @@ class JobCoordinator:
         self, entry: JobEntry, stage: JobStage, work: Callable[[], Awaitable[T]]
     ) -> T:
         """``work()``, run again (on whichever replica takes it) while the worker running it
-        dies, up to ``stage_attempts`` runs in all; any other error is the job's and raised."""
+        dies, up to ``stage_attempts`` runs in all; any other error is the job's and raised.
+        Each run has a claim of its own, so a worker taken for dead changes nothing if it was
+        not; `ClaimLost` when the job is no longer this queue's."""
         while True:
+            await self._holds.take(entry)
             try:
                 return await work()
             except Exception as exc:
@@ -576,7 +636,7 @@ class JobCoordinator:
         self.book.add(entry)
         if entry.stage is not stage:
             await self._writer.write(
-                entry.id, stage=entry.stage.value, status=entry.stage.status.value
+                entry.id, entry.claim, stage=entry.stage.value, status=entry.stage.status.value
             )
         if not resume:
             self._ledger.publish("job_created", entry)
@@ -610,10 +670,11 @@ class JobCoordinator:
             log.warning("job %s: cannot look for its generated shape (%r)", row.id, exc)
             return False
 
-    def _owned(self, job_id: str, worker: str) -> JobEntry | None:
-        """The job if ``worker`` may go on with it; adopts a job a restarted queue put back."""
+    def _owned(self, job_id: str, worker: str, claim: int) -> JobEntry | None:
+        """The job if ``worker`` may go on with its run under ``claim``; adopts a run that a
+        restarted queue put back in line (the claim survived the restart: it is the run's)."""
         entry = self.book.get(job_id)
-        if entry is None:
+        if entry is None or entry.claim != claim:
             return None
         if entry.stage is JobStage.WAITING_FOR_GPU and entry.worker in (None, worker):
             # The queue restarted while this generator ran the job: keep it where it is.
@@ -625,13 +686,15 @@ class JobCoordinator:
         return entry
 
     async def _watchdog(self) -> None:
-        """Put back jobs whose generator went silent; adopt jobs the queue never heard of."""
+        """Put back jobs whose generator went silent, renew the leases of the rest, and adopt
+        jobs nobody holds (a submit lost on the way, a queue gone silent)."""
         last_reconcile = time.monotonic()
         while True:
             await asyncio.sleep(min(self.lease_s / 4, self.reconcile_s))
             now = time.monotonic()
             try:
                 await self._requeue_silent(now)
+                await self._renew()
                 if now - last_reconcile >= self.reconcile_s:
                     last_reconcile = now
                     await self._reconcile()
@@ -663,13 +726,54 @@ class JobCoordinator:
                 retries=dict(entry.retries),
             )
 
+    async def _settle(self, job_id: str) -> None:
+        """Wait for the final write of a job this queue ended lately, so its row is read as
+        ended, not as an active job to adopt again."""
+        if self._ledger.finished_lately(job_id):
+            await self.flush()
+
+    async def _renew(self) -> None:
+        """Extend the leases of every job this queue holds (those with a generator: while its
+        heartbeat comes, see `_requeue_silent`); drop the jobs another queue took, and cancel
+        those a user asked another queue to cancel."""
+        entries = self.book.entries()
+        renewal = await self._holds.renew([entry.id for entry in entries])
+        for entry in entries:
+            if self.book.get(entry.id) is not entry:
+                continue  # ended or dropped while the leases were renewed
+            if entry.id not in renewal.held:
+                self._lose(entry)
+            elif entry.id in renewal.cancel_requested and not entry.cancel_requested:
+                try:
+                    await self.cancel(entry.id)
+                except JobFinished:
+                    pass
+
     async def _reconcile(self) -> None:
-        """Adopt active jobs the queue never heard of (a submit lost on the way)."""
-        for row in await self.store.active_jobs():
-            if row.id not in self.book and not self._ledger.finished_lately(row.id):
+        """Adopt the jobs nobody holds: a submit lost on the way, a queue gone silent."""
+        for row in await self._holds.adopt_free():
+            if (stale := self.book.get(row.id)) is not None:
+                self._lose(stale)  # its lease ran out here (a stalled loop): redo in-flight work
+            if not self._ledger.finished_lately(row.id):
                 await self._adopt(row, resume=False)
         self._pump()
         self._sweep_files()
+
+    def _refused(self, job_id: str, claim: int) -> None:
+        """The database refused a write made under ``claim``: the job ended or is another's."""
+        entry = self.book.get(job_id)
+        if entry is not None and entry.claim == claim:
+            self._lose(entry)
+
+    def _lose(self, entry: JobEntry) -> None:
+        """Forget a job whose claim is no longer this queue's; its workers are told to stop at
+        their next report. Its holder now runs it and announces its end."""
+        if self.book.get(entry.id) is not entry:
+            return
+        self.book.remove(entry.id)
+        self._exports.discard(entry.id)
+        log.warning("job %s: its claim is no longer this queue's; dropped here", entry.id)
+        self._ledger.publish_queue()
 
     def _sweep_files(self) -> None:
         """Finish removals of files (deleted assets, abandoned uploads) in the background, one

@@ -66,6 +66,8 @@ class JobLedger:
         leaves the job at its previous stage, from which the rebuild redoes it. Only a job's
         final state is waited for before it is announced (`finish`).
         """
+        if not self.holds(entry):
+            return  # dropped (its claim went to another queue): a task left behind changes nothing
         if entry.stage is not stage:
             self.close_stage(entry)
         if stage in (JobStage.QUEUED, JobStage.WAITING_FOR_GPU):
@@ -81,7 +83,7 @@ class JobLedger:
             timings=dict(entry.timings),
             **fields,
         )
-        self.writer.write_later(entry.id, **change)
+        self.writer.write_later(entry.id, entry.claim, **change)
         self.publish("progress", entry)
         self.publish_queue()
 
@@ -96,12 +98,20 @@ class JobLedger:
 
     # --- final states -------------------------------------------------------------------
 
+    def holds(self, entry: JobEntry) -> bool:
+        """Whether ``entry`` is the job's entry in the book (not one dropped or ended)."""
+        return self.book.get(entry.id) is entry
+
     async def failed(self, entry: JobEntry, error: str) -> None:
+        if not self.holds(entry):
+            return
         entry.message = error
         await self._unfinished(entry)
         await self.finish(entry, JobStatus.FAILED, "job_failed", job_fields={"error": error})
 
     async def cancelled(self, entry: JobEntry) -> None:
+        if not self.holds(entry):
+            return
         entry.message = "cancelled"
         await self._unfinished(entry)
         await self.finish(entry, JobStatus.CANCELLED, "job_cancelled")
@@ -118,8 +128,9 @@ class JobLedger:
         job_fields: dict[str, Any] | None = None,
         asset_fields: dict[str, Any] | None = None,
     ) -> None:
-        if self.book.remove(entry.id) is None:
-            return  # finished already, by another path
+        if not self.holds(entry):
+            return  # finished already, by another path, or dropped
+        self.book.remove(entry.id)
         self._remember_finished(entry.id)
         self.close_stage(entry)
         job_fields = {
@@ -129,14 +140,17 @@ class JobLedger:
             "timings": entry.timings,
             **(job_fields or {}),
         }
-        store = self.writer.store
         try:
-            finished = await self.writer.queued(
-                lambda: store.finish_job(entry.id, status, job_fields, asset_fields or {})
+            finished = await self.writer.finish(
+                entry.id, entry.claim, status, job_fields, asset_fields or {}
             )
         except BaseException:
             self._finished.pop(entry.id, None)  # still active in the database: adopt it again
             raise
+        if not finished:  # ended by another path, or its claim went to another queue: that
+            self._finished.pop(entry.id, None)  # one announces it; a reconcile may adopt it
+            self.publish_queue()
+            return
         if finished.webhook_id and self.webhooks is not None:
             self.webhooks.schedule(finished.webhook_id)
         self.metrics.record_finished(status.value)

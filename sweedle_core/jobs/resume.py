@@ -44,6 +44,7 @@ def resumed_entry(row: GenerationJob, hand_off_stored: bool) -> JobEntry:
         retries=dict(row.retries or {}),
         stage_started=time.monotonic(),
         cancel_requested=row.cancel_requested,
+        claim=row.claim,
     )
     if entry.stage is JobStage.EXPORTING and not hand_off_stored:
         entry.stage = JobStage.WAITING_FOR_GPU  # nothing to finish: generate it again

@@ -26,6 +26,7 @@ class PrepareTicket:
     seed: int = 0
     # A multi-view job's other photos, prepared like the front: view -> (input, prepared) key.
     views: dict[str, tuple[str, str]] = field(default_factory=dict)
+    claim: int = 0  # the run's claim, which its progress reports name
 
     @classmethod
     def for_job(cls, entry: JobEntry) -> PrepareTicket:
@@ -41,6 +42,7 @@ class PrepareTicket:
                 view: (key, view_prepared_key(entry.asset_id, view))
                 for view, key in entry.views.items()
             },
+            claim=entry.claim,
         )
 
 
@@ -59,6 +61,7 @@ class GenerateTicket:
     params: dict[str, Any]
     attempt: int
     views: dict[str, str] = field(default_factory=dict)  # other photos: view -> prepared key
+    claim: int = 0  # the run's claim, which every report about it names
 
     @classmethod
     def for_job(cls, entry: JobEntry) -> GenerateTicket:
@@ -70,6 +73,7 @@ class GenerateTicket:
             params=entry.params,
             attempt=entry.attempts,
             views={view: view_prepared_key(entry.asset_id, view) for view in entry.views},
+            claim=entry.claim,
         )
 
 
@@ -87,6 +91,7 @@ class ExportTicket:
     params: dict[str, Any]
     output_format: str
     paint: bool = False
+    claim: int = 0  # the run's claim, which its progress reports name
 
     @classmethod
     def for_job(cls, entry: JobEntry, paint: bool = False) -> ExportTicket:
@@ -99,6 +104,7 @@ class ExportTicket:
             params=entry.params,
             output_format=str(entry.params.get("output_format", "glb")),
             paint=paint,
+            claim=entry.claim,
         )
 
 

@@ -1,8 +1,9 @@
 """The job queue's database writer: one FIFO of writes, run one at a time.
 
 Every database write of the queue goes through one writer, so the database sees changes in the
-order they happened, and a caller that need not wait for its write does not. Owned by one event
-loop; not thread-safe.
+order they happened, and a caller that need not wait for its write does not. A write names the
+claim the queue holds the job under; one the database refuses (the claim is no longer current,
+or the job has ended) is reported to ``on_refused``. Owned by one event loop; not thread-safe.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sweedle_core.db.store import Store
+from sweedle_core.db.store import Finished, Store
+from sweedle_core.jobs.states import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,9 @@ def _log_write_error(future: asyncio.Future[Any]) -> None:
 class JobWriter:
     """Writes to the store in the order they were asked for."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_refused: Callable[[str, int], None] | None = None) -> None:
         self.store = store
+        self._on_refused = on_refused
         self._writes: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = (
             asyncio.Queue()
         )
@@ -37,15 +40,35 @@ class JobWriter:
         if self._writer is not None:
             await asyncio.shield(self._writer)
 
-    async def write(self, job_id: str, **fields: Any) -> None:
-        """Write fields of a job and wait until they are in the database."""
-        await self.queued(lambda: self.store.update_job(job_id, **fields))
+    async def write(self, job_id: str, claim: int, **fields: Any) -> bool:
+        """Write fields of a job held under ``claim``; waits until they are in the database.
+        False when the database refused them."""
+        return bool(await self.queued(lambda: self._update(job_id, claim, fields)))
 
-    def write_later(self, job_id: str, **fields: Any) -> None:
+    def write_later(self, job_id: str, claim: int, **fields: Any) -> None:
         """Write fields of a job without waiting: a crash before it lands loses only a step of
         progress or a claim, which the rebuild from the database redoes."""
-        future = self.queued(lambda: self.store.update_job(job_id, **fields))
+        future = self.queued(lambda: self._update(job_id, claim, fields))
         future.add_done_callback(_log_write_error)
+
+    async def finish(
+        self,
+        job_id: str,
+        claim: int,
+        status: JobStatus,
+        job_fields: dict[str, Any],
+        asset_fields: dict[str, Any],
+    ) -> Finished:
+        """Record a job's final state (`Store.finish_job`) after every write before it."""
+        return await self.queued(
+            lambda: self.store.finish_job(job_id, claim, status, job_fields, asset_fields)
+        )
+
+    async def _update(self, job_id: str, claim: int, fields: dict[str, Any]) -> bool:
+        written = await self.store.update_job(job_id, claim, **fields)
+        if not written and self._on_refused is not None:
+            self._on_refused(job_id, claim)
+        return written
 
     def queued(self, write: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
         """Run ``write`` after every write asked for before it; the future holds its result."""

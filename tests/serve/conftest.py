@@ -83,6 +83,9 @@ class Deployment:
             "preprocess_size": 256,
             "thumbnail_size": 96,
             "reconcile_interval_s": 5,
+            # After a cluster crash the new queue takes the old one's jobs up once their leases
+            # run out: short here, so the restart test waits little.
+            "generator_lease_s": 10,
             "max_upload_mb": 2,
             "max_image_pixels": 20_000_000,
             "export_allowed_roots": [str(data_dir / "projects")],

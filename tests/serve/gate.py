@@ -9,7 +9,9 @@ the real silhouette generator.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
+from collections import Counter
 from dataclasses import replace
 
 import ray
@@ -32,6 +34,7 @@ class Gate:
         self._open = asyncio.Event()
         self._arrived = asyncio.Condition()
         self.arrivals = 0
+        self.images: Counter[str] = Counter()  # generations that reached it, per image digest
 
     def open(self) -> None:
         self._open.set()
@@ -48,10 +51,15 @@ class Gate:
             await self._arrived.wait_for(lambda: self.arrivals >= count)
         return self.arrivals
 
-    async def pass_(self, first_call: bool, timeout: float) -> bool:
+    def generations(self) -> dict[str, int]:
+        """How many generations reached the gate, per digest of their prepared image."""
+        return dict(self.images)
+
+    async def pass_(self, first_call: bool, timeout: float, image: str = "") -> bool:
         if first_call:
             async with self._arrived:
                 self.arrivals += 1
+                self.images[image] += 1
                 self._arrived.notify_all()
         try:
             await asyncio.wait_for(self._open.wait(), timeout)
@@ -75,17 +83,17 @@ def _find(name: str) -> ray.actor.ActorHandle | None:
         return None
 
 
-def _wait_at(name: str, on_progress) -> None:  # type: ignore[no-untyped-def]
+def _wait_at(name: str, on_progress, image: str = "") -> None:  # type: ignore[no-untyped-def]
     gate = _find(name)
     first = True
-    while gate is not None and not _passed(gate, first):
+    while gate is not None and not _passed(gate, first, image):
         first = False
         on_progress(0.0, "held at the test gate")
 
 
-def _passed(gate: ray.actor.ActorHandle, first: bool) -> bool:
+def _passed(gate: ray.actor.ActorHandle, first: bool, image: str) -> bool:
     try:
-        return ray.get(gate.pass_.remote(first, 0.05))
+        return ray.get(gate.pass_.remote(first, 0.05, image))
     except ray.exceptions.RayError:
         # The cluster is going down around us: stay in the middle of the job, as a model
         # busy on the GPU would, until the process is killed.
@@ -106,7 +114,7 @@ class GatedGenerator:
         self.painter = FrontPainter()
 
     def generate_shape(self, image, params, on_progress, views=None):  # type: ignore[no-untyped-def]
-        _wait_at(GATE_NAME, on_progress)
+        _wait_at(GATE_NAME, on_progress, hashlib.sha256(image.tobytes()).hexdigest())
         if params.seed == FAIL_SEED:
             raise RuntimeError("the test generator was told to fail")
         shape = self.inner.generate_shape(image, params, on_progress, views)

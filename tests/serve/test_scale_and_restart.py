@@ -124,6 +124,8 @@ def test_a_generator_that_needs_a_gpu_on_a_cpu_cluster_is_explained(deployment, 
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gpu.db'}",
         "storage_dir": str(tmp_path / "storage"),
         "queue_actor_name": "gpu_wait_queue",
+        # The Generator replica, pending for ever, is given this long to stop at the end.
+        "generator_shutdown_s": 1,
     }
     app = build_app(AppArgs(settings=settings, generator_num_gpus=1))
     _run(app, name="gpu-wait", route_prefix="/gpu-wait", _blocking=False)

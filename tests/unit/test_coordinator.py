@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from sweedle_core.db.claims import Renewal
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
 from sweedle_core.errors import (
@@ -110,7 +112,7 @@ async def new_coordinator(store, storage):
     """Builds and starts coordinators on the test's database; stops them all at the end."""
     made: list[JobCoordinator] = []
 
-    async def make(workers: FakeWorkers, **options: float) -> JobCoordinator:
+    async def make(workers: FakeWorkers, **options: Any) -> JobCoordinator:
         coordinator = JobCoordinator(store, storage, workers, **options)
         await coordinator.start()
         made.append(coordinator)
@@ -197,8 +199,8 @@ async def claim(coordinator: JobCoordinator, worker: str = "gpu-0") -> GenerateT
 async def generate(coordinator: JobCoordinator, worker: str = "gpu-0") -> GenerateTicket:
     """One generator turn: claim the next job, report progress, hand back the mesh."""
     ticket = await claim(coordinator, worker)
-    assert await coordinator.report_progress(ticket.job_id, worker, 0.5, "denoising")
-    await coordinator.generated(ticket.job_id, worker, seconds=1.5)
+    assert await coordinator.report_progress(ticket.job_id, worker, ticket.claim, 0.5, "denoising")
+    await coordinator.generated(ticket.job_id, worker, ticket.claim, seconds=1.5)
     return ticket
 
 
@@ -224,6 +226,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
             prepared_path=f"{asset_id}/prepared.png",
             remove_background=True,
             seed=1234,
+            claim=(await store.get_job(job_id)).claim,  # the run's own claim
         )
     ]
     await coordinator.flush()  # stage changes are written behind the work
@@ -245,6 +248,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
         shape_path=f"{asset_id}/shape.npz",
         params=GenerationParams().model_dump(mode="json"),
         attempt=1,
+        claim=ticket.claim,
     )
     await coordinator.flush()  # the claim is written just after the generator gets its ticket
     row = await store.get_job(job_id)
@@ -256,15 +260,15 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
     )
     assert row.started_at is not None
 
-    assert await coordinator.report_progress(job_id, "gpu-0", 0.5, "denoising")
-    assert coordinator.heartbeat(job_id, "gpu-0")
+    assert await coordinator.report_progress(job_id, "gpu-0", ticket.claim, 0.5, "denoising")
+    assert coordinator.heartbeat(job_id, "gpu-0", ticket.claim)
     await coordinator.flush()  # progress is written behind the generator's back
     progressed = await store.get_job(job_id)
     assert progressed.progress > row.progress
     assert progressed.message == "denoising"
 
     # The mesh goes to the export pool, and the asset is ready.
-    await coordinator.generated(job_id, "gpu-0", seconds=1.5)
+    await coordinator.generated(job_id, "gpu-0", ticket.claim, seconds=1.5)
     ready = await reached(coordinator, job_id, type_="asset_ready")
     assert workers.export_tickets == [
         ExportTicket(
@@ -275,6 +279,7 @@ async def test_a_job_goes_from_submission_to_a_completed_asset(store, new_coordi
             raw_mesh_path=f"{asset_id}/raw_mesh.npz",
             params=GenerationParams().model_dump(mode="json"),
             output_format="glb",
+            claim=ticket.claim + 1,  # each stage's run has a claim of its own
         )
     ]
     asset_fields = {
@@ -418,9 +423,10 @@ async def test_a_waiting_claim_wakes_when_a_job_becomes_ready(store, new_coordin
 
 
 async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_coordinator):
-    coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05)
+    workers = FakeWorkers()
+    coordinator = await new_coordinator(workers, lease_s=0.05)
     job_id = await submit(store, coordinator)
-    await claim(coordinator, "gpu-0")
+    silent = await claim(coordinator, "gpu-0")
     cursor = coordinator.events.last_seq
 
     # gpu-0 says nothing more; the watchdog puts the job back once the lease runs out.
@@ -437,13 +443,18 @@ async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_
     ticket = await claim(coordinator, "gpu-1")
     assert (ticket.job_id, ticket.attempt) == (job_id, 2)
     # gpu-0 coming back late is told to stop, and its result is ignored.
-    assert not await coordinator.report_progress(job_id, "gpu-0", 0.9, "late")
-    await coordinator.generated(job_id, "gpu-0", seconds=9.0)
+    assert not await coordinator.report_progress(job_id, "gpu-0", silent.claim, 0.9, "late")
+    await coordinator.generated(job_id, "gpu-0", silent.claim, seconds=9.0)
     await coordinator.flush()
     assert (await store.get_job(job_id)).worker == "gpu-1"
+    # The database itself refuses a write made under gpu-0's claim.
+    assert not await store.update_job(job_id, silent.claim, message="late", progress=0.9)
 
-    await coordinator.generated(job_id, "gpu-1", seconds=1.0)
+    await coordinator.generated(job_id, "gpu-1", ticket.claim, seconds=1.0)
     assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    row = await store.get_job(job_id)
+    assert (row.worker, row.timings["generate_s"], row.message) == ("gpu-1", 1.0, "completed")
+    assert [t.job_id for t in workers.export_tickets] == [job_id], "exported once"
 
 
 # --- cancellation ---------------------------------------------------------------------------
@@ -501,16 +512,16 @@ async def test_a_job_cancelled_while_preprocessing_ends_when_preprocessing_does(
 async def test_cancelling_a_generating_job_stops_its_generator(store, new_coordinator):
     coordinator = await new_coordinator(FakeWorkers())
     job_id = await submit(store, coordinator)
-    await claim(coordinator, "gpu-0")
-    assert await coordinator.report_progress(job_id, "gpu-0", 0.2, "denoising")
+    run = (await claim(coordinator, "gpu-0")).claim
+    assert await coordinator.report_progress(job_id, "gpu-0", run, 0.2, "denoising")
 
     view = await coordinator.cancel(job_id)
     assert (view["status"], view["cancel_requested"]) == ("processing", True)
     assert (await store.get_job(job_id)).status == "processing"  # the generator decides when
 
-    assert not await coordinator.report_progress(job_id, "gpu-0", 0.4, "denoising")
-    assert not coordinator.heartbeat(job_id, "gpu-0")
-    await coordinator.generation_failed(job_id, "gpu-0", "cancelled", cancelled=True)
+    assert not await coordinator.report_progress(job_id, "gpu-0", run, 0.4, "denoising")
+    assert not coordinator.heartbeat(job_id, "gpu-0", run)
+    await coordinator.generation_failed(job_id, "gpu-0", run, "cancelled", cancelled=True)
 
     assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
     row = await store.get_job(job_id)
@@ -522,10 +533,10 @@ async def test_a_mesh_delivered_after_a_cancel_is_not_exported(store, new_coordi
     workers = FakeWorkers()
     coordinator = await new_coordinator(workers)
     job_id = await submit(store, coordinator)
-    await claim(coordinator)
+    run = (await claim(coordinator)).claim
     await coordinator.cancel(job_id)
 
-    await coordinator.generated(job_id, "gpu-0", seconds=1.0)
+    await coordinator.generated(job_id, "gpu-0", run, seconds=1.0)
 
     assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
     assert workers.export_tickets == []
@@ -606,16 +617,16 @@ async def test_a_user_facing_error_is_reported_by_its_message(store, new_coordin
 async def test_a_failed_generation_fails_the_job_with_its_error(store, new_coordinator):
     coordinator = await new_coordinator(FakeWorkers())
     job_id = await submit(store, coordinator)
-    await claim(coordinator)
+    run = (await claim(coordinator)).claim
 
-    await coordinator.generation_failed(job_id, "gpu-0", "CUDA out of memory", cancelled=False)
+    await coordinator.generation_failed(job_id, "gpu-0", run, "CUDA out of memory", False)
 
     failed = await finished(coordinator, job_id)
     assert (failed["type"], failed["error"]) == ("job_failed", "CUDA out of memory")
     row = await store.get_job(job_id)
     assert (row.status, row.error) == ("failed", "CUDA out of memory")
     # A repeated report changes nothing.
-    await coordinator.generation_failed(job_id, "gpu-0", "again", cancelled=False)
+    await coordinator.generation_failed(job_id, "gpu-0", run, "again", cancelled=False)
     assert (await store.get_job(job_id)).error == "CUDA out of memory"
 
 
@@ -646,8 +657,9 @@ async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coor
         assert await old_workers.next_started("preprocess") == job_id
         old_workers.release("preprocess", job_id)
         await reached(old, job_id, "waiting_for_gpu")
-    assert (await claim(old, "gpu-old")).job_id == generating
-    assert await old.report_progress(generating, "gpu-old", 0.5, "denoising")
+    old_run = await claim(old, "gpu-old")
+    assert old_run.job_id == generating
+    assert await old.report_progress(generating, "gpu-old", old_run.claim, 0.5, "denoising")
     preprocessing = await submit(store, old)
     assert await old_workers.next_started("preprocess") == preprocessing
     queued = await submit(store, old)  # the only preprocessing slot is taken
@@ -673,14 +685,14 @@ async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coor
     ticket = await claim(new, "gpu-new")
     assert (ticket.job_id, ticket.attempt) == (generating, 2)
     # The old generator's late reports for a job now run by another are ignored.
-    assert not await new.report_progress(generating, "gpu-old", 0.9, "late")
-    await new.generated(generating, "gpu-old", seconds=3.0)
-    await new.generation_failed(generating, "gpu-old", "lost", cancelled=False)
+    assert not await new.report_progress(generating, "gpu-old", old_run.claim, 0.9, "late")
+    await new.generated(generating, "gpu-old", old_run.claim, seconds=3.0)
+    await new.generation_failed(generating, "gpu-old", old_run.claim, "lost", cancelled=False)
     await new.flush()
     row = await store.get_job(generating)
     assert (row.status, row.stage, row.worker) == ("processing", "generating", "gpu-new")
 
-    await new.generated(generating, "gpu-new", seconds=1.0)
+    await new.generated(generating, "gpu-new", ticket.claim, seconds=1.0)
     for _ in range(3):
         await generate(new, "gpu-new")
     for job_id in all_jobs:
@@ -702,15 +714,17 @@ async def test_a_generator_that_outlived_the_restart_keeps_its_job(store, new_co
     old = await new_coordinator(FakeWorkers())
     first, second = await submit(store, old), await submit(store, old)
     await reached(old, second, "waiting_for_gpu")
-    assert (await claim(old, "gpu-old")).job_id == first
+    old_run = await claim(old, "gpu-old")
+    assert old_run.job_id == first
     await old.stop()
     new = await new_coordinator(FakeWorkers())
 
     # gpu-old reports before any other generator claimed its job: it goes on with it.
-    assert await new.report_progress(first, "gpu-old", 0.7, "denoising")
-    assert (await claim(new, "gpu-new")).job_id == second
-    await new.generated(first, "gpu-old", seconds=1.0)
-    await new.generated(second, "gpu-new", seconds=1.0)
+    assert await new.report_progress(first, "gpu-old", old_run.claim, 0.7, "denoising")
+    new_run = await claim(new, "gpu-new")
+    assert new_run.job_id == second
+    await new.generated(first, "gpu-old", old_run.claim, seconds=1.0)
+    await new.generated(second, "gpu-new", new_run.claim, seconds=1.0)
 
     assert (await finished(new, first))["type"] == "asset_ready"
     assert (await finished(new, second))["type"] == "asset_ready"
@@ -880,7 +894,7 @@ async def test_a_job_finishing_during_a_reconcile_pass_is_not_run_again(
     store, new_coordinator, monkeypatch
 ):
     coordinator = await new_coordinator(FakeWorkers(), reconcile_s=0.01)
-    finish_job, active_jobs = store.finish_job, store.active_jobs
+    finish_job, adopt = store.finish_job, store.claims.adopt
     finishing, reconciled, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def slow_finish_job(*args, **kwargs):
@@ -888,14 +902,16 @@ async def test_a_job_finishing_during_a_reconcile_pass_is_not_run_again(
         await proceed.wait()
         return await finish_job(*args, **kwargs)
 
-    async def active_jobs_read_while_finishing():
-        await finishing.wait()
-        rows = await active_jobs()  # still lists the job: its final write is not done
-        reconciled.set()
-        return rows
+    async def adopt_while_finishing(*args, **kwargs):
+        if kwargs.get("job_id") is None:  # a reconcile pass, not a submit
+            await finishing.wait()
+            rows = await adopt(*args, **kwargs)  # the job is still active: its end is not written
+            reconciled.set()
+            return rows
+        return await adopt(*args, **kwargs)
 
     monkeypatch.setattr(store, "finish_job", slow_finish_job)
-    monkeypatch.setattr(store, "active_jobs", active_jobs_read_while_finishing)
+    monkeypatch.setattr(store.claims, "adopt", adopt_while_finishing)
     job_id = await submit(store, coordinator)
     await generate(coordinator)
     await asyncio.wait_for(reconciled.wait(), WAIT_S)
@@ -912,22 +928,20 @@ async def test_a_job_submitted_during_a_reconcile_pass_is_queued_once(
 ):
     workers = FakeWorkers()
     coordinator = await new_coordinator(workers, reconcile_s=0.01)
-    get_job, active_jobs = store.get_job, store.active_jobs
+    adopt = store.claims.adopt
     looking_up, reconciled, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def slow_get_job(job_id):
-        looking_up.set()
-        await proceed.wait()
-        return await get_job(job_id)
-
-    async def active_jobs_read_while_submitting():
+    async def adopt_while_submitting(*args, **kwargs):
+        if kwargs.get("job_id") is not None:  # the submit: held until a reconcile pass ran
+            looking_up.set()
+            await proceed.wait()
+            return await adopt(*args, **kwargs)
         await looking_up.wait()
-        rows = await active_jobs()
+        rows = await adopt(*args, **kwargs)  # the reconcile adopts the job nobody holds yet
         reconciled.set()
         return rows
 
-    monkeypatch.setattr(store, "get_job", slow_get_job)
-    monkeypatch.setattr(store, "active_jobs", active_jobs_read_while_submitting)
+    monkeypatch.setattr(store.claims, "adopt", adopt_while_submitting)
     job_id = await create(store)
     submitting = asyncio.create_task(coordinator.submit(job_id))
     await asyncio.wait_for(reconciled.wait(), WAIT_S)
@@ -981,16 +995,16 @@ async def test_the_watchdog_outlives_a_database_error(store, new_coordinator, mo
     coordinator = await new_coordinator(FakeWorkers(), lease_s=0.05, reconcile_s=0.01)
     # The watchdog's task: once it has ended, nothing will ever requeue a job.
     watchdog = [t for t in coordinator._tasks if "watchdog" in t.get_coro().__qualname__]
-    active_jobs = store.active_jobs
+    renew = store.claims.renew
     failed = asyncio.Event()
 
-    async def active_jobs_failing_once():
+    async def renew_failing_once(*args, **kwargs):
         if not failed.is_set():
             failed.set()
             raise ConnectionError("the database went away for a moment")
-        return await active_jobs()
+        return await renew(*args, **kwargs)
 
-    monkeypatch.setattr(store, "active_jobs", active_jobs_failing_once)
+    monkeypatch.setattr(store.claims, "renew", renew_failing_once)
     await asyncio.wait_for(failed.wait(), WAIT_S)
     job_id = await submit(store, coordinator)
     await claim(coordinator, "gpu-0")
@@ -1053,18 +1067,19 @@ async def test_preparation_reports_progress_and_a_cancel_stops_it(store, new_coo
     coordinator = await new_coordinator(workers)
     job_id = await submit(store, coordinator)
     assert await workers.next_started("preprocess") == job_id
+    run = workers.preprocess_tickets[-1].claim
 
-    assert coordinator.stage_progress(job_id, 0.5, "painting step 2/4")
+    assert coordinator.stage_progress(job_id, run, 0.5, "painting step 2/4")
     event = await wait_event(coordinator, lambda e: e.get("message") == "painting step 2/4")
     assert (event["job_id"], event["stage"]) == (job_id, "preprocessing")
     assert 0 < event["progress"] <= 0.1
 
     await coordinator.cancel(job_id)
-    assert not coordinator.stage_progress(job_id, 0.75, "painting step 3/4")
+    assert not coordinator.stage_progress(job_id, run, 0.75, "painting step 3/4")
     workers.fail("preprocess", job_id, RuntimeError("JobCancelled: cancelled"))
     workers.release("preprocess", job_id)
     assert (await finished(coordinator, job_id))["type"] == "job_cancelled"
-    assert not coordinator.stage_progress(new_id(), 0.5, "unknown job")
+    assert not coordinator.stage_progress(new_id(), run, 0.5, "unknown job")
 
 
 async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordinator):
@@ -1072,8 +1087,9 @@ async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordina
     job_id = await submit(store, coordinator)
     ticket = await claim(coordinator)
 
-    assert await coordinator.report_progress(ticket.job_id, "gpu-0", 0.6, "step 2", seq=2)
-    assert await coordinator.report_progress(ticket.job_id, "gpu-0", 0.3, "step 1", seq=1)
+    run = ticket.claim
+    assert await coordinator.report_progress(ticket.job_id, "gpu-0", run, 0.6, "step 2", seq=2)
+    assert await coordinator.report_progress(ticket.job_id, "gpu-0", run, 0.3, "step 1", seq=1)
 
     shown = [e["message"] for e in events_of(coordinator, job_id) if e["type"] == "progress"]
     assert shown[-1] == "step 2" and "step 1" not in shown
@@ -1088,7 +1104,7 @@ async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when
 ):
     coordinator = await new_coordinator(FakeWorkers())
     running = await submit(store, coordinator)
-    await claim(coordinator, "gpu-0")
+    run = (await claim(coordinator, "gpu-0")).claim
     waiting = await submit(store, coordinator)
     await reached(coordinator, waiting, "waiting_for_gpu")
 
@@ -1098,11 +1114,115 @@ async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when
     assert not await coordinator.cancel_and_wait(running, timeout=0.05)
 
     stopping = asyncio.ensure_future(coordinator.cancel_and_wait(running, timeout=WAIT_S))
-    assert not await coordinator.report_progress(running, "gpu-0", 0.4, "denoising")
-    await coordinator.generation_failed(running, "gpu-0", "cancelled", cancelled=True)
+    assert not await coordinator.report_progress(running, "gpu-0", run, 0.4, "denoising")
+    await coordinator.generation_failed(running, "gpu-0", run, "cancelled", cancelled=True)
     assert await stopping
     assert (await store.get_job(running)).status == "cancelled"
     assert await coordinator.cancel_and_wait(running, timeout=0.05)  # already over: true
+
+
+# --- claims in the database: two queues on one database ------------------------------------
+
+
+async def test_two_queues_on_one_database_run_each_job_once_and_take_over_a_silent_ones_jobs(
+    store, new_coordinator, monkeypatch
+):
+    blue_workers, green_workers = FakeWorkers(), FakeWorkers()
+    blue = await new_coordinator(blue_workers, holder="blue", lease_s=0.5, reconcile_s=0.05)
+    blue_jobs = [await submit(store, blue) for _ in range(4)]
+    for job_id in blue_jobs:
+        await reached(blue, job_id, "waiting_for_gpu")
+    stale = await claim(blue, "blue-gpu")  # blue's generator holds one of them
+
+    # Green starts while blue has a backlog: it adopts none of blue's jobs, now or later.
+    green = await new_coordinator(green_workers, holder="green", lease_s=0.5, reconcile_s=0.05)
+    green_jobs = [await submit(store, green) for _ in range(2)]
+    assert {job["job_id"] for job in green.jobs()} == set(green_jobs)
+    await wait_event(green, lambda e: e["type"] == "queue_status")  # a reconcile pass or more
+    for job_id in blue_jobs:  # a submit of a job blue holds, through green, leaves it there
+        assert (await green.submit(job_id))["job_id"] == job_id
+    assert {job["job_id"] for job in green.jobs()} == set(green_jobs)
+
+    # Blue goes silent (a partition: its lease renewals stop reaching the database); green
+    # takes its jobs over once their leases run out, and runs them.
+    async def renewals_lost(job_ids):
+        return Renewal(held=set(job_ids))
+
+    renew = blue._holds.renew
+    monkeypatch.setattr(blue._holds, "renew", renewals_lost)
+    for job_id in blue_jobs:
+        await reached(green, job_id, "waiting_for_gpu", type_="job_created")
+
+    # Blue's generator, still running, is refused: its report, and its finished shape.
+    assert not await store.update_job(stale.job_id, stale.claim, progress=0.5)
+    await blue.report_progress(stale.job_id, "blue-gpu", stale.claim, 0.9, "late")
+    await blue.generated(stale.job_id, "blue-gpu", stale.claim, seconds=9.0)
+    for _ in range(len(blue_jobs) + len(green_jobs)):
+        await generate(green, "green-gpu")
+    everything = [*blue_jobs, *green_jobs]
+    for job_id in everything:
+        assert (await finished(green, job_id))["type"] == "asset_ready"
+
+    rows = {job_id: await store.get_job(job_id) for job_id in everything}
+    assert {row.status for row in rows.values()} == {"completed"}
+    assert {row.worker for row in rows.values()} == {"green-gpu"}
+    assert rows[stale.job_id].timings["generate_s"] == 1.5  # green's run, not blue's late one
+    exported = Counter(t.job_id for t in green_workers.export_tickets)
+    assert exported == dict.fromkeys(everything, 1) and blue_workers.export_tickets == []
+    ready = [
+        e["job_id"] for q in (blue, green) for e in q.events.since(0) if e["type"] == "asset_ready"
+    ]
+    assert Counter(ready) == dict.fromkeys(everything, 1), "a job was announced twice"
+    # The partition heals: blue's next renewal finds the jobs are green's, and lets them go.
+    cursor = blue.events.last_seq
+    monkeypatch.setattr(blue._holds, "renew", renew)
+    await wait_event(blue, lambda e: e["type"] == "queue_status" and not e["active_jobs"], cursor)
+    assert blue.jobs() == []
+
+
+async def test_a_queue_that_lost_a_job_mid_export_leaves_its_shape_to_the_new_holder(
+    store, storage, new_coordinator, monkeypatch
+):
+    blue_workers = FakeWorkers(hold_export=True)
+    blue = await new_coordinator(blue_workers, holder="blue", lease_s=0.5, reconcile_s=0.05)
+    job_id = await submit(store, blue)
+    await generate(blue, "blue-gpu")
+    assert await blue_workers.next_started("export") == job_id
+    asset_id = (await store.get_job(job_id)).asset_id
+    storage.put(shape_key(asset_id), b"the generated shape")
+
+    async def renewals_lost(job_ids):
+        return Renewal(held=set(job_ids))
+
+    renew = blue._holds.renew
+    monkeypatch.setattr(blue._holds, "renew", renewals_lost)  # blue is cut off
+    green_workers = FakeWorkers(hold_export=True)
+    green = await new_coordinator(green_workers, holder="green", lease_s=0.5, reconcile_s=0.05)
+    assert await green_workers.next_started("export") == job_id  # the shape is there: no GPU
+    monkeypatch.setattr(blue._holds, "renew", renew)  # blue learns it lost the job...
+    cursor = blue.events.last_seq
+    await wait_event(blue, lambda e: e["type"] == "queue_status" and not e["active_jobs"], cursor)
+    blue_workers.fail("export", job_id, RuntimeError("JobCancelled: cancelled"))
+    blue_workers.release("export", job_id)  # ...and its export worker stops, failing
+    await blue.flush()
+
+    assert storage.exists(shape_key(asset_id)), "the old holder removed the new one's shape"
+    green_workers.release("export", job_id)
+    assert (await finished(green, job_id))["type"] == "asset_ready"
+    assert not [e for e in blue.events.since(cursor) if e.get("job_id") == job_id]
+
+
+async def test_concurrent_claims_of_one_job_are_won_by_exactly_one(store):
+    job_id = await create(store)
+    rounds = await asyncio.gather(
+        *(store.claims.adopt(f"queue-{n}", 60.0, job_id=job_id) for n in range(8))
+    )
+    assert sum(len(rows) for rows in rounds) == 1
+    held = await store.get_job(job_id)
+    assert held.claim == 1
+    # The winner's next claim is taken once; a second try under the same claim is refused.
+    takes = await asyncio.gather(*(store.claims.take(job_id, 1, 60.0) for _ in range(4)))
+    assert sorted(takes, key=lambda t: t is None) == [2, None, None, None]
 
 
 # --- lost workers ---------------------------------------------------------------------------

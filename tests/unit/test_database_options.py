@@ -47,10 +47,10 @@ async def test_the_store_works_behind_pgbouncer_in_transaction_mode(through_pgbo
     try:
         jobs = await asyncio.gather(*(create(store, name=f"crate {i}") for i in range(24)))
         await asyncio.gather(
-            *(store.update_job(job.id, progress=0.5, message="halfway") for job in jobs)
+            *(store.update_job(job.id, 0, progress=0.5, message="halfway") for job in jobs)
         )
         finished = await asyncio.gather(
-            *(store.finish_job(job.id, JobStatus.COMPLETED, {}, {}) for job in jobs[:12])
+            *(store.finish_job(job.id, 0, JobStatus.COMPLETED, {}, {}) for job in jobs[:12])
         )
         pages = await asyncio.gather(
             *(store.library.find(AssetQuery(search="crate", page_size=50), None) for _ in range(8))

@@ -202,7 +202,7 @@ async def test_delete_removes_the_asset_its_jobs_links_and_records(store):
     once = idempotency("a", "key-1", b"request")
     job = await make(store, "chair", owner="a", webhook_url="http://hook", idempotency=once)
     await store.library.edit(job.asset_id, None, tags=["wood"])
-    finished = await store.finish_job(job.id, JobStatus.FAILED, {"error": "x"}, {})
+    finished = await store.finish_job(job.id, 0, JobStatus.FAILED, {"error": "x"}, {})
     assert finished.webhook_id
 
     assert await store.library.delete(job.asset_id)
@@ -217,8 +217,8 @@ async def test_delete_removes_the_asset_its_jobs_links_and_records(store):
 
 async def test_job_history_filters_by_status_date_and_owner(store):
     jobs = [await make(store, f"j{i}", owner="a" if i < 4 else "b") for i in range(6)]
-    await store.finish_job(jobs[0].id, JobStatus.COMPLETED, {}, {})
-    await store.finish_job(jobs[1].id, JobStatus.FAILED, {"error": "x"}, {})
+    await store.finish_job(jobs[0].id, 0, JobStatus.COMPLETED, {}, {})
+    await store.finish_job(jobs[1].id, 0, JobStatus.FAILED, {"error": "x"}, {})
     async with store.sessions.begin() as session:  # one job from two days ago
         await session.execute(
             update(type(jobs[2]))

@@ -54,8 +54,8 @@ async def test_unknown_ids_raise_not_found(store):
 
 async def test_active_jobs_are_the_unfinished_ones_oldest_first(store):
     first, done, last = await create(store), await create(store), await create(store)
-    await store.finish_job(done.id, JobStatus.FAILED, {"error": "boom"}, {})
-    await store.update_job(last.id, status="processing", stage="generating")
+    await store.finish_job(done.id, 0, JobStatus.FAILED, {"error": "boom"}, {})
+    await store.update_job(last.id, 0, status="processing", stage="generating")
 
     assert [job.id for job in await store.active_jobs()] == [first.id, last.id]
     assert [job.id for job in await store.list_jobs(["failed"])] == [done.id]
@@ -71,9 +71,9 @@ async def test_finish_job_finishes_once(store):
         "face_count": 12,
     }
 
-    assert await store.finish_job(job.id, JobStatus.COMPLETED, {"progress": 1.0}, asset_fields)
+    assert await store.finish_job(job.id, 0, JobStatus.COMPLETED, {"progress": 1.0}, asset_fields)
     # A second, late ending (here a failure) changes nothing.
-    assert not await store.finish_job(job.id, JobStatus.FAILED, {"error": "late"}, {})
+    assert not await store.finish_job(job.id, 0, JobStatus.FAILED, {"error": "late"}, {})
 
     row = await store.get_job(job.id)
     assert (row.status, row.progress, row.error) == ("completed", 1.0, None)
@@ -85,18 +85,20 @@ async def test_finish_job_finishes_once(store):
 
 
 async def test_finish_job_of_an_unknown_job_is_false(store):
-    assert not await store.finish_job("nope", JobStatus.CANCELLED, {}, {})
+    assert not await store.finish_job("nope", 0, JobStatus.CANCELLED, {}, {})
 
 
 async def test_update_job_writes_active_jobs_but_never_finished_ones(store):
     job = await create(store)
 
-    assert await store.update_job(job.id, stage="generating", status="processing", progress=0.3)
+    assert await store.update_job(job.id, 0, stage="generating", status="processing", progress=0.3)
     row = await store.get_job(job.id)
     assert (row.stage, row.status, row.progress) == ("generating", "processing", 0.3)
 
-    await store.finish_job(job.id, JobStatus.CANCELLED, {"message": "cancelled"}, {})
-    assert not await store.update_job(job.id, stage="exporting", status="processing", progress=0.9)
+    await store.finish_job(job.id, 0, JobStatus.CANCELLED, {"message": "cancelled"}, {})
+    assert not await store.update_job(
+        job.id, 0, stage="exporting", status="processing", progress=0.9
+    )
     row = await store.get_job(job.id)
     assert (row.stage, row.status, row.progress, row.message) == (
         "generating",
@@ -104,7 +106,7 @@ async def test_update_job_writes_active_jobs_but_never_finished_ones(store):
         0.3,
         "cancelled",
     )
-    assert not await store.update_job("nope", progress=0.5)
+    assert not await store.update_job("nope", 0, progress=0.5)
 
 
 async def test_list_assets_pages_newest_first(store):

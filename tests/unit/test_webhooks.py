@@ -173,7 +173,7 @@ async def delete_asset(store: Store, asset_id: str) -> None:
 async def test_payload_of_a_completed_job_links_its_files(store):
     job = await create_job(store)
     fields = {"vertex_count": 482, "face_count": 960}
-    assert await store.finish_job(job.id, JobStatus.COMPLETED, {}, fields)
+    assert await store.finish_job(job.id, 0, JobStatus.COMPLETED, {}, fields)
     job = await store.get_job(job.id)
 
     payload = webhook_payload(JobStatus.COMPLETED, job, job.asset, "d1")
@@ -199,7 +199,7 @@ async def test_payload_of_a_completed_job_links_its_files(store):
 
 async def test_payload_of_a_failed_job_has_its_error_and_no_links(store):
     job = await create_job(store)
-    assert await store.finish_job(job.id, JobStatus.FAILED, {"error": "out of memory"}, {})
+    assert await store.finish_job(job.id, 0, JobStatus.FAILED, {"error": "out of memory"}, {})
     job = await store.get_job(job.id)
 
     payload = webhook_payload("failed", job, job.asset, "d2")
