@@ -276,6 +276,10 @@ def main() -> None:
 
     results["front"] = front_layer()
     print(json.dumps(results["front"], indent=2), flush=True)
+    from bench.writes import main as job_writes
+
+    results["writes"] = job_writes()
+    print(json.dumps(results["writes"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["depth"] = depth_generator()
@@ -336,6 +340,7 @@ def render(r: dict) -> str:
     from bench.split import render as render_split
     from bench.storage import render as render_storage
     from bench.texture import render as render_texture
+    from bench.writes import render as render_writes
 
     g, o, b = r["cpu_generator"], r["overhead"], r["backlog"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -397,6 +402,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
 {render_front(r["front"]) if "front" in r else ""}
+{render_writes(r["writes"]) if "writes" in r else ""}
 {render_storage(r["storage"])}
 
 Raw figures:

@@ -46,11 +46,14 @@ def _route_path(request: Request) -> str:
     return getattr(route, "path", request.url.path)
 
 
-def _admit(services: Services, presented: str | None, scope: str) -> Caller:
+async def _admit(services: Services, presented: str | None, scope: str) -> Caller:
     caller = services.keyring.caller(presented)
     caller.require(scope)
-    if caller.name is not None:  # the limiter skips keys without a limit
+    if caller.name is not None and caller.requests_per_minute > 0:
+        # This replica's bucket first (no database round trip for a burst it refuses), then
+        # the count every replica shares.
         services.limiter.check(caller.name, caller.requests_per_minute)
+        await services.store.request_counts.count(caller.name, caller.requests_per_minute)
     return caller
 
 
@@ -63,7 +66,7 @@ async def authorize(
     its rate. Kept on `request.state.caller` for the routes."""
     del bearer  # declared for the OpenAPI schema; read from the header below
     presented = presented_key(request.headers.get("authorization"), header)
-    caller = _admit(
+    caller = await _admit(
         services_of(request), presented, _scope_needed(request.method, _route_path(request))
     )
     request.state.caller = caller
@@ -80,7 +83,7 @@ async def authorize_websocket(websocket: WebSocket) -> Caller:
         websocket.query_params.get("api_key"),
     )
     try:
-        caller = _admit(websocket.app.state.services, presented, "read")
+        caller = await _admit(websocket.app.state.services, presented, "read")
     except SweedleError as error:
         await websocket.accept()
         await websocket.send_json({"type": "error", "error": error.code, "detail": error.message})

@@ -1,8 +1,9 @@
 """Per-key limits: requests per minute (a token bucket per key) and jobs waiting at once.
 
 Both answer with `RateLimited`, whose ``retry_after`` the ingress sends as Retry-After. The
-limiter lives in one event loop (the ingress replica), so it takes no lock; with several
-replicas each keeps its own buckets, and a key's real ceiling is the limit times the replicas.
+limiter lives in one event loop (the ingress replica), so it takes no lock; each replica keeps
+its own buckets, and the count in the database (`sweedle_core/db/request_counts.py`) holds
+the limit for the whole app.
 """
 
 from __future__ import annotations

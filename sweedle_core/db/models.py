@@ -142,6 +142,16 @@ class Tag(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RequestCount(Base):
+    """Requests of one key in one minute of the clock, across every ingress replica."""
+
+    __tablename__ = "request_counts"
+
+    key_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes since the epoch
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class IdempotencyRecord(Base):
     """A submission's Idempotency-Key: the same key and request give back the same job."""
 

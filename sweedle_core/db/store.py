@@ -24,6 +24,7 @@ from sweedle_core.db.models import (
     utcnow,
 )
 from sweedle_core.db.removals import Removals, drop_upload_record
+from sweedle_core.db.request_counts import RequestCounts
 from sweedle_core.errors import AssetNotFound
 from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
@@ -70,6 +71,7 @@ class Store:
         self.library = AssetLibrary(self.sessions)
         self.removals = Removals(self.sessions)
         self.claims = JobClaims(self.sessions)
+        self.request_counts = RequestCounts(self.sessions, engine.dialect.name)
 
     @classmethod
     def from_url(cls, url: str, options: DatabaseOptions = DatabaseOptions()) -> Store:

@@ -46,7 +46,7 @@ from sweedle_core.jobs.tickets import (
     Workers,
 )
 from sweedle_core.jobs.views import entry_view, row_view
-from sweedle_core.jobs.writer import JobWriter
+from sweedle_core.jobs.writer import PROGRESS_EVERY_S, JobWriter
 from sweedle_core.storage import Storage
 from sweedle_core.storage.layout import painted_key, raw_mesh_key, shape_key
 
@@ -83,6 +83,7 @@ class JobCoordinator:
         webhooks: Webhooks | None = None,
         holder: str = "queue",
         inherited: Collection[str] = (),
+        progress_write_s: float = PROGRESS_EVERY_S,
     ) -> None:
         """``holder`` names this queue in the claims it holds in the database, the same across
         its restarts; ``inherited``: queues it replaces (`QueueHolds`)."""
@@ -104,7 +105,7 @@ class JobCoordinator:
         self._ready = asyncio.Condition()
         # Every database write goes through one FIFO writer: the database sees changes in the
         # order they happened, and a caller that need not wait for its write does not.
-        self._writer = JobWriter(store, on_refused=self._refused)
+        self._writer = JobWriter(store, self._refused, progress_write_s)
         # The jobs this queue works on are those it holds a claim on in the database.
         self._holds = QueueHolds(store.claims, self._writer, holder, lease_s, inherited)
         # A job that ends unfinished leaves no hand-off behind (a shape, a mesh waiting for
@@ -281,7 +282,7 @@ class JobCoordinator:
         entry.report_seq = seq
         entry.progress = entry.progress_at(JobStage.GENERATING, fraction)
         entry.message = message
-        self._writer.write_later(
+        self._writer.write_progress(
             entry.id,
             entry.claim,
             stage=entry.stage.value,
@@ -311,7 +312,7 @@ class JobCoordinator:
         entry.report_seq = seq
         entry.progress = entry.progress_at(entry.stage, fraction)
         entry.message = message
-        self._writer.write_later(entry.id, claim, progress=entry.progress, message=message)
+        self._writer.write_progress(entry.id, claim, progress=entry.progress, message=message)
         self._ledger.publish("progress", entry)
         return True
 
@@ -772,6 +773,7 @@ class JobCoordinator:
             return
         self.book.remove(entry.id)
         self._exports.discard(entry.id)
+        self._writer.forget(entry.id)
         log.warning("job %s: its claim is no longer this queue's; dropped here", entry.id)
         self._ledger.publish_queue()
 

@@ -1096,6 +1096,39 @@ async def test_a_report_that_overtook_a_newer_one_is_dropped(store, new_coordina
     assert coordinator.book.get(job_id).message == "step 2"
 
 
+async def test_progress_writes_are_coalesced_and_state_changes_always_written(
+    store, new_coordinator, monkeypatch
+):
+    coordinator = await new_coordinator(FakeWorkers(), progress_write_s=60.0)
+    job_id = await submit(store, coordinator)
+    ticket = await claim(coordinator)
+    await coordinator.flush()
+    update_job, written = store.update_job, []
+
+    async def counted(job_id, claim, **fields):
+        written.append(fields)
+        return await update_job(job_id, claim, **fields)
+
+    monkeypatch.setattr(store, "update_job", counted)
+    for step in range(1, 21):
+        run = (ticket.job_id, "gpu-0", ticket.claim, step / 20, f"step {step}")
+        assert await coordinator.report_progress(*run, seq=step)
+    await coordinator.flush()  # writes the progress held back
+
+    assert [f["message"] for f in written] == ["step 1", "step 20"]
+    assert (await store.get_job(job_id)).message == "step 20"
+    shown = [e["message"] for e in events_of(coordinator, job_id) if e["type"] == "progress"]
+    assert shown[-20:] == [f"step {n}" for n in range(1, 21)], "the feed still sees every step"
+
+    # Progress held back never lands after the state change that followed it.
+    assert await coordinator.report_progress(ticket.job_id, "gpu-0", ticket.claim, 1.0, "last")
+    await coordinator.generated(ticket.job_id, "gpu-0", ticket.claim, seconds=1.0)
+    assert (await finished(coordinator, job_id))["type"] == "asset_ready"
+    await coordinator.flush()
+    assert "last" not in [f.get("message") for f in written]
+    assert (await store.get_job(job_id)).status == "completed"
+
+
 # --- stopping a job before its asset is deleted ---------------------------------------------
 
 

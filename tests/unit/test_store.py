@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sweedle_core.db.library import AssetQuery
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
-from sweedle_core.errors import AssetNotFound, JobNotFound
+from sweedle_core.errors import AssetNotFound, JobNotFound, RateLimited
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
 
@@ -132,3 +134,24 @@ async def test_list_assets_pages_newest_first(store):
 async def test_list_assets_of_an_empty_library_has_one_empty_page(store):
     found = await store.library.find(AssetQuery(), None)
     assert (list(found.items), found.total, found.pages) == ([], 0, 1)
+
+
+async def test_a_keys_requests_per_minute_hold_across_ingress_replicas(store):
+    """Two replicas (each its own pool of connections) racing on one database admit exactly the
+    limit in a minute; the next minute starts afresh, and another key has its own count."""
+    other = Store.from_url(store.engine.url.render_as_string(hide_password=False))
+    minute = 60 * 29_000_000 + 5.0  # five seconds into a minute of the clock
+    try:
+        replicas = [store.request_counts, other.request_counts] * 15
+        answers = await asyncio.gather(
+            *(replica.count("studio-a", 12, now=minute) for replica in replicas),
+            return_exceptions=True,
+        )
+        refused = [a for a in answers if isinstance(a, RateLimited)]
+        assert len(refused) == 30 - 12 and answers.count(None) == 12
+        assert refused[0].retry_after == 55  # when the next minute starts
+        assert "'studio-a'" in refused[0].message and "12 requests per minute" in refused[0].message
+        await other.request_counts.count("studio-b", 12, now=minute)
+        await store.request_counts.count("studio-a", 12, now=minute + 60)
+    finally:
+        await other.close()
