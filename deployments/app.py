@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray.serve import Application
 
+from deployments.autoscale import backlog_autoscaling
 from deployments.cluster_check import refuse_relative_paths
 from deployments.export import Exporter
 from deployments.generate import Generator
@@ -61,6 +62,8 @@ def _generator_options(args: AppArgs, settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"graceful_shutdown_timeout_s": settings.generator_shutdown_s}
     if args.generator_replicas is not None:
         options["num_replicas"] = args.generator_replicas
+    elif settings.generator_max_replicas > 0:
+        options["autoscaling_config"] = backlog_autoscaling(settings)
     if args.generator_num_gpus is not None:
         actor_options = dict(Generator.ray_actor_options or {})
         options["ray_actor_options"] = {**actor_options, "num_gpus": args.generator_num_gpus}

@@ -32,6 +32,8 @@ log = logging.getLogger("ray.serve")
 # Short enough that a replica asked to stop is free of its wait soon; an idle call is cheap.
 CLAIM_TIMEOUT_S = 5.0
 HEARTBEAT_S = 10.0
+# What a replica being stopped keeps of its shutdown time to give a job back it cannot finish.
+GIVE_BACK_S = 5.0
 # From this share of a generation on, the replica already asks for its next job, so the
 # hand-off's round trip overlaps the end of the work (a job claimed this late keeps its place).
 CLAIM_AHEAD_AT = 0.95
@@ -72,7 +74,8 @@ class Generator:
         self.running: dict[str, str | None] = {}  # what runs, and why if not what was asked
         self.state = "loading"
         self.detail = f"loading the {settings.generator_backend} generator"
-        self._stopping = False
+        self._stopping = False  # claims no more: the replica is being stopped
+        self._giving_back = False  # its shutdown time is running out: the job goes back
         self._relay: ProgressRelay | None = None
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
 
@@ -123,7 +126,7 @@ class Generator:
                 run_generation, self.backend, self.storage, ticket, relay
             )
         except JobCancelled:
-            if self._stopping:  # the replica is going away: the job waits for another one
+            if self._giving_back:  # the replica is going away: the job waits for another one
                 await self.queue.release.remote(ticket.job_id, self.worker, ticket.claim)
             else:
                 await self.queue.generation_failed.remote(
@@ -161,16 +164,22 @@ class Generator:
         await self.queue.generator_state.remote(self.worker, state, detail, self.running)
 
     async def __del__(self) -> None:
-        """Serve's graceful shutdown: stop claiming, give a running job back to the queue."""
+        """Serve's graceful shutdown (a scale-down, a redeploy): stop claiming, finish the
+        running job within GENERATOR_SHUTDOWN_S, and give it back to the queue if it cannot."""
         if not hasattr(self, "_loop_task"):
             return  # __init__ failed before the work loop started: nothing to stop
         self._stopping = True
-        if self._relay is not None:
-            self._relay.stop.set()
+        finish_within = self.settings.generator_shutdown_s - GIVE_BACK_S
         try:
-            await asyncio.wait_for(asyncio.shield(self._loop_task), CLAIM_TIMEOUT_S + 5)
-        except Exception:  # a timeout or the loop's own error: shut down all the same
-            pass
+            await asyncio.wait_for(asyncio.shield(self._loop_task), max(finish_within, 0.0))
+        except Exception:  # out of time (or the loop's own error): give the job back
+            self._giving_back = True
+            if self._relay is not None:
+                self._relay.stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), CLAIM_TIMEOUT_S + 1)
+            except Exception:
+                pass
         await self.queue.generator_state.remote(self.worker, "stopped", "", self.running)
 
     def check_health(self) -> None:

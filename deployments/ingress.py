@@ -16,7 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.broadcast import Broadcaster
 from deployments.http.app import create_app
-from deployments.http.feed import generation_readiness
+from deployments.http.feed import CAN_GENERATE, generation_readiness
 from deployments.http.services import Services
 from deployments.job_queue import get_job_queue
 from deployments.submission import Submission
@@ -88,8 +88,8 @@ class Ingress:
                 status = await self.services.queue.status.remote()
             except ray.exceptions.RayError:
                 continue
-            readiness = generation_readiness(status["generators"])
-            if readiness["state"] != "ready":
+            readiness = generation_readiness(status["generators"], status["scaled_to_zero"])
+            if readiness["state"] not in CAN_GENERATE:
                 log.warning("generation is not possible yet: %s", readiness["detail"])
 
 

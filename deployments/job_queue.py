@@ -224,7 +224,12 @@ class JobQueue:
 
     async def status(self) -> dict[str, Any]:
         await self.ready()
-        return {**self.coordinator.status(), "cluster": self.cluster}
+        status = self.coordinator.status()
+        autoscaled_to_zero = (
+            self.settings.generator_max_replicas > 0 and self.settings.generator_min_replicas == 0
+        )
+        scaled_to_zero = autoscaled_to_zero and not status["generators"]
+        return {**status, "cluster": self.cluster, "scaled_to_zero": scaled_to_zero}
 
     async def _watch_cluster(self, first: asyncio.Task[None]) -> None:
         """Check on every reconcile that every node reaches one database and sees one file
@@ -247,6 +252,10 @@ class JobQueue:
         if problems != said:
             for problem in problems:
                 log.error("cluster set-up: %s", problem)
+
+    async def gpu_demand(self) -> int:
+        await self.ready()
+        return self.coordinator.gpu_demand()
 
     async def jobs(self) -> list[dict[str, Any]]:
         await self.ready()

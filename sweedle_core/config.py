@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     # How long a Generator replica being stopped (scaled down, redeployed) has to end its
     # current job (Serve's graceful shutdown timeout); past it, the job goes back to the queue.
     generator_shutdown_s: float = Field(30.0, ge=0, le=3600)
+    # Generator replicas that follow the backlog (`deployments/autoscale.py`): at most this many
+    # (0: a fixed number, the Serve config's), at least GENERATOR_MIN_REPLICAS (0: none while
+    # idle, one starts for the next job), one per GENERATOR_JOBS_PER_REPLICA jobs that need a
+    # generator; down to the minimum after GENERATOR_IDLE_S without any job.
+    generator_max_replicas: int = Field(0, ge=0, le=1024)
+    generator_min_replicas: int = Field(0, ge=0, le=1024)
+    generator_jobs_per_replica: int = Field(1, ge=1, le=1000)
+    generator_idle_s: float = Field(900.0, ge=0, le=86_400)
     # Seconds between the queue's scans of the database for jobs it does not know about.
     reconcile_interval_s: float = Field(30.0, gt=0)
     queue_actor_name: str = "sweedle_job_queue"

@@ -297,6 +297,10 @@ class QueueStatus(BaseModel):
     generators: dict[str, dict[str, Any]] = Field(
         description="each generator replica: state (loading, idle, generating, unavailable)"
     )
+    scaled_to_zero: bool = Field(
+        False,
+        description="no generator runs: scaled to zero while idle; one starts for the next job",
+    )
 
 
 class LodRequest(BaseModel):

@@ -21,6 +21,15 @@ def drawn_image(size: int = 256, fmt: str = "PNG", color=(200, 40, 40)) -> bytes
     return buffer.getvalue()
 
 
+def boxed_image(n: int) -> bytes:
+    """A photo of its own per ``n`` (0-40): a box whose size and place differ with it."""
+    image = Image.new("RGB", (96, 96), "white")
+    ImageDraw.Draw(image).rectangle([10 + n, 14, 40 + 2 * n, 60 + n], fill=(40, 90, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def disc_png() -> bytes:
     return drawn_image()

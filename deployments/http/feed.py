@@ -93,13 +93,14 @@ async def health(request: Request) -> dict[str, Any]:
     waiting for, if anything."""
     services = services_of(request)
     status = await services.queue.status.remote()
-    generation = generation_readiness(status["generators"])
+    generation = generation_readiness(status["generators"], status.get("scaled_to_zero", False))
     generation["configured"] = services.settings.generator_backend
     storage = await services.storage_state()
     healthy = storage["state"] == "ok" and not status["cluster"]["problems"]
     if services.keyring.enabled and services.keyring.identify(header_key(request.headers)) is None:
         # Paths, models and the cluster's layout are not for whoever reaches the port.
-        return {"status": "ok" if healthy else "degraded", "ready": generation["state"] == "ready"}
+        ready = generation["state"] in CAN_GENERATE
+        return {"status": "ok" if healthy else "degraded", "ready": ready}
     return {
         "status": "ok" if healthy else "degraded",
         "app": services.settings.app_name,
@@ -118,8 +119,16 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-def generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The generators' state, what they run (``running``) and, for a fallback, why."""
+# Generation states in which a job submitted now is generated (scaled to zero: once a replica
+# has started for it).
+CAN_GENERATE = ("ready", "scaled_to_zero")
+
+
+def generation_readiness(
+    generators: dict[str, dict[str, Any]], scaled_to_zero: bool = False
+) -> dict[str, Any]:
+    """The generators' state, what they run (``running``) and, for a fallback, why;
+    ``scaled_to_zero``: none runs because the Generator scaled to zero while idle."""
     running = sorted({g["generator"] for g in generators.values() if g.get("generator")})
     fallbacks = sorted({g["fallback"] for g in generators.values() if g.get("fallback")})
     said = {"running": running, "fallback": "; ".join(fallbacks) or None}
@@ -131,6 +140,13 @@ def generation_readiness(generators: dict[str, dict[str, Any]]) -> dict[str, Any
     if states:
         details = "; ".join(g.get("detail", "") for g in generators.values())
         return {"state": "unavailable", "detail": details, **said}
+    if scaled_to_zero:
+        return {
+            "running": [],
+            "fallback": None,
+            "state": "scaled_to_zero",
+            "detail": "no generator running: scaled to zero, one starts for the next job",
+        }
     gpus = ray.cluster_resources().get("GPU", 0)
     return {
         "running": [],

@@ -9,7 +9,8 @@ no longer current (`Store.update_job`, `Store.finish_job`): a queue cut off behi
 or a worker whose job went to another, changes nothing.
 
 A claim is won by a conditional UPDATE, which exactly one claimant wins: PostgreSQL re-checks
-the condition on the row it waited for (READ COMMITTED), SQLite has one writer at a time.
+the condition on the row it waited for (READ COMMITTED; adopting skips rows another claimant
+has locked: ``FOR UPDATE SKIP LOCKED``), SQLite has one writer at a time.
 A queue adopts a job only when nobody holds it (just submitted) or its lease has expired.
 """
 
@@ -77,8 +78,14 @@ class JobClaims:
                 ),
                 GenerationJob.lease_until < now,
             )
+            # PostgreSQL: rows another claimant is taking are skipped, not waited for, so two
+            # queues adopting at once never deadlock (SQLite has one writer and no FOR UPDATE).
+            claimable = select(GenerationJob.id).where(GenerationJob.status.in_(_ACTIVE), free)
+            if job_id is not None:
+                claimable = claimable.where(GenerationJob.id == job_id)
+            claimable = claimable.order_by(GenerationJob.id).with_for_update(skip_locked=True)
             taken = await session.execute(
-                self._active(job_id, free)
+                self._active(job_id, free, GenerationJob.id.in_(claimable.scalar_subquery()))
                 .values(claimed_by=holder, lease_until=lease, claim=GenerationJob.claim + 1)
                 .returning(GenerationJob.id)
             )

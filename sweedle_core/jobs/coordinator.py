@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOOK_S = 10.0  # how long a rebuild waits on the store for one job before redoing its work
 DROP_WAIT_S = 5.0  # how long ending a job waits for its shape's removal
+GPU_BOUND = frozenset(
+    {JobStage.QUEUED, JobStage.PREPROCESSING, JobStage.WAITING_FOR_GPU, JobStage.GENERATING}
+)
 OTHER_QUEUE_POLL_S = 0.5  # how often a cancel of another queue's job looks whether it ended
 
 
@@ -409,6 +412,11 @@ class JobCoordinator:
             "waiting_for_export": len(self._exports),
             "generators": self._generators.live(),
         }
+
+    def gpu_demand(self) -> int:
+        """Jobs that need a generator now or soon: in line, being prepared, waiting for a GPU
+        or generating (what the Generator replicas scale on)."""
+        return sum(1 for entry in self.book.entries() if entry.stage in GPU_BOUND)
 
     def jobs(self) -> list[dict[str, Any]]:
         return [entry_view(e) for e in self.book.in_order()]

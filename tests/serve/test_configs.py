@@ -43,6 +43,15 @@ def test_config_builds_the_app_with_its_backend_and_gpus(config, backend, gpus):
     assert ingress.name == "Ingress"
     assert settings.generator_backend == backend
     assert settings.storage_dir.is_absolute()
+    # The GPU config's generators follow the backlog, 0..4; the CPU config keeps one.
+    generator = ingress.init_args[3]._bound_deployment._deployment_config
+    if gpus:
+        scaling = generator.autoscaling_config
+        assert (scaling.min_replicas, scaling.max_replicas) == (0, 4)
+        assert scaling.policy.policy_function == "deployments.autoscale:BacklogPolicy"
+        assert "num_replicas" not in deployments["Generator"], "it would turn autoscaling off"
+    else:
+        assert generator.autoscaling_config is None and generator.num_replicas == 1
 
 
 def test_cpu_config_fits_on_two_cores():

@@ -5,7 +5,6 @@ once, whichever queue runs it."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,23 +12,14 @@ from typing import Any
 
 import pytest
 import ray
-from PIL import Image, ImageDraw
 from ray import serve
 
 from deployments.app import AppArgs, build_app
+from tests.conftest import boxed_image
 from tests.serve.client import Sweedle
 from tests.stand_ins.postgres import fresh_database
 
 FINAL = ("asset_ready", "job_failed", "job_cancelled")
-
-
-def shape(n: int) -> bytes:
-    """A photo of its own: a box whose size and place differ with ``n``."""
-    image = Image.new("RGB", (96, 96), "white")
-    ImageDraw.Draw(image).rectangle([10 + n, 14, 40 + 2 * n, 60 + n], fill=(40, 90, 200))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 class BlueGreen:
@@ -78,12 +68,12 @@ def test_two_apps_on_one_database_share_a_backlog_and_run_each_job_once(apps, ga
     arrived = ray.get(gate.arrived.remote())
     blue = apps.start("blue")
     with blue.feed() as blue_feed:
-        blue_jobs = [blue.submit_ok(shape(n))["job_id"] for n in range(12)]
+        blue_jobs = [blue.submit_ok(boxed_image(n))["job_id"] for n in range(12)]
         ray.get(gate.wait_for_arrivals.remote(arrived + 1), timeout=60)
         # Green starts while blue's generator holds a job and eleven wait behind it.
         green = apps.start("green")
         with green.feed() as green_feed:
-            green_jobs = [green.submit_ok(shape(n))["job_id"] for n in range(12, 20)]
+            green_jobs = [green.submit_ok(boxed_image(n))["job_id"] for n in range(12, 20)]
             ray.get(gate.open.remote())
             blue_feed.wait_finished(set(blue_jobs))
             green_feed.wait_finished(set(green_jobs))

@@ -1156,19 +1156,22 @@ async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when
 
 # --- claims in the database: two queues on one database ------------------------------------
 
+# Long enough that a queue renewing every LEASE_S / 4 never misses one on a loaded machine.
+LEASE_S = 2.0
+
 
 async def test_two_queues_on_one_database_run_each_job_once_and_take_over_a_silent_ones_jobs(
     store, new_coordinator, monkeypatch
 ):
     blue_workers, green_workers = FakeWorkers(), FakeWorkers()
-    blue = await new_coordinator(blue_workers, holder="blue", lease_s=0.5, reconcile_s=0.05)
+    blue = await new_coordinator(blue_workers, holder="blue", lease_s=LEASE_S, reconcile_s=0.05)
     blue_jobs = [await submit(store, blue) for _ in range(4)]
     for job_id in blue_jobs:
         await reached(blue, job_id, "waiting_for_gpu")
     stale = await claim(blue, "blue-gpu")  # blue's generator holds one of them
 
     # Green starts while blue has a backlog: it adopts none of blue's jobs, now or later.
-    green = await new_coordinator(green_workers, holder="green", lease_s=0.5, reconcile_s=0.05)
+    green = await new_coordinator(green_workers, holder="green", lease_s=LEASE_S, reconcile_s=0.05)
     green_jobs = [await submit(store, green) for _ in range(2)]
     assert {job["job_id"] for job in green.jobs()} == set(green_jobs)
     await wait_event(green, lambda e: e["type"] == "queue_status")  # a reconcile pass or more
@@ -1217,7 +1220,7 @@ async def test_a_queue_that_lost_a_job_mid_export_leaves_its_shape_to_the_new_ho
     store, storage, new_coordinator, monkeypatch
 ):
     blue_workers = FakeWorkers(hold_export=True)
-    blue = await new_coordinator(blue_workers, holder="blue", lease_s=0.5, reconcile_s=0.05)
+    blue = await new_coordinator(blue_workers, holder="blue", lease_s=LEASE_S, reconcile_s=0.05)
     job_id = await submit(store, blue)
     await generate(blue, "blue-gpu")
     assert await blue_workers.next_started("export") == job_id
@@ -1230,7 +1233,7 @@ async def test_a_queue_that_lost_a_job_mid_export_leaves_its_shape_to_the_new_ho
     renew = blue._holds.renew
     monkeypatch.setattr(blue._holds, "renew", renewals_lost)  # blue is cut off
     green_workers = FakeWorkers(hold_export=True)
-    green = await new_coordinator(green_workers, holder="green", lease_s=0.5, reconcile_s=0.05)
+    green = await new_coordinator(green_workers, holder="green", lease_s=LEASE_S, reconcile_s=0.05)
     assert await green_workers.next_started("export") == job_id  # the shape is there: no GPU
     monkeypatch.setattr(blue._holds, "renew", renew)  # blue learns it lost the job...
     cursor = blue.events.last_seq
