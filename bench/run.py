@@ -280,6 +280,10 @@ def main() -> None:
 
     results["writes"] = job_writes()
     print(json.dumps(results["writes"], indent=2), flush=True)
+    from bench.elastic import main as elastic  # a Ray cluster of its own
+
+    results["elastic"] = elastic()
+    print(json.dumps(results["elastic"], indent=2), flush=True)
     results["cutout"] = cutout_quality()
     print(json.dumps(results["cutout"]["mean"], indent=2), flush=True)
     results["depth"] = depth_generator()
@@ -335,6 +339,7 @@ def _stop_time(seconds: float | None) -> str:
 
 
 def render(r: dict) -> str:
+    from bench.elastic import render as render_elastic
     from bench.front import render as render_front
     from bench.library import render as render_library  # imports bench.run: not at the top
     from bench.split import render as render_split
@@ -403,6 +408,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 {render_library(r["library"])}
 {render_front(r["front"]) if "front" in r else ""}
 {render_writes(r["writes"]) if "writes" in r else ""}
+{render_elastic(r["elastic"]) if "elastic" in r else ""}
 {render_storage(r["storage"])}
 
 Raw figures:

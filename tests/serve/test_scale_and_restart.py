@@ -1,4 +1,6 @@
-"""Scale-out over several generator replicas, restart recovery, and the Ray metrics."""
+"""Restart recovery, a generator that waits for a GPU, lost workers and the Ray metrics.
+
+Scale-out over several generator replicas is in test_autoscaling.py."""
 
 from __future__ import annotations
 
@@ -27,35 +29,6 @@ def final_events(feed, job_ids) -> Counter:
         if e["type"] in ("asset_ready", "job_failed", "job_cancelled")
         and e.get("job_id") in job_ids
     )
-
-
-@pytest.fixture
-def two_generators(deployment):
-    deployment.deploy(generator_replicas=2)
-    yield
-    deployment.deploy(generator_replicas=1)
-    # The replica taken away says so as it stops: wait until the queue knows one generator.
-    with deployment.client.feed() as feed:
-        if len(feed.snapshot["generators"]) != 1:
-            feed.wait_for(lambda e: e["type"] == "queue_status" and len(e["generators"]) == 1)
-
-
-def test_two_generator_replicas_share_a_backlog_and_run_no_job_twice(client, gate, two_generators):
-    arrived = ray.get(gate.arrived.remote())
-    with client.feed() as feed:
-        jobs = {client.submit_ok(IMAGE)["job_id"] for _ in range(6)}
-        # Both replicas hold a job at the gate at the same time: the work is spread.
-        ray.get(gate.wait_for_arrivals.remote(arrived + 2), timeout=60)
-        generators = client.http.get("/api/generation/queue/status").json()["generators"]
-        assert [g["state"] for g in generators.values()].count("generating") == 2
-        ray.get(gate.open.remote())
-        feed.wait_finished(jobs)
-
-    assert set(final_events(feed, jobs).values()) == {1}, "a job finished more than once"
-    records = [client.job(job_id) for job_id in jobs]
-    assert {r["status"] for r in records} == {"completed"}
-    assert {r["attempts"] for r in records} == {1}, "a job was generated twice"
-    assert len({r["worker"] for r in records}) == 2
 
 
 @pytest.mark.restarts_cluster
