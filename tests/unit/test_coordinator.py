@@ -1160,6 +1160,27 @@ async def test_cancel_and_wait_ends_a_waiting_job_at_once_and_a_running_one_when
 LEASE_S = 2.0
 
 
+def cut_off(queue: JobCoordinator, monkeypatch) -> Callable[[], None]:
+    """A partition between ``queue`` and the database: its lease renewals and its adoptions no
+    longer reach it (it believes it still holds its jobs). Returns what heals it."""
+    renew, adopt_free = queue._holds.renew, queue._holds.adopt_free
+
+    async def renewal_lost(job_ids):
+        return Renewal(held=set(job_ids))
+
+    async def adoption_lost():
+        return []
+
+    monkeypatch.setattr(queue._holds, "renew", renewal_lost)
+    monkeypatch.setattr(queue._holds, "adopt_free", adoption_lost)
+
+    def heal() -> None:
+        monkeypatch.setattr(queue._holds, "renew", renew)
+        monkeypatch.setattr(queue._holds, "adopt_free", adopt_free)
+
+    return heal
+
+
 async def test_two_queues_on_one_database_run_each_job_once_and_take_over_a_silent_ones_jobs(
     store, new_coordinator, monkeypatch
 ):
@@ -1181,11 +1202,7 @@ async def test_two_queues_on_one_database_run_each_job_once_and_take_over_a_sile
 
     # Blue goes silent (a partition: its lease renewals stop reaching the database); green
     # takes its jobs over once their leases run out, and runs them.
-    async def renewals_lost(job_ids):
-        return Renewal(held=set(job_ids))
-
-    renew = blue._holds.renew
-    monkeypatch.setattr(blue._holds, "renew", renewals_lost)
+    heal = cut_off(blue, monkeypatch)
     for job_id in blue_jobs:
         await reached(green, job_id, "waiting_for_gpu", type_="job_created")
 
@@ -1211,7 +1228,7 @@ async def test_two_queues_on_one_database_run_each_job_once_and_take_over_a_sile
     assert Counter(ready) == dict.fromkeys(everything, 1), "a job was announced twice"
     # The partition heals: blue's next renewal finds the jobs are green's, and lets them go.
     cursor = blue.events.last_seq
-    monkeypatch.setattr(blue._holds, "renew", renew)
+    heal()
     await wait_event(blue, lambda e: e["type"] == "queue_status" and not e["active_jobs"], cursor)
     assert blue.jobs() == []
 
@@ -1227,15 +1244,11 @@ async def test_a_queue_that_lost_a_job_mid_export_leaves_its_shape_to_the_new_ho
     asset_id = (await store.get_job(job_id)).asset_id
     storage.put(shape_key(asset_id), b"the generated shape")
 
-    async def renewals_lost(job_ids):
-        return Renewal(held=set(job_ids))
-
-    renew = blue._holds.renew
-    monkeypatch.setattr(blue._holds, "renew", renewals_lost)  # blue is cut off
+    heal = cut_off(blue, monkeypatch)
     green_workers = FakeWorkers(hold_export=True)
     green = await new_coordinator(green_workers, holder="green", lease_s=LEASE_S, reconcile_s=0.05)
     assert await green_workers.next_started("export") == job_id  # the shape is there: no GPU
-    monkeypatch.setattr(blue._holds, "renew", renew)  # blue learns it lost the job...
+    heal()  # blue learns it lost the job...
     cursor = blue.events.last_seq
     await wait_event(blue, lambda e: e["type"] == "queue_status" and not e["active_jobs"], cursor)
     blue_workers.fail("export", job_id, RuntimeError("JobCancelled: cancelled"))
