@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -206,11 +206,7 @@ class Store:
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(GenerationJob)
-                .where(
-                    GenerationJob.id == job_id,
-                    GenerationJob.status.in_(_ACTIVE),
-                    GenerationJob.claim == claim,
-                )
+                .where(*_held(job_id, claim))
                 .values(updated_at=utcnow(), **fields)
             )
         return bool(result.rowcount)
@@ -236,11 +232,7 @@ class Store:
                 return Finished(False)
             result = await session.execute(
                 update(GenerationJob)
-                .where(
-                    GenerationJob.id == job_id,
-                    GenerationJob.status.in_(_ACTIVE),
-                    GenerationJob.claim == claim,
-                )
+                .where(*_held(job_id, claim))
                 .values(status=status.value, completed_at=now, updated_at=now, **job_fields)
             )
             if not result.rowcount:
@@ -282,6 +274,15 @@ class Store:
             )
         if not result.rowcount:
             raise AssetNotFound(f"no asset with id {asset_id!r}")
+
+
+def _held(job_id: str, claim: int) -> tuple[ColumnElement[bool], ...]:
+    """The job, while it is active and held under ``claim`` (the fence of every write)."""
+    return (
+        GenerationJob.id == job_id,
+        GenerationJob.status.in_(_ACTIVE),
+        GenerationJob.claim == claim,
+    )
 
 
 async def _hold_owner(session: AsyncSession, owner: str | None) -> None:
