@@ -14,6 +14,7 @@ from deployments.cluster_check import refuse_relative_paths
 from deployments.export import Exporter
 from deployments.generate import Generator
 from deployments.ingress import Ingress
+from deployments.job_queue import QueueLink
 from deployments.preprocess import Preprocessor
 from deployments.text_to_image import TextToImage
 from sweedle_core.config import Settings
@@ -43,10 +44,9 @@ def build_app(args: AppArgs) -> Application:
     painter = TextToImage.bind(settings)
     preprocessor = Preprocessor.bind(settings, painter)
     exporter = Exporter.bind(settings)
-    generator = Generator.options(**_generator_options(args, settings)).bind(
-        settings, preprocessor, exporter
-    )
-    return Ingress.bind(settings, preprocessor, exporter, generator, painter)
+    queue = QueueLink(settings, preprocessor, exporter)
+    generator = Generator.options(**_generator_options(args, settings)).bind(settings, queue)
+    return Ingress.bind(settings, queue, preprocessor, exporter, generator, painter)
 
 
 def resolve_paths(settings: Settings) -> Settings:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import serve
+from ray.actor import ActorHandle
 
-from deployments.job_queue import find_job_queue
-from deployments.progress import ProgressReporter
+from deployments.progress import ProgressReporter, job_progress
 from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
@@ -49,11 +49,11 @@ class Exporter:
         renderer = "opengl" if reason is None else "numpy"
         return {"thumbnails": renderer, "fallback": renderer if reason else None, "note": reason}
 
-    async def export(self, ticket: ExportTicket) -> ExportOutcome:
+    async def export(self, ticket: ExportTicket, queue: ActorHandle) -> ExportOutcome:
         """A generation's CPU stage (the stored shape to the mesh) and its default export
-        chain, reported as the job's exporting stage."""
+        chain, reported to ``queue`` as the job's exporting stage."""
         start = time.perf_counter()
-        report = self._job_progress(ticket)
+        report = job_progress(queue, ticket)
         finish = await asyncio.to_thread(
             finish_stored,
             self.exports.storage,
@@ -99,9 +99,10 @@ class Exporter:
         asset_id: str,
         levels: Sequence[float],
         built: Sequence[dict[str, Any]],
-        owner: str | None = None,
+        owner: str | None,
+        queue: ActorHandle,
     ) -> list[dict[str, Any]]:
-        progress = self._export_progress(asset_id, "lods", owner)
+        progress = _export_progress(queue, asset_id, "lods", owner)
         return await asyncio.to_thread(self.exports.lods, asset_id, levels, built, progress)
 
     async def download(
@@ -118,11 +119,12 @@ class Exporter:
         engine: str,
         lod_count: int,
         project_path: str | None,
-        roots: Sequence[Path] | None = None,
-        owner: str | None = None,
+        roots: Sequence[Path] | None,
+        owner: str | None,
+        queue: ActorHandle,
     ) -> dict[str, Any]:
         """``roots``: the calling key's own export roots, None for EXPORT_ALLOWED_ROOTS."""
-        progress = self._export_progress(asset_id, f"engine:{engine}", owner)
+        progress = _export_progress(queue, asset_id, f"engine:{engine}", owner)
         return await asyncio.to_thread(
             self.exports.engine_bundle,
             asset_id,
@@ -143,20 +145,14 @@ class Exporter:
     async def thumbnail(self, asset_id: str, size: int) -> StoredFile:
         return await asyncio.to_thread(self.exports.thumbnail, asset_id, size)
 
-    def _job_progress(self, ticket: ExportTicket) -> Progress:
-        queue = find_job_queue(self.settings)
-        return ProgressReporter(
-            lambda fraction, message, number: queue.stage_progress.remote(
-                ticket.job_id, ticket.claim, fraction, message, number
-            )
+
+def _export_progress(
+    queue: ActorHandle, asset_id: str, operation: str, owner: str | None
+) -> Progress:
+    """Reports of an export the API asked for; ``owner`` lets only its key see them."""
+    run = uuid.uuid4().hex
+    return ProgressReporter(
+        lambda fraction, message, number: queue.export_progress.remote(
+            asset_id, operation, fraction, message, owner, run, number
         )
-
-    def _export_progress(self, asset_id: str, operation: str, owner: str | None) -> Progress:
-        """Reports of an export the API asked for; ``owner`` lets only its key see them."""
-        queue = find_job_queue(self.settings)
-
-        def report(fraction: float, message: str) -> None:
-            # Waited for (a few ms, in the export thread), so the events keep their order.
-            ray.get(queue.export_progress.remote(asset_id, operation, fraction, message, owner))
-
-        return report
+    )

@@ -12,9 +12,8 @@ import time
 
 import ray
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
-from deployments.job_queue import get_job_queue
+from deployments.job_queue import QueueLink
 from deployments.metrics import GeneratorMetrics
 from deployments.progress import ProgressReporter
 from sweedle_core.config import Settings
@@ -62,13 +61,11 @@ class ProgressRelay(ProgressReporter):
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5, "num_gpus": 0})
 class Generator:
-    def __init__(
-        self, settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
-    ) -> None:
+    def __init__(self, settings: Settings, queue: QueueLink) -> None:
         self.settings = settings
         self.storage = build_storage(settings)
         self.worker = serve.get_replica_context().replica_id.unique_id
-        self.queue = get_job_queue(settings, preprocessor, exporter)
+        self.queue = queue.open()
         self.metrics = GeneratorMetrics(self.worker)
         self.backend: GeneratorBackend | None = None
         self.running: dict[str, str | None] = {}  # what runs, and why if not what was asked

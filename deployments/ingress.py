@@ -18,7 +18,7 @@ from deployments.broadcast import Broadcaster
 from deployments.http.app import create_app
 from deployments.http.feed import CAN_GENERATE, generation_readiness
 from deployments.http.services import Services
-from deployments.job_queue import get_job_queue
+from deployments.job_queue import QueueLink
 from deployments.submission import Submission
 from sweedle_core.access.keyring import KeyRing
 from sweedle_core.config import Settings
@@ -44,6 +44,7 @@ class Ingress:
     def __init__(
         self,
         settings: Settings,
+        queue_link: QueueLink,
         preprocessor: DeploymentHandle,
         exporter: DeploymentHandle,
         generator: DeploymentHandle,
@@ -54,7 +55,7 @@ class Ingress:
         del generator
         store = Store.from_settings(settings)
         storage = build_storage(settings)
-        queue = get_job_queue(settings, preprocessor, exporter)
+        queue = queue_link.open()
         ray.get(queue.ready.remote())  # the schema is migrated before the first request
         self.services = Services(
             bound=serve_http_host(),

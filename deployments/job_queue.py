@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -34,19 +35,26 @@ log = logging.getLogger("ray.serve")
 
 
 class HandleWorkers:
-    """The coordinator's worker pools, reached through Serve deployment handles."""
+    """The coordinator's worker pools, reached through Serve deployment handles. Each call
+    names the queue (this actor) that the worker reports its progress to."""
 
-    def __init__(self, preprocessor: DeploymentHandle, exporter: DeploymentHandle) -> None:
+    def __init__(
+        self,
+        preprocessor: DeploymentHandle,
+        exporter: DeploymentHandle,
+        queue: ray.actor.ActorHandle,
+    ) -> None:
         self.preprocessor = preprocessor
         self.exporter = exporter
+        self.queue = queue
 
     async def preprocess(self, ticket: PrepareTicket) -> PrepareOutcome:
         with worker_lost_is_said():
-            return await self.preprocessor.prepare.remote(ticket)
+            return await self.preprocessor.prepare.remote(ticket, self.queue)
 
     async def export(self, ticket: ExportTicket) -> ExportOutcome:
         with worker_lost_is_said():
-            return await self.exporter.export.remote(ticket)
+            return await self.exporter.export.remote(ticket, self.queue)
 
 
 FIRST_CLUSTER_CHECK_S = 15.0
@@ -94,7 +102,7 @@ class JobQueue:
         self.coordinator = JobCoordinator(
             self.store,
             build_storage(settings),
-            HandleWorkers(preprocessor, exporter),
+            HandleWorkers(preprocessor, exporter, ray.get_runtime_context().current_actor),
             preprocess_concurrency=settings.preprocess_concurrency,
             export_concurrency=settings.export_concurrency,
             reconcile_s=settings.reconcile_interval_s,
@@ -204,10 +212,19 @@ class JobQueue:
         return self.coordinator.stage_progress(job_id, claim, fraction, message, seq)
 
     async def export_progress(
-        self, asset_id: str, operation: str, fraction: float, message: str, owner: str | None
-    ) -> None:
+        self,
+        asset_id: str,
+        operation: str,
+        fraction: float,
+        message: str,
+        owner: str | None,
+        run: str,
+        seq: int,
+    ) -> bool:
         await self.ready()
-        self.coordinator.export_progress(asset_id, operation, fraction, message, owner)
+        return self.coordinator.export_progress(
+            asset_id, operation, fraction, message, owner, run, seq
+        )
 
     async def cancel_and_wait(self, job_id: str, timeout: float) -> bool:
         await self.ready()
@@ -266,36 +283,44 @@ class JobQueue:
         return await self.coordinator.read_events(epoch, cursor, timeout)
 
 
-def get_job_queue(
-    settings: Settings, preprocessor: DeploymentHandle, exporter: DeploymentHandle
-) -> ray.actor.ActorHandle:
-    """The cluster's JobQueue actor, created on first use; replaced if its settings differ."""
-    options = dict(
-        name=settings.queue_actor_name,
-        namespace=settings.ray_namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        max_restarts=-1,
-        max_task_retries=-1,
-        max_concurrency=10_000,
-        num_cpus=0,
-        resources=settings.job_queue_resources or {HEAD_NODE_RESOURCE: 0.001},
-    )
-    actor_class = ray.remote(JobQueue)
-    actor = actor_class.options(**options).remote(settings, preprocessor, exporter)
-    if ray.get(actor.fingerprint.remote()) != settings_fingerprint(settings):
-        # A queue left by an earlier run with other settings (another database, say).
-        log.warning("replacing the job queue actor left with other settings")
-        replaced = actor._actor_id.hex()
-        ray.kill(actor, no_restart=True)
-        _wait_until_gone(settings)
-        actor = actor_class.options(**options).remote(settings, preprocessor, exporter, replaced)
-    return actor
+@dataclass(frozen=True)
+class QueueLink:
+    """How the deployments reach the JobQueue actor, bound once in `app.py`: Serve turns the
+    bound Preprocessor and Exporter in it into handles, which the queue is created with.
 
+    The actor itself cannot be made when the app is built: it needs those handles, which exist
+    only once Serve has built the app. The first deployment to `open` the link creates it."""
 
-def find_job_queue(settings: Settings) -> ray.actor.ActorHandle:
-    """The running JobQueue actor, for a worker the queue itself called (so it exists)."""
-    return ray.get_actor(settings.queue_actor_name, namespace=settings.ray_namespace)
+    settings: Settings
+    preprocessor: DeploymentHandle
+    exporter: DeploymentHandle
+
+    def open(self) -> ray.actor.ActorHandle:
+        """The cluster's JobQueue actor, created on first use; replaced if its settings
+        differ (a queue left by an earlier run with another database, say)."""
+        settings = self.settings
+        options = dict(
+            name=settings.queue_actor_name,
+            namespace=settings.ray_namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            max_restarts=-1,
+            max_task_retries=-1,
+            max_concurrency=10_000,
+            num_cpus=0,
+            resources=settings.job_queue_resources or {HEAD_NODE_RESOURCE: 0.001},
+        )
+        actor_class = ray.remote(JobQueue)
+        actor = actor_class.options(**options).remote(settings, self.preprocessor, self.exporter)
+        if ray.get(actor.fingerprint.remote()) != settings_fingerprint(settings):
+            log.warning("replacing the job queue actor left with other settings")
+            replaced = actor._actor_id.hex()
+            ray.kill(actor, no_restart=True)
+            _wait_until_gone(settings)
+            actor = actor_class.options(**options).remote(
+                settings, self.preprocessor, self.exporter, replaced
+            )
+        return actor
 
 
 def _wait_until_gone(settings: Settings, attempts: int = 100) -> None:

@@ -7,6 +7,7 @@ import io
 import time
 
 from ray import serve
+from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
 from sweedle_core.config import Settings
@@ -38,12 +39,13 @@ class Preprocessor:
         """Validate an upload (format, size, pixels, integrity); raises ImageRejected."""
         return await asyncio.to_thread(inspect_image, data, self.preparer.limits)
 
-    async def prepare(self, ticket: PrepareTicket) -> PrepareOutcome:
+    async def prepare(self, ticket: PrepareTicket, queue: ActorHandle) -> PrepareOutcome:
+        """``queue``: where a text-to-3d job's painting reports its progress."""
         start = time.perf_counter()
         if ticket.prompt is not None and not await asyncio.to_thread(
             self.storage.exists, ticket.input_path
         ):
-            await self.painter.render.remote(ticket)
+            await self.painter.render.remote(ticket, queue)
         background = await asyncio.to_thread(
             self._prepare, ticket.input_path, ticket.prepared_path, ticket.remove_background
         )

@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 
 import ray
+from ray.actor import ActorHandle
 
 from sweedle_core.errors import JobCancelled
+from sweedle_core.jobs.tickets import ExportTicket, PrepareTicket
 
 # Sends one report (fraction, message, its number) and returns the queue's answer to come.
 Send = Callable[[float, str, int], ray.ObjectRef]
@@ -44,3 +46,13 @@ class ProgressReporter:
                 self.stop.set()
         except ray.exceptions.RayError:
             pass  # the queue is restarting; it takes the run up again at the next report
+
+
+def job_progress(queue: ActorHandle, ticket: PrepareTicket | ExportTicket) -> ProgressReporter:
+    """Reports of a job's CPU stage (painting its image, its export) run under the ticket's
+    claim, to ``queue``."""
+    return ProgressReporter(
+        lambda fraction, message, number: queue.stage_progress.remote(
+            ticket.job_id, ticket.claim, fraction, message, number
+        )
+    )

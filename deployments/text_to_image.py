@@ -13,9 +13,9 @@ import logging
 from typing import Any
 
 from ray import serve
+from ray.actor import ActorHandle
 
-from deployments.job_queue import find_job_queue
-from deployments.progress import ProgressReporter
+from deployments.progress import job_progress
 from sweedle_core.config import Settings
 from sweedle_core.errors import ModelUnavailable, TextToImageDisabled
 from sweedle_core.jobs.coordinator import describe_error
@@ -52,19 +52,15 @@ class TextToImage:
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "detail": self.detail}
 
-    async def render(self, ticket: PrepareTicket) -> None:
-        """Paint ``ticket.prompt`` into ``ticket.input_path``, reporting each step."""
+    async def render(self, ticket: PrepareTicket, queue: ActorHandle) -> None:
+        """Paint ``ticket.prompt`` into ``ticket.input_path``, reporting each step to
+        ``queue``."""
         if self._loaded is None:
             raise TextToImageDisabled(f"text-to-3d is disabled: {self.detail}")
         await asyncio.shield(self._loaded)
         if self.model is None:
             raise ModelUnavailable(f"the text-to-image model is unavailable: {self.detail}")
-        queue = find_job_queue(self.settings)
-        on_progress = ProgressReporter(
-            lambda fraction, message, number: queue.stage_progress.remote(
-                ticket.job_id, ticket.claim, fraction, message, number
-            )
-        )
+        on_progress = job_progress(queue, ticket)
 
         image = await asyncio.to_thread(
             self.model.render,

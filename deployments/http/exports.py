@@ -30,7 +30,9 @@ async def make_lods(
     """The asset's LOD chain at these levels: reused when it has them, else rebuilt (progress
     comes as export_progress events)."""
     built = asset.lods or []
-    lods = await services.exports.call("lods", asset.id, request.levels, built, asset.owner)
+    lods = await services.exports.call_reported(
+        "lods", asset.id, request.levels, built, asset.owner
+    )
     await services.store.update_asset(asset.id, lods=lods)
     return AssetRead.of(await services.store.get_asset(asset.id), links).lods or []
 
@@ -45,7 +47,7 @@ async def engine_bundle(
 ) -> EngineExportRead:
     """A Unity, Unreal or Godot bundle: kept as a zip, and written into `project_path`
     (under the key's export roots) when one is given."""
-    result = await services.exports.call(
+    result = await services.exports.call_reported(
         "engine_bundle",
         asset.id,
         safe_name(asset.name),

@@ -44,7 +44,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.feeds = FeedSlots(self.settings.max_feeds, self.settings.max_feeds_per_client)
-        self.exports = ApiExports(self.exporter, self.settings.api_export_concurrency)
+        self.exports = ApiExports(self.exporter, self.queue, self.settings.api_export_concurrency)
         self.exposure = Exposure.of(self.settings, self.bound, keys_on=self.keyring.enabled)
 
     async def storage_state(self) -> dict[str, Any]:
@@ -81,11 +81,16 @@ class ApiExports:
     replica, the rest waiting here, so API callers cannot take the pool's slots from the
     jobs' own exports (the queue dispatches those, `EXPORT_CONCURRENCY` at a time)."""
 
-    def __init__(self, exporter: Any, concurrency: int) -> None:
+    def __init__(self, exporter: Any, queue: Any, concurrency: int) -> None:
         self.exporter = exporter
+        self.queue = queue  # where a long export reports its progress
         self._gate = asyncio.Semaphore(concurrency)
 
     async def call(self, method: str, *args: Any) -> Any:
         """``Exporter.<method>(*args)``, once a turn is free."""
         async with self._gate:
             return await getattr(self.exporter, method).remote(*args)
+
+    async def call_reported(self, method: str, *args: Any) -> Any:
+        """As `call`, for an export that reports its progress to the queue's feed."""
+        return await self.call(method, *args, self.queue)

@@ -391,7 +391,7 @@ async def test_api_exports_run_one_at_a_time_and_leave_the_pool_to_the_jobs() ->
         return f"{asset_id}@{size}"
 
     pool = types.SimpleNamespace(thumbnail=types.SimpleNamespace(remote=thumbnail))
-    exports = ApiExports(pool, concurrency=1)
+    exports = ApiExports(pool, None, concurrency=1)
 
     calls = [asyncio.ensure_future(exports.call("thumbnail", f"a{i}", 128)) for i in range(3)]
     await started.wait()  # the first runs; the others wait at the gate

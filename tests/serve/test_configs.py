@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray.serve import Application
 from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app
 from deployments.ingress import Ingress
+from deployments.job_queue import QueueLink
 from sweedle_core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +46,16 @@ def test_config_builds_the_app_with_its_backend_and_gpus(config, backend, gpus):
     assert settings.generator_backend == backend
     assert settings.storage_dir.is_absolute()
     # The GPU config's generators follow the backlog, 0..4; the CPU config keeps one.
-    generator = ingress.init_args[3]._bound_deployment._deployment_config
+    bound = {
+        arg._bound_deployment.name: arg._bound_deployment
+        for arg in ingress.init_args
+        if isinstance(arg, Application)
+    }
+    # One link to the job queue, bound once, reaches the Ingress and the Generator.
+    queue = ingress.init_args[1]
+    assert isinstance(queue, QueueLink)
+    assert bound["Generator"].init_args == (settings, queue)
+    generator = bound["Generator"]._deployment_config
     if gpus:
         scaling = generator.autoscaling_config
         assert (scaling.min_replicas, scaling.max_replicas) == (0, 4)

@@ -15,6 +15,7 @@ from ray import serve
 
 from deployments.app import resolve_paths
 from deployments.ingress import Ingress
+from deployments.job_queue import QueueLink
 from sweedle_core.config import Settings
 from tests.serve.client import Sweedle
 from tests.serve.conftest import APP, Deployment
@@ -30,8 +31,9 @@ def small(deployment: Deployment) -> Iterator[Sweedle]:
         for name in ("Preprocessor", "Exporter", "Generator", "TextToImage")
     ]
     settings = resolve_paths(Settings(**deployment.settings))
+    queue = QueueLink(settings, handles[0], handles[1])  # opens the session app's queue
     ingress = Ingress.options(max_ongoing_requests=2, max_queued_requests=1)
-    serve.run(ingress.bind(settings, *handles), name=NAME, route_prefix=f"/{NAME}")
+    serve.run(ingress.bind(settings, queue, *handles), name=NAME, route_prefix=f"/{NAME}")
     yield Sweedle(f"{deployment.client.base_url}/{NAME}", deployment.client.api_key)
     serve.delete(NAME)
 
