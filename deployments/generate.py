@@ -7,6 +7,7 @@ shape; the CPU stage runs in the export pool, so the replica claims its next job
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -71,7 +72,7 @@ class Generator:
         self.running: dict[str, str | None] = {}  # what runs, and why if not what was asked
         self.state = "loading"
         self.detail = f"loading the {settings.generator_backend} generator"
-        self._stopping = False  # claims no more: the replica is being stopped
+        self._stopping = asyncio.Event()  # set: claims no more, the replica is being stopped
         self._giving_back = False  # its shutdown time is running out: the job goes back
         self._relay: ProgressRelay | None = None
         self._loop_task = asyncio.get_event_loop().create_task(self._run())
@@ -82,9 +83,11 @@ class Generator:
             loaded = await asyncio.to_thread(build_generator, self.settings)
         except Exception as exc:  # the replica stays up and says why, not a crash loop
             log.error("generator %s cannot load: %s", self.worker, describe_error(exc))
-            while True:
+            while not self._stopping.is_set():  # said again for a queue that restarted
                 await self._set_state("unavailable", describe_error(exc))
-                await asyncio.sleep(CLAIM_TIMEOUT_S)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), CLAIM_TIMEOUT_S)
+            return
         self.backend = loaded.generator
         if loaded.note:
             log.warning("generator %s: %s", self.worker, loaded.note)
@@ -96,7 +99,7 @@ class Generator:
         }
         await self._set_state("idle", f"{self.backend.name} ready")
         ahead: ray.ObjectRef | None = None  # the next job, asked for before this one ended
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 if ahead is None:
                     ahead = self.queue.claim.remote(self.worker, CLAIM_TIMEOUT_S)
@@ -107,7 +110,7 @@ class Generator:
                 continue
             finally:
                 ahead = None
-            if ticket is not None and self._stopping:
+            if ticket is not None and self._stopping.is_set():
                 await self.queue.release.remote(ticket.job_id, self.worker, ticket.claim)
             elif ticket is not None:
                 ahead = await self._generate(ticket)
@@ -165,7 +168,9 @@ class Generator:
         running job within GENERATOR_SHUTDOWN_S, and give it back to the queue if it cannot."""
         if not hasattr(self, "_loop_task"):
             return  # __init__ failed before the work loop started: nothing to stop
-        self._stopping = True
+        self._stopping.set()
+        with contextlib.suppress(ray.exceptions.RayError):
+            await self.queue.leave.remote(self.worker)  # ends the claim it may be waiting on
         finish_within = self.settings.generator_shutdown_s - GIVE_BACK_S
         try:
             await asyncio.wait_for(asyncio.shield(self._loop_task), max(finish_within, 0.0))

@@ -230,6 +230,10 @@ class JobQueue:
         await self.ready()
         return await self.coordinator.cancel_and_wait(job_id, timeout)
 
+    async def leave(self, worker: str) -> None:
+        await self.ready()
+        await self.coordinator.leave(worker)
+
     async def generator_state(
         self,
         worker: str,

@@ -291,6 +291,11 @@ class JobCoordinator:
     async def release(self, job_id: str, worker: str, claim: int) -> None:
         await self._desk.release(job_id, worker, claim)
 
+    async def leave(self, worker: str) -> None:
+        """A generator replica is being stopped: it claims no more jobs, and a claim it is
+        waiting on ends now, with none, so that its shutdown need not wait for the claim."""
+        await self._gpu.leave(worker)
+
     async def generator_state(
         self,
         worker: str,
@@ -302,6 +307,7 @@ class JobCoordinator:
         stopped), and once loaded which generator runs and, if a fallback, why."""
         if state == "stopped":
             self._generators.forget(worker)
+            self._gpu.left(worker)
         else:
             self._generators.seen(worker, state=state, detail=detail, running=running)
         self._ledger.publish_queue()

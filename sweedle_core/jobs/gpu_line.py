@@ -24,20 +24,33 @@ class GpuLine:
         self.ledger = ledger
         self.generators = generators
         self._ready = asyncio.Condition()
+        self._leaving: set[str] = set()  # generators being stopped: they take no more jobs
 
-    async def next_job(self, deadline: float) -> JobEntry | None:
-        """The first job waiting for a generator, taken out of line; None at ``deadline`` (a
-        `time.monotonic` instant)."""
+    async def next_job(self, worker: str, deadline: float) -> JobEntry | None:
+        """The first job waiting for a generator, taken out of line for ``worker``; None at
+        ``deadline`` (a `time.monotonic` instant) or once the worker is leaving."""
         async with self._ready:
-            while (entry := self.book.pop(JobStage.WAITING_FOR_GPU)) is None:
+            while (entry := self._next_for(worker)) is None:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or worker in self._leaving:
                     return None
                 try:
                     await asyncio.wait_for(self._ready.wait(), remaining)
                 except asyncio.TimeoutError:
                     return None
         return entry
+
+    def _next_for(self, worker: str) -> JobEntry | None:
+        return None if worker in self._leaving else self.book.pop(JobStage.WAITING_FOR_GPU)
+
+    async def leave(self, worker: str) -> None:
+        """``worker`` is being stopped: its claims end at once, with no job."""
+        self._leaving.add(worker)
+        await self.wake()
+
+    def left(self, worker: str) -> None:
+        """``worker`` stopped: nothing more to remember of it."""
+        self._leaving.discard(worker)
 
     async def wake(self) -> None:
         """A job joined the line: the generators waiting for one look again."""

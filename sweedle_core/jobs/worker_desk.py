@@ -40,7 +40,7 @@ class WorkerDesk:
         # Idle, unless it is still busy with a job.
         self._parts.generators.seen_done(worker, "", self._parts.book)
         while True:
-            entry = await self._parts.gpu.next_job(deadline)
+            entry = await self._parts.gpu.next_job(worker, deadline)
             if entry is None:
                 return None
             entry.worker = worker

@@ -422,6 +422,23 @@ async def test_a_waiting_claim_wakes_when_a_job_becomes_ready(store, new_coordin
     assert (generator["state"], generator["job_id"]) == ("generating", job_id)
 
 
+async def test_a_generator_being_stopped_ends_its_claim_at_once_and_takes_no_job(
+    store, new_coordinator
+):
+    """Its shutdown need not wait out the claim; the job waits for another generator."""
+    coordinator = await new_coordinator(FakeWorkers())
+    waiting = asyncio.create_task(coordinator.claim("gpu-0", timeout=30))
+    await asyncio.sleep(0)  # the claim is waiting
+
+    await coordinator.leave("gpu-0")
+    assert await asyncio.wait_for(waiting, WAIT_S) is None
+    job_id = await submit(store, coordinator)
+    await reached(coordinator, job_id, "waiting_for_gpu")
+    assert await coordinator.claim("gpu-0", timeout=0.05) is None  # a late claim takes none
+
+    assert (await claim(coordinator, "gpu-1")).job_id == job_id
+
+
 async def test_a_generator_that_went_silent_loses_its_job_to_another(store, new_coordinator):
     workers = FakeWorkers()
     coordinator = await new_coordinator(workers, lease_s=0.05)
