@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sweedle_core.generation.depth import DepthGenerator, TransformersDepth  # noqa: E402
-from sweedle_core.generation.finish import make_mesh  # noqa: E402
 from sweedle_core.params import GenerationParams  # noqa: E402
+from tests.generation import make_mesh  # noqa: E402
 from tests.models.tiny_depth import build_tiny_depth  # noqa: E402
 from tests.scenes import draw_scene  # noqa: E402
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from sweedle_core.config import Settings
-from sweedle_core.generation.finish import make_mesh
 from sweedle_core.params import GenerationParams
 from sweedle_core.preprocess import ImagePreparer
+from tests.generation import make_mesh
 from tests.models.tiny_hunyuan import SUBFOLDER, build_tiny_hunyuan
 from tests.models.tiny_onnx import build_tiny_segmenter
 

@@ -7,8 +7,19 @@ meeting), and a request is the bytes that define it: the upload and every option
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
-from sweedle_core.db.store import Idempotency
+
+class Idempotency(NamedTuple):
+    """An Idempotency-Key as stored: ``record_id`` names the key of one owner, ``request_hash``
+    the request it was first used with."""
+
+    record_id: str
+    request_hash: str
+
+
+class IdempotencyTaken(Exception):
+    """Another request recorded the same Idempotency-Key first (the caller reads it again)."""
 
 
 def idempotency(owner: str | None, key: str, *request_parts: bytes) -> Idempotency:

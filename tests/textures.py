@@ -7,7 +7,6 @@ import numpy as np
 import trimesh
 from PIL import Image, ImageDraw
 
-from sweedle_core.export.glb import embedded_maps, read_glb
 from sweedle_core.export.texture_maps import (
     BASE_COLOR,
     METALLIC_ROUGHNESS,
@@ -17,6 +16,7 @@ from sweedle_core.export.texture_maps import (
     texture_maps_of,
     textured_visual,
 )
+from tests.glb_files import embedded_maps, read_glb
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,8 +83,8 @@ class Asset(Base):
     generation_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     # The API key (by name) that made it; None when the service runs without keys.
-    owner: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     tags: Mapped[list[Tag]] = relationship(secondary=asset_tags, lazy="selectin")
@@ -112,7 +113,7 @@ class GenerationJob(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     # Kept in the database so a cancel asked of a running job survives a queue restart.
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
-    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
     # Where the job's end is announced (a POST per final state); None: no webhook.
     webhook_url: Mapped[str | None] = mapped_column(Text)
     # The path the submitting request came in under (a Serve route_prefix; None: the server's
@@ -123,7 +124,7 @@ class GenerationJob(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column()
     claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -204,3 +205,24 @@ class StorageRemoval(Base):
     # Looks at the prefix so far: a second one, a while after the first, catches late writes.
     passes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The orders the library sorts and pages by, each matched by an index on SQLite and PostgreSQL
+# (`AssetLibrary`), over every asset and over one key's own: a page is read off an index, not
+# sorted out of every row.
+_ASSET_ORDERS: dict[str, tuple[Any, ...]] = {
+    "created": (Asset.created_at, Asset.id),
+    "name": (func.lower(Asset.name), Asset.id),
+    "vertices": (Asset.vertex_count.is_(None), Asset.vertex_count, Asset.id),
+    "vertices_desc": (Asset.vertex_count.is_(None), Asset.vertex_count.desc(), Asset.id.desc()),
+}
+for _name, _columns in _ASSET_ORDERS.items():
+    Index(f"ix_assets_{_name}_order", *_columns)
+    Index(f"ix_assets_owner_{_name}_order", Asset.owner, *_columns)
+Index("ix_generation_jobs_created_order", GenerationJob.created_at, GenerationJob.id)
+Index(
+    "ix_generation_jobs_owner_created_order",
+    GenerationJob.owner,
+    GenerationJob.created_at,
+    GenerationJob.id,
+)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, delete, select, text, update
+from sqlalchemy import ColumnElement, delete, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,11 +24,12 @@ from sweedle_core.db.models import (
 )
 from sweedle_core.db.removals import Removals, drop_upload_record
 from sweedle_core.db.request_counts import RequestCounts
+from sweedle_core.db.webhook_deliveries import WebhookDeliveries, new_delivery
+from sweedle_core.db.webhook_payload import webhook_payload
 from sweedle_core.errors import AssetNotFound
+from sweedle_core.idempotency import Idempotency, IdempotencyTaken
 from sweedle_core.jobs.states import ACTIVE, TERMINAL, JobStage, JobStatus
 from sweedle_core.params import GenerationParams, Priority
-from sweedle_core.webhooks.payload import webhook_payload
-from sweedle_core.webhooks.records import new_delivery
 
 if TYPE_CHECKING:
     from sweedle_core.config import Settings
@@ -50,18 +50,6 @@ class Finished:
         return self.finished
 
 
-class IdempotencyTaken(Exception):
-    """Another request recorded the same Idempotency-Key first (the caller reads it again)."""
-
-
-class Idempotency(NamedTuple):
-    """An Idempotency-Key as stored: ``record_id`` names the key of one owner, ``request_hash``
-    the request it was first used with."""
-
-    record_id: str
-    request_hash: str
-
-
 class Store:
     """The database, seen as Sweedle's jobs and assets."""
 
@@ -72,6 +60,7 @@ class Store:
         self.removals = Removals(self.sessions)
         self.claims = JobClaims(self.sessions)
         self.request_counts = RequestCounts(self.sessions, engine.dialect.name)
+        self.webhook_deliveries = WebhookDeliveries(self.sessions)
 
     @classmethod
     def from_url(cls, url: str, options: DatabaseOptions = DatabaseOptions()) -> Store:
@@ -191,15 +180,6 @@ class Store:
         """Any owner's job (the queue's view); the API reads through `library`."""
         return await self.library.get_job(job_id, None)
 
-    async def active_jobs(self) -> Sequence[GenerationJob]:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(GenerationJob)
-                .where(GenerationJob.status.in_(_ACTIVE))
-                .order_by(GenerationJob.created_at)
-            )
-            return rows.all()
-
     async def update_job(self, job_id: str, claim: int, **fields: Any) -> bool:
         """Write fields of an active job held under ``claim``; False when the job is finished
         (or gone) or ``claim`` is no longer current: a late or stale report changes nothing."""
@@ -252,13 +232,6 @@ class Store:
             payload = webhook_payload(status.value, job, job.asset, delivery_id)
             session.add(new_delivery(delivery_id, job, payload))
         return Finished(True, delivery_id)
-
-    async def list_jobs(self, statuses: Sequence[str] | None = None) -> Sequence[GenerationJob]:
-        async with self.sessions() as session:
-            query = select(GenerationJob).order_by(GenerationJob.created_at)
-            if statuses:
-                query = query.where(GenerationJob.status.in_(list(statuses)))
-            return (await session.scalars(query)).all()
 
     # --- assets -------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """``convert-model INPUT OUTPUT [--format FMT] [--draco]``: convert a mesh file between formats.
 
-Reads anything trimesh loads, or Sweedle's raw ``.npz``; writes any format of `EXPORTERS`
-(chosen by ``--format`` or OUTPUT's extension), or with ``--draco`` a Draco-compressed GLB;
-then loads the result again and prints its faces, vertices and size.
+Reads anything trimesh loads, or Sweedle's raw ``.npz``; winds it outward if it is inside out
+(only the face order changes; the export chain's clean-up is not applied to someone's model);
+writes any format of `EXPORTERS` (chosen by ``--format`` or OUTPUT's extension), or with
+``--draco`` a Draco-compressed GLB; then loads the result again and prints its faces, vertices
+and size.
 
 OUTPUT is a file (``out/chair.gltf``: the files are ``out/chair.*``) or a folder (``out/``,
 with ``--format``: the files take INPUT's name). Formats that span files (glTF, textured OBJ)
@@ -23,7 +25,7 @@ import trimesh
 from sweedle_core.export.draco_compressor import QuantizationSettings, compress_glb
 from sweedle_core.export.formats import EXPORTERS, ModelFiles
 from sweedle_core.export.glb import texture_of
-from sweedle_core.export.mesh_io import read_raw_mesh
+from sweedle_core.export.mesh_io import outward_winding, read_raw_mesh
 from sweedle_core.storage.atomic import write_atomic
 
 
@@ -138,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"convert-model: cannot read {args.input}: {exc}", file=sys.stderr)
         return 1
+    mesh = outward_winding(mesh)
 
     files: ModelFiles
     if args.draco:

@@ -1,4 +1,4 @@
-"""Draco-compressed GLB (``KHR_draco_mesh_compression``) through DracoPy, and its decoder.
+"""Draco-compressed GLB (``KHR_draco_mesh_compression``) through DracoPy.
 
 Positions, normals, UVs and colours all go into one Draco blob, encoded without preserving the
 vertex order (``preserve_order=False``: Draco may reorder and re-weld vertices, which is most of
@@ -13,7 +13,6 @@ them comes back with fewer faces; a clean mesh keeps its face count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import trimesh
@@ -23,15 +22,11 @@ from sweedle_core.export.glb import (
     UNSIGNED_BYTE,
     BufferBuilder,
     embedded_images,
-    embedded_maps,
     gltf_document,
     index_component,
     mesh_arrays,
     pack_glb,
-    read_glb,
-    view_bytes,
 )
-from sweedle_core.export.texture_maps import BASE_COLOR, TextureMaps, textured_visual
 
 DRACO_EXTENSION = "KHR_draco_mesh_compression"
 # DracoPy.AttributeType values (the module is imported lazily).
@@ -145,55 +140,3 @@ def _round_colors(colors: np.ndarray, bits: int) -> np.ndarray:
     levels = (1 << bits) - 1
     steps = np.round(colors.astype(np.float64) * (levels / 255.0))
     return np.round(steps * (255.0 / levels)).astype(np.uint8)
-
-
-def decode_draco_glb(data: bytes) -> trimesh.Trimesh:
-    """The mesh in a Draco GLB written by `compress_glb` (its first primitive), unprocessed:
-    vertex colours, or UVs (back in trimesh's convention) and the texture maps, and the
-    normals.
-
-    Checks that every accessor's count matches the decoded data, so it also serves to verify
-    an output. Raises ``ValueError`` for a GLB without Draco geometry or with mismatched counts.
-    """
-    import DracoPy
-
-    document, binary = read_glb(data)
-    try:
-        primitive = document["meshes"][0]["primitives"][0]
-        extension = primitive["extensions"][DRACO_EXTENSION]
-    except (KeyError, IndexError, TypeError):
-        raise ValueError("not a Draco GLB: no KHR_draco_mesh_compression primitive") from None
-    decoded = DracoPy.decode(view_bytes(document, binary, extension["bufferView"]))
-    by_id = {attribute["unique_id"]: attribute["data"] for attribute in decoded.attributes}
-    values: dict[str, np.ndarray] = {}
-    for name, unique_id in extension["attributes"].items():
-        if unique_id not in by_id:
-            raise ValueError(f"Draco GLB: attribute {name} (id {unique_id}) is not in the blob")
-        values[name] = np.asarray(by_id[unique_id])
-    faces = np.asarray(decoded.faces, dtype=np.int64)
-
-    accessors = document["accessors"]
-    for name, index in primitive["attributes"].items():
-        if name in values and len(values[name]) != accessors[index]["count"]:
-            raise ValueError(
-                f"Draco GLB: {name} has {len(values[name])} values, "
-                f"its accessor says {accessors[index]['count']}"
-            )
-    if "indices" in primitive and faces.size != accessors[primitive["indices"]]["count"]:
-        raise ValueError("Draco GLB: the index count does not match the decoded faces")
-
-    visual: Any = None
-    maps = embedded_maps(document, binary)
-    if "TEXCOORD_0" in values and BASE_COLOR in maps:
-        uv = values["TEXCOORD_0"].astype(np.float64)
-        uv[:, 1] = 1.0 - uv[:, 1]
-        visual = textured_visual(TextureMaps(uv=uv, maps=maps, pbr=len(maps) > 1))
-    elif "COLOR_0" in values:
-        visual = trimesh.visual.ColorVisuals(vertex_colors=values["COLOR_0"])
-    return trimesh.Trimesh(
-        vertices=values["POSITION"],
-        faces=faces,
-        vertex_normals=values.get("NORMAL"),
-        visual=visual,
-        process=False,
-    )

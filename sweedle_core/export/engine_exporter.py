@@ -163,14 +163,6 @@ ENGINES: dict[str, Callable[[str, Sequence[trimesh.Trimesh]], Bundle]] = {
 }
 
 
-def build_bundle(engine: str, name: str, lods: Sequence[trimesh.Trimesh]) -> Bundle:
-    """The bundle for ``engine`` (a key of ``ENGINES``); ``InvalidInput`` for any other."""
-    exporter = ENGINES.get(engine)
-    if exporter is None:
-        raise InvalidInput(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    return exporter(name, lods)
-
-
 def bundle_zip(bundle: Bundle) -> bytes:
     """The bundle as a zip, paths as in the project; same bundle, same bytes (sorted entries,
     fixed timestamps and permissions)."""

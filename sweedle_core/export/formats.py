@@ -8,11 +8,12 @@ untextured mesh) give one entry; glTF gives ``.gltf`` + ``.bin`` (+ ``.png``), a
 one folder: the service delivers a format whose output is several files as one zip
 (``model.<format>.zip``, media type ``application/zip``), the CLI writes them side by side.
 
-Every exporter winds the faces outward first, so a mesh looks the same whichever format it
-leaves in. A texture leaves as a texture (glb, gltf, obj, usdz carry its image files, and the
-metallic-roughness and normal maps where the format can hold them); PLY cannot hold one, so it
-gets the base colour sampled at each vertex (the one place a texture becomes vertex colours);
-STL holds no colour at all.
+Every exporter keeps the mesh's faces and their winding: the meshes it gets have passed
+`mesh_optimizer.optimize_mesh`, which winds them outward (engines cull back faces), so a mesh
+looks the same whichever format it leaves in. A texture leaves as a texture (glb, gltf, obj,
+usdz carry its image files, and the metallic-roughness and normal maps where the format can
+hold them); PLY cannot hold one, so it gets the base colour sampled at each vertex (the one
+place a texture becomes vertex colours); STL holds no colour at all.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from trimesh.exchange.stl import export_stl
 
 from sweedle_core.errors import InvalidInput
 from sweedle_core.export.glb import MAP_SUFFIXES, mesh_arrays, mesh_to_glb, mesh_to_gltf
-from sweedle_core.export.mesh_io import signed_volume, vertex_colors_of
+from sweedle_core.export.mesh_io import vertex_colors_of
 from sweedle_core.export.texture_maps import (
     METALLIC_ROUGHNESS,
     NORMAL,
@@ -53,20 +54,12 @@ class Exporter(Protocol):
     def __call__(self, mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles: ...
 
 
-def _outward(mesh: trimesh.Trimesh) -> np.ndarray:
-    """``mesh.faces`` wound outward (positive signed volume)."""
-    faces = np.asarray(mesh.faces)
-    if len(faces) and signed_volume(mesh.vertices, faces) < 0:
-        faces = faces[:, ::-1]
-    return np.ascontiguousarray(faces)
-
-
 def _plain(mesh: trimesh.Trimesh, colors: np.ndarray | None = None) -> trimesh.Trimesh:
-    """``mesh`` wound outward with its vertex colours (or ``colors (n, 4) uint8``), no
-    texture, unprocessed."""
+    """``mesh`` with its vertex colours (or ``colors (n, 4) uint8``), no texture,
+    unprocessed."""
     return trimesh.Trimesh(
         vertices=mesh.vertices,
-        faces=_outward(mesh),
+        faces=mesh.faces,
         vertex_colors=vertex_colors_of(mesh) if colors is None else colors,
         process=False,
     )
@@ -103,14 +96,14 @@ def to_obj(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
         glossiness=1.0,
         name=stem,
     )
-    wound = trimesh.Trimesh(
+    textured = trimesh.Trimesh(
         vertices=mesh.vertices,
-        faces=_outward(mesh),
+        faces=mesh.faces,
         visual=trimesh.visual.TextureVisuals(uv=textures.uv, material=material),
         process=False,
     )
     text, extra = export_obj(
-        wound,
+        textured,
         include_normals=True,
         include_texture=True,
         return_texture=True,

@@ -4,7 +4,7 @@
 Written by hand rather than through trimesh because trimesh writes no NORMAL unless asked and its
 own loader drops COLOR_0 once a material is set; here every accessor is explicit and the output
 passes the Khronos glTF validator with no errors. The pieces (`mesh_arrays`, `BufferBuilder`,
-`gltf_document`, `pack_glb`, `read_glb`) are public so the Draco writer shares them.
+`gltf_document`, `pack_glb`) are public so the Draco writer shares them.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from sweedle_core.export.mesh_io import seamless_normals, signed_volume, vertex_colors_of
+from sweedle_core.export.mesh_io import seamless_normals, vertex_colors_of
 from sweedle_core.export.texture_maps import (
     BASE_COLOR,
     METALLIC_ROUGHNESS,
     NORMAL,
-    decode_png,
     encode_png,
     texture_maps_of,
 )
 
-_GLB_MAGIC = 0x46546C67  # "glTF"
-_CHUNK_JSON = 0x4E4F534A  # "JSON"
-_CHUNK_BIN = 0x004E4942  # "BIN\0"
+GLB_MAGIC = 0x46546C67  # "glTF"
+CHUNK_JSON = 0x4E4F534A  # "JSON"
+CHUNK_BIN = 0x004E4942  # "BIN\0"
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
@@ -55,7 +54,7 @@ Document = dict[str, Any]
 
 @dataclass(frozen=True)
 class MeshArrays:
-    """A mesh as a glTF primitive holds it: faces wound outward, UV origin top-left.
+    """A mesh as a glTF primitive holds it: faces as the mesh winds them, UV origin top-left.
 
     positions : (n, 3) float32
     faces : (m, 3) int64
@@ -72,11 +71,6 @@ class MeshArrays:
     uvs: np.ndarray | None
     maps: dict[str, bytes]
 
-    @property
-    def texture_png(self) -> bytes | None:
-        """The base-colour image as PNG bytes, or None."""
-        return self.maps.get(BASE_COLOR)
-
 
 def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
     """``mesh`` as glTF arrays. Raises ``ValueError`` for a mesh without faces (glTF cannot
@@ -90,11 +84,7 @@ def mesh_arrays(mesh: trimesh.Trimesh) -> MeshArrays:
     if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise ValueError("cannot write glTF of a mesh without faces")
     positions = np.ascontiguousarray(mesh.vertices, dtype=np.float32)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    # Engines cull back faces; only the face order changes, so UVs and colours stay valid.
-    if signed_volume(positions, faces) < 0:
-        faces = faces[:, ::-1]
-    faces = np.ascontiguousarray(faces)
+    faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
 
     uvs, maps, colors = None, {}, None
     textures = texture_maps_of(mesh)
@@ -132,8 +122,8 @@ def mesh_to_glb(mesh: trimesh.Trimesh) -> bytes:
     """A GLB of ``mesh``: POSITION, smooth NORMAL, COLOR_0 (when coloured) or TEXCOORD_0 and its
     maps embedded as PNG (when textured), and indices.
 
-    Faces are wound outward first; vertices and their order are kept. Raises ``ValueError``
-    for a mesh without faces.
+    Vertices, faces and their order are kept: the winding is `optimize_mesh`'s, which every
+    mesh passes before it is exported. Raises ``ValueError`` for a mesh without faces.
     """
     arrays = mesh_arrays(mesh)
     builder = BufferBuilder()
@@ -314,58 +304,10 @@ def pack_glb(document: Document, binary: bytes) -> bytes:
     total = 12 + 8 + len(json_bytes) + 8 + len(binary)
     return b"".join(
         [
-            struct.pack("<III", _GLB_MAGIC, 2, total),
-            struct.pack("<II", len(json_bytes), _CHUNK_JSON),
+            struct.pack("<III", GLB_MAGIC, 2, total),
+            struct.pack("<II", len(json_bytes), CHUNK_JSON),
             json_bytes,
-            struct.pack("<II", len(binary), _CHUNK_BIN),
+            struct.pack("<II", len(binary), CHUNK_BIN),
             binary,
         ]
     )
-
-
-def read_glb(data: bytes) -> tuple[Document, bytes]:
-    """``(document, binary chunk)`` of a GLB; raises ``ValueError`` when it is not one."""
-    if len(data) < 20:
-        raise ValueError("not a GLB: too short")
-    magic, version, total = struct.unpack_from("<III", data)
-    if magic != _GLB_MAGIC or version != 2 or total > len(data):
-        raise ValueError("not a GLB 2.0 file")
-    json_length, json_type = struct.unpack_from("<II", data, 12)
-    if json_type != _CHUNK_JSON:
-        raise ValueError("GLB: the first chunk is not JSON")
-    document = json.loads(data[20 : 20 + json_length])
-    offset = 20 + json_length
-    binary = b""
-    if offset + 8 <= total:
-        bin_length, bin_type = struct.unpack_from("<II", data, offset)
-        if bin_type == _CHUNK_BIN:
-            binary = data[offset + 8 : offset + 8 + bin_length]
-    return document, binary
-
-
-def view_bytes(document: Document, binary: bytes, view: int) -> bytes:
-    """The bytes of buffer view ``view`` of a GLB's binary chunk."""
-    spec = document["bufferViews"][view]
-    start = spec.get("byteOffset", 0)
-    return binary[start : start + spec["byteLength"]]
-
-
-def embedded_maps(document: Document, binary: bytes) -> dict[str, Image.Image]:
-    """The maps of a GLB's first material whose images are in its own buffer, by glTF name
-    (as `mesh_to_glb` and the Draco writer store them)."""
-    materials = document.get("materials") or [{}]
-    material = materials[0]
-    references = {name: material.get(name) for name in (NORMAL,)}
-    references |= {
-        name: material.get("pbrMetallicRoughness", {}).get(name)
-        for name in (BASE_COLOR, METALLIC_ROUGHNESS)
-    }
-    maps = {}
-    for name, reference in references.items():
-        if not reference:
-            continue
-        source = document["textures"][reference["index"]]["source"]
-        image = document["images"][source]
-        if "bufferView" in image:
-            maps[name] = decode_png(view_bytes(document, binary, image["bufferView"]), name)
-    return maps

@@ -143,8 +143,11 @@ def vertex_colors_of(mesh: trimesh.Trimesh) -> np.ndarray | None:
 def outward_winding(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """``mesh`` with faces wound outward (positive signed volume); a new mesh if flipped.
 
-    Engines cull back faces, so an inverted mesh (common from marching cubes) renders inside
-    out. Only the face order changes; vertices, colours, UVs and the material stay as they are.
+    For a generator's own surface (marching cubes is often inside out: a painter renders it by
+    its normals before the export chain sees it) and for `convert-model`, which keeps a user's
+    model as it is otherwise. What the export chain exports is wound by
+    `mesh_optimizer.optimize_mesh`, piece by piece. Only the face order changes; vertices,
+    colours, UVs and the material stay as they are.
     """
     if len(mesh.faces) == 0 or signed_volume(mesh.vertices, mesh.faces) >= 0:
         return mesh

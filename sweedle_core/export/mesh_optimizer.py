@@ -3,6 +3,10 @@
 Welding goes through meshoptimizer's vertex remap over the vertex's bytes (position and colour
 or UV): 0.1 s for 500k faces against 2.3 s for ``trimesh.merge_vertices``, and vertices that
 share a position but not a colour or UV stay apart, so colour and texture seams survive.
+
+`optimize_mesh` is the one place an exported mesh is wound outward (engines cull back faces):
+the writers (`glb`, `formats`, `draco_compressor`) keep the faces as they come, and every path
+to them (the default chain, `asset_exports`, ``convert-model``) passes through it first.
 """
 
 from __future__ import annotations

@@ -5,16 +5,14 @@ a symbolic link: every folder is opened relative to its parent's descriptor with
 (so a link planted before or during the write is refused, not followed), and every file is
 written under a temporary name in its own folder and renamed into place (so a planted link or
 hard link at the file's name is replaced, never written through). Paths inside the folder come
-from bundles or archives and are checked too ("zip slip"). POSIX only: it needs ``dir_fd``.
+from bundles and are checked too. POSIX only: it needs ``dir_fd``.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
 import stat
-import zipfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,8 +21,6 @@ from pathlib import Path
 from sweedle_core.errors import FileConflict, InvalidInput, SweedleError, UnsafePath
 
 MAX_COMPONENT_BYTES = 255
-MAX_ZIP_ENTRIES = 10_000
-MAX_ZIP_BYTES = 2 << 30
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TMP_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -165,54 +161,6 @@ def write_files(
             assert folder_fd is not None
             _replace(folder_fd, name, files[path])
     return [target.path.joinpath(*plan[path]) for path in in_place]
-
-
-def zip_entries(
-    data: bytes, *, max_entries: int = MAX_ZIP_ENTRIES, max_bytes: int = MAX_ZIP_BYTES
-) -> dict[str, bytes]:
-    """The files of a zip archive (path -> bytes), each entry name checked before any is read.
-
-    Raises ``UnsafePath`` for an entry that escapes (absolute, ``..``, backslashes...) or is a
-    symbolic link, ``InvalidInput`` for a broken archive, duplicate names or too much data.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInput("the upload is not a zip archive") from exc
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > max_entries:
-            raise InvalidInput(f"the archive has more than {max_entries} entries")
-        names: dict[str, zipfile.ZipInfo] = {}
-        for info in infos:
-            parts = checked_relative_path(info.filename.removesuffix("/"))
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise UnsafePath(f"the archive entry {info.filename!r} is a symbolic link")
-            if info.is_dir():
-                continue
-            key = "/".join(parts)
-            if key in names:
-                raise InvalidInput(f"the archive holds {key} twice")
-            names[key] = info
-        if sum(info.file_size for info in names.values()) > max_bytes:
-            raise InvalidInput(f"the archive unpacks to more than {max_bytes} bytes")
-        try:
-            # ZipExtFile stops at the declared size and checks the CRC.
-            return {key: archive.read(info) for key, info in names.items()}
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise InvalidInput(f"the archive is damaged: {exc}") from exc
-
-
-def safe_extract_zip(
-    data: bytes, dest: str | os.PathLike[str], allowed_roots: Sequence[Path]
-) -> list[Path]:
-    """Unpack a zip archive into the folder ``dest`` under an allowed root; the written paths.
-
-    Nothing is written unless every entry is safe; existing files are never replaced (one with
-    the same bytes is left as it is), see ``write_files``.
-    """
-    entries = zip_entries(data)
-    return write_files(resolve_target(dest, allowed_roots), entries)
 
 
 def _checked_root(root: Path) -> tuple[Path, Path]:

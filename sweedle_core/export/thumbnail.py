@@ -1,4 +1,5 @@
-"""A PNG preview of a mesh, rendered on the CPU with a vectorised numpy z-buffer.
+"""A preview of a mesh as pixels, rendered on the CPU with a vectorised numpy z-buffer: the
+fallback of `thumbnail_generator.make_thumbnail` where OpenGL is unavailable.
 
 No OpenGL and no display: triangles are rasterised in batches (per-triangle bounding boxes
 expanded into candidate pixels, barycentric inside tests, a depth test with ``np.minimum.at``),
@@ -10,11 +11,8 @@ and averaged down for anti-aliasing.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import trimesh
-from PIL import Image
 
 from sweedle_core.export.mesh_io import seamless_normals, signed_volume, vertex_colors_of
 from sweedle_core.export.texture_maps import texture_maps_of
@@ -36,22 +34,14 @@ _BATCH_PIXELS = 1 << 19
 _EDGE_EPS = 1e-4
 
 
-def render_thumbnail(mesh: trimesh.Trimesh, size: int = 256) -> bytes:
-    """A ``size`` x ``size`` RGBA PNG of ``mesh`` in a three-quarter view from the front.
+def render_rgba(mesh: trimesh.Trimesh, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` image of ``mesh`` in a three-quarter view from the front: ``(size,
+    size, 4) uint8``, straight (not premultiplied) alpha.
 
     The object is framed with a small margin on a transparent background; the base-colour
-    texture or vertex colours are used when present, grey otherwise. An empty mesh gives a fully transparent image.
+    texture or vertex colours are used when present, grey otherwise. An empty mesh gives a
+    fully transparent image.
     """
-    if size < 1:
-        raise ValueError(f"thumbnail size must be positive, got {size}")
-    rgba = render_rgba(mesh, size)
-    buffer = io.BytesIO()
-    Image.fromarray(rgba).save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
-def render_rgba(mesh: trimesh.Trimesh, size: int) -> np.ndarray:
-    """The thumbnail as pixels: ``(size, size, 4) uint8``, straight (not premultiplied) alpha."""
     res = size * _SUPERSAMPLE
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trimesh
@@ -34,8 +34,6 @@ from sweedle_core.generation.paint import (
     finish_mesh,
     finish_painted,
     finish_unpainted,
-    painted_or_kept,
-    painter_of,
     unpainted_shape,
 )
 from sweedle_core.generation.photo_texture import (
@@ -46,11 +44,10 @@ from sweedle_core.generation.photo_texture import (
 from sweedle_core.generation.protocol import (
     GENERATOR_KEY,
     Finisher,
-    Generator,
     ProgressCallback,
     Surface,
 )
-from sweedle_core.generation.runner import shape_of, stored_image
+from sweedle_core.generation.runner import stored_image
 from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
 from sweedle_core.generation.silhouette import METHOD as SILHOUETTE
 from sweedle_core.generation.silhouette import silhouette_surface
@@ -152,28 +149,6 @@ def _plugin_finisher(finish: Callable[..., trimesh.Trimesh]) -> Finisher:
         return finish(shape, image, params, on_progress)
 
     return finisher
-
-
-def make_mesh(
-    generator: Generator,
-    image: Image.Image,
-    params: GenerationParams,
-    on_progress: ProgressCallback,
-    plugin: str | None = None,
-    views: Mapping[str, Image.Image] | None = None,
-    *,
-    texture_size: int = DEFAULT_TEXTURE_SIZE,
-) -> trimesh.Trimesh:
-    """Every stage in this process, one after the other, painting included where the
-    generator can paint and the job asks for texture (tests, benchmarks, tools)."""
-    shape = shape_of(generator, image, params, on_progress, views)
-    painter = painter_of(generator) if params.texture else None
-    if painter is not None and shape.method in SURFACES:
-        prepared = to_paint(shape, image, params, on_progress, texture_size=texture_size)
-        if isinstance(prepared, trimesh.Trimesh):
-            return prepared
-        shape = painted_or_kept(painter, prepared, image, on_progress)
-    return finished(shape, image, params, on_progress, plugin, texture_size=texture_size)
 
 
 def finished(

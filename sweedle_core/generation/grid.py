@@ -16,7 +16,7 @@ from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
-from sweedle_core.export.mesh_io import signed_volume
+from sweedle_core.export.mesh_io import outward_winding
 
 # Empty cells kept around the object so the surface never touches the volume's border.
 PAD = 3
@@ -197,6 +197,5 @@ def to_mesh(
 
     # Mirroring rows into +Y flips handedness, and marching cubes' own winding varies: make the
     # winding outward (positive volume) whatever came out.
-    if signed_volume(xyz, faces) < 0:
-        faces = np.ascontiguousarray(faces[:, ::-1])
-    return trimesh.Trimesh(vertices=xyz, faces=faces, vertex_colors=colors, process=False)
+    mesh = trimesh.Trimesh(vertices=xyz, faces=faces, vertex_colors=colors, process=False)
+    return outward_winding(mesh)

@@ -95,10 +95,11 @@ def extract_surface(grid: np.ndarray, level: float, bounds: float) -> trimesh.Tr
 def tidy_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Drop degenerate faces and unused vertices, wind outward, centre the bounds on the origin.
 
-    Marching-cubes output is often inside-out (negative signed volume), which engines cull.
-    The faces are flipped as upstream does; this check is the safety net for other weights or
-    versions, and a global flip is enough because the winding is consistent across the
-    surface. Returns the tidied mesh (``mesh`` itself unless it had to be flipped).
+    Marching-cubes output is often inside-out (negative signed volume), and the painter
+    renders this surface's normals. The faces are flipped as upstream does; this check is the
+    safety net for other weights or versions, and a global flip is enough because the winding
+    is consistent across the surface. Returns the tidied mesh (``mesh`` itself unless it had to
+    be flipped).
     """
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()

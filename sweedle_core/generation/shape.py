@@ -36,10 +36,6 @@ class Shape:
     arrays: dict[str, np.ndarray]
     values: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(int(a.nbytes) for a in self.arrays.values())
-
 
 def shape_bytes(shape: Shape) -> bytes:
     """``shape`` as the bytes of its ``.npz`` file."""

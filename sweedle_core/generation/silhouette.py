@@ -41,20 +41,14 @@ from sweedle_core.generation.grid import (
     PAD,
     image_grid,
     signed_distance,
-    smaller_extent,
     surface,
     to_mesh,
 )
+from sweedle_core.generation.inflation import inflate
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
+from sweedle_core.generation.visual_hull import hull_shape
 from sweedle_core.params import GenerationParams
-
-# Depth of the object (front to back) relative to the smaller of its width and height.
-_DEPTH_RATIO = 0.6
-# Bounds of the profile's z scale: below 0.25 a shape reads as a flat cut-out; above 1 its
-# thickest part would be deeper than wide (1 makes a round cross-section there).
-_MIN_Z_SCALE = 0.25
-_MAX_Z_SCALE = 1.0
 
 
 class SilhouetteGenerator:
@@ -76,14 +70,12 @@ class SilhouetteGenerator:
         """One photo: its inflated outline. Several (a multi-view job): the visual hull of all
         their outlines (`visual_hull`), which a side view makes far closer to the object."""
         if views is not None and len(views) > 1:
-            from sweedle_core.generation.visual_hull import hull_shape  # it builds on this module
-
             return hull_shape(views, on_progress)
         on_progress(0.1, "mask")
         grid = image_grid(image, params.octree_resolution)
 
         on_progress(0.5, "distance field")
-        height_sq = _inflate(signed_distance(grid.coverage))
+        height_sq = inflate(signed_distance(grid.coverage))
         on_progress(1.0, "height map")
         return Shape(METHOD, self.name, {"height_sq": height_sq})
 
@@ -104,20 +96,6 @@ def silhouette_surface(
     verts, faces, _ = _mirror(front, front_faces)
     on_progress(0.7, "reducing to the face budget")
     return within_budget(to_mesh(verts, faces), params.max_faces)
-
-
-def _inflate(sd: np.ndarray) -> np.ndarray:
-    """Squared height of the front surface above the middle plane, in cells², ``(h, w) float32``;
-    negative outside the outline.
-
-    The profile is circular in the distance: ``h = k * sqrt(s * (2D - s))``. Its square is smooth
-    and nearly linear in ``s`` at the outline, where ``h`` itself is vertical; the field built
-    from it then crosses zero evenly there and marching cubes places the outline within a cell.
-    """
-    depth_max = float(sd.max())
-    z_scale = 0.5 * _DEPTH_RATIO * smaller_extent(sd) / depth_max
-    z_scale = float(np.clip(z_scale, _MIN_Z_SCALE, _MAX_Z_SCALE))
-    return (z_scale**2 * sd * (2.0 * depth_max - sd)).astype(np.float32)
 
 
 def _volume(height_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,13 +52,11 @@ from skimage.measure import marching_cubes
 
 from sweedle_core.errors import GenerationFailed
 from sweedle_core.export.lod_generator import within_budget
-from sweedle_core.export.mesh_io import signed_volume
+from sweedle_core.export.mesh_io import outward_winding
 from sweedle_core.generation.grid import PAD, signed_distance
+from sweedle_core.generation.inflation import inflate
 from sweedle_core.generation.protocol import ProgressCallback
 from sweedle_core.generation.shape import Shape
-
-# The inflation profile is the silhouette backend's, so one photo gives the same depth in both.
-from sweedle_core.generation.silhouette import _inflate
 from sweedle_core.params import VIEWS, GenerationParams
 
 METHOD = "visual_hull"
@@ -152,7 +150,7 @@ def hull_volume(views: Mapping[str, Image.Image], n: int) -> HullVolume:
     else:
         if not (front_plane > 0.5).any():
             raise GenerationFailed("the object is too thin for this octree resolution")
-        height_sq = _inflate(signed_distance(front_plane))  # (nx, ny), in cells²
+        height_sq = inflate(signed_distance(front_plane))  # (nx, ny), in cells²
         top = math.ceil(math.sqrt(max(float(height_sq.max()), 0.0))) + PAD
         zs = np.arange(-top, top + 1) * cell
         field = _carve_inflated(front_plane, height_sq, top)
@@ -173,10 +171,8 @@ def hull_mesh(volume: HullVolume) -> trimesh.Trimesh:
     xyz = volume.origin + verts.astype(np.float64) * volume.spacing
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
     xyz = ((xyz - (lo + hi) / 2.0) / max(hi[0] - lo[0], hi[1] - lo[1])).astype(np.float32)
-    faces = faces.astype(np.int64)
-    if signed_volume(xyz, faces) < 0:  # marching cubes' winding depends on the field's sign
-        faces = np.ascontiguousarray(faces[:, ::-1])
-    return trimesh.Trimesh(vertices=xyz, faces=faces, process=False)
+    mesh = trimesh.Trimesh(vertices=xyz, faces=faces.astype(np.int64), process=False)
+    return outward_winding(mesh)  # marching cubes' winding depends on the field's sign
 
 
 @dataclass(frozen=True)

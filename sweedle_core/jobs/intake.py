@@ -18,8 +18,9 @@ from sweedle_core.access.keys import PRIORITY, Caller
 from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.models import GenerationJob, new_id
 from sweedle_core.db.removals import UPLOAD_GRACE, UploadSwept
-from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
+from sweedle_core.db.store import Store
 from sweedle_core.errors import IdempotencyConflict, InvalidInput, StorageUnavailable
+from sweedle_core.idempotency import Idempotency, IdempotencyTaken
 from sweedle_core.params import VIEWS, GenerationParams, Priority
 from sweedle_core.storage import Storage
 from sweedle_core.storage.layout import input_key, view_input_key

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from sweedle_core.db.webhook_deliveries import PENDING, seconds_until_due
 from sweedle_core.webhooks.destinations import (
     Destination,
     DestinationRefused,
@@ -30,13 +31,6 @@ from sweedle_core.webhooks.destinations import (
     Resolver,
     checked_destination,
     system_resolver,
-)
-from sweedle_core.webhooks.records import (
-    PENDING,
-    get_delivery,
-    pending_deliveries,
-    record_attempt,
-    seconds_until_due,
 )
 from sweedle_core.webhooks.signing import SIGNATURE_HEADER, sign
 
@@ -129,7 +123,7 @@ class WebhookDispatcher:
 
     async def start(self) -> None:
         """Resume every pending delivery in the database; each waits until it is due."""
-        for delivery in await pending_deliveries(self.store):
+        for delivery in await self.store.webhook_deliveries.pending():
             self.schedule(delivery.id)
 
     async def resume_every(self, interval_s: float) -> None:
@@ -185,7 +179,7 @@ class WebhookDispatcher:
             log.exception("webhook delivery %s stopped on an unexpected error", delivery_id)
 
     async def _deliver_until_settled(self, delivery_id: str) -> None:
-        delivery = await get_delivery(self.store, delivery_id)
+        delivery = await self.store.webhook_deliveries.get(delivery_id)
         if delivery is None or delivery.status != PENDING:
             return
         body = encode_body(delivery.payload)
@@ -197,8 +191,7 @@ class WebhookDispatcher:
             started = time.perf_counter()
             status_code, error = await self._attempt(url, event, delivery_id, body)
             duration_ms = (time.perf_counter() - started) * 1000
-            updated = await record_attempt(
-                self.store,
+            updated = await self.store.webhook_deliveries.record_attempt(
                 delivery_id,
                 status_code=status_code,
                 error=error,

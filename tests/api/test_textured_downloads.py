@@ -17,15 +17,15 @@ from PIL import Image
 from deployments.http.files import send_stored
 from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports
-from sweedle_core.export.draco_compressor import decode_draco_glb
 from sweedle_core.export.mesh_io import raw_mesh_bytes
 from sweedle_core.export.pipeline import ExportOptions
 from sweedle_core.export.texture_maps import BASE_COLOR, texture_maps_of
-from sweedle_core.generation.finish import make_mesh
 from sweedle_core.generation.silhouette import SilhouetteGenerator
 from sweedle_core.params import GenerationParams
 from sweedle_core.storage import LocalStorage
 from sweedle_core.storage.layout import raw_mesh_key
+from tests.generation import make_mesh
+from tests.glb_files import decode_draco_glb
 from tests.textures import glb_maps, is_flat, reads_red_then_blue, split_photo
 
 ASSET = "textured1"

@@ -15,12 +15,12 @@ from PIL import Image, ImageDraw
 
 from sweedle_core.errors import GenerationFailed, JobCancelled
 from sweedle_core.export.texture_maps import texture_maps_of
-from sweedle_core.generation.finish import make_mesh
 from sweedle_core.params import GenerationParams
 
 pytest.importorskip("hy3dgen.shapegen", reason="needs the hunyuan extra and hy3dgen")
 
 from sweedle_core.generation.hunyuan import Hunyuan3DGenerator  # noqa: E402
+from tests.generation import make_mesh
 from tests.models.tiny_hunyuan import MV_SUBFOLDER, SUBFOLDER, build_tiny_hunyuan  # noqa: E402
 from tests.textures import is_flat  # noqa: E402
 

@@ -14,11 +14,11 @@ import pytest
 from sweedle_core.db.engine import migrate
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
+from sweedle_core.db.webhook_deliveries import new_delivery
+from sweedle_core.db.webhook_payload import webhook_payload
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.webhooks.destinations import DestinationRefused, checked_destination
 from sweedle_core.webhooks.dispatcher import WebhookDispatcher
-from sweedle_core.webhooks.payload import webhook_payload
-from sweedle_core.webhooks.records import get_delivery, new_delivery
 
 PUBLIC = "93.184.215.14"
 NAMES = {
@@ -169,7 +169,7 @@ async def deliver(store: Store, delivery_id: str, **options: object):  # type: i
         await webhooks.wait_idle()
     finally:
         await webhooks.stop()
-    return await get_delivery(store, delivery_id)
+    return await store.webhook_deliveries.get(delivery_id)
 
 
 async def test_an_attempt_connects_to_the_checked_address_under_its_own_name(

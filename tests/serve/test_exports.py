@@ -13,8 +13,8 @@ import ray
 import trimesh
 from PIL import Image
 
-from sweedle_core.export.draco_compressor import decode_draco_glb
 from tests.conftest import drawn_image
+from tests.glb_files import decode_draco_glb
 from tests.gltf_check import validate_gltf
 from tests.serve.client import Sweedle
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweedle_core.export.glb import read_glb
 from sweedle_core.export.texture_maps import BASE_COLOR
 from tests.conftest import drawn_image
+from tests.glb_files import read_glb
 from tests.gltf_check import validate_gltf
 from tests.textures import glb_maps, is_flat
 

@@ -20,8 +20,8 @@ from playwright.sync_api import expect
 from ray import serve
 
 from deployments.app import AppArgs, build_app
-from sweedle_core.export.draco_compressor import decode_draco_glb
 from tests.conftest import drawn_image
+from tests.glb_files import decode_draco_glb
 from tests.gltf_check import validate_gltf
 from tests.serve.browser.conftest import guarded_page, open_chromium
 from tests.serve.client import Sweedle

@@ -1,5 +1,6 @@
-"""LOD chains asked through the API: a chain the asset already has is reused, a new one
-replaces the files made from the old (no stale download is served)."""
+"""Exports asked through the API: a LOD chain the asset already has is reused, a new one
+replaces the files made from the old (no stale download is served); an asset the default chain
+never optimised is exported from its raw mesh optimised; an unknown engine is refused."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 import pytest
 import trimesh
 
+from sweedle_core.errors import InvalidInput
 from sweedle_core.export.asset_exports import AssetExports
 from sweedle_core.export.mesh_io import raw_mesh_bytes
 from sweedle_core.export.pipeline import ExportOptions, lod_names
 from sweedle_core.storage import LocalStorage
 from sweedle_core.storage.layout import asset_key, raw_mesh_key
+from tests.meshes import coloured_sphere
 
 ASSET = "rock1"
 
@@ -78,3 +81,21 @@ def test_a_chain_whose_files_are_gone_is_built_again(exports) -> None:
 
     assert [record["faces"] for record in again] == [record["faces"] for record in built]
     assert assets.storage.exists(asset_key(ASSET, lod_names(2)[1]))
+
+
+def test_without_an_optimised_mesh_the_raw_one_is_exported_optimised(tmp_path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    storage.put(raw_mesh_key(ASSET), raw_mesh_bytes(coloured_sphere(inverted=True)))
+    assets = AssetExports(storage)
+
+    for fmt in ("glb", "ply"):
+        stored = assets.download(ASSET, "Rock", fmt, lod=0, draco=False, lod_count=1)
+        loaded = trimesh.load(io.BytesIO(storage.get(stored.path)), file_type=fmt, force="mesh")
+        assert loaded.volume > 0, fmt  # wound outward by optimize_mesh
+    assert assets.validate(ASSET)["winding"] == "outward"
+
+
+def test_an_unknown_engine_is_refused(exports) -> None:
+    assets, built = exports
+    with pytest.raises(InvalidInput, match="unreal"):
+        assets.engine_bundle(ASSET, "Rock", "cryengine", len(built), None, quiet)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sweedle_core.db.claims import Renewal
+from sweedle_core.db.library import JobQuery
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
 from sweedle_core.errors import (
@@ -721,9 +722,8 @@ async def test_a_restarted_queue_finishes_every_job_exactly_once(store, new_coor
     assert sorted(t.job_id for t in new_workers.preprocess_tickets) == sorted(
         [preprocessing, queued]
     )
-    rows = await store.list_jobs()
-    assert {row.id: row.status for row in rows} == dict.fromkeys(all_jobs, "completed")
-    assert await store.active_jobs() == []
+    history = await store.library.jobs(JobQuery(), None)  # every job, as GET /jobs lists them
+    assert {row.id: row.status for row in history.items} == dict.fromkeys(all_jobs, "completed")
     assert new.jobs() == []
 
 

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw
 
 from sweedle_core.errors import ModelUnavailable
 from sweedle_core.generation.depth import DepthGenerator
-from sweedle_core.generation.finish import make_mesh
 from sweedle_core.generation.protocol import TEXTURE_FROM_IMAGE, TEXTURE_KEY
 from sweedle_core.params import GenerationParams
+from tests.generation import make_mesh
 from tests.textures import surface_colors, welded
 
 SIDE = 512

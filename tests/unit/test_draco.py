@@ -12,12 +12,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from sweedle_core.export.draco_compressor import (
-    QuantizationSettings,
-    compress_glb,
-    decode_draco_glb,
-)
-from sweedle_core.export.glb import mesh_to_glb, pack_glb, read_glb
+from sweedle_core.export.draco_compressor import QuantizationSettings, compress_glb
+from sweedle_core.export.glb import mesh_to_glb, pack_glb
+from tests.glb_files import decode_draco_glb, read_glb
 from tests.gltf_check import validate_gltf
 from tests.meshes import GREEN, YELLOW, coloured_sphere, textured_box
 
@@ -101,14 +98,6 @@ def test_draco_is_much_smaller_than_the_plain_glb(tmp_path: Path) -> None:
     assert len(decode_draco_glb(draco).faces) == len(mesh.faces)
 
 
-def test_an_inverted_mesh_is_wound_outward(tmp_path: Path) -> None:
-    data = compress_glb(coloured_sphere(inverted=True))
-    assert_valid(data, tmp_path / "sphere.glb")
-    back = decode_draco_glb(data)
-
-    assert back.volume > 0
-
-
 def test_textured_mesh_keeps_its_uvs_and_texture(tmp_path: Path) -> None:
     box = textured_box()
     data = compress_glb(box)
@@ -163,12 +152,9 @@ def test_compression_level_out_of_range_is_rejected() -> None:
         compress_glb(coloured_sphere(1), compression_level=11)
 
 
-def test_decoding_a_plain_glb_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a Draco GLB"):
-        decode_draco_glb(mesh_to_glb(coloured_sphere(1)))
-
-
 def test_decoding_catches_an_accessor_that_disagrees_with_the_payload() -> None:
+    # The decoder is how these tests judge a Draco GLB (the validator does not open the
+    # payload): it must see a count the payload does not have.
     document, binary = read_glb(compress_glb(coloured_sphere(1)))
     document["accessors"][0]["count"] += 1
 

@@ -32,11 +32,12 @@ from sweedle_core.export.texture_maps import (
     texture_maps_of,
     textured_visual,
 )
-from sweedle_core.generation.finish import finished, make_mesh
+from sweedle_core.generation.finish import finished
 from sweedle_core.generation.hunyuan import Hunyuan3DGenerator
 from sweedle_core.generation.hunyuan_surface import tidy_mesh
 from sweedle_core.generation.shape import read_shape, shape_bytes
 from sweedle_core.params import GenerationParams
+from tests.generation import make_mesh
 from tests.painting import PAINT_SIZE, Hy3dgenPaint
 from tests.textures import glb_maps, gradient, is_flat, same_pixels, surface_colors, welded
 

@@ -16,9 +16,9 @@ from sweedle_core.db.models import (
     new_id,
     utcnow,
 )
-from sweedle_core.db.store import Idempotency, IdempotencyTaken, Store
+from sweedle_core.db.store import Store
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
-from sweedle_core.idempotency import idempotency
+from sweedle_core.idempotency import Idempotency, IdempotencyTaken, idempotency
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
 

@@ -1,8 +1,7 @@
-"""LODs: face shares reached, colours and UVs kept, error small, GLBs valid."""
+"""LODs: face shares reached, colours and UVs kept, error small (measured by
+`tests.surface_distance`), GLBs valid."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,18 +9,14 @@ import trimesh
 from PIL import Image
 from skimage import measure
 
+from sweedle_core.export.convert import load_mesh
 from sweedle_core.export.glb import mesh_to_glb
-from sweedle_core.export.lod_generator import (
-    build_lods,
-    generate_lods,
-    load_mesh,
-    simplify_mesh,
-    surface_deviation,
-)
-from sweedle_core.export.mesh_io import vertex_colors_of, vertex_uv_of, write_raw_mesh
+from sweedle_core.export.lod_generator import build_lods, simplify_mesh
+from sweedle_core.export.mesh_io import vertex_colors_of, vertex_uv_of
 from sweedle_core.export.mesh_optimizer import optimize_mesh
 from sweedle_core.export.validator import validate_mesh
 from tests.gltf_check import validate_gltf
+from tests.surface_distance import lod_deviation, surface_deviation
 
 RED = (255, 0, 0, 255)
 BLUE = (0, 0, 255, 255)
@@ -84,10 +79,10 @@ def test_uvs_and_texture_are_kept():
 
 def test_error_is_small_on_a_sphere():
     sphere = trimesh.creation.icosphere(subdivisions=5)
-    lod = simplify_mesh(sphere, 0.1, measure=True)
+    lod = simplify_mesh(sphere, 0.1)
     info = lod.metadata["lod"]
     assert info["reached"]
-    assert 0 < info["surface_deviation"] < 0.01
+    assert 0 < lod_deviation(sphere, lod) < 0.01
     assert 0 < info["meshopt_error"] < 0.01
 
 
@@ -117,41 +112,22 @@ def test_build_lods_keeps_the_full_mesh_first(blob):
     assert "vertex_normals" in lods[1]._cache
 
 
-def test_generate_lods_writes_valid_glbs(blob, tmp_path):
-    source = tmp_path / "raw.npz"
-    write_raw_mesh(blob, source)
+def test_every_level_stays_close_to_the_surface_and_makes_a_valid_glb(blob, tmp_path):
+    lods = build_lods(blob, (1.0, 0.5, 0.25, 0.1))
 
-    records = generate_lods(source, tmp_path / "out", levels=(1.0, 0.5, 0.25, 0.1))
-
-    assert [r["level"] for r in records] == [1.0, 0.5, 0.25, 0.1]
-    for index, record in enumerate(records):
-        assert record["path"].endswith(f"lod{index}.glb")
-        report = validate_gltf(record["path"])
+    for index, lod in enumerate(lods):
+        assert lod.metadata["lod"]["reached"]
+        assert lod_deviation(blob, lod) < 0.01
+        path = tmp_path / f"lod{index}.glb"
+        path.write_bytes(mesh_to_glb(lod))
+        report = validate_gltf(path)
         assert report["issues"]["numErrors"] == 0, report["issues"]
-        assert record["reached"]
-        assert 0 <= record["error"]["surface_deviation"] < 0.01
-        loaded = load_mesh(tmp_path / "out" / f"lod{index}.glb")
-        assert len(loaded.faces) == record["faces"]
+        loaded = load_mesh(path)
+        assert len(loaded.faces) == len(lod.faces)
         assert vertex_colors_of(loaded) is not None  # COLOR_0 read back
-    assert records[0]["error"]["surface_deviation"] == 0.0
-    assert records[3]["faces"] < records[2]["faces"] < records[1]["faces"] < records[0]["faces"]
-
-
-def test_generate_lods_from_a_glb(tmp_path):
-    sphere = optimize_mesh(trimesh.creation.icosphere(subdivisions=4))
-    colors = np.where((sphere.vertices[:, 0] < 0)[:, None], RED, BLUE).astype(np.uint8)
-    coloured = trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colors)
-    source = tmp_path / "model.glb"
-    source.write_bytes(mesh_to_glb(coloured))
-
-    records = generate_lods(source, tmp_path / "lods", levels=(1.0, 0.25))
-
-    lod = load_mesh(tmp_path / "lods" / "lod1.glb")
-    lod_colors = vertex_colors_of(lod)
-    assert lod_colors is not None
-    left = lod.vertices[:, 0] < 0
-    assert (lod_colors[left] == RED).all() and (lod_colors[~left] == BLUE).all()
-    assert records[1]["faces"] == len(lod.faces)
+    assert lod_deviation(blob, lods[0]) < 1e-9
+    faces = [len(lod.faces) for lod in lods]
+    assert faces == sorted(faces, reverse=True) and len(set(faces)) == len(faces)
 
 
 def seamed_globe() -> trimesh.Trimesh:
@@ -214,19 +190,3 @@ def test_a_mesh_that_cannot_be_simplified_says_so():
     lod = simplify_mesh(soup, 0.5)
     assert lod.metadata["lod"]["reached"] is False
     assert len(lod.faces) == len(sphere.faces)  # nothing thrown away to make the count
-
-
-@pytest.mark.parametrize("suffix", ["ply", "obj"])
-def test_generate_lods_reads_ply_and_obj(tmp_path, suffix):
-    sphere = trimesh.creation.icosphere(subdivisions=3)
-    colors = np.where((sphere.vertices[:, 0] < 0)[:, None], RED, BLUE).astype(np.uint8)
-    coloured = trimesh.Trimesh(sphere.vertices, sphere.faces, vertex_colors=colors)
-    source = tmp_path / f"model.{suffix}"
-    coloured.export(source)
-
-    records = generate_lods(source, tmp_path / "lods", levels=(1.0, 0.5))
-
-    assert records[0]["faces"] == len(sphere.faces)
-    assert abs(records[1]["faces"] - len(sphere.faces) // 2) <= 0.05 * len(sphere.faces) / 2
-    lod_colors = vertex_colors_of(load_mesh(Path(records[1]["path"])))
-    assert lod_colors is not None and {tuple(c) for c in lod_colors} == {RED, BLUE}

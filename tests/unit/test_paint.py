@@ -15,7 +15,7 @@ from sweedle_core.errors import ShapeLost
 from sweedle_core.export.glb import mesh_to_glb
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.texture_maps import texture_maps_of
-from sweedle_core.generation.finish import finish_stored, finisher_for, make_mesh
+from sweedle_core.generation.finish import finish_stored, finisher_for
 from sweedle_core.generation.paint import (
     PAINTED,
     UNPAINTED,
@@ -30,6 +30,7 @@ from sweedle_core.generation.silhouette import SilhouetteGenerator
 from sweedle_core.jobs.tickets import ExportTicket, GenerateTicket
 from sweedle_core.params import GenerationParams
 from sweedle_core.storage.local import LocalStorage
+from tests.generation import make_mesh
 from tests.gltf_check import validate_gltf
 from tests.painting import FrontPainter, front_painting, position_colours
 

@@ -12,7 +12,7 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
-from sweedle_core.export.glb import mesh_to_glb, read_glb, texture_of
+from sweedle_core.export.glb import mesh_to_glb, texture_of
 from sweedle_core.export.mesh_io import vertex_colors_of, vertex_uv_of
 from sweedle_core.generation import photo_texture
 from sweedle_core.generation.image_colors import project_image_colors, sample_bilinear
@@ -28,6 +28,7 @@ from sweedle_core.generation.protocol import (
     TEXTURE_FROM_IMAGE,
     TEXTURE_KEY,
 )
+from tests.glb_files import read_glb
 from tests.gltf_check import validate_gltf
 
 SIZE = 512

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from sweedle_core.db.library import AssetQuery
+from sweedle_core.db.library import AssetQuery, JobQuery
 from sweedle_core.db.models import new_id
 from sweedle_core.db.store import Store
 from sweedle_core.errors import AssetNotFound, JobNotFound, RateLimited
-from sweedle_core.jobs.states import JobStatus
+from sweedle_core.jobs.states import ACTIVE, JobStatus
 from sweedle_core.params import GenerationParams, Priority
 
 
@@ -54,14 +54,17 @@ async def test_unknown_ids_raise_not_found(store):
         await store.get_asset("nope")
 
 
-async def test_active_jobs_are_the_unfinished_ones_oldest_first(store):
+async def test_job_history_shows_finished_and_updated_statuses(store):
     first, done, last = await create(store), await create(store), await create(store)
     await store.finish_job(done.id, 0, JobStatus.FAILED, {"error": "boom"}, {})
     await store.update_job(last.id, 0, status="processing", stage="generating")
 
-    assert [job.id for job in await store.active_jobs()] == [first.id, last.id]
-    assert [job.id for job in await store.list_jobs(["failed"])] == [done.id]
-    assert len(await store.list_jobs()) == 3
+    # As GET /jobs?status=... lists them.
+    unfinished = await store.library.jobs(JobQuery(status=[s.value for s in ACTIVE]), None)
+    assert {job.id for job in unfinished.items} == {first.id, last.id}
+    failed = await store.library.jobs(JobQuery(status=["failed"]), None)
+    assert [job.id for job in failed.items] == [done.id]
+    assert (await store.library.jobs(JobQuery(), None)).total == 3
 
 
 async def test_finish_job_finishes_once(store):

@@ -17,11 +17,10 @@ import trimesh
 from PIL import Image
 from scipy.spatial import cKDTree
 
-from sweedle_core.export.draco_compressor import decode_draco_glb
+from sweedle_core.export.convert import load_mesh
 from sweedle_core.export.engine_exporter import export_to_unity
 from sweedle_core.export.formats import to_gltf, to_obj, to_ply, to_usdz
-from sweedle_core.export.glb import mesh_to_glb, read_glb, view_bytes
-from sweedle_core.export.lod_generator import load_mesh
+from sweedle_core.export.glb import mesh_to_glb
 from sweedle_core.export.mesh_io import raw_mesh_bytes, read_raw_mesh, write_raw_mesh
 from sweedle_core.export.pipeline import DRACO_NAME, ExportOptions, ExportResult, export_asset
 from sweedle_core.export.texture_maps import (
@@ -33,10 +32,11 @@ from sweedle_core.export.texture_maps import (
 from sweedle_core.export.thumbnail import render_rgba
 from sweedle_core.export.thumbnail_generator import make_thumbnail
 from sweedle_core.generation import photo_texture
-from sweedle_core.generation.finish import make_mesh
 from sweedle_core.generation.protocol import TEXTURE_FALLBACK_KEY, TEXTURE_FROM_IMAGE
 from sweedle_core.generation.silhouette import SilhouetteGenerator
 from sweedle_core.params import GenerationParams
+from tests.generation import make_mesh
+from tests.glb_files import decode_draco_glb, read_glb, view_bytes
 from tests.gltf_check import validate_gltf
 from tests.textures import (
     glb_maps,

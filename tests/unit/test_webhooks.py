@@ -20,11 +20,11 @@ from sqlalchemy import delete
 
 from sweedle_core.db.models import Asset, new_id, utcnow
 from sweedle_core.db.store import Store
+from sweedle_core.db.webhook_deliveries import new_delivery
+from sweedle_core.db.webhook_payload import EVENTS, webhook_payload
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
 from sweedle_core.webhooks.dispatcher import WebhookDispatcher, encode_body
-from sweedle_core.webhooks.payload import EVENTS, webhook_payload
-from sweedle_core.webhooks.records import get_delivery, new_delivery, record_attempt
 from sweedle_core.webhooks.signing import SIGNATURE_HEADER, verify
 
 SECRET = "whsec_test"
@@ -219,8 +219,7 @@ async def test_record_attempt_logs_it_and_schedules_the_next_by_backoff(store):
     delivery_id = await add_delivery(store, "http://receiver.invalid/hook")
     now = utcnow()
 
-    first = await record_attempt(
-        store,
+    first = await store.webhook_deliveries.record_attempt(
         delivery_id,
         status_code=503,
         error="HTTP 503",
@@ -242,8 +241,7 @@ async def test_record_attempt_logs_it_and_schedules_the_next_by_backoff(store):
         }
     ]
 
-    second = await record_attempt(
-        store,
+    second = await store.webhook_deliveries.record_attempt(
         delivery_id,
         status_code=None,
         error="ConnectError: refused",
@@ -251,7 +249,7 @@ async def test_record_attempt_logs_it_and_schedules_the_next_by_backoff(store):
         max_attempts=2,
         backoff=lambda attempt: 4.0,
     )
-    stored = await get_delivery(store, delivery_id)
+    stored = await store.webhook_deliveries.get(delivery_id)
     assert stored is not None and second is not None
     assert (stored.status, stored.attempts, stored.next_attempt_at) == ("failed", 2, None)
     assert (stored.last_status_code, stored.last_error) == (None, "ConnectError: refused")
@@ -263,10 +261,9 @@ async def test_record_attempt_on_a_deleted_delivery_returns_none(store):
     delivery_id = await add_delivery(store, "http://receiver.invalid/hook", job=job)
     await delete_asset(store, job.asset_id)  # the asset takes its jobs and their deliveries
 
-    assert await get_delivery(store, delivery_id) is None
+    assert await store.webhook_deliveries.get(delivery_id) is None
     assert (
-        await record_attempt(
-            store,
+        await store.webhook_deliveries.record_attempt(
             delivery_id,
             status_code=200,
             error=None,
@@ -289,7 +286,7 @@ async def test_delivery_is_retried_until_the_receiver_accepts_it(store, receiver
     webhooks.schedule(delivery_id)
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 3, 200)
     assert (delivery.last_error, delivery.next_attempt_at) == (None, None)
@@ -335,7 +332,7 @@ async def test_a_receiver_that_always_fails_exhausts_the_attempts(store, receive
     webhooks.schedule(delivery_id)
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 4, None)
     assert (delivery.last_status_code, delivery.last_error) == (500, "HTTP 500")
@@ -358,7 +355,7 @@ async def test_unreachable_receivers_record_coarse_errors(store, dispatcher, url
     webhooks.schedule(delivery_id)
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 2, None)
     assert [entry["status_code"] for entry in delivery.log] == [None, None]
@@ -374,7 +371,7 @@ async def test_a_redirect_is_a_failure_and_not_followed(store, receiver, dispatc
     webhooks.schedule(delivery_id)
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.last_status_code) == ("failed", 302)
     assert "redirects are not followed" in delivery.last_error
@@ -389,7 +386,7 @@ async def test_a_receiver_that_does_not_answer_times_out(store, receiver, dispat
     webhooks.schedule(delivery_id)
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.last_status_code) == ("failed", None)
     assert delivery.last_error == "unreachable"
@@ -407,7 +404,7 @@ async def test_scheduling_twice_sends_once(store, receiver, dispatcher):
     await webhooks.wait_idle()
 
     assert len(server.requests) == 1
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None and (delivery.status, delivery.attempts) == ("delivered", 1)
 
 
@@ -426,11 +423,11 @@ async def test_start_resumes_pending_deliveries_when_they_are_due(store, receive
 
     assert [request.headers["x-sweedle-delivery"] for request in server.requests] == [pending]
     assert server.requests[0].at >= due.timestamp()
-    delivery = await get_delivery(store, pending)
+    delivery = await store.webhook_deliveries.get(pending)
     assert delivery is not None
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
     assert [entry["status_code"] for entry in delivery.log] == [500, 200]
-    untouched = await get_delivery(store, settled)
+    untouched = await store.webhook_deliveries.get(settled)
     assert untouched is not None and untouched.attempts == 1
 
 
@@ -448,7 +445,7 @@ async def test_a_pending_delivery_without_a_task_is_resumed_by_the_periodic_pass
     passes = asyncio.ensure_future(webhooks.resume_every(0.01))
     await asyncio.wait_for(attempted.wait(), 10)
     passes.cancel()
-    delivery = await get_delivery(store, orphan)
+    delivery = await store.webhook_deliveries.get(orphan)
     assert delivery is not None and delivery.status == "delivered"
     assert [r.headers["x-sweedle-delivery"] for r in server.requests] == [orphan]
 
@@ -464,7 +461,7 @@ async def test_stop_leaves_a_waiting_delivery_pending(store, receiver, dispatche
     await webhooks.stop()
     await webhooks.wait_idle()
 
-    delivery = await get_delivery(store, delivery_id)
+    delivery = await store.webhook_deliveries.get(delivery_id)
     assert delivery is not None and (delivery.status, delivery.attempts) == ("pending", 0)
     assert server.requests == []
 
@@ -500,5 +497,5 @@ async def test_a_delivery_deleted_between_attempts_stops_quietly(store, dispatch
         await webhooks.wait_idle()
 
     assert len(sent) == 1
-    assert await get_delivery(store, delivery_id) is None
+    assert await store.webhook_deliveries.get(delivery_id) is None
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

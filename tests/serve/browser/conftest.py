@@ -88,6 +88,8 @@ class Guard:
     def _failed(self, request) -> None:  # type: ignore[no-untyped-def]
         if request.url.startswith(("blob:", "data:")):
             return
+        if request.failure == "net::ERR_ABORTED":
+            return  # cut off by the page itself: a reload, a navigation, the page closing
         self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def _route(self, route) -> None:  # type: ignore[no-untyped-def]

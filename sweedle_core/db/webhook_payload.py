@@ -1,4 +1,8 @@
-"""The JSON body of a webhook: which job ended, how, and where its asset can be fetched."""
+"""The JSON body of a webhook: which job ended, how, and where its asset can be fetched.
+
+It is composed in the transaction that finishes the job (`Store.finish_job`) and frozen in the
+delivery's row; the dispatcher sends the stored body and never builds one.
+"""
 
 from __future__ import annotations
 

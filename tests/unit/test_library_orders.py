@@ -1,0 +1,61 @@
+"""Every order the library pages by is read off an index, on SQLite and PostgreSQL: at a million
+assets a page costs what it reads, not a sort of every row.
+
+The page query the library actually ran is captured and explained. PostgreSQL is told not to
+sort where it has any other way (`enable_sort = off`), so a plan that still sorts found no
+index for the order; SQLite's planner says when it builds a temporary b-tree for ORDER BY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from sweedle_core.db.library import AssetQuery, JobQuery
+from sweedle_core.db.store import Store
+
+SORTS = [
+    (sort_by, order) for sort_by in ("created", "name", "vertex_count") for order in ("asc", "desc")
+]
+
+
+async def plan_of(store: Store, run: Callable[[], Awaitable[Any]]) -> str:
+    """The plan of the page query (the one with a LIMIT) that ``run`` made the library run."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "LIMIT" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await run()
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
+    (statement, parameters), *_ = seen
+    sqlite = store.engine.dialect.name == "sqlite"
+    async with store.engine.connect() as connection:
+        if not sqlite:
+            await connection.exec_driver_sql("SET enable_sort = off")
+        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        rows = await connection.exec_driver_sql(explain + statement, parameters)
+        return "\n".join(str(row[-1]) for row in rows)
+
+
+def assert_no_sort(plan: str) -> None:
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize("sees", [None, "studio"], ids=["every asset", "one key's"])
+@pytest.mark.parametrize(("sort_by", "order"), SORTS)
+async def test_each_asset_order_is_read_off_an_index(store, sort_by, order, sees):
+    query = AssetQuery(sort_by=sort_by, sort_order=order)
+    assert_no_sort(await plan_of(store, lambda: store.library.find(query, sees)))
+
+
+@pytest.mark.parametrize("sees", [None, "studio"], ids=["every job", "one key's"])
+async def test_job_history_is_read_off_an_index(store, sees):
+    assert_no_sort(await plan_of(store, lambda: store.library.jobs(JobQuery(), sees)))
