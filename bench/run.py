@@ -311,6 +311,9 @@ def main() -> None:
 
     results["library"] = library()
     print(json.dumps(results["library"], indent=2), flush=True)
+    from bench.library_scale import main as library_scale
+
+    results["library_scale"] = library_scale()
     from bench.storage import main as storage  # two more apps of its own, one on S3
 
     results["storage"] = storage()
@@ -342,6 +345,7 @@ def render(r: dict) -> str:
     from bench.elastic import render as render_elastic
     from bench.front import render as render_front
     from bench.library import render as render_library  # imports bench.run: not at the top
+    from bench.library_scale import render as render_library_scale
     from bench.split import render as render_split
     from bench.storage import render as render_storage
     from bench.texture import render as render_texture
@@ -406,6 +410,7 @@ HTTP, the Ray hops, database writes and the WebSocket).
 {render_depth(r["depth"])}
 {render_export_chain(r["export_chain"])}
 {render_library(r["library"])}
+{render_library_scale(r["library_scale"]) if "library_scale" in r else ""}
 {render_front(r["front"]) if "front" in r else ""}
 {render_writes(r["writes"]) if "writes" in r else ""}
 {render_elastic(r["elastic"]) if "elastic" in r else ""}

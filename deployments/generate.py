@@ -1,7 +1,7 @@
 """The Generator deployment: one replica per GPU, each running the claim-generate loop.
 
-A replica runs only the GPU stage of a generation (`Generator.generate_shape`) and stores its
-shape; the CPU stage runs in the export pool, so the replica claims its next job at once.
+A replica runs only the GPU stage of a generation (`GeneratorBackend.generate_shape`) and stores
+its shape; the CPU stage runs in the export pool, so the replica claims its next job at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from deployments.progress import ProgressReporter
 from sweedle_core.config import Settings
 from sweedle_core.errors import JobCancelled
 from sweedle_core.generation.paint import painter_of
-from sweedle_core.generation.protocol import Generator as GeneratorBackend
+from sweedle_core.generation.protocol import GeneratorBackend
 from sweedle_core.generation.registry import build_generator
 from sweedle_core.generation.runner import run_generation
 from sweedle_core.jobs.coordinator import describe_error

@@ -21,7 +21,7 @@ from sweedle_core.errors import ModelUnavailable, TextToImageDisabled
 from sweedle_core.jobs.coordinator import describe_error
 from sweedle_core.jobs.tickets import PrepareTicket
 from sweedle_core.storage import build_storage
-from sweedle_core.text_to_image import TextToImage as TextToImageModel
+from sweedle_core.text_to_image import TextToImageModel
 
 log = logging.getLogger("ray.serve")
 

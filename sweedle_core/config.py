@@ -30,7 +30,8 @@ from sweedle_core.params import (
 )
 from sweedle_core.storage.layout import parse_s3_url
 
-GeneratorBackend = str  # one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins
+# A backend's name: one of GENERATOR_BACKENDS, or "package.module:Class" for tests/plugins.
+GeneratorBackendName = str
 # The built-in generators: the CPU preview, the CPU depth model, Hunyuan3D on a GPU.
 GENERATOR_BACKENDS = ("silhouette", "depth", "hunyuan3d")
 
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
 
     # depth on a CPU machine (configs/cpu.yaml), hunyuan3d on a GPU (serve_config.yaml). A
     # backend that cannot load hands over to the next CPU method unless this is false.
-    generator_backend: GeneratorBackend = "depth"
+    generator_backend: GeneratorBackendName = "depth"
     generator_fallback: bool = True
     # The depth generator: a transformers depth-estimation model (hub id or local folder), how
     # deep its front relief is and how thick the back behind it, as shares of the object's

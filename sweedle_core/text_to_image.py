@@ -34,7 +34,7 @@ _REQUIRED = ("prompt", "num_inference_steps", "height", "width", "generator")
 _STEP_CALLBACK = "callback_on_step_end"
 
 
-class TextToImage:
+class TextToImageModel:
     """One diffusers text-to-image pipeline, loaded once (per replica), in ``__init__``.
 
     ``device``: "auto" picks CUDA when torch sees a GPU, else the CPU. Weights run in fp16 on
@@ -89,7 +89,7 @@ class TextToImage:
         self._warned_negative = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TextToImage:
+    def from_settings(cls, settings: Settings) -> TextToImageModel:
         """The pipeline the settings name; TEXT_TO_IMAGE_DEVICE "auto" follows DEVICE."""
         device = settings.text_to_image_device
         return cls(

@@ -11,13 +11,13 @@ from PIL import Image
 
 from sweedle_core.generation.finish import SURFACES, finished, to_paint
 from sweedle_core.generation.paint import painted_or_kept, painter_of
-from sweedle_core.generation.protocol import Generator, ProgressCallback
+from sweedle_core.generation.protocol import GeneratorBackend, ProgressCallback
 from sweedle_core.generation.runner import shape_of
 from sweedle_core.params import DEFAULT_TEXTURE_SIZE, GenerationParams
 
 
 def make_mesh(
-    generator: Generator,
+    generator: GeneratorBackend,
     image: Image.Image,
     params: GenerationParams,
     on_progress: ProgressCallback,

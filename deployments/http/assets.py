@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import AssetDep, CompletedAssetDep, LinksDep, ServicesDep
-from deployments.http.files import FILE_RESPONSES, MayRedirect, safe_name, send_stored
+from deployments.http.files import FILE_RESPONSES, MayRedirect, download_name, send_stored
 from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
 from sweedle_core.export.asset_exports import StoredFile
@@ -122,7 +122,7 @@ async def download(
     stored = await services.exports.call(
         "download",
         asset.id,
-        safe_name(asset.name),
+        download_name(asset.name),
         format or asset.model_format,
         lod,
         draco,

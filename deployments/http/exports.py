@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 from deployments.http.auth import CallerDep
 from deployments.http.deps import CompletedAssetDep, LinksDep, ServicesDep
-from deployments.http.files import FILE_RESPONSES, MayRedirect, safe_name, send_stored
+from deployments.http.files import FILE_RESPONSES, MayRedirect, download_name, send_stored
 from sweedle_core.schemas import (
     AssetRead,
     EngineExportRead,
@@ -50,7 +50,7 @@ async def engine_bundle(
     result = await services.exports.call_reported(
         "engine_bundle",
         asset.id,
-        safe_name(asset.name),
+        download_name(asset.name),
         request.engine,
         len(asset.lods or []),
         request.project_path,
@@ -64,7 +64,7 @@ async def engine_bundle(
 async def engine_zip(
     asset: CompletedAssetDep, engine: Engine, services: ServicesDep, redirect: MayRedirect = True
 ) -> Response:
-    stored = await services.exports.call("bundle_file", asset.id, safe_name(asset.name), engine)
+    stored = await services.exports.call("bundle_file", asset.id, download_name(asset.name), engine)
     return await send_stored(services, stored, redirect=redirect)
 
 

@@ -40,7 +40,11 @@ MayRedirect = Annotated[
 ]
 
 
-def safe_name(name: str) -> str:
+def download_name(name: str) -> str:
+    """An asset's name as the stem of the files it downloads as (Content-Disposition): letters
+    and digits of any script, spaces, ``-`` and ``_`` kept, any other character ``_``, at most
+    80 characters; ``asset`` when nothing is left. Names inside an engine project follow the
+    stricter `engine_exporter.engine_asset_name`."""
     cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
     return cleaned[:80] or "asset"
 

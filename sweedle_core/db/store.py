@@ -39,7 +39,7 @@ _TERMINAL = [s.value for s in TERMINAL]
 
 
 @dataclass(frozen=True)
-class Finished:
+class JobFinishOutcome:
     """What `Store.finish_job` did: true when it finished the job; the webhook delivery it
     recorded, if the job has a webhook."""
 
@@ -198,7 +198,7 @@ class Store:
         status: JobStatus,
         job_fields: dict[str, Any],
         asset_fields: dict[str, Any],
-    ) -> Finished:
+    ) -> JobFinishOutcome:
         """Move an active job held under ``claim`` and its asset to a final state, once (false
         if it already was, or ``claim`` is no longer current).
 
@@ -209,14 +209,14 @@ class Store:
         async with self.sessions.begin() as session:
             job = await session.get(GenerationJob, job_id)
             if job is None or job.status in _TERMINAL:
-                return Finished(False)
+                return JobFinishOutcome(False)
             result = await session.execute(
                 update(GenerationJob)
                 .where(*_held(job_id, claim))
                 .values(status=status.value, completed_at=now, updated_at=now, **job_fields)
             )
             if not result.rowcount:
-                return Finished(False)
+                return JobFinishOutcome(False)
             # The asset says how its background was removed, as the job that made it does.
             recorded = {"background_method": job.background_method, **asset_fields}
             await session.execute(
@@ -225,13 +225,13 @@ class Store:
                 .values(status=status.value, updated_at=now, **recorded)
             )
             if not job.webhook_url:
-                return Finished(True)
+                return JobFinishOutcome(True)
             await session.refresh(job)
             await session.refresh(job.asset)
             delivery_id = new_id()
             payload = webhook_payload(status.value, job, job.asset, delivery_id)
             session.add(new_delivery(delivery_id, job, payload))
-        return Finished(True, delivery_id)
+        return JobFinishOutcome(True, delivery_id)
 
     # --- assets -------------------------------------------------------------------------
 

@@ -16,7 +16,12 @@ import trimesh
 
 from sweedle_core.errors import FileMissing, InvalidInput
 from sweedle_core.export.draco_compressor import QuantizationSettings, compress_glb
-from sweedle_core.export.engine_exporter import ENGINES, bundle_zip, write_bundle
+from sweedle_core.export.engine_exporter import (
+    ENGINES,
+    bundle_zip,
+    engine_asset_name,
+    write_bundle,
+)
 from sweedle_core.export.formats import MEDIA_TYPES, MODEL_STEM, delivered, delivered_names
 from sweedle_core.export.mesh_io import read_raw_mesh
 from sweedle_core.export.mesh_optimizer import optimize_mesh
@@ -158,7 +163,8 @@ class AssetExports:
             raise InvalidInput(f"unknown engine {engine!r}; accepted: {', '.join(ENGINES)}")
         on_progress(0.1, f"building the {engine} bundle")
         lods = [self._lod(asset_id, index) for index in range(max(lod_count, 1))]
-        bundle = build(name, lods)
+        # An asset named in another script ("猫") is named after its id in the project.
+        bundle = build(engine_asset_name(name, fallback=f"asset_{asset_id[:8]}"), lods)
         self.storage.put(_bundle_key(asset_id, engine), bundle_zip(bundle))
         written: list[str] = []
         if project_path is not None:

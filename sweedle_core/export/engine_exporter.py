@@ -69,11 +69,14 @@ class Bundle:
         return f"{self.root}/{MANIFEST_NAME}"
 
 
-def safe_name(name: str) -> str:
-    """``name`` as a file and asset name: ASCII letters, digits, ``_`` and ``-``, at most
-    ``MAX_NAME_LENGTH`` long; every run of other characters becomes one ``_``."""
+def engine_asset_name(name: str, fallback: str = "") -> str:
+    """``name`` as a file, folder and asset name in an engine project: ASCII letters, digits,
+    ``_`` and ``-``, at most ``MAX_NAME_LENGTH`` long; every run of other characters becomes
+    one ``_``. A name with nothing of that left ("猫") takes ``fallback`` (made the same way)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     cleaned = _UNSAFE_RUN.sub("_", ascii_name).strip("_-")[:MAX_NAME_LENGTH].rstrip("_-")
+    if not cleaned and fallback:
+        return engine_asset_name(fallback)
     if not cleaned:
         raise InvalidInput(f"the name {name!r} has no letters or digits to name files after")
     return cleaned + "_" if cleaned.upper() in _WINDOWS_RESERVED else cleaned
@@ -86,7 +89,7 @@ def export_to_unity(
     builds a LODGroup prefab from them, a README, and a ``.meta`` with a stable GUID for every
     file and folder. ``transition_heights`` are the screen-relative heights (one per LOD,
     decreasing, the last one culls); by default 0.5, halved per level, culling at 0.02."""
-    name = safe_name(name)
+    name = engine_asset_name(name)
     _check_lods(lods)
     heights = _transition_heights(len(lods), transition_heights)
     root = f"Assets/Sweedle/{name}"
@@ -124,7 +127,7 @@ def export_to_unity(
 def export_to_unreal(name: str, lods: Sequence[trimesh.Trimesh]) -> Bundle:
     """``Content/Sweedle/<Name>/``: ``SM_<Name>_LOD<n>.glb`` per LOD, an Editor Python script
     that imports LOD 0 through Interchange and adds the others as its LODs, and a README."""
-    name = safe_name(name)
+    name = engine_asset_name(name)
     _check_lods(lods)
     root = f"Content/Sweedle/{name}"
     lod_files = [f"SM_{name}_LOD{level}.glb" for level in range(len(lods))]
@@ -143,7 +146,7 @@ def export_to_unreal(name: str, lods: Sequence[trimesh.Trimesh]) -> Bundle:
 def export_to_godot(name: str, lods: Sequence[trimesh.Trimesh]) -> Bundle:
     """``<Name>/<Name>.glb`` (LOD 0 only, uncompressed: Godot rejects Draco and builds its own
     LODs on import) with a ``.glb.import`` that asks for them, and a README."""
-    name = safe_name(name)
+    name = engine_asset_name(name)
     _check_lods(lods)
     glb = f"{name}/{name}.glb"
     files = {

@@ -50,7 +50,7 @@ ModelFiles = dict[str, bytes]
 """A format's output: file name (relative, in one folder) -> bytes; the main file first."""
 
 
-class Exporter(Protocol):
+class FormatExporter(Protocol):
     def __call__(self, mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles: ...
 
 
@@ -187,7 +187,7 @@ def to_usdz(mesh: trimesh.Trimesh, stem: str = MODEL_STEM) -> ModelFiles:
         return {f"{stem}.usdz": package.read_bytes()}
 
 
-EXPORTERS: dict[str, Exporter] = {
+EXPORTERS: dict[str, FormatExporter] = {
     "glb": to_glb,
     "gltf": to_gltf,
     "obj": to_obj,
@@ -208,7 +208,7 @@ MEDIA_TYPES: dict[str, str] = {
 }
 
 
-def exporter_for(fmt: str) -> Exporter:
+def exporter_for(fmt: str) -> FormatExporter:
     """The exporter of ``fmt``; raises `InvalidInput` naming the accepted formats."""
     exporter = EXPORTERS.get(fmt)
     if exporter is None:

@@ -1,4 +1,5 @@
-"""The ``hunyuan3d`` backend: Tencent's Hunyuan3D shape model behind the `Generator` protocol.
+"""The ``hunyuan3d`` backend: Tencent's Hunyuan3D shape model behind the `GeneratorBackend`
+protocol.
 
 The 2.0 family (``tencent/Hunyuan3D-2``, ``-2mini``, their turbo subfolders) runs on ``hy3dgen``
 2.0.2 from PyPI. The 2.1 weights name ``hy3dshape`` classes, a package installed from the

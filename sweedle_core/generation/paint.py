@@ -4,7 +4,7 @@ A generator that can paint (Hunyuan3D's texture model, CUDA only) has a `Painter
 asks for texture on such a generator visits a GPU twice, and the CPU work around the painting
 runs in the CPU pool like the rest of the CPU stage:
 
-1. GPU: the shape (`Generator.generate_shape`).
+1. GPU: the shape (`GeneratorBackend.generate_shape`).
 2. CPU pool (`unpainted_shape`): the final mesh (surface, clean-up, reduction) unwrapped by
    xatlas, stored in the shape's place as an `UNPAINTED` shape; the job waits for a GPU again.
 3. GPU (`painted_shape`): the painter paints views of the mesh and bakes them into its UV

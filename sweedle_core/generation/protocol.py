@@ -1,6 +1,6 @@
 """The protocols every generator follows, so backends are interchangeable.
 
-A generation runs in two stages. The GPU stage (`Generator.generate_shape`, on a generator
+A generation runs in two stages. The GPU stage (`GeneratorBackend.generate_shape`, on a generator
 replica) does the model's work and ends with a `Shape`; the CPU stage (a `Finisher`, in the
 CPU pool) turns the shape into the final mesh. A method that holds the GPU does only GPU work.
 """
@@ -34,7 +34,7 @@ class ProgressCallback(Protocol):
         """Report progress in [0, 1]. Raises `JobCancelled` when the job was cancelled."""
 
 
-class Generator(Protocol):
+class GeneratorBackend(Protocol):
     """Turns one prepared image into a `Shape` (the GPU stage).
 
     ``image`` is RGBA, square, the object centred with its background transparent. ``views``

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sweedle_core.config import GENERATOR_BACKENDS, Settings
-from sweedle_core.generation.protocol import Generator
+from sweedle_core.generation.protocol import GeneratorBackend
 
 
-def _silhouette(settings: Settings) -> Generator:
+def _silhouette(settings: Settings) -> GeneratorBackend:
     from sweedle_core.generation.silhouette import SilhouetteGenerator
 
     return SilhouetteGenerator()
 
 
-def _depth(settings: Settings) -> Generator:
+def _depth(settings: Settings) -> GeneratorBackend:
     from sweedle_core.generation.depth import DepthGenerator, TransformersDepth
     from sweedle_core.models.catalog import depth_model_folder
 
@@ -34,7 +34,7 @@ def _depth(settings: Settings) -> Generator:
     )
 
 
-def _hunyuan3d(settings: Settings) -> Generator:
+def _hunyuan3d(settings: Settings) -> GeneratorBackend:
     from sweedle_core.generation.hunyuan import Hunyuan3DGenerator
 
     return Hunyuan3DGenerator(
@@ -48,7 +48,7 @@ def _hunyuan3d(settings: Settings) -> Generator:
     )
 
 
-BACKENDS: dict[str, Callable[[Settings], Generator]] = {
+BACKENDS: dict[str, Callable[[Settings], GeneratorBackend]] = {
     "silhouette": _silhouette,
     "depth": _depth,
     "hunyuan3d": _hunyuan3d,
@@ -61,7 +61,7 @@ assert tuple(BACKENDS) == GENERATOR_BACKENDS
 class LoadedGenerator:
     """The generator that runs, and for each configured backend that could not, why."""
 
-    generator: Generator
+    generator: GeneratorBackend
     configured: str
     fallbacks: list[str] = field(default_factory=list)  # "depth: <why>", in the order tried
 

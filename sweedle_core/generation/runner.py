@@ -13,7 +13,7 @@ from PIL import Image
 
 from sweedle_core.errors import FileMissing
 from sweedle_core.generation.paint import UNPAINTED, painted_or_kept, painter_of
-from sweedle_core.generation.protocol import Generator, ProgressCallback
+from sweedle_core.generation.protocol import GeneratorBackend, ProgressCallback
 from sweedle_core.generation.shape import Shape, read_shape, shape_bytes
 from sweedle_core.jobs.tickets import GenerateTicket
 from sweedle_core.params import VIEWS, GenerationParams
@@ -22,15 +22,18 @@ from sweedle_core.storage import Storage
 
 @dataclass(frozen=True)
 class Generated:
-    """gpu_s : the GPU stage alone (`Generator.generate_shape`); seconds : with the reads and
-    the shape's store around it."""
+    """gpu_s : the GPU stage alone (`GeneratorBackend.generate_shape`); seconds : with the reads
+    and the shape's store around it."""
 
     gpu_s: float
     seconds: float
 
 
 def run_generation(
-    generator: Generator, storage: Storage, ticket: GenerateTicket, on_progress: ProgressCallback
+    generator: GeneratorBackend,
+    storage: Storage,
+    ticket: GenerateTicket,
+    on_progress: ProgressCallback,
 ) -> Generated:
     """One GPU visit: make the ticket's shape from its prepared image and store it for the
     CPU stage; or, when the store holds a mesh the CPU pool unwrapped for a painter, paint it
@@ -66,7 +69,7 @@ def _waiting_for_paint(storage: Storage, key: str) -> Shape | None:
 
 
 def shape_of(
-    generator: Generator,
+    generator: GeneratorBackend,
     image: Image.Image,
     params: GenerationParams,
     on_progress: ProgressCallback,

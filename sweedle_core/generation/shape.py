@@ -1,8 +1,8 @@
 """The hand-off between a generation's two stages: what the GPU stage made, for the CPU stage.
 
-A generator's GPU stage (`Generator.generate_shape`) ends with the shape as data: a volume of
-field values (Hunyuan3D's decoded occupancy logits), the height maps a CPU method builds its
-solid from, or a mesh where the surface was already taken on the GPU. The CPU stage
+A generator's GPU stage (`GeneratorBackend.generate_shape`) ends with the shape as data: a
+volume of field values (Hunyuan3D's decoded occupancy logits), the height maps a CPU method
+builds its solid from, or a mesh where the surface was already taken on the GPU. The CPU stage
 (`sweedle_core.generation.finish`) turns it into the final mesh in the CPU pool: surface
 extraction, clean-up, reduction to the face budget, colour. The generator's replica is free for
 its next job as soon as the shape is stored.

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sweedle_core.db.store import Finished, Store
+from sweedle_core.db.store import JobFinishOutcome, Store
 from sweedle_core.jobs.states import JobStatus
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class JobWriter:
         status: JobStatus,
         job_fields: dict[str, Any],
         asset_fields: dict[str, Any],
-    ) -> Finished:
+    ) -> JobFinishOutcome:
         """Record a job's final state (`Store.finish_job`) after every write before it."""
         self.forget(job_id)
         return await self.queued(

@@ -97,7 +97,7 @@ class HubFiles:
         if snapshot is not None:
             hub.forget(self._damaged(snapshot))
         patterns = self.choose(hub.repo_files(self.repo_id)) if self.choose else self.patterns
-        folder = hub.download(self.repo_id, patterns, progress)
+        folder = hub.download_snapshot(self.repo_id, patterns, progress)
         if not self.ready(folder):
             raise ModelUnavailable(f"{self.repo_id}: the download holds no loadable model")
         still = self._damaged(folder)

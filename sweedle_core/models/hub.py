@@ -105,7 +105,7 @@ def cached_snapshot(repo_id: str, marker: str) -> Path | None:
     return root
 
 
-def download(repo_id: str, patterns: Sequence[str] | None, progress: bool = True) -> Path:
+def download_snapshot(repo_id: str, patterns: Sequence[str] | None, progress: bool = True) -> Path:
     """Fetch the files of ``repo_id`` matching ``patterns`` into the cache (resuming a partial
     download); returns the snapshot folder."""
     from huggingface_hub import snapshot_download

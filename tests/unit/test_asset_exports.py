@@ -99,3 +99,13 @@ def test_an_unknown_engine_is_refused(exports) -> None:
     assets, built = exports
     with pytest.raises(InvalidInput, match="unreal"):
         assets.engine_bundle(ASSET, "Rock", "cryengine", len(built), None, quiet)
+
+
+def test_an_asset_named_in_another_script_gets_a_bundle_named_after_its_id(exports) -> None:
+    assets, built = exports
+    result = assets.engine_bundle(ASSET, "猫", "unity", len(built), None, quiet)
+
+    name = f"asset_{ASSET[:8]}"
+    assert result["manifest"]["name"] == name
+    paths = {f["path"] for f in result["manifest"]["files"]}
+    assert f"Assets/Sweedle/{name}/{name}_LOD0.glb" in paths, paths

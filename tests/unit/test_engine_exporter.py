@@ -20,10 +20,10 @@ from sweedle_core.export.engine_exporter import (
     ENGINES,
     Bundle,
     bundle_zip,
+    engine_asset_name,
     export_to_godot,
     export_to_unity,
     export_to_unreal,
-    safe_name,
     write_bundle,
 )
 from sweedle_core.export.safe_files import checked_relative_path
@@ -198,13 +198,13 @@ def test_godot_glb_has_no_draco_and_asks_for_lods(lods):
     ],
 )
 def test_names_are_sanitised(raw, clean):
-    assert safe_name(raw) == clean
+    assert engine_asset_name(raw) == clean
 
 
 def test_bad_names_and_lods_are_refused(lods):
     with pytest.raises(InvalidInput):
-        safe_name("../..")
-    assert len(safe_name("x" * 500)) == 64
+        engine_asset_name("../..")
+    assert len(engine_asset_name("x" * 500)) == 64
     with pytest.raises(InvalidInput, match="1 to 8"):
         export_to_unity("Rock", [])
     with pytest.raises(InvalidInput, match="finest to coarsest"):

@@ -19,7 +19,7 @@ import pytest
 
 from sweedle_core.config import Settings
 from sweedle_core.errors import InvalidInput, JobCancelled, ModelUnavailable
-from sweedle_core.text_to_image import TextToImage
+from sweedle_core.text_to_image import TextToImageModel
 from tests.models.tiny_diffusers import build_tiny_text_to_image
 
 pytest.importorskip("torch")
@@ -62,8 +62,8 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def painter(tiny_folder: Path) -> TextToImage:
-    return TextToImage(str(tiny_folder), device="cpu", steps=STEPS, guidance=5.0, size=SIZE)
+def painter(tiny_folder: Path) -> TextToImageModel:
+    return TextToImageModel(str(tiny_folder), device="cpu", steps=STEPS, guidance=5.0, size=SIZE)
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_folder: Path
 
 
 def test_a_local_folder_loads_on_the_cpu_in_fp32(tiny_folder: Path) -> None:
-    painter = TextToImage(str(tiny_folder), device="cpu", steps=2, size=SIZE)
+    painter = TextToImageModel(str(tiny_folder), device="cpu", steps=2, size=SIZE)
 
     assert painter.describe() == {
         "model": str(tiny_folder),
@@ -110,7 +110,7 @@ def test_from_settings_uses_the_text_to_image_settings_and_device_auto_follows_d
         device="cpu",
     )
 
-    painter = TextToImage.from_settings(settings)
+    painter = TextToImageModel.from_settings(settings)
 
     assert (painter.steps, painter.size, painter.device) == (2, 64, "cpu")
     assert painter.render("a chair", seed=1, on_progress=Progress()).size == (64, 64)
@@ -121,7 +121,7 @@ def test_a_missing_local_folder_is_model_unavailable_naming_it(tmp_path: Path) -
     absent = tmp_path / "no-such-pipeline"
 
     with pytest.raises(ModelUnavailable) as info:
-        TextToImage(str(absent), device="cpu")
+        TextToImageModel(str(absent), device="cpu")
 
     assert str(absent) in info.value.message
     assert "hf download" in info.value.message
@@ -129,7 +129,7 @@ def test_a_missing_local_folder_is_model_unavailable_naming_it(tmp_path: Path) -
 
 def test_a_folder_without_model_index_is_not_a_pipeline(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="no model_index.json") as info:
-        TextToImage(str(tmp_path), device="cpu")
+        TextToImageModel(str(tmp_path), device="cpu")
 
     assert str(tmp_path) in info.value.message
 
@@ -142,7 +142,7 @@ def test_a_folder_whose_parts_are_missing_is_model_unavailable(
     shutil.copy(tiny_folder / "model_index.json", broken)
 
     with pytest.raises(ModelUnavailable, match="could not be loaded") as info:
-        TextToImage(str(broken), device="cpu")
+        TextToImageModel(str(broken), device="cpu")
 
     assert str(broken) in info.value.message
     assert "hf download" not in info.value.message
@@ -153,7 +153,7 @@ def test_an_unreachable_hub_id_offline_fails_at_once_saying_how_to_fetch_it(
     offline: None,
 ) -> None:
     with pytest.raises(ModelUnavailable) as info:
-        TextToImage(ABSENT, device="cpu")
+        TextToImageModel(ABSENT, device="cpu")
 
     message = info.value.message
     assert ABSENT in message
@@ -164,7 +164,7 @@ def test_an_unreachable_hub_id_offline_fails_at_once_saying_how_to_fetch_it(
 
 @pytest.mark.timeout(30)
 def test_a_hub_id_in_the_hub_cache_loads_offline(offline: None, hub_cache: Path) -> None:
-    painter = TextToImage(CACHED, device="cpu", steps=2, size=SIZE)
+    painter = TextToImageModel(CACHED, device="cpu", steps=2, size=SIZE)
 
     assert painter.describe()["pipeline"] == "StableDiffusionPipeline"
 
@@ -207,7 +207,7 @@ def silent_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.mark.timeout(30)
 def test_a_replica_never_asks_the_hub_even_one_that_never_answers(silent_hub: str) -> None:
     with pytest.raises(ModelUnavailable) as info:
-        TextToImage(ABSENT, device="cpu")
+        TextToImageModel(ABSENT, device="cpu")
 
     message = info.value.message
     assert ABSENT in message
@@ -218,7 +218,7 @@ def test_a_replica_never_asks_the_hub_even_one_that_never_answers(silent_hub: st
 def test_a_hub_that_never_answers_leaves_the_hub_cache_to_load_from(
     silent_hub: str, hub_cache: Path
 ) -> None:
-    painter = TextToImage(CACHED, device="cpu", steps=2, size=SIZE)
+    painter = TextToImageModel(CACHED, device="cpu", steps=2, size=SIZE)
 
     assert painter.render("a chair", seed=1, on_progress=Progress()).size == (SIZE, SIZE)
 
@@ -229,18 +229,18 @@ def test_without_diffusers_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "diffusers", None)
 
     with pytest.raises(ModelUnavailable, match=r'pip install -e "\.\[hunyuan\]"'):
-        TextToImage(str(tiny_folder), device="cpu")
+        TextToImageModel(str(tiny_folder), device="cpu")
 
 
 def test_a_size_off_the_latent_grid_is_refused(tiny_folder: Path) -> None:
     with pytest.raises(ModelUnavailable, match="multiple of 8"):
-        TextToImage(str(tiny_folder), device="cpu", size=100)
+        TextToImageModel(str(tiny_folder), device="cpu", size=100)
 
 
 # --- rendering ---------------------------------------------------------------------------
 
 
-def test_render_paints_an_rgb_image_of_the_configured_size(painter: TextToImage) -> None:
+def test_render_paints_an_rgb_image_of_the_configured_size(painter: TextToImageModel) -> None:
     image = painter.render("a wooden chair", seed=7, on_progress=Progress())
 
     assert image.mode == "RGB"
@@ -248,7 +248,7 @@ def test_render_paints_an_rgb_image_of_the_configured_size(painter: TextToImage)
 
 
 def test_the_same_seed_paints_the_same_pixels_and_another_seed_others(
-    painter: TextToImage,
+    painter: TextToImageModel,
 ) -> None:
     first = np.asarray(painter.render("a wooden chair", seed=7, on_progress=Progress()))
     again = np.asarray(painter.render("a wooden chair", seed=7, on_progress=Progress()))
@@ -258,7 +258,7 @@ def test_the_same_seed_paints_the_same_pixels_and_another_seed_others(
     assert not np.array_equal(first, other)
 
 
-def test_a_negative_prompt_reaches_the_pipeline(painter: TextToImage) -> None:
+def test_a_negative_prompt_reaches_the_pipeline(painter: TextToImageModel) -> None:
     plain = np.asarray(painter.render("a chair", seed=7, on_progress=Progress()))
     steered = np.asarray(
         painter.render("a chair", seed=7, on_progress=Progress(), negative_prompt="blurry")
@@ -267,7 +267,9 @@ def test_a_negative_prompt_reaches_the_pipeline(painter: TextToImage) -> None:
     assert not np.array_equal(plain, steered)
 
 
-def test_progress_is_reported_once_per_step_with_rising_fractions(painter: TextToImage) -> None:
+def test_progress_is_reported_once_per_step_with_rising_fractions(
+    painter: TextToImageModel,
+) -> None:
     progress = Progress()
 
     painter.render("a lamp", seed=3, on_progress=progress)
@@ -277,7 +279,9 @@ def test_progress_is_reported_once_per_step_with_rising_fractions(painter: TextT
     assert progress.calls[2][1] == f"painting step 3/{STEPS}"
 
 
-def test_cancelling_from_the_progress_callback_stops_the_painting(painter: TextToImage) -> None:
+def test_cancelling_from_the_progress_callback_stops_the_painting(
+    painter: TextToImageModel,
+) -> None:
     progress = Progress(cancel_at=2)
 
     with pytest.raises(JobCancelled):
@@ -291,7 +295,7 @@ def test_cancelling_from_the_progress_callback_stops_the_painting(painter: TextT
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
-def test_a_blank_prompt_is_invalid_input(painter: TextToImage, prompt: str) -> None:
+def test_a_blank_prompt_is_invalid_input(painter: TextToImageModel, prompt: str) -> None:
     progress = Progress()
 
     with pytest.raises(InvalidInput, match="prompt is empty"):
