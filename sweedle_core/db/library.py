@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.db.removals import record_removal
+from sweedle_core.db.search import named
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, JobStage
 
@@ -96,8 +97,9 @@ class Page:
 
 
 class AssetLibrary:
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(self, sessions: async_sessionmaker, dialect: str) -> None:
         self.sessions = sessions
+        self.dialect = dialect  # searches take the dialect's trigram index (`search`)
 
     # --- assets -------------------------------------------------------------------------
 
@@ -109,7 +111,7 @@ class AssetLibrary:
         return asset
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
-        conditions = _asset_conditions(query, sees)
+        conditions = _asset_conditions(query, sees, self.dialect)
         return await self._page(Asset, conditions, _asset_order(query), query.page, query.page_size)
 
     async def edit(
@@ -270,7 +272,9 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
     return count or 0
 
 
-def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement[bool]]:
+def _asset_conditions(
+    query: AssetQuery, sees: str | None, dialect: str
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if sees is not None:
         conditions.append(Asset.owner == sees)
@@ -283,19 +287,23 @@ def _asset_conditions(query: AssetQuery, sees: str | None) -> list[ColumnElement
     for tag in normalize_tags(query.tags):
         conditions.append(_tagged(Tag.name == tag))
     if query.search:
-        # autoescape: %, _ and the escape character itself are matched as themselves.
-        conditions.append(
-            Asset.name.icontains(query.search, autoescape=True)
-            | _tagged(Tag.name.icontains(query.search, autoescape=True))
-        )
+        # autoescape: %, _ and the escape character itself are matched as themselves. One IN
+        # over the union, not an OR of two: each side is read off its own index.
+        tagged = _tagged_ids(Tag.name.icontains(query.search, autoescape=True))
+        conditions.append(Asset.id.in_(union(named(query.search, dialect), tagged)))
     return conditions
 
 
 def _tagged(tag_condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """Assets carrying a tag that meets ``tag_condition``: the few matching tags first, then
-    their assets through the tag_id index, once, rather than a lookup per asset (EXISTS)."""
+    """Assets carrying a tag that meets ``tag_condition``."""
+    return Asset.id.in_(_tagged_ids(tag_condition))
+
+
+def _tagged_ids(tag_condition: ColumnElement[bool]) -> Select[Any]:
+    """The ids of `_tagged`: the few matching tags first, then their assets through the tag_id
+    index, once, rather than a lookup per asset (EXISTS)."""
     tags = select(Tag.id).where(tag_condition)
-    return Asset.id.in_(select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags)))
+    return select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
 
 
 def _asset_order(query: AssetQuery) -> list[Any]:

@@ -188,6 +188,21 @@ async def test_edit_replaces_name_tags_and_metadata(store):
         await store.library.edit(job.asset_id, "b", name="stolen")  # another key's asset
 
 
+async def test_a_new_name_and_a_deleted_asset_reach_the_search_index(store):
+    """Search goes through a trigram index (on SQLite one kept by triggers): what the API
+    writes is found at once, and only that."""
+    job = await make(store, "oak chair", owner="a")
+
+    async def found(term: str) -> int:
+        return (await store.library.find(AssetQuery(search=term), None)).total
+
+    assert (await found("oak chair"), await found("ch")) == (1, 1)
+    await store.library.edit(job.asset_id, "a", name="Brass Lantern")
+    assert (await found("chair"), await found("lantern"), await found("ss l")) == (0, 1, 1)
+    assert await store.library.delete(job.asset_id)
+    assert (await found("lantern"), await found("la")) == (0, 0)
+
+
 async def test_another_owners_rows_are_not_found(store):
     job = await make(store, "chair", owner="a")
     assert (await store.library.get(job.asset_id, "a")).id == job.asset_id

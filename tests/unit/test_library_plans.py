@@ -1,9 +1,11 @@
-"""Every order the library pages by is read off an index, on SQLite and PostgreSQL: at a million
-assets a page costs what it reads, not a sort of every row.
+"""Every order the library pages by, and every search of 3 characters or more, is read off an
+index, on SQLite and PostgreSQL: at a million assets a page costs what it reads, not a sort or a
+scan of every row.
 
 The page query the library actually ran is captured and explained. PostgreSQL is told not to
-sort where it has any other way (`enable_sort = off`), so a plan that still sorts found no
-index for the order; SQLite's planner says when it builds a temporary b-tree for ORDER BY.
+sort or scan where it has any other way (`enable_sort`, `enable_seqscan` off), so a plan that
+still sorts found no index for the order; SQLite's planner says when it builds a temporary
+b-tree for ORDER BY, and names the FTS5 table it searches.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ async def plan_of(store: Store, run: Callable[[], Awaitable[Any]]) -> str:
     async with store.engine.connect() as connection:
         if not sqlite:
             await connection.exec_driver_sql("SET enable_sort = off")
+            await connection.exec_driver_sql("SET enable_seqscan = off")
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
         rows = await connection.exec_driver_sql(explain + statement, parameters)
         return "\n".join(str(row[-1]) for row in rows)
@@ -59,3 +62,15 @@ async def test_each_asset_order_is_read_off_an_index(store, sort_by, order, sees
 @pytest.mark.parametrize("sees", [None, "studio"], ids=["every job", "one key's"])
 async def test_job_history_is_read_off_an_index(store, sees):
     assert_no_sort(await plan_of(store, lambda: store.library.jobs(JobQuery(), sees)))
+
+
+@pytest.mark.parametrize("term", ["chair", "100%", 'it"s'])
+async def test_a_search_of_three_characters_or_more_is_read_off_the_trigram_index(store, term):
+    query = AssetQuery(search=term)
+    plan = await plan_of(store, lambda: store.library.find(query, None))
+    index = (
+        "VIRTUAL TABLE INDEX"
+        if store.engine.dialect.name == "sqlite"
+        else "ix_assets_name_trigrams"
+    )
+    assert index in plan, plan
