@@ -26,6 +26,7 @@ branch_labels = None
 depends_on = None
 
 log = logging.getLogger("alembic.runtime.migration")
+TRIGRAM_SQLITE = (3, 34)  # the first SQLite with FTS5's trigram tokenizer
 KEY_OF = "(SELECT id FROM asset_search_keys WHERE asset_id = {row}.id)"
 SQLITE_UP = [
     "CREATE TABLE asset_search_keys (id INTEGER PRIMARY KEY, asset_id VARCHAR(32) NOT NULL UNIQUE)",
@@ -54,6 +55,12 @@ SQLITE_DOWN = [
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
+        version = bind.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        if tuple(int(part) for part in version.split(".")) < TRIGRAM_SQLITE:
+            raise RuntimeError(
+                f"SQLite {version} has no trigram tokenizer for the name search index: "
+                "Sweedle needs SQLite 3.34 or newer (a newer Python, or its sqlite3 library)"
+            )
         for statement in SQLITE_UP:
             op.execute(statement)
         return
