@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 from ray import serve
 from ray.actor import ActorHandle
 
-from deployments.progress import ProgressReporter, job_progress
+from deployments.progress import api_export_progress, job_progress
 from sweedle_core.config import Settings
 from sweedle_core.export.asset_exports import AssetExports, StoredFile
 from sweedle_core.export.draco_compressor import QuantizationSettings
-from sweedle_core.export.pipeline import ExportOptions, Progress, within
+from sweedle_core.export.pipeline import ExportOptions, within
 from sweedle_core.export.thumbnail_generator import opengl_unavailable_reason
 from sweedle_core.generation.finish import finish_stored
 from sweedle_core.jobs.tickets import ExportOutcome, ExportTicket
@@ -102,7 +101,7 @@ class Exporter:
         owner: str | None,
         queue: ActorHandle,
     ) -> list[dict[str, Any]]:
-        progress = _export_progress(queue, asset_id, "lods", owner)
+        progress = api_export_progress(queue, asset_id, "lods", owner)
         return await asyncio.to_thread(self.exports.lods, asset_id, levels, built, progress)
 
     async def download(
@@ -124,7 +123,7 @@ class Exporter:
         queue: ActorHandle,
     ) -> dict[str, Any]:
         """``roots``: the calling key's own export roots, None for EXPORT_ALLOWED_ROOTS."""
-        progress = _export_progress(queue, asset_id, f"engine:{engine}", owner)
+        progress = api_export_progress(queue, asset_id, f"engine:{engine}", owner)
         return await asyncio.to_thread(
             self.exports.engine_bundle,
             asset_id,
@@ -144,15 +143,3 @@ class Exporter:
 
     async def thumbnail(self, asset_id: str, size: int) -> StoredFile:
         return await asyncio.to_thread(self.exports.thumbnail, asset_id, size)
-
-
-def _export_progress(
-    queue: ActorHandle, asset_id: str, operation: str, owner: str | None
-) -> Progress:
-    """Reports of an export the API asked for; ``owner`` lets only its key see them."""
-    run = uuid.uuid4().hex
-    return ProgressReporter(
-        lambda fraction, message, number: queue.export_progress.remote(
-            asset_id, operation, fraction, message, owner, run, number
-        )
-    )

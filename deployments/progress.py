@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from collections.abc import Callable
 
 import ray
@@ -54,5 +55,18 @@ def job_progress(queue: ActorHandle, ticket: PrepareTicket | ExportTicket) -> Pr
     return ProgressReporter(
         lambda fraction, message, number: queue.stage_progress.remote(
             ticket.job_id, ticket.claim, fraction, message, number
+        )
+    )
+
+
+def api_export_progress(
+    queue: ActorHandle, asset_id: str, operation: str, owner: str | None
+) -> ProgressReporter:
+    """Reports of an export the API asked for, to ``queue``; ``owner`` lets only its key see
+    them. The export is one run of numbered reports."""
+    run = uuid.uuid4().hex
+    return ProgressReporter(
+        lambda fraction, message, number: queue.export_progress.remote(
+            asset_id, operation, fraction, message, owner, run, number
         )
     )

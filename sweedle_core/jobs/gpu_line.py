@@ -30,18 +30,16 @@ class GpuLine:
         """The first job waiting for a generator, taken out of line for ``worker``; None at
         ``deadline`` (a `time.monotonic` instant) or once the worker is leaving."""
         async with self._ready:
-            while (entry := self._next_for(worker)) is None:
+            while worker not in self._leaving:
+                entry = self.book.pop(JobStage.WAITING_FOR_GPU)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or worker in self._leaving:
-                    return None
+                if entry is not None or remaining <= 0:
+                    return entry
                 try:
                     await asyncio.wait_for(self._ready.wait(), remaining)
                 except asyncio.TimeoutError:
                     return None
-        return entry
-
-    def _next_for(self, worker: str) -> JobEntry | None:
-        return None if worker in self._leaving else self.book.pop(JobStage.WAITING_FOR_GPU)
+        return None
 
     async def leave(self, worker: str) -> None:
         """``worker`` is being stopped: its claims end at once, with no job."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sweedle_core.db.models import utcnow
 from sweedle_core.jobs.attempts import StageAttempts
@@ -85,20 +86,9 @@ class WorkerDesk:
         if entry is None or entry.cancel_requested:
             return False
         self._extend_lease(entry)
-        if seq and seq <= entry.report_seq:
-            return True
-        entry.report_seq = seq
-        entry.progress = entry.progress_at(JobStage.GENERATING, fraction)
-        entry.message = message
-        self._parts.writer.write_progress(
-            entry.id,
-            entry.claim,
-            stage=entry.stage.value,
-            status=entry.stage.status.value,
-            progress=entry.progress,
-            message=message,
-        )
-        self._parts.ledger.publish("progress", entry)
+        # The stage goes with it: a run a restarted queue put back in line is generating again.
+        stage = {"stage": entry.stage.value, "status": entry.stage.status.value}
+        self._show_report(entry, seq, fraction, message, **stage)
         return True
 
     def stage_progress(
@@ -115,14 +105,23 @@ class WorkerDesk:
             or entry.stage not in (JobStage.PREPROCESSING, JobStage.EXPORTING)
         ):
             return False
+        self._show_report(entry, seq, fraction, message)
+        return True
+
+    def _show_report(
+        self, entry: JobEntry, seq: int, fraction: float, message: str, **fields: Any
+    ) -> None:
+        """A worker's report of its run, in the entry, the database (coalesced) and the feed;
+        dropped if it overtook a later one (``seq``)."""
         if seq and seq <= entry.report_seq:
-            return True
+            return
         entry.report_seq = seq
         entry.progress = entry.progress_at(entry.stage, fraction)
         entry.message = message
-        self._parts.writer.write_progress(entry.id, claim, progress=entry.progress, message=message)
+        self._parts.writer.write_progress(
+            entry.id, entry.claim, progress=entry.progress, message=message, **fields
+        )
         self._parts.ledger.publish("progress", entry)
-        return True
 
     def heartbeat(self, job_id: str, worker: str, claim: int) -> bool:
         """A generator still runs the job (extends its lease); False: stop."""
