@@ -4,7 +4,8 @@ app around them).
 
 For each size a fresh database is seeded (`library_seed`, in batches) and each kind of page is
 asked for 30 times (the first 5 as warm-up): the plain first page, sorted by name, by vertex
-count, page 2000, a search with a tag filter, and the first page of the job history. PostgreSQL
+count, page 2000 (by OFFSET, and after the cursor page 1999 gave), a search, a tag, a search
+with a tag filter (`library_seed.QUERIES`), and the first page of the job history. PostgreSQL
 is the server at ``BENCH_POSTGRES_URL`` (default: the local one, trust auth); a database of
 its own is made there and dropped after; without a server, only SQLite is measured.
 
@@ -45,10 +46,14 @@ PAGES: dict[str, Callable[[int], AssetQuery]] = {
     "by name": lambda i: AssetQuery(sort_by="name", sort_order="asc"),
     "by vertex count": lambda i: AssetQuery(sort_by="vertex_count"),
     "page 2000": lambda i: AssetQuery(page=2000),
+    "page 2000 by cursor": lambda i: AssetQuery(cursor=CURSORS["page 2000"]),
+    "search": lambda i: AssetQuery(search=QUERIES[i % len(QUERIES)][0]),
+    "tag": lambda i: AssetQuery(tags=(QUERIES[i % len(QUERIES)][1],)),
     "search + tag": lambda i: AssetQuery(
         search=QUERIES[i % len(QUERIES)][0], tags=(QUERIES[i % len(QUERIES)][1],)
     ),
 }
+CURSORS: dict[str, str | None] = {}  # the cursor the page before gives, found before timing
 
 
 async def timings(store: Store) -> dict[str, dict[str, float]]:
@@ -61,6 +66,7 @@ async def timings(store: Store) -> dict[str, dict[str, float]]:
         kept = sorted(times[WARM_UP:])
         return {"p50_ms": statistics.median(kept), "p99_ms": kept[-1]}
 
+    CURSORS["page 2000"] = (await store.library.find(AssetQuery(page=1999), None)).next_cursor
     figures = {
         label: await ask(lambda i, q=query: store.library.find(q(i), None))  # type: ignore[misc]
         for label, query in PAGES.items()

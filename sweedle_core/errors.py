@@ -198,3 +198,9 @@ class JobStillRunning(Conflict):
     """An asset cannot be deleted yet: its job was cancelled but has not stopped."""
 
     code = "job_still_running"
+
+
+class InvalidCursor(InvalidInput):
+    """A paging cursor that this server did not give out, or gave out for another order."""
+
+    code = "invalid_cursor"

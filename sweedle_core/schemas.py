@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
+from sweedle_core.db.paging import TOTAL_EXACT_UP_TO, TotalKind
 from sweedle_core.errors import InvalidTag
 from sweedle_core.params import VIEWS
 
@@ -84,22 +85,29 @@ class JobRead(_Read):
     completed_at: datetime | None
 
 
-def _paging(page: Any) -> dict[str, int]:
-    """The paging fields of a `library.Page`."""
-    return {
-        "total": page.total,
-        "page": page.page,
-        "page_size": page.page_size,
-        "pages": page.pages,
-    }
+class Paging(BaseModel):
+    """The paging fields of a `paging.Page`."""
 
-
-class JobPage(BaseModel):
-    items: list[JobRead]
-    total: int
-    page: int
+    total: int = Field(description="how many match: see total_kind")
+    total_kind: TotalKind = Field(
+        description=f"exact up to {TOTAL_EXACT_UP_TO:,} matches; beyond, the count stops: "
+        "'estimate' (PostgreSQL's planner) or 'more_than' (total is the threshold)"
+    )
+    page: int | None = Field(description="null for a page asked for by cursor")
     page_size: int
-    pages: int
+    pages: int = Field(description="from total: an estimate or a lower bound unless exact")
+    next_cursor: str | None = Field(
+        description="pass as cursor for the page after this one (fast at any depth, stable "
+        "while assets are added); null on the last page"
+    )
+
+
+def _paging(page: Any) -> dict[str, Any]:
+    return {name: getattr(page, name) for name in Paging.model_fields}
+
+
+class JobPage(Paging):
+    items: list[JobRead]
 
     @classmethod
     def of(cls, page: Any) -> JobPage:
@@ -180,12 +188,8 @@ class AssetRead(_Read):
         return read
 
 
-class AssetPage(BaseModel):
+class AssetPage(Paging):
     items: list[AssetRead]
-    total: int
-    page: int
-    page_size: int
-    pages: int
 
     @classmethod
     def of(cls, page: Any, links: Links) -> AssetPage:

@@ -1,4 +1,4 @@
-"""Shared test set-up: tiny images drawn in the test."""
+"""Shared test set-up: tiny images drawn in the test, a migrated database, the S3 server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
+from sweedle_core.db.engine import migrate
 from tests.stand_ins.s3_server import S3Server, S3ServerCannotRun
 
 
@@ -30,9 +31,30 @@ def boxed_image(n: int) -> bytes:
     return buffer.getvalue()
 
 
+def box_photo(width: float, height: float = 0.8, color=(60, 120, 200)) -> bytes:
+    """A box seen straight on: a shaded rectangle ``width`` x ``height`` of a 256 px frame on a
+    white studio background."""
+    size = 256
+    image = Image.new("RGB", (size, size), "white")
+    w, h = width * size, height * size
+    box = [(size - w) / 2, (size - h) / 2, (size + w) / 2, (size + h) / 2]
+    ImageDraw.Draw(image).rectangle(box, fill=color)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def disc_png() -> bytes:
     return drawn_image()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory):
+    """One migrated SQLite database per session; each test gets a copy (migrating takes ~0.1 s)."""
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def create_app(services: Services, behind_serve: bool = False) -> FastAPI:
     )
     app.state.services = services
     app.state.echo_request_id = not behind_serve
+    app.state.link_templates = {}  # `RequestLinks`: each route's path, looked up once
     install_error_handlers(app)
     for router in GUARDED:
         app.include_router(router, dependencies=[Depends(authorize)])

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
 from deployments.http.auth import CallerDep
-from deployments.http.deps import AssetDep, CompletedAssetDep, LinksDep, ServicesDep
+from deployments.http.deps import (
+    AssetDep,
+    CompletedAssetDep,
+    CursorQuery,
+    LinksDep,
+    ServicesDep,
+)
 from deployments.http.files import FILE_RESPONSES, MayRedirect, download_name, send_stored
 from sweedle_core.asset_removal import remove_asset
 from sweedle_core.db.library import AssetQuery, SortBy, SortOrder
@@ -51,9 +57,12 @@ async def list_assets(
     owner: Annotated[
         str | None, Query(max_length=64, description="one key's assets (an admin key's filter)")
     ] = None,
+    cursor: CursorQuery = None,
 ) -> AssetPage:
+    """A page of the library: ``page`` to jump, ``cursor`` (the last page's ``next_cursor``)
+    to go on from any depth at the cost of the first page."""
     query = AssetQuery(
-        page, page_size, search, source_type, status, tags, sort_by, sort_order, owner
+        page, page_size, search, source_type, status, tags, sort_by, sort_order, owner, cursor
     )
     return AssetPage.of(await services.store.library.find(query, caller.sees), links)
 

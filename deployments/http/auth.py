@@ -92,7 +92,7 @@ async def authorize_websocket(websocket: WebSocket) -> Caller:
     return caller
 
 
-def current_caller(request: Request) -> Caller:
+async def current_caller(request: Request) -> Caller:
     caller = getattr(request.state, "caller", None)
     if caller is None:  # a route outside the authorised routers asked for its caller
         raise Unauthorized("this route is not behind the API key check")

@@ -5,15 +5,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query, Request
 
 from deployments.http.auth import CallerDep, services_of
 from deployments.http.links import RequestLinks
 from deployments.http.services import Services
 from sweedle_core.db.models import Asset, GenerationJob
+from sweedle_core.db.paging import CURSOR_MAX
 from sweedle_core.errors import AssetNotReady
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+# Dependencies are async functions: FastAPI runs a plain function (or a class) in a worker
+# thread, a hop that cost more than the rest of a library page's Python.
+
+
+async def _services(request: Request) -> Services:
+    return services_of(request)
+
+
+async def _links(request: Request) -> RequestLinks:
+    return RequestLinks(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="a 32-character hex id")]
 
 
@@ -34,4 +47,9 @@ async def visible_job(job_id: Id, caller: CallerDep, services: ServicesDep) -> G
 AssetDep = Annotated[Asset, Depends(visible_asset)]
 CompletedAssetDep = Annotated[Asset, Depends(completed_asset)]
 JobDep = Annotated[GenerationJob, Depends(visible_job)]
-LinksDep = Annotated[RequestLinks, Depends(RequestLinks)]
+LinksDep = Annotated[RequestLinks, Depends(_links)]
+# A list's next page: the next_cursor of the page before (instead of page).
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=CURSOR_MAX, description="the last page's next_cursor, instead of page"),
+]

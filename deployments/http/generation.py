@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 
 from deployments.http.auth import CallerDep
-from deployments.http.deps import JobDep, LinksDep, ServicesDep
+from deployments.http.deps import CursorQuery, JobDep, LinksDep, ServicesDep
 from deployments.http.links import RequestLinks
 from deployments.submission import GenerationForm, TextTo3DRequest
 from sweedle_core.access.keys import may_see
@@ -114,8 +114,9 @@ async def list_jobs(
     ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: CursorQuery = None,
 ) -> JobPage:
-    """Job history, newest first."""
+    """Job history, newest first; ``cursor`` (the last page's ``next_cursor``) goes on."""
     query = JobQuery(
         page=page,
         page_size=page_size,
@@ -124,6 +125,7 @@ async def list_jobs(
         created_before=created_before,
         asset_id=asset_id,
         owner=owner,
+        cursor=cursor,
     )
     return JobPage.of(await services.store.library.jobs(query, caller.sees))
 

@@ -7,7 +7,6 @@ other keys' assets are not even confirmed to exist.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -15,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, union
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sweedle_core.access.keys import may_see
+from sweedle_core.db.filters import AssetFilters, search_filter, tag_filter, tags_holding
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
+from sweedle_core.db.paging import Order, Page, read_page
 from sweedle_core.db.removals import record_removal
-from sweedle_core.db.search import named
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, JobStage
 
@@ -71,6 +71,7 @@ class AssetQuery:
     sort_by: SortBy = "created"
     sort_order: SortOrder = "desc"
     owner: str | None = None  # one key's assets (for an admin key; others see only their own)
+    cursor: str | None = None  # the page after the one that gave it (`paging`), instead of page
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,7 @@ class JobQuery:
     created_before: datetime | None = None
     asset_id: str | None = None
     owner: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[Any]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.page_size))
+    cursor: str | None = None
 
 
 class AssetLibrary:
@@ -111,8 +101,20 @@ class AssetLibrary:
         return asset
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
-        conditions = _asset_conditions(query, sees, self.dialect)
-        return await self._page(Asset, conditions, _asset_order(query), query.page, query.page_size)
+        async with self.sessions() as session:
+            term_tags = await tags_holding(session, query.search) if query.search else []
+            filters = _asset_filters(query, sees, self.dialect, term_tags)
+            plan = await filters.plan(session)
+            return await read_page(
+                session,
+                Asset,
+                plan.where,
+                _asset_order(query),
+                query.page,
+                query.page_size,
+                query.cursor,
+                plan.counted,
+            )
 
     async def edit(
         self,
@@ -227,28 +229,16 @@ class AssetLibrary:
             conditions.append(GenerationJob.asset_id == query.asset_id)
         if query.owner is not None:
             conditions.append(GenerationJob.owner == query.owner)
-        order = [GenerationJob.created_at.desc(), GenerationJob.id.desc()]
-        return await self._page(GenerationJob, conditions, order, query.page, query.page_size)
-
-    async def _page(
-        self,
-        model: Any,
-        conditions: Sequence[ColumnElement[bool]],
-        order: Sequence[Any],
-        page: int,
-        page_size: int,
-    ) -> Page:
-        """One page of ``model`` rows matching ``conditions``, with the total count."""
         async with self.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(model).where(*conditions))
-            rows = await session.scalars(
-                select(model)
-                .where(*conditions)
-                .order_by(*order)
-                .offset((page - 1) * page_size)
-                .limit(page_size)
+            return await read_page(
+                session,
+                GenerationJob,
+                conditions,
+                _JOB_ORDER,
+                query.page,
+                query.page_size,
+                query.cursor,
             )
-            return Page(rows.all(), total or 0, page, page_size)
 
     async def waiting_jobs(self, owner: str | None) -> int:
         """How many of ``owner``'s jobs (None: those without an owner) have not reached a
@@ -272,53 +262,43 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
     return count or 0
 
 
-def _asset_conditions(
-    query: AssetQuery, sees: str | None, dialect: str
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+def _asset_filters(
+    query: AssetQuery, sees: str | None, dialect: str, term_tags: list[int]
+) -> AssetFilters:
+    base: list[ColumnElement[bool]] = []
     if sees is not None:
-        conditions.append(Asset.owner == sees)
+        base.append(Asset.owner == sees)
     if query.owner is not None:
-        conditions.append(Asset.owner == query.owner)
+        base.append(Asset.owner == query.owner)
     if query.source_type:
-        conditions.append(Asset.source_type == query.source_type)
+        base.append(Asset.source_type == query.source_type)
     if query.status:
-        conditions.append(Asset.status == query.status)
-    for tag in normalize_tags(query.tags):
-        conditions.append(_tagged(Tag.name == tag))
+        base.append(Asset.status == query.status)
+    found = [tag_filter(tag) for tag in normalize_tags(query.tags)]
     if query.search:
-        # autoescape: %, _ and the escape character itself are matched as themselves. One IN
-        # over the union, not an OR of two: each side is read off its own index.
-        tagged = _tagged_ids(Tag.name.icontains(query.search, autoescape=True))
-        conditions.append(Asset.id.in_(union(named(query.search, dialect), tagged)))
-    return conditions
+        found.append(search_filter(query.search, dialect, term_tags))
+    return AssetFilters(base, found, dialect)
 
 
-def _tagged(tag_condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """Assets carrying a tag that meets ``tag_condition``."""
-    return Asset.id.in_(_tagged_ids(tag_condition))
+# Newest first; matched by an index (`models`).
+_JOB_ORDER = Order("jobs:created:desc", (GenerationJob.created_at, GenerationJob.id), True)
+_ASSET_KEYS = {
+    "created": (Asset.created_at, Asset.id),
+    "name": (func.lower(Asset.name), Asset.id),
+    "vertex_count": (Asset.vertex_count, Asset.id),
+}
 
 
-def _tagged_ids(tag_condition: ColumnElement[bool]) -> Select[Any]:
-    """The ids of `_tagged`: the few matching tags first, then their assets through the tag_id
-    index, once, rather than a lookup per asset (EXISTS)."""
-    tags = select(Tag.id).where(tag_condition)
-    return select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
-
-
-def _asset_order(query: AssetQuery) -> list[Any]:
-    """The page's order; each is matched by an index (`models`), on every database."""
-
-    def way(column: Any) -> Any:
-        return column.desc() if query.sort_order == "desc" else column.asc()
-
-    if query.sort_by == "vertex_count":
-        # Assets without a mesh yet have no vertex count: last either way. An IS NULL key
-        # orders them so on every database, and an index can match it (NULLS LAST cannot be
-        # indexed on SQLite).
-        return [Asset.vertex_count.is_(None), way(Asset.vertex_count), way(Asset.id)]
-    column = {"created": Asset.created_at, "name": func.lower(Asset.name)}[query.sort_by]
-    return [way(column), way(Asset.id)]
+def _asset_order(query: AssetQuery) -> Order:
+    """The page's order; each is matched by an index (`models`), on every database. Assets
+    without a mesh yet have no vertex count: last either way (an IS NULL key orders them so on
+    every database, and an index can match it; NULLS LAST cannot be indexed on SQLite)."""
+    return Order(
+        f"{query.sort_by}:{query.sort_order}",
+        _ASSET_KEYS[query.sort_by],
+        query.sort_order == "desc",
+        nulls_last=query.sort_by == "vertex_count",
+    )
 
 
 async def _tag_rows(session: AsyncSession, names: Sequence[str]) -> list[Tag]:

@@ -25,9 +25,11 @@ def named(term: str, dialect: str) -> Select[Any]:
     ``dialect``."""
     if dialect != "sqlite" or len(term) < TRIGRAM:
         return select(Asset.id).where(Asset.name.icontains(term, autoescape=True))
+    # IN, not a join: SQLite then reads the few matching keys first, and drives a page by them.
+    return select(_KEYS.c.asset_id).where(_KEYS.c.id.in_(matching_names(term)))
+
+
+def matching_names(term: str) -> Select[Any]:
+    """The FTS5 rows (SQLite) whose name holds ``term``, of `TRIGRAM` characters or more."""
     phrase = '"' + term.replace('"', '""') + '"'
-    return (
-        select(_KEYS.c.asset_id)
-        .join(_NAMES, _NAMES.c.rowid == _KEYS.c.id)
-        .where(_NAMES.c.name.op("MATCH")(phrase))
-    )
+    return select(_NAMES.c.rowid).where(_NAMES.c.name.op("MATCH")(phrase))

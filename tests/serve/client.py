@@ -85,13 +85,22 @@ class Feed:
 
 
 class Sweedle:
-    """``api_key`` is sent with every request (as X-API-Key, and on the feed as ?api_key=)."""
+    """``api_key`` is sent with every request (as X-API-Key, and on the feed as ?api_key=);
+    ``transport``: how requests reach the app (default: over the network)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url
         self.api_key = api_key
+        self.transport = transport
         headers = {"X-API-Key": api_key} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, timeout=60, headers=headers)
+        self.http = httpx.Client(
+            base_url=base_url, timeout=60, headers=headers, transport=transport
+        )
 
     def follow(self, link: str, **params: Any) -> httpx.Response:
         """GET a link an answer gave (a path from the server's root, the app's own prefix
@@ -101,13 +110,19 @@ class Sweedle:
 
     def as_key(self, api_key: str | None) -> Sweedle:
         """The same app, called with another key (None: no key)."""
-        return Sweedle(self.base_url, api_key)
+        return Sweedle(self.base_url, api_key, self.transport)
 
     def submit(self, image: bytes, filename: str = "disc.png", **fields: Any) -> httpx.Response:
         data = {k: str(v) for k, v in fields.items()}
         return self.http.post(
             "/api/generation/image-to-3d", files={"file": (filename, image)}, data=data
         )
+
+    def submit_views(self, views: dict[str, bytes], **fields: Any) -> httpx.Response:
+        """Photos of one object from several sides, by view (``front``, ``left``, ...)."""
+        files = {view: (f"{view}.png", data) for view, data in views.items()}
+        data = {k: str(v) for k, v in fields.items()}
+        return self.http.post("/api/generation/multiview-to-3d", files=files, data=data)
 
     def submit_ok(self, image: bytes, **fields: Any) -> dict[str, Any]:
         response = self.submit(image, **fields)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ import ray
 from ray import serve
 
 from deployments.app import AppArgs, build_app
+from tests.app_settings import KEYS, app_settings, projects_of
 from tests.serve.client import Sweedle
 from tests.serve.gate import POOL_GATE_NAME, get_gate
 from tests.stand_ins.s3_server import S3Server
@@ -32,41 +31,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The session app's API keys (in a keys file, as SHA-256 digests): the tests call as "admin"
-# unless they test access itself.
-KEYS = {
-    # The harness's own key: no request limit (the schema fuzz alone sends hundreds a minute).
-    "admin": ("swd_test_admin", ["read", "write", "priority", "admin"], {"requests_per_minute": 0}),
-    # alice's engine bundles go only under projects/alice (her own export root).
-    # The schema fuzz's user key (no request limit: it sends hundreds a minute).
-    "fuzzer": ("swd_test_fuzzer", ["read", "write"], {"requests_per_minute": 0}),
-    "alice": ("swd_test_alice", ["read", "write"], {"export_roots": ["alice"]}),
-    "bob": ("swd_test_bob", ["read", "write"], {}),
-    "viewer": ("swd_test_viewer", ["read"], {}),
-    "limited": ("swd_test_limited", ["read", "write"], {"requests_per_minute": 8}),
-    "queue-capped": ("swd_test_capped", ["read", "write"], {"max_waiting_jobs": 1}),
-}
-WEBHOOK_SECRET = "test-webhook-secret"
-
-
-def write_keys_file(path: Path, projects: Path) -> Path:
-    """The keys file; a key's ``export_roots`` are folders under ``projects``."""
-    entries = [
-        {
-            "name": name,
-            "sha256": hashlib.sha256(key.encode()).hexdigest(),
-            "scopes": scopes,
-            **limits,
-        }
-        for name, (key, scopes, limits) in KEYS.items()
-    ]
-    for entry in entries:
-        if "export_roots" in entry:
-            entry["export_roots"] = [str(projects / root) for root in entry["export_roots"]]
-    path.write_text(json.dumps({"keys": entries}))
-    return path
-
-
 class Deployment:
     """The running app and how to start it again (same database, same files)."""
 
@@ -75,27 +39,8 @@ class Deployment:
         # The S3 test server's AWS_* variables reach every Ray worker, for the apps that store
         # files there (STORAGE_URL); the others never read them.
         self.s3 = s3
-        self.settings = {
-            "database_url": f"sqlite+aiosqlite:///{data_dir / 'sweedle.db'}",
-            "storage_dir": str(data_dir / "storage"),
-            "generator_backend": "tests.serve.gate:GatedGenerator",
-            "default_octree_resolution": 64,
-            "preprocess_size": 256,
-            "thumbnail_size": 96,
-            "reconcile_interval_s": 5,
-            # After a cluster crash the new queue takes the old one's jobs up once their leases
-            # run out: short here, so the restart test waits little.
-            "generator_lease_s": 10,
-            "max_upload_mb": 2,
-            "max_image_pixels": 20_000_000,
-            "export_allowed_roots": [str(data_dir / "projects")],
-            "api_keys_file": str(write_keys_file(data_dir / "keys.json", data_dir / "projects")),
-            "webhook_secret": WEBHOOK_SECRET,
-            "webhook_backoff_s": 0.2,
-            "webhook_allowed_cidrs": ["127.0.0.0/8"],  # the test receivers listen there
-            "cors_origins": ["http://studio.example"],
-        }
-        self.projects = data_dir / "projects"
+        self.settings = app_settings(data_dir)
+        self.projects = projects_of(data_dir)
         self.projects.mkdir(parents=True)
         self.storage_root = data_dir / "storage"
         self.db_path = data_dir / "sweedle.db"

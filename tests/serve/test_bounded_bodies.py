@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import psutil
 
-from tests.serve.conftest import KEYS
+from tests.app_settings import KEYS
 
 MB = 1024 * 1024
 # Measured here (2 cores), after a warm-up request: ten 200 MB uploads refused (without a key,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 import trimesh
 from PIL import Image
 
@@ -164,22 +163,3 @@ def test_bad_export_requests_are_named_4xx(client, asset) -> None:
     for response, status in cases:
         assert response.status_code == status, response.text
         assert response.json()["detail"]
-
-
-def test_exports_of_an_asset_still_generating_are_a_409(client, gate) -> None:
-    with client.feed() as feed:
-        arrived = ray.get(gate.arrived.remote())
-        job_id = client.submit_ok(drawn_image(128))["job_id"]
-        ray.get(gate.wait_for_arrivals.remote(arrived + 1), timeout=60)
-        asset_id = client.job(job_id)["asset_id"]
-
-        for response in (
-            client.http.get(f"/api/assets/{asset_id}/download"),
-            client.http.get(f"/api/export/{asset_id}/validate"),
-            client.http.post(f"/api/export/{asset_id}/engine", json={"engine": "godot"}),
-        ):
-            assert response.status_code == 409, response.text
-            assert response.json()["error"] == "asset_not_ready"
-        assert client.http.delete(f"/api/generation/jobs/{job_id}").status_code == 200
-        # The generator must have left the gate before the test (and its gate) ends.
-        assert feed.wait_finished({job_id})[job_id]["type"] == "job_cancelled"

@@ -20,13 +20,13 @@ from playwright.sync_api import expect
 from ray import serve
 
 from deployments.app import AppArgs, build_app
+from tests.app_settings import KEYS, WEBHOOK_SECRET, write_keys_file
 from tests.conftest import drawn_image
 from tests.glb_files import decode_draco_glb
 from tests.gltf_check import validate_gltf
 from tests.serve.browser.conftest import guarded_page, open_chromium
 from tests.serve.client import Sweedle
-from tests.serve.conftest import KEYS, WEBHOOK_SECRET, write_keys_file
-from tests.serve.test_idempotency_and_webhooks import Receiver
+from tests.serve.test_webhooks import Receiver
 from tests.stand_ins.postgres import fresh_database
 
 NAME = "postgres"

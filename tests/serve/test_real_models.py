@@ -206,15 +206,6 @@ def test_text_to_3d_paints_the_prompt_then_generates(models: Sweedle, tmp_path: 
     assert_valid_glb_with_faces(models, job["asset_id"], tmp_path)
 
 
-def test_text_to_3d_without_a_model_is_a_404_naming_the_setting(client: Sweedle) -> None:
-    response = client.http.post("/api/generation/text-to-3d", json={"prompt": "a chair"})
-
-    assert response.status_code == 404
-    body = response.json()
-    assert body["error"] == "text_to_image_disabled"
-    assert "TEXT_TO_IMAGE_MODEL" in body["detail"]
-
-
 def test_absent_weights_say_where_they_were_looked_for_in_health_and_the_job(
     deployment: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -82,14 +82,6 @@ def postgres_db(postgres_server) -> str:
     return postgres_server
 
 
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory):
-    """One migrated SQLite database per session; each test gets a copy (migrating takes ~0.1 s)."""
-    path = tmp_path_factory.mktemp("schema") / "template.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
 @pytest.fixture(params=BACKENDS)
 async def store(request, tmp_path):
     """The store on an empty, migrated database of each backend."""

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from sweedle_core.db import filters, paging
 from sweedle_core.db.library import AssetQuery, JobQuery, normalize_tag
 from sweedle_core.db.models import (
     Asset,
@@ -17,7 +18,7 @@ from sweedle_core.db.models import (
     utcnow,
 )
 from sweedle_core.db.store import Store
-from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
+from sweedle_core.errors import AssetNotFound, InvalidCursor, InvalidTag, JobNotFound
 from sweedle_core.idempotency import Idempotency, IdempotencyTaken, idempotency
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
@@ -141,6 +142,138 @@ async def test_pages_never_repeat_or_skip_an_asset(store, filled):
     assert len(seen) == len(set(seen)) == 300
 
 
+QUERIES = [
+    dict(search="chair"),
+    dict(search="low-poly"),  # names and tags
+    dict(search="wood", tags=["prop"]),
+    dict(search="tree", tags=["wood"], status="completed"),
+    dict(search="e_c", tags=["low-poly"], sort_by="name"),
+    dict(tags=["wood", "low-poly"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("drive_up_to", "exact_up_to"),
+    [(2_000, 10_000), (0, 10_000), (0, 20), (20, 40)],
+    ids=["drivers lead", "probes, drivers count", "probes, estimated", "mixed"],
+)
+async def test_every_plan_of_a_filter_finds_the_same_assets(
+    store, filled, monkeypatch, drive_up_to, exact_up_to
+):
+    """SQLite's filters are asked as drivers (IN what an index finds) or probes (tested row by
+    row) by how many assets their indexes find: each way finds the same pages, and a total
+    that is not counted says so (the thresholds are lowered here to reach every way)."""
+    expected = {}
+    for query in QUERIES:
+        found = await store.library.find(AssetQuery(page_size=100, **query), None)
+        expected[str(query)] = ([a.id for a in found.items], found.total)
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
+    kinds = set()
+    for query in QUERIES:
+        found = await store.library.find(AssetQuery(page_size=7, **query), None)
+        ids = [a.id for a in found.items]
+        while found.next_cursor:
+            found = await store.library.find(
+                AssetQuery(page_size=7, cursor=found.next_cursor, **query), None
+            )
+            ids += [a.id for a in found.items]
+        want_ids, want_total = expected[str(query)]
+        assert ids == want_ids, query
+        kinds.add(found.total_kind)
+        if found.total_kind == "more_than":
+            assert found.total == exact_up_to < want_total, query
+        elif found.total_kind == "exact" or store.engine.dialect.name == "sqlite":
+            # SQLite's estimate, whose sample holds its whole driver (under 300 ids), is the
+            # count; PostgreSQL's is its planner's guess.
+            assert found.total == want_total, query
+    if exact_up_to == 20 and store.engine.dialect.name == "sqlite":
+        assert "estimate" in kinds
+
+
+async def walk(store: Store, **query) -> list[Asset]:
+    """Every asset ``query`` finds, a page of 29 at a time by cursor."""
+    found = await store.library.find(AssetQuery(page_size=29, **query), None)
+    seen = list(found.items)
+    while found.next_cursor:
+        cursor = found.next_cursor
+        found = await store.library.find(AssetQuery(page_size=29, cursor=cursor, **query), None)
+        assert found.page is None and found.total == 300
+        seen += found.items
+    return seen
+
+
+@pytest.mark.parametrize("sort_by", ["created", "name", "vertex_count"])
+@pytest.mark.parametrize("sort_order", ["asc", "desc"])
+async def test_cursors_walk_every_order_as_pages_do(store, filled, sort_by, sort_order):
+    by_cursor = await walk(store, sort_by=sort_by, sort_order=sort_order)
+    by_page = [
+        a.id
+        for page in (1, 2, 3)
+        for a in (
+            await store.library.find(
+                AssetQuery(page, 100, sort_by=sort_by, sort_order=sort_order), None
+            )
+        ).items
+    ]
+    assert [a.id for a in by_cursor] == by_page and len(set(by_page)) == 300
+    if sort_by == "vertex_count":  # assets without a mesh last, either way
+        assert {a.vertex_count for a in by_cursor[-75:]} == {None}
+
+
+async def test_a_cursor_holds_its_place_while_assets_are_added(store, filled):
+    first = await store.library.find(AssetQuery(page_size=50), None)
+    newest = first.items[0].created_at
+    async with store.sessions.begin() as session:  # newer ones and one among those to come
+        added = [
+            Asset(id=new_id(), name=f"late {i}", created_at=at, generation_params={}, metadata_={})
+            for i, at in enumerate(
+                [
+                    newest + timedelta(minutes=1),
+                    first.items[-1].created_at - timedelta(milliseconds=1),
+                ]
+            )
+        ]
+        session.add_all(added)
+    rest = []
+    found = first
+    while found.next_cursor:
+        found = await store.library.find(AssetQuery(page_size=50, cursor=found.next_cursor), None)
+        rest += [a.id for a in found.items]
+    shown = [a.id for a in first.items] + rest
+    assert len(shown) == len(set(shown)) == 301  # every one once, and the one added behind
+    assert added[1].id in rest and added[0].id not in shown
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        (dict(cursor="not a cursor"), "not one this server gave out"),
+        (dict(cursor="eyJvIjoiY3JlYXRlZDpkZXNjIiwiayI6WzEsMl19"), "not one this server"),
+        (dict(cursor="CURSOR", sort_by="name"), "for the order 'created:desc', not 'name:desc'"),
+        (dict(cursor="CURSOR", page=2), "page or cursor, not both"),
+    ],
+)
+async def test_a_bad_cursor_is_refused_saying_why(store, filled, query, problem):
+    given = (await store.library.find(AssetQuery(page_size=10), None)).next_cursor
+    if query["cursor"] == "CURSOR":
+        query["cursor"] = given
+    with pytest.raises(InvalidCursor, match=problem):
+        await store.library.find(AssetQuery(**query), None)
+
+
+async def test_a_large_total_stops_counting_and_says_so(store, filled, monkeypatch):
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 100)
+    page = await store.library.find(AssetQuery(), None)
+    if store.engine.dialect.name == "postgresql":
+        assert page.total_kind == "estimate" and page.total > 100
+    else:
+        assert (page.total, page.total_kind) == (100, "more_than")
+    wood = await store.library.find(AssetQuery(tags=["wood"]), None)
+    assert (wood.total, wood.total_kind) == (100, "exact")  # at the threshold: still exact
+
+
 def test_tags_are_normalised():
     assert normalize_tag("  Low   Poly ") == "low-poly"
     assert normalize_tag("Ｗｏｏｄ") == "wood"  # NFKC: full-width letters
@@ -243,6 +376,10 @@ async def test_job_history_filters_by_status_date_and_owner(store):
 
     history = await store.library.jobs(JobQuery(page_size=3), None)
     assert (history.total, history.pages, len(history.items)) == (6, 2, 3)
+    after = await store.library.jobs(JobQuery(page_size=3, cursor=history.next_cursor), None)
+    second = await store.library.jobs(JobQuery(page=2, page_size=3), None)
+    assert [j.id for j in after.items] == [j.id for j in second.items]
+    assert after.items[-1].id == jobs[2].id and after.next_cursor is None  # the oldest, last
     failed_or_done = await store.library.jobs(JobQuery(status=["completed", "failed"]), "a")
     assert {j.id for j in failed_or_done.items} == {jobs[0].id, jobs[1].id}
     recent = await store.library.jobs(JobQuery(created_after=utcnow() - timedelta(days=1)), "a")

@@ -11,12 +11,14 @@ b-tree for ORDER BY, and names the FTS5 table it searches.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from sweedle_core.db.library import AssetQuery, JobQuery
+from sweedle_core.db.models import Asset
 from sweedle_core.db.store import Store
 
 SORTS = [
@@ -25,11 +27,17 @@ SORTS = [
 
 
 async def plan_of(store: Store, run: Callable[[], Awaitable[Any]]) -> str:
-    """The plan of the page query (the one with a LIMIT) that ``run`` made the library run."""
+    """The plan of the first page query (the one with a LIMIT) that ``run`` made the library
+    run."""
+    return (await plans_of(store, run))[0]
+
+
+async def plans_of(store: Store, run: Callable[[], Awaitable[Any]]) -> list[str]:
+    """The plans of the page queries that ``run`` made the library run (not the count)."""
     seen: list[tuple[str, Any]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "LIMIT" in statement:
+        if "LIMIT" in statement and "count(" not in statement:
             seen.append((statement, parameters))
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
@@ -37,15 +45,17 @@ async def plan_of(store: Store, run: Callable[[], Awaitable[Any]]) -> str:
         await run()
     finally:
         event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
-    (statement, parameters), *_ = seen
     sqlite = store.engine.dialect.name == "sqlite"
+    plans = []
     async with store.engine.connect() as connection:
         if not sqlite:
             await connection.exec_driver_sql("SET enable_sort = off")
             await connection.exec_driver_sql("SET enable_seqscan = off")
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-        rows = await connection.exec_driver_sql(explain + statement, parameters)
-        return "\n".join(str(row[-1]) for row in rows)
+        for statement, parameters in seen:
+            rows = await connection.exec_driver_sql(explain + statement, parameters)
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans
 
 
 def assert_no_sort(plan: str) -> None:
@@ -57,6 +67,26 @@ def assert_no_sort(plan: str) -> None:
 async def test_each_asset_order_is_read_off_an_index(store, sort_by, order, sees):
     query = AssetQuery(sort_by=sort_by, sort_order=order)
     assert_no_sort(await plan_of(store, lambda: store.library.find(query, sees)))
+
+
+@pytest.mark.parametrize("sees", [None, "studio"], ids=["every asset", "one key's"])
+@pytest.mark.parametrize(("sort_by", "order"), SORTS)
+async def test_a_cursor_starts_its_page_on_the_index_not_before_it(store, sort_by, order, sees):
+    """The page after a cursor is a range of the order's index (SQLite SEARCHes it, PostgreSQL
+    has an Index Cond), however deep: no OFFSET walks the rows before it."""
+    async with store.sessions.begin() as session:
+        session.add_all(
+            Asset(name=f"a{i}", owner="studio", vertex_count=i or None, generation_params={})
+            for i in range(3)
+        )
+    query = AssetQuery(page_size=1, sort_by=sort_by, sort_order=order)
+    cursor = (await store.library.find(query, sees)).next_cursor
+    for _ in range(2):  # the second: from the assets with a vertex count to those without
+        found = lambda q=replace(query, cursor=cursor): store.library.find(q, sees)  # noqa: E731
+        for plan in await plans_of(store, found):
+            assert_no_sort(plan)
+            assert ("SEARCH" if store.engine.dialect.name == "sqlite" else "Index Cond") in plan
+        cursor = (await found()).next_cursor
 
 
 @pytest.mark.parametrize("sees", [None, "studio"], ids=["every job", "one key's"])

@@ -1,5 +1,6 @@
 // The library: a grid of thumbnails with search, tag, source and status filters, sort and
-// paging (GET /api/assets); each card opens the asset, and edits or deletes it.
+// paging (GET /api/assets, page after page by cursor: as fast on page 500 as on page 1); each
+// card opens the asset, and edits or deletes it.
 import { blobUrl, getJson } from "./api.js";
 import { count } from "./asset.js";
 import { element } from "./jobs.js";
@@ -19,7 +20,7 @@ export class Library {
     this.prev = document.getElementById("prev");
     this.next = document.getElementById("next");
     this.page = 1;
-    this.pages = 1;
+    this.cursors = [null]; // cursors[i] opens page i + 1 (null: the first page)
     this.urls = []; // thumbnails' blob URLs, released when the grid is redrawn
     this.asked = 0;
     let pause = null;
@@ -35,15 +36,15 @@ export class Library {
     this.next.addEventListener("click", () => show(this.page + 1));
   }
 
-  query(page) {
+  query(cursor) {
     const form = this.filters.elements;
     const [sortBy, sortOrder] = form.sort.value.split(":");
     const query = new URLSearchParams({
-      page: String(page),
       page_size: String(PAGE_SIZE),
       sort_by: sortBy,
       sort_order: sortOrder,
     });
+    if (cursor) query.set("cursor", cursor);
     for (const field of ["search", "tags", "source_type", "status"]) {
       const value = form[field].value.trim();
       if (value) query.set(field, value);
@@ -51,25 +52,29 @@ export class Library {
     return query;
   }
 
+  // Page ``page`` of the current filters: page 1 starts them afresh; another page is one whose
+  // cursor a page before gave.
   async show(page = this.page) {
     const asked = ++this.asked;
+    if (page <= 1) this.cursors = [null];
+    page = Math.max(1, Math.min(page, this.cursors.length));
     const [result, tags] = await Promise.all([
-      getJson(`/api/assets?${this.query(Math.max(1, page))}`),
+      getJson(`/api/assets?${this.query(this.cursors[page - 1])}`),
       getJson("/api/assets/tags"),
     ]);
     if (asked !== this.asked) return; // a newer query answered first
-    this.page = result.page;
-    this.pages = Math.max(1, result.pages);
+    this.page = page;
+    this.cursors.length = page;
+    if (result.next_cursor) this.cursors.push(result.next_cursor);
     this.showTags(tags);
     for (const url of this.urls) URL.revokeObjectURL(url);
     this.urls = [];
     this.grid.replaceChildren(...result.items.map((asset) => this.card(asset)));
-    this.summary.textContent = result.total
-      ? `${count(result.total)} asset${result.total === 1 ? "" : "s"}`
-      : "No assets match.";
-    this.pageLabel.textContent = `Page ${this.page} of ${this.pages}`;
-    this.prev.disabled = this.page <= 1;
-    this.next.disabled = this.page >= this.pages;
+    this.summary.textContent = summary(result);
+    const exact = result.total_kind === "exact";
+    this.pageLabel.textContent = exact ? `Page ${page} of ${result.pages}` : `Page ${page}`;
+    this.prev.disabled = page <= 1;
+    this.next.disabled = !result.next_cursor;
   }
 
   showTags(tags) {
@@ -117,4 +122,12 @@ export class Library {
     }
     return item;
   }
+}
+
+// "1 asset", "1,234 assets", "about 1,200,000 assets" (PostgreSQL's estimate past the count's
+// limit) or "more than 10,000 assets" (SQLite's).
+function summary({ total, total_kind: kind }) {
+  if (!total) return "No assets match.";
+  const assets = `${count(total)} asset${total === 1 ? "" : "s"}`;
+  return { exact: assets, estimate: `about ${assets}`, more_than: `more than ${assets}` }[kind];
 }

@@ -5,8 +5,11 @@ finding, renaming, tagging, downloading and deleting an asset."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,12 @@ import trimesh
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.conftest import drawn_image
+from sweedle_core.db.models import Asset, utcnow
+from sweedle_core.db.store import Store
+from tests.app_settings import KEYS
+from tests.conftest import box_photo, drawn_image
 from tests.serve.browser.conftest import ARTEFACTS, PHONE
 from tests.serve.client import Sweedle
-from tests.serve.conftest import KEYS
-from tests.serve.test_multiview import box_photo
 
 ADMIN = KEYS["admin"][0]
 BACKGROUND = np.array([0x1D, 0x20, 0x26])  # the viewer's clear colour
@@ -327,3 +331,49 @@ def test_views_of_one_object_make_one_asset_from_all_of_them(studio_page, deploy
     (asset,) = client.http.get("/api/assets", params={"search": "Browser Box"}).json()["items"]
     assert asset["views"] == ["front", "left"]
     expect(page.locator('[data-fact="triangles"]')).to_have_text(f"{asset['face_count']:,}")
+
+
+def test_the_library_pages_on_by_cursor_and_back(studio_page, deployment) -> None:
+    """30 assets a search finds: 24 on the first page, 6 on the next (asked for by the cursor
+    the first gave), then the first again; each asset shown once."""
+    marker = f"pager{uuid.uuid4().hex[:8]}"
+    start = utcnow() - timedelta(days=1)
+    names = [f"{marker} {i:02d}" for i in range(30)]
+
+    async def add() -> None:
+        store = Store.from_url(f"sqlite+aiosqlite:///{deployment.db_path}")
+        async with store.sessions.begin() as session:
+            session.add_all(
+                Asset(
+                    name=name,
+                    status="completed",
+                    face_count=12,
+                    created_at=start + timedelta(seconds=i),
+                    generation_params={},
+                    metadata_={},
+                )
+                for i, name in enumerate(names)
+            )
+        await store.close()
+
+    asyncio.run(add())
+    page, _ = studio_page
+    open_studio(page, deployment.client.base_url)
+    page.get_by_role("button", name="Library").click()
+    page.get_by_label("Search").fill(marker)
+    cards = page.locator("#grid .card-name")
+    expect(cards).to_have_count(24)
+    expect(page.locator("#page")).to_have_text("Page 1 of 2")
+    expect(page.locator("#library-summary")).to_have_text("30 assets")
+    first = cards.all_inner_texts()
+    with page.expect_request(lambda r: "cursor=" in r.url and "/api/assets?" in r.url):
+        page.locator("#next").click()
+    expect(cards).to_have_count(6)
+    expect(page.locator("#page")).to_have_text("Page 2 of 2")
+    expect(page.locator("#next")).to_be_disabled()
+    assert sorted(first + cards.all_inner_texts()) == names  # newest first, each once
+    assert first[0] == names[-1]
+    page.locator("#prev").click()
+    expect(cards).to_have_count(24)
+    expect(cards.first).to_have_text(names[-1])
+    expect(page.locator("#prev")).to_be_disabled()

@@ -1,79 +1,22 @@
-"""Idempotent submission and signed webhooks, through the running app."""
+"""Signed webhooks, through the running app: sent by the job queue when a job ends, retried,
+logged, and signed with the secret the queue was deployed with. (Which webhook URLs a
+submission may name is tested without Ray, in tests/api/test_bad_input.py.)"""
 
 from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import ray
 
 from sweedle_core.webhooks.signing import verify
+from tests.app_settings import WEBHOOK_SECRET
 from tests.conftest import drawn_image
-from tests.serve.conftest import KEYS, WEBHOOK_SECRET
 from tests.serve.test_queueing import hold_generator
 
 IMAGE = drawn_image(96)
-
-
-def test_the_same_key_and_request_give_the_first_job_back(client):
-    key = {"Idempotency-Key": "order-1234-" + IMAGE[-8:].hex()}
-    files = {"file": ("disc.png", IMAGE)}
-    first = client.http.post(
-        "/api/generation/image-to-3d", files=files, data={"seed": "3"}, headers=key
-    )
-    again = client.http.post(
-        "/api/generation/image-to-3d", files=files, data={"seed": "3"}, headers=key
-    )
-    assert (first.status_code, again.status_code) == (202, 202), again.text
-    assert again.json()["job_id"] == first.json()["job_id"]
-    assert again.headers["idempotent-replayed"] == "true"
-    assert "idempotent-replayed" not in first.headers
-
-    other_body = client.http.post(
-        "/api/generation/image-to-3d", files=files, data={"seed": "4"}, headers=key
-    )
-    assert other_body.status_code == 409
-    assert other_body.json()["error"] == "idempotency_key_reused"
-    other_file = client.http.post(
-        "/api/generation/image-to-3d",
-        files={"file": ("disc.png", drawn_image(97))},
-        data={"seed": "3"},
-        headers=key,
-    )
-    assert other_file.status_code == 409
-    history = client.http.get(
-        "/api/generation/jobs", params={"asset_id": first.json()["asset_id"]}
-    ).json()
-    assert history["total"] == 1
-
-
-def test_a_key_raced_by_parallel_requests_makes_one_job(client):
-    key = {"Idempotency-Key": f"race-{IMAGE[-6:].hex()}-{threading.get_ident()}"}
-
-    def send(_: int):  # type: ignore[no-untyped-def]
-        return client.http.post(
-            "/api/generation/image-to-3d", files={"file": ("d.png", IMAGE)}, headers=key
-        )
-
-    with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(send, range(6)))
-    assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
-    assert len({a.json()["job_id"] for a in answers}) == 1
-
-
-def test_keys_are_per_api_key(client):
-    key = {"Idempotency-Key": "shared-key-name"}
-    files = {"file": ("d.png", IMAGE)}
-    alice = client.as_key(KEYS["alice"][0]).http.post(
-        "/api/generation/image-to-3d", files=files, headers=key
-    )
-    bob = client.as_key(KEYS["bob"][0]).http.post(
-        "/api/generation/image-to-3d", files=files, headers=key
-    )
-    assert alice.json()["job_id"] != bob.json()["job_id"]
 
 
 class Receiver:
@@ -169,30 +112,6 @@ def test_a_cancelled_job_is_announced_too(client, gate, receiver):
         ray.get(gate.open.remote())
         feed.wait_finished({busy})
     assert final["event"] == "job.cancelled" and final["status"] == "delivered"
-
-
-def test_a_bad_webhook_url_is_a_422(client):
-    for url in ["ftp://x/y", "not a url", "http://"]:
-        response = client.submit(IMAGE, webhook_url=url)
-        assert response.status_code == 422, response.text
-        assert "webhook_url" in response.json()["detail"]
-
-
-def test_a_webhook_to_an_inside_address_is_a_422_naming_the_rule(client):
-    """The app allows 127.0.0.0/8 (its test receivers); every other inside address is refused
-    before a job exists, so nothing is ever sent there."""
-    before = client.http.get("/api/generation/jobs").json()["total"]
-    for url, rule in [
-        ("http://169.254.169.254/latest/meta-data/", "link-local"),
-        ("http://10.0.0.1:8080/hook", "private"),
-        ("http://[::1]:8000/api/assets", "loopback"),
-        ("http://[::ffff:a9fe:a9fe]/", "link-local"),
-    ]:
-        response = client.submit(IMAGE, webhook_url=url)
-        assert response.status_code == 422, response.text
-        body = response.json()
-        assert body["error"] == "webhook_destination_refused" and rule in body["detail"], body
-    assert client.http.get("/api/generation/jobs").json()["total"] == before
 
 
 def test_a_rotated_webhook_secret_signs_the_next_delivery(deployment, client):

@@ -1,0 +1,208 @@
+"""Pages read off an index: keyset cursors, and totals that stop counting.
+
+A cursor names the last row of a page by its sort keys, as the database computed them, so the
+next page starts right after it on the index that matches the order: as fast at depth 50,000 as
+on the first page, and stable while rows are added (a row added meanwhile lands before or after
+the cursor; none is shown twice or skipped). ``page`` (OFFSET) paging stays for jumps.
+
+A total is counted exactly up to `TOTAL_EXACT_UP_TO` matches; past it the count stops and the
+page says so (`TotalKind`): PostgreSQL's planner gives an estimate, SQLite only "more than".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
+
+from sqlalchemy import ColumnElement, DateTime, Select, and_, false, func, literal, select, true
+from sqlalchemy import tuple_ as row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweedle_core.errors import InvalidCursor
+
+TOTAL_EXACT_UP_TO = 10_000
+CURSOR_MAX = 512  # characters: a cursor holds a few keys
+TotalKind = Literal["exact", "estimate", "more_than"]
+
+
+class Total(NamedTuple):
+    matches: int
+    kind: TotalKind
+
+
+@dataclass(frozen=True)
+class Order:
+    """A sort: ``keys`` all ascending or all descending, the last one unique (the id).
+
+    ``nulls_last``: the first key may be NULL; those rows come after the others (either way),
+    ordered by the remaining keys. The index that serves it leads with ``keys[0] IS NULL``.
+    """
+
+    name: str  # what a cursor was made for ("created:desc"); another order's cursor is refused
+    keys: tuple[Any, ...]
+    descending: bool
+    nulls_last: bool = False
+
+    def clauses(self) -> list[Any]:
+        way = [k.desc() if self.descending else k.asc() for k in self.keys]
+        return [self.keys[0].is_(None), *way] if self.nulls_last else way
+
+    def after(self, values: Sequence[Any], dialect: str) -> list[tuple[list[Any], list[Any]]]:
+        """The rows after the row with sort keys ``values``: (conditions, order) per run of rows,
+        each a range on its index, read in turn (two where NULL keys come last)."""
+        keys, way = list(self.keys), self.clauses()
+        if not self.nulls_last:
+            return [([_beyond(keys, values, self.descending)], way)]
+        # Each run is one value of the NULL key, which leads the index. ``IS FALSE``, not ``=
+        # false``, which PostgreSQL rewrites to ``IS NOT NULL``, a clause that no longer names
+        # that index column; and PostgreSQL needs the key in the ORDER BY to match the index,
+        # where SQLite, given it, sorts. In the NULL run the id's bound filters: the NULL key
+        # stands before it in the index.
+        if dialect == "sqlite":
+            way = way[1:]
+        missing = self.keys[0].is_(None)
+        rest = [missing.is_(true())]
+        if values[0] is None:
+            return [([*rest, _beyond(keys[1:], values[1:], self.descending)], way)]
+        return [([missing.is_(false()), _beyond(keys, values, self.descending)], way), (rest, way)]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int
+    total_kind: TotalKind
+    page: int | None  # None for a page found by cursor
+    page_size: int
+    next_cursor: str | None
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+async def read_page(
+    session: AsyncSession,
+    model: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    order: Order,
+    page: int,
+    page_size: int,
+    cursor: str | None,
+    counted: Sequence[ColumnElement[bool]] | Total | None = None,
+) -> Page:
+    """Page ``page`` of the ``model`` rows meeting ``conditions`` in ``order``, or the page after
+    ``cursor``; one row more than the page is read, to know whether a next page exists. The
+    total counts the rows meeting ``counted`` (the same rows, asked another way; default:
+    ``conditions``), or is ``counted`` where known."""
+    if cursor is not None and page != 1:
+        raise InvalidCursor("give page or cursor, not both")
+    chosen = select(model, *order.keys).where(*conditions)
+    rows: list[Any] = []
+    if cursor is None:
+        offset = (page - 1) * page_size
+        statement = chosen.order_by(*order.clauses()).offset(offset).limit(page_size + 1)
+        rows = list((await session.execute(statement)).all())
+    else:
+        dialect = session.get_bind().dialect.name
+        for extra, way in order.after(decode_cursor(cursor, order), dialect):
+            wanted = page_size + 1 - len(rows)
+            statement = chosen.where(*extra).order_by(*way).limit(wanted)
+            rows += (await session.execute(statement)).all()
+            if len(rows) > page_size:
+                break
+    shown = rows[:page_size]
+    following = encode_cursor(order, shown[-1][1:]) if len(rows) > page_size else None
+    if cursor is None and page == 1 and following is None:
+        total = Total(len(shown), "exact")  # the whole result is on this page
+    elif not isinstance(counted, Total):
+        total = await count(session, model, conditions if counted is None else counted)
+    else:
+        total = counted
+    items = [r[0] for r in shown]
+    return Page(items, *total, None if cursor else page, page_size, following)
+
+
+async def count(
+    session: AsyncSession, model: Any, conditions: Sequence[ColumnElement[bool]]
+) -> Total:
+    """How many rows meet ``conditions``: exact up to `TOTAL_EXACT_UP_TO`, beyond it the
+    planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite)."""
+    matching = select(literal(1)).select_from(model).where(*conditions)
+    capped = matching.limit(TOTAL_EXACT_UP_TO + 1).subquery()
+    counted = await session.scalar(select(func.count()).select_from(capped)) or 0
+    if counted <= TOTAL_EXACT_UP_TO:
+        return Total(counted, "exact")
+    if session.get_bind().dialect.name == "postgresql":
+        estimate = await planned_rows(session, matching)
+        return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
+    return Total(TOTAL_EXACT_UP_TO, "more_than")
+
+
+async def planned_rows(session: AsyncSession, query: Select[Any]) -> int:
+    """The rows PostgreSQL's planner expects ``query`` to return (EXPLAIN, not run)."""
+    connection = await session.connection()
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    values = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    result = await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", values)
+    plan = result.scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def encode_cursor(order: Order, values: Sequence[Any]) -> str:
+    keys = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    data = json.dumps({"o": order.name, "k": keys}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, order: Order) -> list[Any]:
+    """The sort keys ``cursor`` holds, checked against ``order``; `InvalidCursor` if it was not
+    made by `encode_cursor` for this order."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        made_for, values = data["o"], data["k"]
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise InvalidCursor("the cursor is not one this server gave out") from None
+    if made_for != order.name:
+        raise InvalidCursor(
+            f"the cursor is for the order {made_for!r}, not {order.name!r}: "
+            "sort as when it was given, or start again without it"
+        )
+    if not isinstance(values, list) or len(values) != len(order.keys):
+        raise InvalidCursor("the cursor is not one this server gave out")
+    return [_key_value(key, value, order) for key, value in zip(order.keys, values, strict=True)]
+
+
+def _key_value(key: Any, value: Any, order: Order) -> Any:
+    if value is None and order.nulls_last and key is order.keys[0]:
+        return None
+    python_type = datetime if isinstance(key.type, DateTime) else key.type.python_type
+    try:
+        if python_type is datetime and isinstance(value, str):
+            return datetime.fromisoformat(value)
+        if isinstance(value, python_type) and not isinstance(value, bool):
+            return value
+    except ValueError:
+        pass
+    raise InvalidCursor("the cursor is not one this server gave out")
+
+
+def _beyond(keys: list[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    """The rows whose ``keys`` sort after ``values``: a row-value comparison (PostgreSQL reads it
+    as a range on the index that leads with those keys), with the first key's bound beside it
+    (SQLite ranges over an expression index, such as lower(name), only so)."""
+    bound = [literal(v, k.type) for k, v in zip(keys, values, strict=True)]
+    if len(keys) == 1:
+        return keys[0] < bound[0] if descending else keys[0] > bound[0]
+    if descending:
+        return and_(keys[0] <= bound[0], row(*keys) < row(*bound))
+    return and_(keys[0] >= bound[0], row(*keys) > row(*bound))
