@@ -90,8 +90,9 @@ class Paging(BaseModel):
 
     total: int = Field(description="how many match: see total_kind")
     total_kind: TotalKind = Field(
-        description=f"exact up to {TOTAL_EXACT_UP_TO:,} matches; beyond, the count stops: "
-        "'estimate' (PostgreSQL's planner) or 'more_than' (total is the threshold)"
+        description=f"'exact': counted (up to {TOTAL_EXACT_UP_TO:,} matches); 'estimate': "
+        "past that, or where a search or tag finds more, an estimate (never below the rows "
+        "paged through); 'more_than': more than total (the threshold)"
     )
     page: int | None = Field(description="null for a page asked for by cursor")
     page_size: int

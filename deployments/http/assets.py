@@ -39,7 +39,7 @@ async def list_assets(
     services: ServicesDep,
     caller: CallerDep,
     links: LinksDep,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: Annotated[int | None, Query(ge=1, le=100_000, description="default 1")] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     search: Annotated[
         str | None, Query(max_length=200, description="in names and tags, matched literally")
@@ -62,7 +62,16 @@ async def list_assets(
     """A page of the library: ``page`` to jump, ``cursor`` (the last page's ``next_cursor``)
     to go on from any depth at the cost of the first page."""
     query = AssetQuery(
-        page, page_size, search, source_type, status, tags, sort_by, sort_order, owner, cursor
+        page=page,
+        page_size=page_size,
+        search=search,
+        source_type=source_type,
+        status=status,
+        tags=tags,
+        sort_by=sort_by,
+        sort_order=sort_order,
+        owner=owner,
+        cursor=cursor,
     )
     return AssetPage.of(await services.store.library.find(query, caller.sees), links)
 

@@ -112,7 +112,7 @@ async def list_jobs(
     owner: Annotated[
         str | None, Query(max_length=64, description="one key's jobs (an admin key's filter)")
     ] = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: Annotated[int | None, Query(ge=1, le=100_000, description="default 1")] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> JobPage:

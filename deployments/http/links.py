@@ -1,8 +1,8 @@
 """The links answers carry (`download_url`, `status_url`, ...), built from the routes
-themselves with `request.url_for`: a route's path is written once, in its router, and every
-link includes the path the app is served at (a Serve `route_prefix`), so a client follows it as
-given. Paths, not absolute URLs: behind a proxy the service does not know the address it is
-reached by.
+themselves (`app.url_path_for`): a route's path is written once, in its router, and every link
+includes the path the app is served at (a Serve `route_prefix`, the request's root path), so a
+client follows it as given. Paths, not absolute URLs: behind a proxy the service does not know
+the address it is reached by.
 
 A route's path is looked up once per app, as a template (`url_path_for` walks every route: done
 for each link of a page of 20 assets with their LODs, it was most of the page's time)."""

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from sweedle_core.db.search import FOLD, fold
 from sweedle_core.storage.atomic import make_folder
 
 if TYPE_CHECKING:
@@ -77,8 +78,9 @@ def _unique_statement_name() -> str:
 
 
 def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection;
-    a server database is pooled as ``options`` say."""
+    """An async engine; SQLite gets WAL, a busy timeout, foreign keys and the search's case
+    folding (`search.FOLD`) on every connection; a server database is pooled as ``options``
+    say."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
@@ -103,6 +105,7 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function(FOLD, 1, fold, deterministic=True)
 
     return engine
 

@@ -7,6 +7,8 @@ other keys' assets are not even confirmed to exist.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, String, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -62,7 +64,7 @@ def normalize_tags(names: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class AssetQuery:
-    page: int = 1
+    page: int | None = None  # the first by default; not with a cursor
     page_size: int = 20
     search: str | None = None  # in the name and the tags, matched literally
     source_type: str | None = None
@@ -76,7 +78,7 @@ class AssetQuery:
 
 @dataclass(frozen=True)
 class JobQuery:
-    page: int = 1
+    page: int | None = None
     page_size: int = 20
     status: Sequence[str] = field(default_factory=tuple)
     created_after: datetime | None = None
@@ -102,7 +104,8 @@ class AssetLibrary:
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
         async with self.sessions() as session:
-            term_tags = await tags_holding(session, query.search) if query.search else []
+            term = query.search
+            term_tags = await tags_holding(session, term, self.dialect) if term else []
             filters = _asset_filters(query, sees, self.dialect, term_tags)
             plan = await filters.plan(session)
             return await read_page(
@@ -234,7 +237,7 @@ class AssetLibrary:
                 session,
                 GenerationJob,
                 conditions,
-                _JOB_ORDER,
+                _job_order(query),
                 query.page,
                 query.page_size,
                 query.cursor,
@@ -263,7 +266,7 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
 
 
 def _asset_filters(
-    query: AssetQuery, sees: str | None, dialect: str, term_tags: list[int]
+    query: AssetQuery, sees: str | None, dialect: str, term_tags: list[int] | None
 ) -> AssetFilters:
     base: list[ColumnElement[bool]] = []
     if sees is not None:
@@ -280,11 +283,9 @@ def _asset_filters(
     return AssetFilters(base, found, dialect)
 
 
-# Newest first; matched by an index (`models`).
-_JOB_ORDER = Order("jobs:created:desc", (GenerationJob.created_at, GenerationJob.id), True)
 _ASSET_KEYS = {
     "created": (Asset.created_at, Asset.id),
-    "name": (func.lower(Asset.name), Asset.id),
+    "name": (func.lower(Asset.name, type_=String), Asset.id),
     "vertex_count": (Asset.vertex_count, Asset.id),
 }
 
@@ -293,12 +294,26 @@ def _asset_order(query: AssetQuery) -> Order:
     """The page's order; each is matched by an index (`models`), on every database. Assets
     without a mesh yet have no vertex count: last either way (an IS NULL key orders them so on
     every database, and an index can match it; NULLS LAST cannot be indexed on SQLite)."""
+    filters = [query.search, sorted(query.tags), query.source_type, query.status, query.owner]
     return Order(
         f"{query.sort_by}:{query.sort_order}",
         _ASSET_KEYS[query.sort_by],
         query.sort_order == "desc",
         nulls_last=query.sort_by == "vertex_count",
+        scope=_digest(filters),
     )
+
+
+def _job_order(query: JobQuery) -> Order:
+    """Newest first; matched by an index (`models`)."""
+    after, before = query.created_after, query.created_before
+    filters = [sorted(query.status), str(after), str(before), query.asset_id, query.owner]
+    keys = (GenerationJob.created_at, GenerationJob.id)
+    return Order("jobs:created:desc", keys, True, scope=_digest(filters))
+
+
+def _digest(filters: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(filters).encode()).hexdigest()[:16]
 
 
 async def _tag_rows(session: AsyncSession, names: Sequence[str]) -> list[Tag]:

@@ -17,17 +17,32 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import ColumnElement, DateTime, Select, and_, false, func, literal, select, true
-from sqlalchemy import tuple_ as row
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    and_,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweedle_core.errors import InvalidCursor
 
 TOTAL_EXACT_UP_TO = 10_000
-CURSOR_MAX = 512  # characters: a cursor holds a few keys
+# Characters: a cursor holds a few keys, the longest a lower-cased name of up to 255 characters
+# (4 bytes each in UTF-8, a third more in base64).
+CURSOR_MAX = 2_048
+_INT_RANGE = range(-(2**31), 2**31)  # an integer key's column holds no other (PostgreSQL int4)
 TotalKind = Literal["exact", "estimate", "more_than"]
 
 
@@ -48,6 +63,9 @@ class Order:
     keys: tuple[Any, ...]
     descending: bool
     nulls_last: bool = False
+    # The filters a cursor was made under (a digest): a cursor is refused under others, where
+    # the row it names says nothing of where the page would be.
+    scope: str = ""
 
     def clauses(self) -> list[Any]:
         way = [k.desc() if self.descending else k.asc() for k in self.keys]
@@ -92,21 +110,21 @@ async def read_page(
     model: Any,
     conditions: Sequence[ColumnElement[bool]],
     order: Order,
-    page: int,
+    page: int | None,
     page_size: int,
     cursor: str | None,
     counted: Sequence[ColumnElement[bool]] | Total | None = None,
 ) -> Page:
-    """Page ``page`` of the ``model`` rows meeting ``conditions`` in ``order``, or the page after
-    ``cursor``; one row more than the page is read, to know whether a next page exists. The
-    total counts the rows meeting ``counted`` (the same rows, asked another way; default:
-    ``conditions``), or is ``counted`` where known."""
-    if cursor is not None and page != 1:
+    """Page ``page`` (default: the first) of the ``model`` rows meeting ``conditions`` in
+    ``order``, or the page after ``cursor``; one row more than the page is read, to know whether
+    a next page exists. The total counts the rows meeting ``counted`` (the same rows, asked
+    another way; default: ``conditions``), or is ``counted`` where known."""
+    if cursor is not None and page is not None:
         raise InvalidCursor("give page or cursor, not both")
     chosen = select(model, *order.keys).where(*conditions)
     rows: list[Any] = []
+    offset = ((page or 1) - 1) * page_size
     if cursor is None:
-        offset = (page - 1) * page_size
         statement = chosen.order_by(*order.clauses()).offset(offset).limit(page_size + 1)
         rows = list((await session.execute(statement)).all())
     else:
@@ -119,14 +137,18 @@ async def read_page(
                 break
     shown = rows[:page_size]
     following = encode_cursor(order, shown[-1][1:]) if len(rows) > page_size else None
-    if cursor is None and page == 1 and following is None:
+    if cursor is None and offset == 0 and following is None:
         total = Total(len(shown), "exact")  # the whole result is on this page
     elif not isinstance(counted, Total):
         total = await count(session, model, conditions if counted is None else counted)
     else:
         total = counted
+    # An estimate is never below the rows a client has seen, and one more if a page follows.
+    seen = len(rows) + (offset if cursor is None else 0)
+    if total.kind != "exact" and total.matches < seen:
+        total = Total(seen, total.kind)
     items = [r[0] for r in shown]
-    return Page(items, *total, None if cursor else page, page_size, following)
+    return Page(items, *total, None if cursor else page or 1, page_size, following)
 
 
 async def count(
@@ -160,40 +182,55 @@ async def planned_rows(session: AsyncSession, query: Select[Any]) -> int:
 
 def encode_cursor(order: Order, values: Sequence[Any]) -> str:
     keys = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    data = json.dumps({"o": order.name, "k": keys}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    data = {"o": order.name, "f": order.scope, "k": keys}
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str, order: Order) -> list[Any]:
     """The sort keys ``cursor`` holds, checked against ``order``; `InvalidCursor` if it was not
-    made by `encode_cursor` for this order."""
+    made by `encode_cursor` for this order, or holds a value its key's column cannot."""
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        made_for, values = data["o"], data["k"]
+        made_for, scope, values = data["o"], data["f"], data["k"]
     except (ValueError, TypeError, KeyError, binascii.Error):
-        raise InvalidCursor("the cursor is not one this server gave out") from None
+        raise InvalidCursor(_FOREIGN) from None
     if made_for != order.name:
         raise InvalidCursor(
             f"the cursor is for the order {made_for!r}, not {order.name!r}: "
             "sort as when it was given, or start again without it"
         )
+    if scope != order.scope:
+        raise InvalidCursor(
+            "the cursor was given for other filters: ask with the same search, tags and "
+            "filters as when it was given, or start again without it"
+        )
     if not isinstance(values, list) or len(values) != len(order.keys):
-        raise InvalidCursor("the cursor is not one this server gave out")
+        raise InvalidCursor(_FOREIGN)
     return [_key_value(key, value, order) for key, value in zip(order.keys, values, strict=True)]
 
 
+_FOREIGN = "the cursor is not one this server gave out"
+
+
 def _key_value(key: Any, value: Any, order: Order) -> Any:
+    """``value`` as ``key``'s column holds it; `InvalidCursor` if it cannot be one."""
     if value is None and order.nulls_last and key is order.keys[0]:
         return None
-    python_type = datetime if isinstance(key.type, DateTime) else key.type.python_type
-    try:
-        if python_type is datetime and isinstance(value, str):
-            return datetime.fromisoformat(value)
-        if isinstance(value, python_type) and not isinstance(value, bool):
+    if isinstance(key.type, DateTime) and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:  # SQLite's: written in UTC
+                return moment.replace(tzinfo=timezone.utc)
+            return moment.astimezone(timezone.utc)
+        except (ValueError, OverflowError):
+            pass
+    elif isinstance(key.type, Integer):
+        if isinstance(value, int) and not isinstance(value, bool) and value in _INT_RANGE:
             return value
-    except ValueError:
-        pass
-    raise InvalidCursor("the cursor is not one this server gave out")
+    elif isinstance(key.type, String) and isinstance(value, str):
+        return value
+    raise InvalidCursor(_FOREIGN)
 
 
 def _beyond(keys: list[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
@@ -204,5 +241,5 @@ def _beyond(keys: list[Any], values: Sequence[Any], descending: bool) -> ColumnE
     if len(keys) == 1:
         return keys[0] < bound[0] if descending else keys[0] > bound[0]
     if descending:
-        return and_(keys[0] <= bound[0], row(*keys) < row(*bound))
-    return and_(keys[0] >= bound[0], row(*keys) > row(*bound))
+        return and_(keys[0] <= bound[0], tuple_(*keys) < tuple_(*bound))
+    return and_(keys[0] >= bound[0], tuple_(*keys) > tuple_(*bound))

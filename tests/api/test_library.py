@@ -10,6 +10,7 @@ import pytest
 from sweedle_core.db import paging
 from sweedle_core.db.models import Asset, utcnow
 from tests.conftest import drawn_image
+from tests.cursors import forged
 
 
 def add_assets(api, names: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -83,9 +84,9 @@ def test_bad_edits_and_paging_requests_are_named_4xx(client):
 
     for path in ("/api/assets", "/api/generation/jobs"):
         for params, code, problem in [
-            ({"cursor": "x" * 600}, "invalid_input", "cursor"),
+            ({"cursor": "x" * 3000}, "invalid_input", "cursor"),
             ({"cursor": "bm90IGEgY3Vyc29y"}, "invalid_cursor", "not one this server gave out"),
-            ({"cursor": "bm90IGEgY3Vyc29y", "page": 2}, "invalid_cursor", "page or cursor"),
+            ({"cursor": "bm90IGEgY3Vyc29y", "page": 1}, "invalid_cursor", "page or cursor"),
         ]:
             refused = client.http.get(path, params=params)
             assert refused.status_code == 422, (path, params, refused.text)
@@ -95,6 +96,12 @@ def test_bad_edits_and_paging_requests_are_named_4xx(client):
     cursor = client.http.get("/api/assets", params={"page_size": 1}).json()["next_cursor"]
     other = client.http.get("/api/assets", params={"cursor": cursor, "sort_by": "name"})
     assert other.status_code == 422 and "'created:desc', not 'name:desc'" in other.text
+    elsewhere = client.http.get("/api/assets", params={"cursor": cursor, "search": "x"})
+    assert elsewhere.status_code == 422 and "other filters" in elsewhere.text
+    # A cursor a client edited: values its columns cannot hold are refused, not a 500.
+    for keys in (["0001-01-01T00:00:00+05:00", "x"], [[1], "x"], [2**70, "x"], [None, "x"]):
+        edited = client.http.get("/api/assets", params={"cursor": forged(cursor, keys)})
+        assert edited.status_code == 422 and edited.json()["error"] == "invalid_cursor", keys
 
 
 def test_job_history_pages_on_by_cursor(client):

@@ -22,6 +22,7 @@ from sweedle_core.errors import AssetNotFound, InvalidCursor, InvalidTag, JobNot
 from sweedle_core.idempotency import Idempotency, IdempotencyTaken, idempotency
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
+from tests.cursors import forged
 
 NAMES = ["oak chair", "stone lantern", "low-poly tree", "100% cotton", "snake_case", 'it\'s "q"']
 
@@ -153,21 +154,20 @@ QUERIES = [
 
 
 @pytest.mark.parametrize(
-    ("drive_up_to", "exact_up_to"),
-    [(2_000, 10_000), (0, 10_000), (0, 20), (20, 40)],
-    ids=["drivers lead", "probes, drivers count", "probes, estimated", "mixed"],
+    "exact_up_to",
+    [10_000, 20, 60],
+    ids=["drivers lead", "probes, estimated", "probes, a lone search's parts counted"],
 )
 async def test_every_plan_of_a_filter_finds_the_same_assets(
-    store, filled, monkeypatch, drive_up_to, exact_up_to
+    store, filled, monkeypatch, exact_up_to
 ):
-    """SQLite's filters are asked as drivers (IN what an index finds) or probes (tested row by
-    row) by how many assets their indexes find: each way finds the same pages, and a total
-    that is not counted says so (the thresholds are lowered here to reach every way)."""
+    """A filter is asked as a driver (IN what an index finds) or as a probe (tested row by row)
+    by how many assets its index finds: each way finds the same pages, and a total that is not
+    counted says so (the threshold is lowered here to reach every way)."""
     expected = {}
     for query in QUERIES:
         found = await store.library.find(AssetQuery(page_size=100, **query), None)
         expected[str(query)] = ([a.id for a in found.items], found.total)
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
     kinds = set()
@@ -185,8 +185,8 @@ async def test_every_plan_of_a_filter_finds_the_same_assets(
         if found.total_kind == "more_than":
             assert found.total == exact_up_to < want_total, query
         elif found.total_kind == "exact" or store.engine.dialect.name == "sqlite":
-            # SQLite's estimate, whose sample holds its whole driver (under 300 ids), is the
-            # count; PostgreSQL's is its planner's guess.
+            # SQLite's estimate, whose sample holds its whole driver (under 1,000 ids), is
+            # the count; PostgreSQL's is its planner's guess.
             assert found.total == want_total, query
     if exact_up_to == 20 and store.engine.dialect.name == "sqlite":
         assert "estimate" in kinds
@@ -272,6 +272,89 @@ async def test_a_large_total_stops_counting_and_says_so(store, filled, monkeypat
         assert (page.total, page.total_kind) == (100, "more_than")
     wood = await store.library.find(AssetQuery(tags=["wood"]), None)
     assert (wood.total, wood.total_kind) == (100, "exact")  # at the threshold: still exact
+
+
+@pytest.mark.parametrize("exact_up_to", [10_000, 2])
+async def test_a_search_folds_case_in_every_script_whichever_way_it_is_asked(
+    store, monkeypatch, exact_up_to
+):
+    """The trigram index folds "É" to "é"; the same search tested row by row must too (SQLite's
+    own lower() folds ASCII only). Accents are not folded away: "Ecole" is another word."""
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
+    names = ["ÉCOLE a", "école b", "Ecole c", "ÉCOle d", "grande école e", "Σοφία f", "σοφία g"]
+    async with store.sessions.begin() as session:
+        session.add_all(Asset(name=n, generation_params={}, metadata_={}) for n in names)
+    assert sorted(await names_of(store, search="éco")) == sorted(
+        ["ÉCOLE a", "école b", "ÉCOle d", "grande école e"]
+    )
+    assert sorted(await names_of(store, search="ΣΟΦ")) == ["Σοφία f", "σοφία g"]
+    assert await names_of(store, search="Ec") == ["Ecole c"]  # under the index's reach
+
+
+async def test_a_cursor_for_a_long_name_in_any_script_is_taken_back(store):
+    """The cursor of a page sorted by name holds the name: 255 characters of CJK, accents or
+    quotes still make a cursor the API accepts, and it goes on."""
+    names = ["漢" * 255, "é" * 255, '"' * 255, "z"]
+    async with store.sessions.begin() as session:
+        session.add_all(Asset(name=n, generation_params={}, metadata_={}) for n in names)
+    query = dict(sort_by="name", sort_order="asc", page_size=1)
+    found = await store.library.find(AssetQuery(**query), None)
+    shown = [found.items[0].name]
+    while found.next_cursor:
+        assert len(found.next_cursor) <= paging.CURSOR_MAX
+        found = await store.library.find(AssetQuery(cursor=found.next_cursor, **query), None)
+        shown += [a.name for a in found.items]
+    assert sorted(shown) == sorted(names) and len(shown) == 4
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "keys"),
+    [
+        ("name", [[1, 2], "x"]),
+        ("name", [{"a": 1}, "x"]),
+        ("name", [3, "x"]),
+        ("vertex_count", [2**63, "x"]),
+        ("vertex_count", [True, "x"]),
+        ("vertex_count", [1, None]),
+        ("created", ["0001-01-01T00:00:00+05:00", "x"]),
+        ("created", ["9999-12-31T23:59:59-05:00", "x"]),
+        ("created", ["yesterday", "x"]),
+        ("created", [1.5, "x"]),
+    ],
+)
+async def test_an_edited_cursor_is_refused_not_failed_on(store, filled, sort_by, keys):
+    cursor = (await store.library.find(AssetQuery(sort_by=sort_by), None)).next_cursor
+    assert cursor is not None
+    with pytest.raises(InvalidCursor, match="not one this server gave out"):
+        await store.library.find(AssetQuery(sort_by=sort_by, cursor=forged(cursor, keys)), None)
+
+
+async def test_a_cursor_is_refused_under_other_filters(store, filled):
+    cursor = (await store.library.find(AssetQuery(search="oak", page_size=5), None)).next_cursor
+    with pytest.raises(InvalidCursor, match="other filters"):
+        await store.library.find(AssetQuery(search="stone", cursor=cursor), None)
+    jobs = await store.library.jobs(JobQuery(), None)  # no jobs: a cursor of no page
+    assert jobs.next_cursor is None
+
+
+async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkeypatch):
+    """Newer assets of one owner, tagged like 100 older ones: a sample of the tag's first links
+    would hold none of them. The estimate spreads its sample, and is never below what the page
+    shows (and one more when a page follows)."""
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 10)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 10)
+    async with store.sessions.begin() as session:
+        wood = await session.scalar(select(Tag).where(Tag.name == "wood"))
+        session.add_all(
+            Asset(name=f"new {i}", owner="new", tags=[wood], generation_params={}, metadata_={})
+            for i in range(30)
+        )
+    page = await store.library.find(AssetQuery(tags=["wood"], page_size=10), "new")
+    assert len(page.items) == 10 and page.next_cursor is not None
+    assert page.total_kind != "exact" and page.total >= 11
+    if store.engine.dialect.name == "sqlite":
+        assert 15 <= page.total <= 60  # 30, from a sample spread over the tag's 130 links
 
 
 def test_tags_are_normalised():

@@ -37,7 +37,7 @@ async def plans_of(store: Store, run: Callable[[], Awaitable[Any]]) -> list[str]
     seen: list[tuple[str, Any]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "LIMIT" in statement and "count(" not in statement:
+        if "ORDER BY" in statement and "LIMIT" in statement:
             seen.append((statement, parameters))
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)

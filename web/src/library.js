@@ -25,6 +25,11 @@ export class Library {
     this.asked = 0;
     let pause = null;
     this.filters.addEventListener("input", () => {
+      // The cursors were given for the old filters: none is followed until page 1 is back,
+      // and a page still coming for the old ones is dropped, with the cursor it brings.
+      this.asked++;
+      this.cursors = [null];
+      this.prev.disabled = this.next.disabled = true;
       clearTimeout(pause);
       pause = setTimeout(() => show(1), SEARCH_PAUSE_MS);
     });
@@ -63,6 +68,7 @@ export class Library {
       getJson("/api/assets/tags"),
     ]);
     if (asked !== this.asked) return; // a newer query answered first
+    if (!result.items.length && page > 1) return this.show(page - 1); // its last one deleted
     this.page = page;
     this.cursors.length = page;
     if (result.next_cursor) this.cursors.push(result.next_cursor);

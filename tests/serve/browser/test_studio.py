@@ -9,6 +9,7 @@ import asyncio
 import io
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -356,11 +357,13 @@ def test_the_library_pages_on_by_cursor_and_back(studio_page, deployment) -> Non
             )
         await store.close()
 
-    asyncio.run(add())
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+        pool.submit(asyncio.run, add()).result()
     page, _ = studio_page
     open_studio(page, deployment.client.base_url)
     page.get_by_role("button", name="Library").click()
-    page.get_by_label("Search").fill(marker)
+    with page.expect_response(lambda r: f"search={marker}" in r.url):
+        page.get_by_label("Search").fill(marker)
     cards = page.locator("#grid .card-name")
     expect(cards).to_have_count(24)
     expect(page.locator("#page")).to_have_text("Page 1 of 2")
