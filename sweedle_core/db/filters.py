@@ -12,9 +12,8 @@ Neither planner picks well between them by itself (SQLite has no statistics; Pos
 the union of a search, mis-sizes it and sorts 50,000 matches, or given probes walks a million
 rows for a term no name holds). So `AssetFilters.plan` sizes each driver first, on SQLite by a
 count that stops past `TOTAL_EXACT_UP_TO` (read off the filter's own index), on PostgreSQL by
-its planner's estimate (EXPLAIN), and drives by the smallest when it finds no more than
-`TOTAL_EXACT_UP_TO` (a sort of at most that many rows: bounded, where a probe may walk the whole
-index when the matches sit at its far end), else probes.
+its planner's estimate (EXPLAIN), and drives by the smallest when it finds few (`DRIVE_UP_TO`),
+else probes.
 
 The total follows: exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond,
 marked "estimate" (PostgreSQL's planner's; on SQLite the smallest driver's size times the share
@@ -31,12 +30,14 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     exists,
     func,
     literal,
     literal_column,
     or_,
     select,
+    true,
     union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +46,11 @@ from sweedle_core.db.models import Asset, Tag, asset_tags
 from sweedle_core.db.paging import TOTAL_EXACT_UP_TO, Total, planned_rows
 from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, named
 
+# A driver finding this many ids or fewer leads the page: sorting them costs less than walking
+# the order's index to the page's last match, which at 2,000 of a million (1 in 500) takes
+# about 10,000 rows. Past it the walk is kept, though matches that all sit at the far end of the
+# order (a tag only the oldest assets carry, newest first) make it read most of the index.
+DRIVE_UP_TO = 2_000
 SAMPLE = 1_000  # about as many ids of a driver's part tested against the other filters
 TAG_IDS_MAX = 500  # a search's matching tags named by id; more are found by a subquery
 _LINK_KEY: ColumnElement[int] = literal_column(
@@ -150,8 +156,10 @@ class AssetFilters:
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         others = [f.probe for f in self.filters if f is not smallest]
         driven = [*self.base, Asset.id.in_(smallest.driver), *others]
-        if sum(sizes) <= TOTAL_EXACT_UP_TO:
+        if sum(sizes) <= DRIVE_UP_TO:
             return Plan(driven, driven)
+        if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
+            return Plan(probes, driven)
         if self.dialect == "postgresql":
             return Plan(probes, Total(await planned_rows(session, _rows(driven)), "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough
@@ -184,10 +192,11 @@ class AssetFilters:
         """SQLite's estimate: the driver's whole size, times the share of a sample spread over
         its ids that pass the other conditions."""
         sizes = (await self._sizes(session, [driver], None))[0]
-        drawn = Asset.id.in_(driver.sample(sizes))
-        counted = select(func.count()).select_from(Asset)
-        sampled = await session.scalar(counted.where(drawn)) or 0
-        passed = await session.scalar(counted.where(drawn, *self.base, *others)) or 0
+        passing = and_(true(), *self.base, *others)
+        counted = select(func.count(), func.count().filter(passing)).select_from(Asset)
+        sampled, passed = (
+            await session.execute(counted.where(Asset.id.in_(driver.sample(sizes))))
+        ).one()
         return Total(round(sum(sizes) * passed / sampled) if sampled else 0, "estimate")
 
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
-START_TIMEOUT_S = 20
+START_TIMEOUT_S = 60  # a loaded 2-core machine has taken over 20 s to say it listens
 
 
 @contextmanager
@@ -66,7 +66,9 @@ def _wait_until_listening(process: subprocess.Popen) -> None:
         line = process.stderr.readline() if ready else ""
         if not line:
             process.kill()
-            raise RuntimeError("PgBouncer did not start:\n" + "".join(said))
+            ended = process.wait(timeout=10)
+            why = f"it ended ({ended})" if ready else f"silent for {START_TIMEOUT_S} s"
+            raise RuntimeError(f"PgBouncer did not start, {why}:\n" + "".join(said))
         said.append(line)
         if "listening on 127.0.0.1" in line:  # bound: connections wait in its backlog
             return

@@ -154,12 +154,17 @@ QUERIES = [
 
 
 @pytest.mark.parametrize(
-    "exact_up_to",
-    [10_000, 20, 60],
-    ids=["drivers lead", "probes, estimated", "probes, a lone search's parts counted"],
+    ("drive_up_to", "exact_up_to"),
+    [(2_000, 10_000), (0, 10_000), (0, 20), (0, 60)],
+    ids=[
+        "drivers lead",
+        "probes, drivers count",
+        "probes, estimated",
+        "probes, a lone search's parts counted",
+    ],
 )
 async def test_every_plan_of_a_filter_finds_the_same_assets(
-    store, filled, monkeypatch, exact_up_to
+    store, filled, monkeypatch, drive_up_to, exact_up_to
 ):
     """A filter is asked as a driver (IN what an index finds) or as a probe (tested row by row)
     by how many assets its index finds: each way finds the same pages, and a total that is not
@@ -168,6 +173,7 @@ async def test_every_plan_of_a_filter_finds_the_same_assets(
     for query in QUERIES:
         found = await store.library.find(AssetQuery(page_size=100, **query), None)
         expected[str(query)] = ([a.id for a in found.items], found.total)
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
     kinds = set()
@@ -280,6 +286,7 @@ async def test_a_search_folds_case_in_every_script_whichever_way_it_is_asked(
 ):
     """The trigram index folds "É" to "é"; the same search tested row by row must too (SQLite's
     own lower() folds ASCII only). Accents are not folded away: "Ecole" is another word."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", exact_up_to)
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
     names = ["ÉCOLE a", "école b", "Ecole c", "ÉCOle d", "grande école e", "Σοφία f", "σοφία g"]
@@ -342,6 +349,7 @@ async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkey
     """Newer assets of one owner, tagged like 100 older ones: a sample of the tag's first links
     would hold none of them. The estimate spreads its sample, and is never below what the page
     shows (and one more when a page follows)."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 10)
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 10)
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 10)
     async with store.sessions.begin() as session:
