@@ -53,9 +53,8 @@ from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, nam
 DRIVE_UP_TO = 2_000
 SAMPLE = 1_000  # about as many ids of a driver's part tested against the other filters
 TAG_IDS_MAX = 500  # a search's matching tags named by id; more are found by a subquery
-_LINK_KEY: ColumnElement[int] = literal_column(
-    "asset_tags.rowid"
-)  # SQLite: the links in the order they were made
+# SQLite: the links in the order they were made.
+_LINK_KEY: ColumnElement[int] = literal_column("asset_tags.rowid")
 
 
 @dataclass(frozen=True)
@@ -103,9 +102,11 @@ def tag_filter(name: str) -> Filter:
 def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Filter:
     """Assets whose name, or one of whose tags, holds ``term``, case-folded (`search.holds`).
     ``tag_ids``: the tags whose names hold it (`tags_holding`; None: too many to list)."""
-    names = Part(named(term, dialect), matching_names(term), NAME_KEY)
-    if dialect != "sqlite":
-        names = Part(names.ids, names.ids, None)
+    ids = named(term, dialect)
+    # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
+    names = (
+        Part(ids, matching_names(term), NAME_KEY) if dialect == "sqlite" else Part(ids, ids, None)
+    )
     probe = holds(Asset.name, term, dialect)
     parts = [names]
     if tag_ids != []:
