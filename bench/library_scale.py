@@ -52,6 +52,12 @@ PAGES: dict[str, Callable[[int], AssetQuery]] = {
     "search + tag": lambda i: AssetQuery(
         search=QUERIES[i % len(QUERIES)][0], tags=(QUERIES[i % len(QUERIES)][1],)
     ),
+    "search + tag by name": lambda i: AssetQuery(
+        search=QUERIES[i % len(QUERIES)][0],
+        tags=(QUERIES[i % len(QUERIES)][1],),
+        sort_by="name",
+        sort_order="asc",
+    ),
 }
 CURSORS: dict[str, str | None] = {}  # the cursor the page before gives, found before timing
 

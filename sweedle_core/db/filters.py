@@ -11,14 +11,21 @@ Each filter can be put to the database two ways:
 Neither planner picks well between them by itself (SQLite has no statistics; PostgreSQL, given
 the union of a search, mis-sizes it and sorts 50,000 matches, or given probes walks a million
 rows for a term no name holds). So `AssetFilters.plan` sizes each driver first, on SQLite by a
-count that stops past `TOTAL_EXACT_UP_TO` (read off the filter's own index), on PostgreSQL by
-its planner's estimate (EXPLAIN), and drives by the smallest when it finds few (`DRIVE_UP_TO`),
-else probes.
+count that stops past a threshold (read off the filter's own index; a tag's links are counted
+by triggers), on PostgreSQL by its planner's estimate (EXPLAIN), and drives by the smallest
+when it finds few (`DRIVE_UP_TO`), else probes.
+
+A page in creation or name order with a tag filter past `DRIVE_UP_TO` walks that tag's own
+links instead (`WALKED`): each link holds its asset's creation time and name (migration 0015),
+so the page reads only the tag's assets in its order, and tests the search on the link's copy
+of the name, off the links' index, before any asset row is read.
 
 The total follows: exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond,
 marked "estimate" (PostgreSQL's planner's; on SQLite the smallest driver's size times the share
 of a sample spread over its ids that pass the other filters), or "more_than" for a filter
-alone on SQLite.
+alone on SQLite. A walk along a tag's links estimates the same way on both databases, from the
+tag's assets in a fixed range of ids (`id_range`; ids are random, so the sample holds assets
+of every age and owner, and the total does not change from page to page).
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    column,
     exists,
+    false,
     func,
     literal,
     literal_column,
     or_,
     select,
+    table,
     true,
     union,
 )
@@ -52,9 +62,15 @@ from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, nam
 # order (a tag only the oldest assets carry, newest first) make it read most of the index.
 DRIVE_UP_TO = 2_000
 SAMPLE = 1_000  # about as many ids of a driver's part tested against the other filters
+_ID_SPACE = 16**32  # asset ids: 32 hex digits
 TAG_IDS_MAX = 500  # a search's matching tags named by id; more are found by a subquery
 # SQLite: the links in the order they were made.
 _LINK_KEY: ColumnElement[int] = literal_column("asset_tags.rowid")
+# The links of the tag a page walks along (`Plan.along`), with their copies of the asset's
+# creation time and name: an alias, as the filters' probes read `asset_tags` too.
+WALKED = asset_tags.alias("walked")
+# SQLite: each tag's number of links, kept by triggers (migration 0015).
+_TAG_LINKS = table("tag_link_counts", column("tag_id"), column("links"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class Part:
     ids: Select[Any]
     rows: Select[Any]  # as many rows as ``ids``, the cheapest to count (SQLite)
     key: Any  # an integer of each row that spreads them over time (SQLite), for a sample
+    size: Select[Any] | None = None  # its number of ids, kept by the database (SQLite)
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,9 @@ class Filter:
     probe: ColumnElement[bool]
     parts: Sequence[Part]
     sized: bool = True  # False: no index finds it (a short term), so it never drives
+    # The probe on a link a page walks (`WALKED`), read off its index, not the asset's row.
+    linked: ColumnElement[bool] | None = None
+    tag: int | None = None  # a tag filter's tag id
 
     @property
     def driver(self) -> Select[Any]:
@@ -91,52 +111,76 @@ class Filter:
         return spread[0] if len(spread) == 1 else select(union(*spread).subquery().c[0])
 
 
-def tag_filter(name: str) -> Filter:
-    """Assets carrying the tag ``name`` (normalised)."""
-    tag_id = select(Tag.id).where(Tag.name == name).scalar_subquery()
+def tag_filter(tag_id: int) -> Filter:
+    """Assets carrying the tag ``tag_id`` (`tag_ids`: -1 for a tag that does not exist)."""
     links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag_id)
-    probe = exists(links.where(asset_tags.c.asset_id == Asset.id))
-    return Filter(probe, [Part(links, links, _LINK_KEY)])
+    size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag_id)
+    return Filter(
+        exists(links.where(asset_tags.c.asset_id == Asset.id)),
+        [Part(links, links, _LINK_KEY, size)],
+        linked=exists(links.where(asset_tags.c.asset_id == WALKED.c.asset_id)),
+        tag=tag_id,
+    )
 
 
 def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Filter:
     """Assets whose name, or one of whose tags, holds ``term``, case-folded (`search.holds`).
-    ``tag_ids``: the tags whose names hold it (`tags_holding`; None: too many to list)."""
+    ``tag_ids``: the tags whose names hold it (`tags_asked`; None: too many to list)."""
     ids = named(term, dialect)
     # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
     names = (
         Part(ids, matching_names(term), NAME_KEY) if dialect == "sqlite" else Part(ids, ids, None)
     )
-    probe = holds(Asset.name, term, dialect)
+    probe, linked = holds(Asset.name, term, dialect), holds(WALKED.c.name, term, dialect)
     parts = [names]
     if tag_ids != []:
         tags = select(Tag.id).where(holds(Tag.name, term, dialect)) if tag_ids is None else tag_ids
         tagged = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
         # A scalar subquery, not EXISTS: PostgreSQL would hash every link of those tags (a
         # hundred thousand) for each page, where one index probe per row walked is wanted.
-        own = tagged.with_only_columns(literal(1)).where(asset_tags.c.asset_id == Asset.id)
-        probe = or_(probe, own.limit(1).scalar_subquery().is_not(None))
+        own = tagged.with_only_columns(literal(1)).limit(1)
+        probe = or_(
+            probe, own.where(asset_tags.c.asset_id == Asset.id).scalar_subquery().is_not(None)
+        )
+        linked = or_(
+            linked,
+            own.where(asset_tags.c.asset_id == WALKED.c.asset_id).scalar_subquery().is_not(None),
+        )
         parts.append(Part(tagged, tagged, _LINK_KEY))
-    return Filter(probe, parts, sized=len(term) >= TRIGRAM)
+    return Filter(probe, parts, sized=len(term) >= TRIGRAM, linked=linked)
 
 
-async def tags_holding(session: AsyncSession, term: str, dialect: str) -> list[int] | None:
-    """The ids of the tags whose names hold ``term`` (a search looks in them too), read off
-    the small tags table once so each asset is then matched by tag id; None past
-    `TAG_IDS_MAX`, a list too long to send."""
-    found = await session.scalars(
-        select(Tag.id).where(holds(Tag.name, term, dialect)).limit(TAG_IDS_MAX + 1)
-    )
-    ids = list(found.all())
-    return ids if len(ids) <= TAG_IDS_MAX else None
+async def tags_asked(
+    session: AsyncSession, names: Sequence[str], term: str | None, dialect: str
+) -> tuple[list[int], list[int] | None]:
+    """One read of the (small) tags table: the ids of the tags ``names`` (normalised; -1 for one
+    that does not exist), by which the database sizes a tag from its own statistics or
+    counter; and those of the tags whose names hold the search ``term`` (a search looks in them
+    too, each asset then matched by tag id), None past `TAG_IDS_MAX`, a list too long to send."""
+    if not names and not term:
+        return [], []
+    named = Tag.name.in_(names)
+    holding = holds(Tag.name, term, dialect) if term else false()
+    limit = len(names) + TAG_IDS_MAX + 1
+    asked = select(Tag.id, Tag.name, holding)
+    rows = (await session.execute(asked.where(or_(named, holding)).limit(limit))).all()
+    held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
+    if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
+        rows = (await session.execute(asked.where(named))).all()
+        held = None
+    found = {name: tag_id for tag_id, name, _ in rows}
+    return [found.get(name, -1) for name in names], held
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a library query asks: the page's WHERE, and the count's (or its total, known)."""
+    """What a library query asks: the page's WHERE, and the count's (or its total, known);
+    ``along``: a tag whose links the page walks, in its order (`library.LINK_ORDERS`), instead
+    of the order's own index."""
 
     where: list[Any]
     counted: list[Any] | Total
+    along: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,17 +192,24 @@ class AssetFilters:
     filters: Sequence[Filter]
     dialect: str
 
-    async def plan(self, session: AsyncSession) -> Plan:
+    async def plan(self, session: AsyncSession, along_links: bool) -> Plan:
+        """``along_links``: the page's order is one a tag's links hold too (`WALKED`)."""
         probes = [*self.base, *(f.probe for f in self.filters)]
         sizable = [f for f in self.filters if f.sized]
         if not sizable:
             return Plan(probes, probes)
-        sized = zip(await self._sizes(session, sizable), sizable, strict=True)
+        # Where a tag's links can lead the page, a filter is only asked whether it is small.
+        walks = along_links and any(f.tag is not None for f in sizable)
+        cap = DRIVE_UP_TO if walks else TOTAL_EXACT_UP_TO
+        sized = list(zip(await self._sizes(session, sizable, cap), sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         others = [f.probe for f in self.filters if f is not smallest]
         driven = [*self.base, Asset.id.in_(smallest.driver), *others]
         if sum(sizes) <= DRIVE_UP_TO:
             return Plan(driven, driven)
+        if walks:
+            tags = [(sum(size), f) for size, f in sized if f.tag is not None]
+            return await self._along(session, *min(tags, key=lambda pair: pair[0]))
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, driven)
         if self.dialect == "postgresql":
@@ -169,6 +220,25 @@ class AssetFilters:
             return Plan(probes, driven)  # its parts are each under it: the count is bounded
         return Plan(probes, await self._sampled(session, smallest, others))
 
+    async def _along(self, session: AsyncSession, links: int, tag: Filter) -> Plan:
+        """The page walks ``tag``'s ``links`` in its order, testing only its assets, by
+        the other filters' probes on the link (`Filter.linked`). The total is the tag's own
+        count where nothing else filters (SQLite keeps it exact), else estimated from a sample
+        of the tag's assets: those in a range of ids (`id_range`)."""
+        linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
+        where = [*self.base, *linked]
+        if not where:
+            total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
+            return Plan(where, total, tag.tag)
+        low, high = id_range(links)
+        ours = [WALKED.c.tag_id == tag.tag, WALKED.c.asset_id >= low, WALKED.c.asset_id < high]
+        met = and_(true(), *where)
+        source = WALKED.join(Asset, Asset.id == WALKED.c.asset_id) if self.base else WALKED
+        counted = select(func.count(), func.count().filter(met)).select_from(source).where(*ours)
+        sampled, passed = (await session.execute(counted)).one()
+        total = Total(round(links * passed / sampled) if sampled else 0, "estimate")
+        return Plan(where, total, tag.tag)
+
     async def _sizes(
         self, session: AsyncSession, found: Sequence[Filter], cap: int | None = TOTAL_EXACT_UP_TO
     ) -> list[list[int]]:
@@ -177,7 +247,9 @@ class AssetFilters:
         if self.dialect == "postgresql":
             return [[await planned_rows(session, _rows(p.ids)) for p in f.parts] for f in found]
         counts = [
-            select(func.count()).select_from(
+            select(func.coalesce(p.size.scalar_subquery(), 0))
+            if p.size is not None
+            else select(func.count()).select_from(
                 _rows(p.rows if cap is None else p.rows.limit(cap + 1)).subquery()
             )
             for f in found
@@ -199,6 +271,15 @@ class AssetFilters:
             await session.execute(counted.where(Asset.id.in_(driver.sample(sizes))))
         ).one()
         return Total(round(sum(sizes) * passed / sampled) if sampled else 0, "estimate")
+
+
+def id_range(size: int) -> tuple[str, str]:
+    """A range of asset ids that holds about `SAMPLE` of ``size`` assets: ids are random (32 hex
+    digits, `models.new_id`), so the assets in it are a fair sample of them, whatever their age
+    or owner; the same range each time, so a total does not change from page to page."""
+    width = min(_ID_SPACE, _ID_SPACE * SAMPLE // max(size, 1))
+    low = (_ID_SPACE - width) // 2
+    return f"{low:032x}", f"{low + width:032x}" if low + width < _ID_SPACE else "g"
 
 
 def _rows(where: Select[Any] | Sequence[ColumnElement[bool]]) -> Select[Any]:

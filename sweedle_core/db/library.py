@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,7 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sweedle_core.access.keys import may_see
-from sweedle_core.db.filters import AssetFilters, search_filter, tag_filter, tags_holding
+from sweedle_core.db.filters import (
+    WALKED,
+    AssetFilters,
+    search_filter,
+    tag_filter,
+    tags_asked,
+)
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.db.paging import Order, Page, read_page
 from sweedle_core.db.removals import record_removal
@@ -104,19 +110,25 @@ class AssetLibrary:
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
         async with self.sessions() as session:
-            term = query.search
-            term_tags = await tags_holding(session, term, self.dialect) if term else []
-            filters = _asset_filters(query, sees, self.dialect, term_tags)
-            plan = await filters.plan(session)
+            names = normalize_tags(query.tags)
+            tags, term_tags = await tags_asked(session, names, query.search, self.dialect)
+            filters = _asset_filters(query, sees, self.dialect, tags, term_tags)
+            plan = await filters.plan(session, along_links=query.sort_by in LINK_ORDERS)
+            order, where, source = _asset_order(query), plan.where, None
+            if plan.along is not None:  # the same order and cursors, read off the tag's links
+                order = replace(order, keys=LINK_ORDERS[query.sort_by])
+                where = [WALKED.c.tag_id == plan.along, *where]
+                source = WALKED.join(Asset, Asset.id == WALKED.c.asset_id)
             return await read_page(
                 session,
                 Asset,
-                plan.where,
-                _asset_order(query),
+                where,
+                order,
                 query.page,
                 query.page_size,
                 query.cursor,
                 plan.counted,
+                source,
             )
 
     async def edit(
@@ -266,7 +278,11 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
 
 
 def _asset_filters(
-    query: AssetQuery, sees: str | None, dialect: str, term_tags: list[int] | None
+    query: AssetQuery,
+    sees: str | None,
+    dialect: str,
+    tags: list[int],
+    term_tags: list[int] | None,
 ) -> AssetFilters:
     base: list[ColumnElement[bool]] = []
     if sees is not None:
@@ -277,7 +293,7 @@ def _asset_filters(
         base.append(Asset.source_type == query.source_type)
     if query.status:
         base.append(Asset.status == query.status)
-    found = [tag_filter(tag) for tag in normalize_tags(query.tags)]
+    found = [tag_filter(tag) for tag in tags]
     if query.search:
         found.append(search_filter(query.search, dialect, term_tags))
     return AssetFilters(base, found, dialect)
@@ -287,6 +303,11 @@ _ASSET_KEYS = {
     "created": (Asset.created_at, Asset.id),
     "name": (func.lower(Asset.name, type_=String), Asset.id),
     "vertex_count": (Asset.vertex_count, Asset.id),
+}
+# The orders a tag's links hold too (`models.asset_tags`), in their keys there.
+LINK_ORDERS = {
+    "created": (WALKED.c.created_at, WALKED.c.asset_id),
+    "name": (func.lower(WALKED.c.name, type_=String), WALKED.c.asset_id),
 }
 
 

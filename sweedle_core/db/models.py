@@ -48,8 +48,17 @@ asset_tags = Table(
     Base.metadata,
     Column("asset_id", ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
-    # The primary key leads with asset_id; finding a tag's assets needs its own index.
-    Index("ix_asset_tags_tag_id", "tag_id"),
+    # The asset's creation time and name, copied by triggers (migration 0015), so a tag's
+    # assets are found newest first (or by name, below), and searched by name, off an index.
+    Column("created_at", DateTime(timezone=True), nullable=True),
+    Column("name", String(255), nullable=True),
+    Index("ix_asset_tags_tag_order", "tag_id", "created_at", "asset_id", "name"),
+    # A range of a tag's asset ids: a fair sample of its assets (ids are random).
+    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name"),
+)
+_link = asset_tags.c
+Index(
+    "ix_asset_tags_tag_name_order", _link.tag_id, func.lower(_link.name), _link.asset_id, _link.name
 )
 
 

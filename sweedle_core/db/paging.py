@@ -7,6 +7,8 @@ the cursor; none is shown twice or skipped). ``page`` (OFFSET) paging stays for 
 
 A total is counted exactly up to `TOTAL_EXACT_UP_TO` matches; past it the count stops and the
 page says so (`TotalKind`): PostgreSQL's planner gives an estimate, SQLite only "more than".
+PostgreSQL's planner is asked first, so a library of a million assets is not counted up to the
+threshold on every page.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    FromClause,
     Integer,
     Select,
     String,
@@ -35,10 +38,15 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from sweedle_core.errors import InvalidCursor
 
 TOTAL_EXACT_UP_TO = 10_000
+_PLANNED_PAST = 10  # times the threshold: a planner's estimate that is taken without counting
 # Characters: a cursor holds a few keys, the longest a lower-cased name of up to 255 characters
 # (4 bytes each in UTF-8, a third more in base64).
 CURSOR_MAX = 2_048
@@ -114,22 +122,27 @@ async def read_page(
     page_size: int,
     cursor: str | None,
     counted: Sequence[ColumnElement[bool]] | Total | None = None,
+    source: FromClause | None = None,
 ) -> Page:
     """Page ``page`` (default: the first) of the ``model`` rows meeting ``conditions`` in
     ``order``, or the page after ``cursor``; one row more than the page is read, to know whether
     a next page exists. The total counts the rows meeting ``counted`` (the same rows, asked
-    another way; default: ``conditions``), or is ``counted`` where known."""
+    another way; default: ``conditions``), or is ``counted`` where known. ``source``: the rows
+    are read from it (a join holding ``order``'s keys)."""
     if cursor is not None and page is not None:
         raise InvalidCursor("give page or cursor, not both")
     chosen = select(model, *order.keys).where(*conditions)
+    if source is not None:
+        chosen = chosen.select_from(source)
     rows: list[Any] = []
     offset = ((page or 1) - 1) * page_size
-    if cursor is None:
+    start = None if cursor is None else decode_cursor(cursor, order)
+    if start is None:
         statement = chosen.order_by(*order.clauses()).offset(offset).limit(page_size + 1)
         rows = list((await session.execute(statement)).all())
     else:
         dialect = session.get_bind().dialect.name
-        for extra, way in order.after(decode_cursor(cursor, order), dialect):
+        for extra, way in order.after(start, dialect):
             wanted = page_size + 1 - len(rows)
             statement = chosen.where(*extra).order_by(*way).limit(wanted)
             rows += (await session.execute(statement)).all()
@@ -137,14 +150,15 @@ async def read_page(
                 break
     shown = rows[:page_size]
     following = encode_cursor(order, shown[-1][1:]) if len(rows) > page_size else None
-    if cursor is None and offset == 0 and following is None:
-        total = Total(len(shown), "exact")  # the whole result is on this page
+    # The rows of the result up to the last one read (those before a cursor are not known).
+    seen = len(rows) + (offset if cursor is None else 0)
+    if cursor is None and following is None and (shown or not offset):
+        total = Total(seen, "exact")  # the result ends on this page
     elif not isinstance(counted, Total):
         total = await count(session, model, conditions if counted is None else counted)
     else:
         total = counted
     # An estimate is never below the rows a client has seen, and one more if a page follows.
-    seen = len(rows) + (offset if cursor is None else 0)
     if total.kind != "exact" and total.matches < seen:
         total = Total(seen, total.kind)
     items = [r[0] for r in shown]
@@ -155,29 +169,51 @@ async def count(
     session: AsyncSession, model: Any, conditions: Sequence[ColumnElement[bool]]
 ) -> Total:
     """How many rows meet ``conditions``: exact up to `TOTAL_EXACT_UP_TO`, beyond it the
-    planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite)."""
+    planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite). PostgreSQL's
+    planner is asked first: where it expects many times the threshold (a table's statistics
+    rarely err so far) its estimate stands, and the count does not read the threshold's rows."""
     matching = select(literal(1)).select_from(model).where(*conditions)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    estimate = await planned_rows(session, matching) if postgres else 0
+    if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
+        return Total(estimate, "estimate")
     capped = matching.limit(TOTAL_EXACT_UP_TO + 1).subquery()
     counted = await session.scalar(select(func.count()).select_from(capped)) or 0
     if counted <= TOTAL_EXACT_UP_TO:
         return Total(counted, "exact")
-    if session.get_bind().dialect.name == "postgresql":
-        estimate = await planned_rows(session, matching)
+    if postgres:
         return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
     return Total(TOTAL_EXACT_UP_TO, "more_than")
 
 
 async def planned_rows(session: AsyncSession, query: Select[Any]) -> int:
     """The rows PostgreSQL's planner expects ``query`` to return (EXPLAIN, not run)."""
-    connection = await session.connection()
-    compiled = query.compile(
-        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
-    )
-    values = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    result = await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", values)
-    plan = result.scalar_one()
+    plan = (await session.execute(_Explain(query))).scalar_one()
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON)`` of a query, compiled (and cached) as the query itself is, with
+    its parameters bound by the driver."""
+
+    inherit_cache = True
+    _traverse_internals = [("query", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, query: Select[Any]) -> None:
+        self.query = query
+
+
+@compiles(_Explain)
+def _explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    # Compiled as if inside another statement: its columns are not the EXPLAIN's result.
+    compiler.stack.append(
+        {"correlate_froms": set(), "asfrom_froms": set(), "selectable": element.query}
+    )
+    try:
+        return "EXPLAIN (FORMAT JSON) " + compiler.process(element.query, **kw)
+    finally:
+        compiler.stack.pop()
 
 
 def encode_cursor(order: Order, values: Sequence[Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, text, update
 
 from sweedle_core.db import filters, paging
 from sweedle_core.db.library import AssetQuery, JobQuery, normalize_tag
@@ -150,6 +150,7 @@ QUERIES = [
     dict(search="tree", tags=["wood"], status="completed"),
     dict(search="e_c", tags=["low-poly"], sort_by="name"),
     dict(tags=["wood", "low-poly"]),
+    dict(search="oak", tags=["prop"], sort_order="asc"),
 ]
 
 
@@ -166,9 +167,10 @@ QUERIES = [
 async def test_every_plan_of_a_filter_finds_the_same_assets(
     store, filled, monkeypatch, drive_up_to, exact_up_to
 ):
-    """A filter is asked as a driver (IN what an index finds) or as a probe (tested row by row)
-    by how many assets its index finds: each way finds the same pages, and a total that is not
-    counted says so (the threshold is lowered here to reach every way)."""
+    """A filter is asked as a driver (IN what an index finds) or as a probe (tested row by row,
+    along the order's index or, newest or oldest first, along a tag's own links) by how many
+    assets its index finds: each way finds the same pages, and a total that is not counted says
+    so (the threshold is lowered here to reach every way)."""
     expected = {}
     for query in QUERIES:
         found = await store.library.find(AssetQuery(page_size=100, **query), None)
@@ -280,6 +282,31 @@ async def test_a_large_total_stops_counting_and_says_so(store, filled, monkeypat
     assert (wood.total, wood.total_kind) == (100, "exact")  # at the threshold: still exact
 
 
+async def test_postgresql_does_not_count_what_its_planner_expects_far_past_the_limit(
+    store, filled, monkeypatch
+):
+    """The planner expects 300 assets, past ten times a limit of 20: its estimate is the total,
+    and no count reads the first 21 rows. Key a's 50 wood assets, expected under 200, are
+    counted, and past the limit the estimate stands (never below the 21 rows counted)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no planner statistics")
+    async with store.engine.connect() as connection:
+        await connection.execute(text("ANALYZE assets"))
+        await connection.commit()
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 20)
+    counts: list[str] = []
+    listen = lambda *a: counts.append(a[2]) if "count(" in a[2] else None  # noqa: E731
+    event.listen(store.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        everything = await store.library.find(AssetQuery(), None)
+        assert (everything.total_kind, counts) == ("estimate", [])
+        assert 200 < everything.total < 400  # 300, as ANALYZE found
+        wood = await store.library.find(AssetQuery(tags=["wood"], owner="a"), None)
+        assert wood.total_kind == "estimate" and wood.total >= 21 and counts
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", listen)
+
+
 @pytest.mark.parametrize("exact_up_to", [10_000, 2])
 async def test_a_search_folds_case_in_every_script_whichever_way_it_is_asked(
     store, monkeypatch, exact_up_to
@@ -346,9 +373,9 @@ async def test_a_cursor_is_refused_under_other_filters(store, filled):
 
 
 async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkeypatch):
-    """Newer assets of one owner, tagged like 100 older ones: a sample of the tag's first links
-    would hold none of them. The estimate spreads its sample, and is never below what the page
-    shows (and one more when a page follows)."""
+    """Newer assets of one owner, tagged like 100 older ones: a sample of the tag's first or
+    last links would hold none or only them. The estimate samples a range of ids (random, so
+    of every age), and is never below what the page shows (and one more when a page follows)."""
     monkeypatch.setattr(filters, "DRIVE_UP_TO", 10)
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 10)
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 10)
@@ -425,6 +452,47 @@ async def test_a_new_name_and_a_deleted_asset_reach_the_search_index(store):
     assert (await found("chair"), await found("lantern"), await found("ss l")) == (0, 1, 1)
     assert await store.library.delete(job.asset_id)
     assert (await found("lantern"), await found("la")) == (0, 0)
+
+
+async def test_a_tags_links_follow_their_assets_names_and_tags(store, filled, monkeypatch):
+    """A page walked along a tag's links tests the name each link holds (copied by triggers,
+    migration 0015): a rename reaches it at once, as do new tags and a deleted asset, and on
+    SQLite each tag's count of links, which is then a lone tag's exact total."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # every tag's links lead its pages
+
+    async def found(search: str | None, tag: str) -> tuple[list[str], int]:
+        page = await store.library.find(AssetQuery(search=search, tags=[tag]), None)
+        return [a.id for a in page.items], page.total
+
+    crate = (await store.library.find(AssetQuery(tags=["wood"], page_size=1), None)).items[0]
+    assert (await found("zebra", "wood"))[0] == []
+    await store.library.edit(crate.id, None, name="Zebra crate")
+    assert (await found("zebra", "wood"))[0] == [crate.id]
+    props = (await found(None, "prop"))[1]
+    await store.library.edit(crate.id, None, tags=["prop", "striped"])
+    assert ((await found("zebra", "wood"))[0], (await found("zebra", "striped"))[0]) == (
+        [],
+        [crate.id],
+    )
+    assert await store.library.delete(crate.id)
+    assert (await found("zebra", "striped"))[0] == []
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's lone tag: its planner's estimate
+        assert (await found(None, "prop"))[1] == props - 1 == 299
+        assert (await found(None, "striped"))[1] == 0
+
+
+async def test_a_search_held_by_more_tags_than_are_listed_still_finds_them(store, monkeypatch):
+    """Past `TAG_IDS_MAX` tags holding the term, they are found by a subquery, not listed; a
+    tag filter asked beside it is still found by its name."""
+    monkeypatch.setattr(filters, "TAG_IDS_MAX", 2)
+    for name in ("zz-oak-a", "zz-oak-b", "zz-oak-c", "zz-oak-d"):
+        await store.library.create_tag(name)
+    job = await make(store, "crate")
+    await store.library.edit(job.asset_id, None, tags=["zz-oak-d", "wood"])
+    await make(store, "oak crate")  # found by name, without the tag
+    found = await store.library.find(AssetQuery(search="OAK", tags=["wood"]), None)
+    assert [a.id for a in found.items] == [job.asset_id]
+    assert (await store.library.find(AssetQuery(search="oak"), None)).total == 2
 
 
 async def test_another_owners_rows_are_not_found(store):

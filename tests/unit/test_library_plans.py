@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from sweedle_core.db import filters
 from sweedle_core.db.library import AssetQuery, JobQuery
-from sweedle_core.db.models import Asset
+from sweedle_core.db.models import Asset, Tag
 from sweedle_core.db.store import Store
 
 SORTS = [
@@ -104,3 +105,36 @@ async def test_a_search_of_three_characters_or_more_is_read_off_the_trigram_inde
         else "ix_assets_name_trigrams"
     )
     assert index in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "order", "index"),
+    [
+        ("created", "desc", "ix_asset_tags_tag_order"),
+        ("created", "asc", "ix_asset_tags_tag_order"),
+        ("name", "asc", "ix_asset_tags_tag_name_order"),
+        ("name", "desc", "ix_asset_tags_tag_name_order"),
+    ],
+)
+async def test_a_tag_with_many_assets_leads_the_page_off_its_own_links(
+    store, monkeypatch, sort_by, order, index
+):
+    """Past `DRIVE_UP_TO` assets a tag's links are walked in the page's order, with the search
+    tested on the name each link holds: the page reads the links' index alone until it has its
+    rows (no sort, and on PostgreSQL no visit to an asset before its link matched)."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)
+    async with store.sessions.begin() as session:
+        wood = Tag(name="wood")
+        session.add_all(
+            Asset(name=f"oak {i}", tags=[wood], generation_params={}, metadata_={})
+            for i in range(3)
+        )
+    query = AssetQuery(search="oak", tags=["wood"], sort_by=sort_by, sort_order=order)
+    plan = await plan_of(store, lambda: store.library.find(query, None))
+    assert_no_sort(plan)
+    assert index in plan, plan
+    if store.engine.dialect.name == "sqlite":
+        assert f"COVERING INDEX {index}" in plan, plan
+    else:
+        # The search's ILIKE filters the links' index-only scan, before an asset is read.
+        assert "Index Only Scan" in plan and plan.index("~~*") < plan.index("assets_pkey"), plan

@@ -19,8 +19,9 @@ from sweedle_core.db.models import Base
 
 MAPPED_TABLES = set(Base.metadata.tables)
 # The name search index (migration 0014) lives beside the models: on SQLite an FTS5 table (and
-# the shadow tables FTS5 keeps, named after it) with its key table, on PostgreSQL a GIN index.
-SEARCH_INDEX = ("asset_names", "asset_search_keys", "ix_assets_name_trigrams")
+# the shadow tables FTS5 keeps, named after it) with its key table, on PostgreSQL a GIN index;
+# and SQLite's counts of each tag's links (migration 0015).
+SEARCH_INDEX = ("asset_names", "asset_search_keys", "ix_assets_name_trigrams", "tag_link_counts")
 
 
 def modelled(name: str | None, *_: object) -> bool:
