@@ -176,17 +176,40 @@ class AssetRead(_Read):
 
     @classmethod
     def of(cls, asset: Any, links: Links) -> AssetRead:
-        read = cls.model_validate(asset)
-        if asset.input_path:
-            others = asset.input_views or {}
-            read.views = [view for view in VIEWS if view == "front" or view in others]
-        if asset.model_path:
-            read.download_url = links.download(asset.id)
-        if asset.thumbnail_path:
-            read.thumbnail_url = links.thumbnail(asset.id)
-        for lod in read.lods or []:
-            lod.download_url = links.download(asset.id, lod.index)
-        return read
+        """From an asset's row (a `models.Asset`), with the links to its files. Its values are
+        read as loaded (an ORM attribute read per field and per page was most of a library
+        page's Python), and validated once, links included."""
+        loaded = vars(asset)
+        data = {k: loaded[k] if k in loaded else getattr(asset, k) for k in _ASSET_ATTRIBUTES}
+        asset_id = data["id"]
+        if data["input_path"]:
+            others = data["input_views"] or {}
+            data["views"] = [view for view in VIEWS if view == "front" or view in others]
+        if data["model_path"]:
+            data["download_url"] = links.download(asset_id)
+        if data["thumbnail_path"]:
+            data["thumbnail_url"] = links.thumbnail(asset_id)
+        if data["lods"]:
+            data["lods"] = [
+                {**lod, "download_url": links.download(asset_id, lod["index"])}
+                for lod in data["lods"]
+            ]
+        return cls.model_validate(data)
+
+
+# What `AssetRead.of` reads of an asset: its fields (as the row names them) but those it makes
+# itself, and what those are made of.
+_ASSET_ATTRIBUTES = [
+    *(
+        str(f.validation_alias or name)
+        for name, f in AssetRead.model_fields.items()
+        if name not in {"download_url", "thumbnail_url", "views"}
+    ),
+    "input_path",
+    "input_views",
+    "model_path",
+    "thumbnail_path",
+]
 
 
 class AssetPage(Paging):

@@ -61,6 +61,9 @@ from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, nam
 # about 10,000 rows. Past it the walk is kept, though matches that all sit at the far end of the
 # order (a tag only the oldest assets carry, newest first) make it read most of the index.
 DRIVE_UP_TO = 2_000
+# A search leads a page instead of a tag's links (`AssetFilters.plan`) only when it finds this
+# many times fewer assets than the tag has links.
+_FEWER_BY = 8
 SAMPLE = 1_000  # about as many ids of a driver's part tested against the other filters
 _ID_SPACE = 16**32  # asset ids: 32 hex digits
 TAG_IDS_MAX = 500  # a search's matching tags named by id; more are found by a subquery
@@ -167,6 +170,7 @@ async def tags_asked(
     held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
         rows = (await session.execute(asked.where(named))).all()
+    if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
     found = {name: tag_id for tag_id, name, _ in rows}
     return [found.get(name, -1) for name in names], held
@@ -191,6 +195,7 @@ class AssetFilters:
     base: Sequence[ColumnElement[bool]]
     filters: Sequence[Filter]
     dialect: str
+    owned: bool = False  # ``base`` holds only one key's assets
 
     async def plan(self, session: AsyncSession, along_links: bool) -> Plan:
         """``along_links``: the page's order is one a tag's links hold too (`WALKED`)."""
@@ -199,17 +204,23 @@ class AssetFilters:
         if not sizable:
             return Plan(probes, probes)
         # Where a tag's links can lead the page, a filter is only asked whether it is small.
-        walks = along_links and any(f.tag is not None for f in sizable)
+        # Not for one key's assets: the tag's links are every key's.
+        walks = along_links and not self.owned and any(f.tag is not None for f in sizable)
         cap = DRIVE_UP_TO if walks else TOTAL_EXACT_UP_TO
         sized = list(zip(await self._sizes(session, sizable, cap), sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         others = [f.probe for f in self.filters if f is not smallest]
         driven = [*self.base, Asset.id.in_(smallest.driver), *others]
+        if walks:
+            links, tag = min(
+                ((sum(size), f) for size, f in sized if f.tag is not None), key=lambda p: p[0]
+            )
+            # A search finding far fewer assets than the tag has leads instead: sorting those
+            # few reads less than walking the tag's links to them.
+            if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
+                return await self._along(session, links, tag)
         if sum(sizes) <= DRIVE_UP_TO:
             return Plan(driven, driven)
-        if walks:
-            tags = [(sum(size), f) for size, f in sized if f.tag is not None]
-            return await self._along(session, *min(tags, key=lambda pair: pair[0]))
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, driven)
         if self.dialect == "postgresql":
@@ -222,20 +233,26 @@ class AssetFilters:
 
     async def _along(self, session: AsyncSession, links: int, tag: Filter) -> Plan:
         """The page walks ``tag``'s ``links`` in its order, testing only its assets, by
-        the other filters' probes on the link (`Filter.linked`). The total is the tag's own
-        count where nothing else filters (SQLite keeps it exact), else estimated from a sample
-        of the tag's assets: those in a range of ids (`id_range`)."""
+        the other filters' probes on the link (`Filter.linked`). The total: the tag's own count
+        where nothing else filters (SQLite keeps it exact); else the assets of the tag that pass
+        the other filters, counted among all its links where there are up to
+        `TOTAL_EXACT_UP_TO`, or estimated from a sample of them past it: those in a range of ids
+        (`id_range`)."""
         linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
         where = [*self.base, *linked]
-        if not where:
+        span = id_range(links)
+        if not where and (self.dialect == "sqlite" or span is not None):
             total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
             return Plan(where, total, tag.tag)
-        low, high = id_range(links)
-        ours = [WALKED.c.tag_id == tag.tag, WALKED.c.asset_id >= low, WALKED.c.asset_id < high]
+        ours = [WALKED.c.tag_id == tag.tag]
+        if span is not None:
+            ours += [WALKED.c.asset_id >= span[0], WALKED.c.asset_id < span[1]]
         met = and_(true(), *where)
         source = WALKED.join(Asset, Asset.id == WALKED.c.asset_id) if self.base else WALKED
         counted = select(func.count(), func.count().filter(met)).select_from(source).where(*ours)
         sampled, passed = (await session.execute(counted)).one()
+        if span is None:
+            return Plan(where, Total(passed, "exact"), tag.tag)
         total = Total(round(links * passed / sampled) if sampled else 0, "estimate")
         return Plan(where, total, tag.tag)
 
@@ -273,11 +290,14 @@ class AssetFilters:
         return Total(round(sum(sizes) * passed / sampled) if sampled else 0, "estimate")
 
 
-def id_range(size: int) -> tuple[str, str]:
-    """A range of asset ids that holds about `SAMPLE` of ``size`` assets: ids are random (32 hex
-    digits, `models.new_id`), so the assets in it are a fair sample of them, whatever their age
-    or owner; the same range each time, so a total does not change from page to page."""
-    width = min(_ID_SPACE, _ID_SPACE * SAMPLE // max(size, 1))
+def id_range(size: int) -> tuple[str, str] | None:
+    """A range of asset ids that holds about `SAMPLE` of ``size`` assets; None for every id,
+    where ``size`` is up to `TOTAL_EXACT_UP_TO` (they are then all counted). Ids are random (32
+    hex digits, `models.new_id`), so the assets in it are a fair sample of them, whatever their
+    age; the same range each time, so a total does not change from page to page."""
+    if size <= TOTAL_EXACT_UP_TO:
+        return None
+    width = min(_ID_SPACE, _ID_SPACE * SAMPLE // size)
     low = (_ID_SPACE - width) // 2
     return f"{low:032x}", f"{low + width:032x}" if low + width < _ID_SPACE else "g"
 

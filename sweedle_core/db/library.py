@@ -296,7 +296,8 @@ def _asset_filters(
     found = [tag_filter(tag) for tag in tags]
     if query.search:
         found.append(search_filter(query.search, dialect, term_tags))
-    return AssetFilters(base, found, dialect)
+    owned = sees is not None or query.owner is not None
+    return AssetFilters(base, found, dialect, owned)
 
 
 _ASSET_KEYS = {

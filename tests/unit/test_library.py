@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -373,23 +374,51 @@ async def test_a_cursor_is_refused_under_other_filters(store, filled):
 
 
 async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkeypatch):
-    """Newer assets of one owner, tagged like 100 older ones: a sample of the tag's first or
-    last links would hold none or only them. The estimate samples a range of ids (random, so
-    of every age), and is never below what the page shows (and one more when a page follows)."""
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", 10)
+    """Newer assets, tagged like 100 older ones: a sample of the tag's first or last links would
+    hold none or all of them (130). The estimate samples a range of ids (random, so of every
+    age), and is never below what the page shows (and one more when a page follows); up to the
+    exact limit the tag's links are all counted."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
     monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 10)
+    monkeypatch.setattr(filters, "SAMPLE", 50)  # about 50 of the tag's 130 links
     monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 10)
     async with store.sessions.begin() as session:
         wood = await session.scalar(select(Tag).where(Tag.name == "wood"))
         session.add_all(
-            Asset(name=f"new {i}", owner="new", tags=[wood], generation_params={}, metadata_={})
+            Asset(name=f"fresh {i}", tags=[wood], generation_params={}, metadata_={})
             for i in range(30)
         )
-    page = await store.library.find(AssetQuery(tags=["wood"], page_size=10), "new")
-    assert len(page.items) == 10 and page.next_cursor is not None
-    assert page.total_kind != "exact" and page.total >= 11
-    if store.engine.dialect.name == "sqlite":
-        assert 15 <= page.total <= 60  # 30, from a sample spread over the tag's 130 links
+    if store.engine.dialect.name == "postgresql":  # the tag's size: its planner's statistics
+        async with store.engine.connect() as connection:
+            await connection.execute(text("ANALYZE asset_tags"))
+            await connection.commit()
+    query = AssetQuery(search="fresh", tags=["wood"], page_size=10)
+    page = await store.library.find(query, None)
+    assert [a.name for a in page.items] == [f"fresh {i}" for i in range(29, 19, -1)]
+    assert page.next_cursor is not None
+    assert page.total_kind == "estimate" and 11 <= page.total <= 100  # 30
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 1_000)
+    page = await store.library.find(query, None)
+    assert (page.total, page.total_kind) == (30, "exact")
+
+
+async def test_a_cursor_goes_on_whichever_way_the_next_page_is_asked(store, filled, monkeypatch):
+    """A page walked along a tag's links and one read off the assets' own index are in the same
+    order with the same keys: a cursor from one goes on in the other (as when a tag grows past
+    `DRIVE_UP_TO` between two pages), nothing repeated or skipped."""
+    for sort_by in ("created", "name"):
+        query = AssetQuery(search="o", tags=["prop"], sort_by=sort_by, page_size=30)
+        everything = await store.library.find(replace(query, page_size=300), None)
+        whole = [a.id for a in everything.items]
+        seen: list[str] = []
+        found = await store.library.find(query, None)
+        for drive_up_to in [0, 2_000, 0, 2_000, 0]:
+            seen += [a.id for a in found.items]
+            if not found.next_cursor:
+                break
+            monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
+            found = await store.library.find(replace(query, cursor=found.next_cursor), None)
+        assert seen == whole[: len(seen)] and len(seen) == len(set(seen)) >= 60, sort_by
 
 
 def test_tags_are_normalised():

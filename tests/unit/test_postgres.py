@@ -13,9 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from sweedle_core.db.engine import alembic_config, make_engine
-from sweedle_core.db.models import Base
+from sweedle_core.db.models import Asset, Base, Tag
 
 MAPPED_TABLES = set(Base.metadata.tables)
 # The name search index (migration 0014) lives beside the models: on SQLite an FTS5 table (and
@@ -82,3 +83,39 @@ async def test_the_migrations_go_up_to_head_down_to_base_and_up_again(database_u
 
 async def test_each_store_runs_on_the_backend_its_id_names(store, request):
     assert store.engine.dialect.name == request.node.callspec.params["store"]
+
+
+async def test_links_made_before_migration_0015_get_their_assets_time_and_name(database_url):
+    """A library written before 0015 has its tag links filled when the migration runs (and on
+    SQLite each tag's count), and links written after are filled by its triggers."""
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "base")
+    await asyncio.to_thread(command.upgrade, config, "0014")
+    engine = make_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    links = text(
+        "SELECT a.name, l.name, a.created_at = l.created_at "
+        "FROM asset_tags AS l JOIN assets AS a ON a.id = l.asset_id ORDER BY a.name"
+    )
+    try:
+        async with sessions.begin() as session:
+            wood = Tag(name="wood")
+            session.add_all(
+                Asset(name=name, tags=[wood], generation_params={}, metadata_={})
+                for name in ("Oak Chair", "Pine Table")
+            )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with sessions.begin() as session:
+            session.add(Asset(name="Elm Stool", tags=[wood], generation_params={}, metadata_={}))
+        async with engine.connect() as connection:
+            copied = (await connection.execute(links)).all()
+            if engine.dialect.name == "sqlite":
+                counts = (await connection.execute(text("SELECT links FROM tag_link_counts"))).all()
+                assert counts == [(3,)]
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in copied] == [
+        ("Elm Stool", "Elm Stool", True),
+        ("Oak Chair", "Oak Chair", True),
+        ("Pine Table", "Pine Table", True),
+    ]
