@@ -219,10 +219,13 @@ class AssetFilters:
             # few reads less than walking the tag's links to them.
             if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
                 return await self._along(session, links, tag)
+        # One filter alone, found by one index and counted there (SQLite): that is the total.
+        counted = sum(sizes) <= TOTAL_EXACT_UP_TO and len(sizes) == 1 and len(probes) == 1
+        total = Total(sizes[0], "exact") if counted and self.dialect == "sqlite" else driven
         if sum(sizes) <= DRIVE_UP_TO:
-            return Plan(driven, driven)
+            return Plan(driven, total)
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
-            return Plan(probes, driven)
+            return Plan(probes, total)
         if self.dialect == "postgresql":
             return Plan(probes, Total(await planned_rows(session, _rows(driven)), "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough
