@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     Select,
     and_,
     column,
@@ -69,9 +70,10 @@ _ID_SPACE = 16**32  # asset ids: 32 hex digits
 TAG_IDS_MAX = 500  # a search's matching tags named by id; more are found by a subquery
 # SQLite: the links in the order they were made.
 _LINK_KEY: ColumnElement[int] = literal_column("asset_tags.rowid")
-# The links of the tag a page walks along (`Plan.along`), with their copies of the asset's
+# The links of the tag a page walks along (`Plan.source`), with their copies of the asset's
 # creation time and name: an alias, as the filters' probes read `asset_tags` too.
 WALKED = asset_tags.alias("walked")
+_WALKED_ASSETS = WALKED.join(Asset, Asset.id == WALKED.c.asset_id)
 # SQLite: each tag's number of links, kept by triggers (migration 0015).
 _TAG_LINKS = table("tag_link_counts", column("tag_id"), column("links"))
 
@@ -179,12 +181,12 @@ async def tags_asked(
 @dataclass(frozen=True)
 class Plan:
     """What a library query asks: the page's WHERE, and the count's (or its total, known);
-    ``along``: a tag whose links the page walks, in its order (`library.LINK_ORDERS`), instead
-    of the order's own index."""
+    ``source``: where a page walks a tag's links (`WALKED` joined to their assets), in its
+    order's keys there (`library.LINK_ORDERS`), instead of the order's own index."""
 
     where: list[Any]
     counted: list[Any] | Total
-    along: int | None = None
+    source: FromClause | None = None
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,6 @@ class AssetFilters:
         cap = DRIVE_UP_TO if walks else TOTAL_EXACT_UP_TO
         sized = list(zip(await self._sizes(session, sizable, cap), sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
-        others = [f.probe for f in self.filters if f is not smallest]
-        driven = [*self.base, Asset.id.in_(smallest.driver), *others]
         if walks:
             links, tag = min(
                 ((sum(size), f) for size, f in sized if f.tag is not None), key=lambda p: p[0]
@@ -219,6 +219,8 @@ class AssetFilters:
             # few reads less than walking the tag's links to them.
             if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
                 return await self._along(session, links, tag)
+        others = [f.probe for f in self.filters if f is not smallest]
+        driven = [*self.base, Asset.id.in_(smallest.driver), *others]
         # One filter alone, found by one index and counted there (SQLite): that is the total.
         counted = sum(sizes) <= TOTAL_EXACT_UP_TO and len(sizes) == 1 and len(probes) == 1
         total = Total(sizes[0], "exact") if counted and self.dialect == "sqlite" else driven
@@ -242,22 +244,20 @@ class AssetFilters:
         `TOTAL_EXACT_UP_TO`, or estimated from a sample of them past it: those in a range of ids
         (`id_range`)."""
         linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
-        where = [*self.base, *linked]
+        on_tag, tested = WALKED.c.tag_id == tag.tag, [*self.base, *linked]
+        where = [on_tag, *tested]
         span = id_range(links)
-        if not where and (self.dialect == "sqlite" or span is not None):
+        if not tested and (self.dialect == "sqlite" or span is not None):
             total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
-            return Plan(where, total, tag.tag)
-        ours = [WALKED.c.tag_id == tag.tag]
+            return Plan(where, total, _WALKED_ASSETS)
+        within = [on_tag]
         if span is not None:
-            ours += [WALKED.c.asset_id >= span[0], WALKED.c.asset_id < span[1]]
-        met = and_(true(), *where)
-        source = WALKED.join(Asset, Asset.id == WALKED.c.asset_id) if self.base else WALKED
-        counted = select(func.count(), func.count().filter(met)).select_from(source).where(*ours)
-        sampled, passed = (await session.execute(counted)).one()
+            within += [WALKED.c.asset_id >= span[0], WALKED.c.asset_id < span[1]]
+        source = _WALKED_ASSETS if self.base else WALKED
+        sampled, passed = await _sample(session, source, within, tested)
         if span is None:
-            return Plan(where, Total(passed, "exact"), tag.tag)
-        total = Total(round(links * passed / sampled) if sampled else 0, "estimate")
-        return Plan(where, total, tag.tag)
+            return Plan(where, Total(passed, "exact"), _WALKED_ASSETS)
+        return Plan(where, _scaled(links, sampled, passed), _WALKED_ASSETS)
 
     async def _sizes(
         self, session: AsyncSession, found: Sequence[Filter], cap: int | None = TOTAL_EXACT_UP_TO
@@ -285,12 +285,28 @@ class AssetFilters:
         """SQLite's estimate: the driver's whole size, times the share of a sample spread over
         its ids that pass the other conditions."""
         sizes = (await self._sizes(session, [driver], None))[0]
-        passing = and_(true(), *self.base, *others)
-        counted = select(func.count(), func.count().filter(passing)).select_from(Asset)
-        sampled, passed = (
-            await session.execute(counted.where(Asset.id.in_(driver.sample(sizes))))
-        ).one()
-        return Total(round(sum(sizes) * passed / sampled) if sampled else 0, "estimate")
+        drawn = [Asset.id.in_(driver.sample(sizes))]
+        sampled, passed = await _sample(session, Asset, drawn, [*self.base, *others])
+        return _scaled(sum(sizes), sampled, passed)
+
+
+async def _sample(
+    session: AsyncSession,
+    source: Any,
+    within: Sequence[ColumnElement[bool]],
+    passing: Sequence[ColumnElement[bool]],
+) -> tuple[int, int]:
+    """How many rows of ``source`` meet ``within`` (a sample), and how many of those also meet
+    ``passing``, in one statement."""
+    met = and_(true(), *passing)
+    counted = select(func.count(), func.count().filter(met)).select_from(source).where(*within)
+    sampled, passed = (await session.execute(counted)).one()
+    return sampled, passed
+
+
+def _scaled(size: int, sampled: int, passed: int) -> Total:
+    """An estimate of the matches among ``size`` rows: the share of a sample that passed."""
+    return Total(round(size * passed / sampled) if sampled else 0, "estimate")
 
 
 def id_range(size: int) -> tuple[str, str] | None:

@@ -114,21 +114,19 @@ class AssetLibrary:
             tags, term_tags = await tags_asked(session, names, query.search, self.dialect)
             filters = _asset_filters(query, sees, self.dialect, tags, term_tags)
             plan = await filters.plan(session, along_links=query.sort_by in LINK_ORDERS)
-            order, where, source = _asset_order(query), plan.where, None
-            if plan.along is not None:  # the same order and cursors, read off the tag's links
+            order = _asset_order(query)
+            if plan.source is not None:  # the same order and cursors, read off a tag's links
                 order = replace(order, keys=LINK_ORDERS[query.sort_by])
-                where = [WALKED.c.tag_id == plan.along, *where]
-                source = WALKED.join(Asset, Asset.id == WALKED.c.asset_id)
             return await read_page(
                 session,
                 Asset,
-                where,
+                plan.where,
                 order,
                 query.page,
                 query.page_size,
                 query.cursor,
                 plan.counted,
-                source,
+                plan.source,
             )
 
     async def edit(
