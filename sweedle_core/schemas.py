@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Row
 
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
@@ -176,11 +177,14 @@ class AssetRead(_Read):
 
     @classmethod
     def of(cls, asset: Any, links: Links) -> AssetRead:
-        """From an asset's row (a `models.Asset`), with the links to its files. Its values are
-        read as loaded (an ORM attribute read per field and per page was most of a library
-        page's Python), and validated once, links included."""
-        loaded = vars(asset)
-        data = {k: loaded[k] if k in loaded else getattr(asset, k) for k in _ASSET_ATTRIBUTES}
+        """From an asset (a `models.Asset`, or a row of a library page), with the links to its
+        files. Its values are read as loaded (an ORM attribute read per field and per page was
+        most of a library page's Python), and validated once, links included."""
+        if isinstance(asset, Row):  # every column read, as `_ASSET_ATTRIBUTES` names them
+            data = asset._asdict()
+        else:
+            loaded = vars(asset)
+            data = {k: loaded[k] if k in loaded else getattr(asset, k) for k in _ASSET_ATTRIBUTES}
         asset_id = data["id"]
         if data["input_path"]:
             others = data["input_views"] or {}

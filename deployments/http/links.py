@@ -17,11 +17,9 @@ class RequestLinks:
 
     def __init__(self, request: Request) -> None:
         self._request = request
-
-    @property
-    def root(self) -> str:
-        """The path the app is served at ("" at the server's root)."""
-        return str(self._request.scope.get("root_path", "")).rstrip("/")
+        # The path the app is served at ("" at the server's root).
+        self.root = str(request.scope.get("root_path", "")).rstrip("/")
+        self._templates: dict[tuple[str, ...], str] = request.app.state.link_templates
 
     def download(self, asset_id: str, lod: int | None = None) -> str:
         path = self._path("download", asset_id=asset_id)
@@ -40,12 +38,11 @@ class RequestLinks:
         return self._path("engine_zip", asset_id=asset_id, engine=engine)
 
     def _path(self, route: str, **params: str) -> str:
-        templates = self._request.app.state.link_templates
         key = (route, *params)
-        if key not in templates:
+        path = self._templates.get(key)
+        if path is None:
             marks = {name: f"__{name}__" for name in params}
-            templates[key] = self._request.app.url_path_for(route, **marks)
-        path = templates[key]
+            path = self._templates[key] = self._request.app.url_path_for(route, **marks)
         for name, value in params.items():
             path = path.replace(f"__{name}__", value)
         return self.root + path

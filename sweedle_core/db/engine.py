@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from sweedle_core.db import sqlite_driver
 from sweedle_core.db.search import FOLD, fold
 from sweedle_core.storage.atomic import make_folder
 
@@ -95,7 +96,9 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
         make_folder(database.parent, private=True)
         # Created here, empty, readable by this user only; SQLite gives its WAL files the same.
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, module=sqlite_driver.DRIVER
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):

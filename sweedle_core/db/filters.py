@@ -30,6 +30,7 @@ of every age and owner, and the total does not change from page to page).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,7 @@ class Filter:
         return spread[0] if len(spread) == 1 else select(union(*spread).subquery().c[0])
 
 
+@functools.lru_cache(maxsize=1_024)  # built once per tag: a library's tags are few
 def tag_filter(tag_id: int) -> Filter:
     """Assets carrying the tag ``tag_id`` (`tag_ids`: -1 for a tag that does not exist)."""
     links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag_id)

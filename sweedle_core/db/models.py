@@ -96,7 +96,7 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    tags: Mapped[list[Tag]] = relationship(secondary=asset_tags, lazy="selectin")
+    tags: Mapped[list[Tag]] = relationship(secondary=asset_tags, lazy="selectin", order_by="Tag.id")
     jobs: Mapped[list[GenerationJob]] = relationship(
         back_populates="asset", cascade="all, delete-orphan", passive_deletes=True
     )

@@ -3,7 +3,9 @@
 A cursor names the last row of a page by its sort keys, as the database computed them, so the
 next page starts right after it on the index that matches the order: as fast at depth 50,000 as
 on the first page, and stable while rows are added (a row added meanwhile lands before or after
-the cursor; none is shown twice or skipped). ``page`` (OFFSET) paging stays for jumps.
+the cursor; none is shown twice or skipped). ``page`` (OFFSET) paging stays for jumps: the
+rows it skips are read for their sort keys alone, and the page after the last of them as after a
+cursor.
 
 A total is counted exactly up to `TOTAL_EXACT_UP_TO` matches; past it the count stops and the
 page says so (`TotalKind`): PostgreSQL's planner gives an estimate, SQLite only "more than".
@@ -123,33 +125,38 @@ async def read_page(
     cursor: str | None,
     counted: Sequence[ColumnElement[bool]] | Total | None = None,
     source: FromClause | None = None,
+    columns: Sequence[Any] = (),
 ) -> Page:
     """Page ``page`` (default: the first) of the ``model`` rows meeting ``conditions`` in
     ``order``, or the page after ``cursor``; one row more than the page is read, to know whether
     a next page exists. The total counts the rows meeting ``counted`` (the same rows, asked
     another way; default: ``conditions``), or is ``counted`` where known. ``source``: the rows
-    are read from it (a join holding ``order``'s keys)."""
+    are read from it (a join holding ``order``'s keys). ``columns``: each item is a row of
+    these (named columns) instead of a ``model`` instance."""
     if cursor is not None and page is not None:
         raise InvalidCursor("give page or cursor, not both")
-    chosen = select(model, *order.keys).where(*conditions)
+    # The order's keys follow the item, named apart from its own columns.
+    keys = [key.label(f"_order_key_{i}") for i, key in enumerate(order.keys)]
+    chosen = select(*(columns or [model]), *keys).where(*conditions)
     if source is not None:
         chosen = chosen.select_from(source)
-    rows: list[Any] = []
     offset = ((page or 1) - 1) * page_size
-    start = None if cursor is None else decode_cursor(cursor, order)
-    if start is None:
-        statement = chosen.order_by(*order.clauses()).offset(offset).limit(page_size + 1)
-        rows = list((await session.execute(statement)).all())
+    if cursor is not None:
+        rows = await _after(session, chosen, order, decode_cursor(cursor, order), page_size)
+    elif offset:
+        # The rows a jump skips are read for their keys alone (PostgreSQL computes a row's
+        # columns before OFFSET drops it, each asset's tags among them: page 2,000 took 0.7 s
+        # at a million), and the page is read as the one after the last of them.
+        skipped = chosen.with_only_columns(*keys).order_by(*order.clauses())
+        last = (await session.execute(skipped.offset(offset - 1).limit(1))).first()
+        rows = [] if last is None else await _after(session, chosen, order, list(last), page_size)
     else:
-        dialect = session.get_bind().dialect.name
-        for extra, way in order.after(start, dialect):
-            wanted = page_size + 1 - len(rows)
-            statement = chosen.where(*extra).order_by(*way).limit(wanted)
-            rows += (await session.execute(statement)).all()
-            if len(rows) > page_size:
-                break
+        first = chosen.order_by(*order.clauses()).limit(page_size + 1)
+        rows = list((await session.execute(first)).all())
     shown = rows[:page_size]
-    following = encode_cursor(order, shown[-1][1:]) if len(rows) > page_size else None
+    following = None
+    if len(rows) > page_size:
+        following = encode_cursor(order, shown[-1][-len(keys) :])
     # The rows of the result up to the last one read (those before a cursor are not known).
     seen = len(rows) + (offset if cursor is None else 0)
     if cursor is None and following is None and (shown or not offset):
@@ -161,8 +168,23 @@ async def read_page(
     # An estimate is never below the rows a client has seen, and one more if a page follows.
     if total.kind != "exact" and total.matches < seen:
         total = Total(seen, total.kind)
-    items = [r[0] for r in shown]
+    items = shown if columns else [r[0] for r in shown]
     return Page(items, *total, None if cursor else page or 1, page_size, following)
+
+
+async def _after(
+    session: AsyncSession, chosen: Select[Any], order: Order, values: list[Any], page_size: int
+) -> list[Any]:
+    """Up to a page and one more of ``chosen``'s rows after the row whose sort keys are
+    ``values``, each run of `Order.after` read in turn."""
+    rows: list[Any] = []
+    dialect = session.get_bind().dialect.name
+    for extra, way in order.after(values, dialect):
+        statement = chosen.where(*extra).order_by(*way).limit(page_size + 1 - len(rows))
+        rows += (await session.execute(statement)).all()
+        if len(rows) > page_size:
+            break
+    return rows
 
 
 async def count(

@@ -1,4 +1,5 @@
-"""One Ray instance and one running Sweedle app for the whole serve tier."""
+"""One Ray instance and one running Sweedle app for the whole serve tier (its tests, then the
+ones that restart it; it stops when the tier ends)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,27 @@ from tests.serve.client import Sweedle
 from tests.serve.gate import POOL_GATE_NAME, get_gate
 from tests.stand_ins.s3_server import S3Server
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 APP = "sweedle"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Tests that restart the cluster run last, so the others share one Ray instance.
-    items.sort(key=lambda item: item.get_closest_marker("restarts_cluster") is not None)
+    """The serve tier's tests that restart the cluster run last among its tests, so the others
+    share one Ray instance; just before them, those that leave the session's app deployed with
+    other settings (a restart deploys it afresh, from `Deployment.settings`, so nothing needs to
+    deploy it back). The tier's tests stay where they were among the others: its Ray instance
+    (package-scoped) stops when they end, not at the end of the session."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("restarts_cluster") is not None:
+            return 2
+        return 1 if item.get_closest_marker("redeploys_app") is not None else 0
+
+    places = [i for i, item in enumerate(items) if item.path.is_relative_to(HERE)]
+    ordered = sorted((items[i] for i in places), key=order)
+    for place, item in zip(places, ordered, strict=True):
+        items[place] = item
 
 
 def free_port() -> int:
@@ -73,8 +88,9 @@ class Deployment:
                 feed.wait_for(lambda e: e["type"] == "queue_status" and enough(e), timeout=120)
 
     def stop(self) -> None:
-        serve.shutdown()
-        ray.shutdown()
+        """The end of the tier: the cluster goes as a whole (Serve's graceful shutdown of every
+        replica would add ~8 s and check nothing; what must end cleanly, its test ends)."""
+        self.crash()
 
     def crash(self) -> None:
         """Stop the whole Ray cluster at once, as `ray stop` or a power cut would: no replica
@@ -83,7 +99,7 @@ class Deployment:
         serve.context._set_global_client(None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Deployment]:

@@ -62,7 +62,9 @@ def elastic(deployment: Any, tmp_path: Path) -> Iterator[Sweedle]:
     try:
         yield Sweedle(f"http://127.0.0.1:{deployment.port}/{NAME}")
     finally:
-        serve.delete(NAME)
+        # Not waited for: its replicas stop in the background (its generators are gone by
+        # now, so none is left telling the queue it leaves).
+        serve.delete(NAME, _blocking=False)
         ray.kill(ray.get_actor(QUEUE, namespace="sweedle"), no_restart=True)
 
 

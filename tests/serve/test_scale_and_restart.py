@@ -118,7 +118,8 @@ def test_a_generator_that_needs_a_gpu_on_a_cpu_cluster_is_explained(deployment, 
         )
         assert job.status_code == 202, "the rest of the app serves"
     finally:
-        serve.delete("gpu-wait")
+        # Not waited for: its replicas stop in the background while the next test runs.
+        serve.delete("gpu-wait", _blocking=False)
         ray.kill(ray.get_actor("gpu_wait_queue", namespace="sweedle"))
 
 

@@ -23,6 +23,7 @@ from sweedle_core.errors import AssetNotFound, InvalidCursor, InvalidTag, JobNot
 from sweedle_core.idempotency import Idempotency, IdempotencyTaken, idempotency
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
+from sweedle_core.schemas import AssetRead
 from tests.cursors import forged
 
 NAMES = ["oak chair", "stone lantern", "low-poly tree", "100% cotton", "snake_case", 'it\'s "q"']
@@ -84,7 +85,7 @@ async def test_filters_paging_and_totals_over_a_few_hundred_assets(store, filled
     assert wood.total == 100 and wood.pages == 15 and len(wood.items) == 7
     both = await store.library.find(AssetQuery(tags=["WOOD", "Low  Poly"]), None)
     assert both.total == 20  # every 15th: multiples of 3 and of 5
-    assert all({"wood", "low-poly"} <= {t.name for t in a.tags} for a in both.items)
+    assert all({"wood", "low-poly"} <= {t["name"] for t in a.tags} for a in both.items)
 
     completed = await store.library.find(AssetQuery(status="completed"), None)
     assert completed.total == 225
@@ -436,6 +437,86 @@ async def test_tag_counts_follow_the_callers_assets(store, filled):
     assert await store.library.create_tag(" New Tag ") == ("new-tag", True)
     assert await store.library.create_tag("new-tag") == ("new-tag", False)
     assert dict(await store.library.tag_counts(None))["new-tag"] == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        AssetQuery(page_size=7),
+        AssetQuery(page_size=7, sort_by="name", sort_order="asc"),
+        # Assets without a mesh come last: pages 33 to 35 cross into them, and end there.
+        AssetQuery(page_size=7, sort_by="vertex_count", sort_order="desc"),
+        AssetQuery(page_size=7, sort_by="vertex_count", sort_order="asc"),
+        AssetQuery(page_size=7, tags=["wood"], search="o"),  # along the tag's links
+        AssetQuery(page_size=7, search="lantern", sort_by="name", sort_order="desc"),
+    ],
+)
+async def test_a_jump_to_page_n_shows_what_n_pages_of_cursors_show(store, filled, query):
+    """A jump skips the rows before it by their sort keys and reads on after the last of them:
+    the same rows as going page by page."""
+    walked, cursor = [], None
+    while True:
+        found = await store.library.find(replace(query, cursor=cursor), None)
+        walked.append([a.id for a in found.items])
+        if (cursor := found.next_cursor) is None:
+            break
+    assert len(walked) > 3
+    for number in (1, 2, len(walked) // 2, len(walked) - 1, len(walked), len(walked) + 1):
+        jumped = await store.library.find(replace(query, page=number), None)
+        expected = walked[number - 1] if number <= len(walked) else []
+        assert [a.id for a in jumped.items] == expected, f"page {number}"
+        assert (jumped.next_cursor is None) == (number >= len(walked))
+
+
+class _Links:
+    """Links as the HTTP layer would make them (`schemas.Links`)."""
+
+    def download(self, asset_id: str, lod: int | None = None) -> str:
+        return f"/files/{asset_id}" + ("" if lod is None else f"?lod={lod}")
+
+    def thumbnail(self, asset_id: str) -> str:
+        return f"/thumbnails/{asset_id}"
+
+    def job(self, job_id: str) -> str:
+        return f"/jobs/{job_id}"
+
+    def job_feed(self, job_id: str) -> str:
+        return f"/feed?job_id={job_id}"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        AssetQuery(page_size=30),  # the order's index
+        AssetQuery(tags=["wood"], search="chair"),  # along the tag's links
+        AssetQuery(tags=["low-poly"], sort_by="vertex_count", sort_order="asc"),
+        AssetQuery(search="lantern", sort_by="name"),
+    ],
+)
+async def test_a_page_shows_each_asset_as_it_reads_alone(store, filled, query):
+    """A page's assets are read as rows with their tags in one column; each must read as the
+    asset read alone does: every field, the links, and its tags in the same order."""
+    links = _Links()
+    async with store.sessions.begin() as session:
+        shown = await store.library.find(AssetQuery(page_size=1), None)
+        asset = await session.get(Asset, shown.items[0].id)
+        asset.lods = [{"index": 0, "level": 1.0, "faces": 4, "vertices": 4, "file": "lod0.glb"}]
+        asset.model_path, asset.thumbnail_path = "m.glb", "t.png"
+        asset.input_path, asset.input_views = "i.png", {"left": "l.png"}
+        # Tags made in another order than their names sort in: the order is the tag ids'.
+        asset.tags = [Tag(name="zz-late"), *asset.tags, Tag(name="aa-early")]
+    await make(store, "lantern without tags")  # the newest: on the first page, with no tags
+    page = await store.library.find(query, None)
+    assert page.items
+    for row in page.items:
+        alone = await store.library.get(row.id, None)
+        assert AssetRead.of(row, links) == AssetRead.of(alone, links)
+    bare, first = (await store.library.find(AssetQuery(page_size=2), None)).items
+    assert bare.name == "lantern without tags" and bare.tags == []
+    first = AssetRead.of(first, links)
+    assert first.download_url == f"/files/{first.id}" and first.views == ["front", "left"]
+    assert first.lods and first.lods[0].download_url == f"/files/{first.id}?lod=0"
+    assert [t.name for t in first.tags][-2:] == ["zz-late", "aa-early"]
 
 
 async def test_a_key_lists_only_the_tags_on_its_own_assets(store, filled):
