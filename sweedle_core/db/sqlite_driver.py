@@ -82,6 +82,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
     def _statement(self, call: Callable[..., Any], operation: Any, parameters: Any) -> None:
         """On the connection's thread: the whole statement, its rows kept for the fetches."""
+        self._description, self._rows = None, collections.deque()
         cursor = self._connection._conn.cursor()
         try:
             call(cursor, operation, parameters)

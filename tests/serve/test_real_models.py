@@ -52,12 +52,6 @@ def start_app(deployment: Any, name: str, data: Path, **settings: Any) -> Sweedl
     return Sweedle(f"http://127.0.0.1:{deployment.port}/{name}")
 
 
-def stop_app(name: str) -> None:
-    """Deleted without waiting: its replicas stop in the background (seconds of Serve's
-    graceful shutdown) while the next test runs; nothing looks at the app again."""
-    serve.delete(name, _blocking=False)
-
-
 def wait_for_generator(client: Sweedle, states: set[str]) -> dict[str, Any]:
     def settled(status: dict[str, Any]) -> bool:
         return any(g["state"] in states for g in status["generators"].values())
@@ -91,7 +85,7 @@ def models(deployment: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     wait_for_generator(client, {"idle"})
     yield client
-    stop_app("models")
+    serve.delete("models")
 
 
 def busy_photo(seed: int = 0) -> bytes:
@@ -241,7 +235,7 @@ def test_absent_weights_say_where_they_were_looked_for_in_health_and_the_job(
         assert "generation unavailable" in job["error"]
         assert str(weights / SUBFOLDER) in job["error"]
     finally:
-        stop_app("noweights")
+        serve.delete("noweights")
 
 
 def test_without_its_weights_the_gpu_backend_runs_the_depth_fallback_and_says_so(
@@ -285,4 +279,4 @@ def test_without_its_weights_the_gpu_backend_runs_the_depth_fallback_and_says_so
         assert asset["texture_method"] == "image_projection"
         assert_valid_glb_with_faces(client, job["asset_id"], tmp_path)
     finally:
-        stop_app("fallback")
+        serve.delete("fallback")

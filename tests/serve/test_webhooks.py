@@ -118,8 +118,8 @@ def test_a_cancelled_job_is_announced_too(client, gate, receiver):
 def test_a_rotated_webhook_secret_signs_the_next_delivery(deployment, client):
     """A new WEBHOOK_SECRET and a redeploy on the same cluster: the queue that signs is
     replaced (its settings changed, secrets included), so the next delivery carries the new
-    signature. The app is left so (the tests after this one restart the cluster and deploy it
-    again from the session's settings, which get the old secret back)."""
+    signature. The app is left so: only the tests that restart the cluster run after this one
+    (`redeploys_app`), and they deploy it afresh from the settings, the old secret back in."""
     rotated = "whsec_rotated_0123456789abcdef"
     receiver = Receiver(failures=0)
     deployment.settings["webhook_secret"] = rotated

@@ -453,13 +453,18 @@ async def test_tag_counts_follow_the_callers_assets(store, filled):
 )
 async def test_a_jump_to_page_n_shows_what_n_pages_of_cursors_show(store, filled, query):
     """A jump skips the rows before it by their sort keys and reads on after the last of them:
-    the same rows as going page by page."""
+    the same rows as going page by page, and as the whole result read at once, cut in pages."""
     walked, cursor = [], None
     while True:
         found = await store.library.find(replace(query, cursor=cursor), None)
         walked.append([a.id for a in found.items])
         if (cursor := found.next_cursor) is None:
             break
+    whole = await store.library.find(replace(query, page_size=1_000), None)
+    size = query.page_size
+    assert walked == [
+        [a.id for a in whole.items[i : i + size]] for i in range(0, whole.total, size)
+    ]
     assert len(walked) > 3
     for number in (1, 2, len(walked) // 2, len(walked) - 1, len(walked), len(walked) + 1):
         jumped = await store.library.find(replace(query, page=number), None)

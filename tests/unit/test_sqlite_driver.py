@@ -61,3 +61,14 @@ async def test_the_engine_connects_through_the_one_trip_driver(engine):
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).dbapi_connection
         assert type(raw).__module__ == sqlite_driver.__name__
+
+
+async def test_a_cursor_used_again_keeps_nothing_of_its_last_statement(engine):
+    def reuse(connection):
+        cursor = connection.connection.dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.execute("UPDATE t SET v = v")
+        return cursor.description, cursor.fetchall()
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(reuse) == (None, [])
