@@ -293,7 +293,9 @@ def _asset_filters(
         base.append(Asset.source_type == query.source_type)
     if query.status:
         base.append(Asset.status == query.status)
-    found = [tag_filter(tag) for tag in tags]
+    # Once per tag id: tags that do not exist are all -1, and `tag_filter` gives one object
+    # per id, which the plan tells apart from the others by identity.
+    found = [tag_filter(tag) for tag in dict.fromkeys(tags)]
     if query.search:
         found.append(search_filter(query.search, dialect, term_tags))
     owned = sees is not None or query.owner is not None
