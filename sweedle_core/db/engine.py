@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from pydantic_core import from_json
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -90,6 +91,7 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
             pool_size=options.pool_size,
             max_overflow=options.max_overflow,
             connect_args=options.connect_args(),
+            json_deserializer=from_json,
         )
     if parsed.database and parsed.database != ":memory:":
         database = Path(parsed.database)
@@ -97,7 +99,10 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
         # Created here, empty, readable by this user only; SQLite gives its WAL files the same.
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, module=sqlite_driver.DRIVER
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+        module=sqlite_driver.DRIVER,
+        json_deserializer=from_json,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

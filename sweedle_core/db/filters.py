@@ -39,7 +39,6 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
-    and_,
     column,
     exists,
     false,
@@ -49,13 +48,18 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    true,
     union,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sweedle_core.db.models import Asset, Tag, asset_tags
-from sweedle_core.db.paging import TOTAL_EXACT_UP_TO, Total, planned_rows
+from sweedle_core.db.paging import (
+    TOTAL_EXACT_UP_TO,
+    Tally,
+    Total,
+    planned_rows,
+    planned_rows_each,
+)
 from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, named
 
 # A driver finding this many ids or fewer leads the page: sorting them costs less than walking
@@ -153,12 +157,13 @@ def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Fil
             linked,
             own.where(asset_tags.c.asset_id == WALKED.c.asset_id).scalar_subquery().is_not(None),
         )
-        parts.append(Part(tagged, tagged, _LINK_KEY))
+        links = select(func.sum(_TAG_LINKS.c.links)).where(_TAG_LINKS.c.tag_id.in_(tags))
+        parts.append(Part(tagged, tagged, _LINK_KEY, links))
     return Filter(probe, parts, sized=len(term) >= TRIGRAM, linked=linked)
 
 
 async def tags_asked(
-    session: AsyncSession, names: Sequence[str], term: str | None, dialect: str
+    db: AsyncConnection, names: Sequence[str], term: str | None, dialect: str
 ) -> tuple[list[int], list[int] | None]:
     """One read of the (small) tags table: the ids of the tags ``names`` (normalised; -1 for one
     that does not exist), by which the database sizes a tag from its own statistics or
@@ -170,10 +175,10 @@ async def tags_asked(
     holding = holds(Tag.name, term, dialect) if term else false()
     limit = len(names) + TAG_IDS_MAX + 1
     asked = select(Tag.id, Tag.name, holding)
-    rows = (await session.execute(asked.where(or_(named, holding)).limit(limit))).all()
+    rows = (await db.execute(asked.where(or_(named, holding)).limit(limit))).all()
     held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
-        rows = (await session.execute(asked.where(named))).all()
+        rows = (await db.execute(asked.where(named))).all()
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
     found = {name: tag_id for tag_id, name, _ in rows}
@@ -187,7 +192,7 @@ class Plan:
     order's keys there (`library.LINK_ORDERS`), instead of the order's own index."""
 
     where: list[Any]
-    counted: list[Any] | Total
+    counted: list[Any] | Total | Tally
     source: FromClause | None = None
 
 
@@ -201,7 +206,7 @@ class AssetFilters:
     dialect: str
     owned: bool = False  # ``base`` holds only one key's assets
 
-    async def plan(self, session: AsyncSession, along_links: bool) -> Plan:
+    async def plan(self, db: AsyncConnection, along_links: bool) -> Plan:
         """``along_links``: the page's order is one a tag's links hold too (`WALKED`)."""
         probes = [*self.base, *(f.probe for f in self.filters)]
         sizable = [f for f in self.filters if f.sized]
@@ -211,7 +216,7 @@ class AssetFilters:
         # Not for one key's assets: the tag's links are every key's.
         walks = along_links and not self.owned and any(f.tag is not None for f in sizable)
         cap = DRIVE_UP_TO if walks else TOTAL_EXACT_UP_TO
-        sized = list(zip(await self._sizes(session, sizable, cap), sizable, strict=True))
+        sized = list(zip(await self._sizes(db, sizable, cap), sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         if walks:
             links, tag = min(
@@ -220,7 +225,7 @@ class AssetFilters:
             # A search finding far fewer assets than the tag has leads instead: sorting those
             # few reads less than walking the tag's links to them.
             if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
-                return await self._along(session, links, tag)
+                return self._along(links, tag)
         others = [f.probe for f in self.filters if f is not smallest]
         driven = [*self.base, Asset.id.in_(smallest.driver), *others]
         # One filter alone, found by one index and counted there (SQLite): that is the total.
@@ -231,14 +236,14 @@ class AssetFilters:
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, total)
         if self.dialect == "postgresql":
-            return Plan(probes, Total(await planned_rows(session, _rows(driven)), "estimate"))
+            return Plan(probes, Total(await planned_rows(db, _rows(driven)), "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough
             if max(sizes) > TOTAL_EXACT_UP_TO:
                 return Plan(probes, Total(TOTAL_EXACT_UP_TO, "more_than"))
             return Plan(probes, driven)  # its parts are each under it: the count is bounded
-        return Plan(probes, await self._sampled(session, smallest, others))
+        return Plan(probes, await self._sampled(db, smallest, others))
 
-    async def _along(self, session: AsyncSession, links: int, tag: Filter) -> Plan:
+    def _along(self, links: int, tag: Filter) -> Plan:
         """The page walks ``tag``'s ``links`` in its order, testing only its assets, by
         the other filters' probes on the link (`Filter.linked`). The total: the tag's own count
         where nothing else filters (SQLite keeps it exact); else the assets of the tag that pass
@@ -256,18 +261,19 @@ class AssetFilters:
         if span is not None:
             within += [WALKED.c.asset_id >= span[0], WALKED.c.asset_id < span[1]]
         source = _WALKED_ASSETS if self.base else WALKED
-        sampled, passed = await _sample(session, source, within, tested)
-        if span is None:
-            return Plan(where, Total(passed, "exact"), _WALKED_ASSETS)
-        return Plan(where, _scaled(links, sampled, passed), _WALKED_ASSETS)
+        size = None if span is None else links
+        return Plan(where, _tally(source, within, tested, size), _WALKED_ASSETS)
 
     async def _sizes(
-        self, session: AsyncSession, found: Sequence[Filter], cap: int | None = TOTAL_EXACT_UP_TO
+        self, db: AsyncConnection, found: Sequence[Filter], cap: int | None = TOTAL_EXACT_UP_TO
     ) -> list[list[int]]:
         """How many ids each part of each filter finds: PostgreSQL's planner's estimates; on
         SQLite counted, up to ``cap`` + 1 each (None: all), in one statement."""
         if self.dialect == "postgresql":
-            return [[await planned_rows(session, _rows(p.ids)) for p in f.parts] for f in found]
+            planned = iter(
+                await planned_rows_each(db, [_rows(p.ids) for f in found for p in f.parts])
+            )
+            return [[next(planned) for _ in f.parts] for f in found]
         counts = [
             select(func.coalesce(p.size.scalar_subquery(), 0))
             if p.size is not None
@@ -277,38 +283,40 @@ class AssetFilters:
             for f in found
             for p in f.parts
         ]
-        row = (await session.execute(select(*(c.scalar_subquery() for c in counts)))).one()
+        row = (await db.execute(select(*(c.scalar_subquery() for c in counts)))).one()
         numbers = iter(row)
         return [[next(numbers) for _ in f.parts] for f in found]
 
     async def _sampled(
-        self, session: AsyncSession, driver: Filter, others: list[ColumnElement[bool]]
-    ) -> Total:
+        self, db: AsyncConnection, driver: Filter, others: list[ColumnElement[bool]]
+    ) -> Tally:
         """SQLite's estimate: the driver's whole size, times the share of a sample spread over
         its ids that pass the other conditions."""
-        sizes = (await self._sizes(session, [driver], None))[0]
+        sizes = (await self._sizes(db, [driver], None))[0]
         drawn = [Asset.id.in_(driver.sample(sizes))]
-        sampled, passed = await _sample(session, Asset, drawn, [*self.base, *others])
-        return _scaled(sum(sizes), sampled, passed)
+        return _tally(Asset, drawn, [*self.base, *others], sum(sizes))
 
 
-async def _sample(
-    session: AsyncSession,
+def _tally(
     source: Any,
     within: Sequence[ColumnElement[bool]],
     passing: Sequence[ColumnElement[bool]],
-) -> tuple[int, int]:
-    """How many rows of ``source`` meet ``within`` (a sample), and how many of those also meet
-    ``passing``, in one statement."""
-    met = and_(true(), *passing)
-    counted = select(func.count(), func.count().filter(met)).select_from(source).where(*within)
-    sampled, passed = (await session.execute(counted)).one()
-    return sampled, passed
+    size: int | None,
+) -> Tally:
+    """How many rows of ``source`` that meet ``within`` also meet ``passing``, counted in the
+    page's statement: the total where ``size`` is None (they are all the rows); else they are a
+    sample of ``size`` rows, which the share of them that pass scales (an estimate)."""
+    # Subqueries of their own, not of the page's rows, though the page reads the same tables.
+    rows = select(func.count()).select_from(source).where(*within).correlate(None)
+    passed = rows.where(*passing).scalar_subquery()
+    if size is None:
+        return Tally((passed,), lambda counts: Total(counts[0], "exact"))
 
+    def scaled(counts: Sequence[int]) -> Total:
+        passed, sampled = counts
+        return Total(round(size * passed / sampled) if sampled else 0, "estimate")
 
-def _scaled(size: int, sampled: int, passed: int) -> Total:
-    """An estimate of the matches among ``size`` rows: the share of a sample that passed."""
-    return Total(round(size * passed / sampled) if sampled else 0, "estimate")
+    return Tally((passed, rows.scalar_subquery()), scaled)
 
 
 def id_range(size: int) -> tuple[str, str] | None:

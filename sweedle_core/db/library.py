@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, ColumnElement, String, delete, func, inspect, select
+from sqlalchemy import JSON, ColumnElement, Select, String, delete, func, inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.filters import (
@@ -96,9 +96,14 @@ class JobQuery:
 
 
 class AssetLibrary:
-    def __init__(self, sessions: async_sessionmaker, dialect: str) -> None:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker) -> None:
         self.sessions = sessions
-        self.dialect = dialect  # searches take the dialect's trigram index (`search`)
+        self.dialect = engine.dialect.name  # searches take its trigram index (`search`)
+        # Pages are read as rows on a connection (`find`); on PostgreSQL each statement commits
+        # on its own (READ COMMITTED gives each its own snapshot anyway): no BEGIN and ROLLBACK
+        # around a page's reads, two trips to the server.
+        postgres = self.dialect == "postgresql"
+        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
 
     # --- assets -------------------------------------------------------------------------
 
@@ -110,16 +115,18 @@ class AssetLibrary:
         return asset
 
     async def find(self, query: AssetQuery, sees: str | None) -> Page:
-        async with self.sessions() as session:
+        """A page of assets, as rows (`_page_rows`), read on a connection: no ORM session,
+        whose set-up of each statement and result cost more than the statements' own work."""
+        async with self.reader.connect() as db:
             names = normalize_tags(query.tags)
-            tags, term_tags = await tags_asked(session, names, query.search, self.dialect)
+            tags, term_tags = await tags_asked(db, names, query.search, self.dialect)
             filters = _asset_filters(query, sees, self.dialect, tags, term_tags)
-            plan = await filters.plan(session, along_links=query.sort_by in LINK_ORDERS)
+            plan = await filters.plan(db, along_links=query.sort_by in LINK_ORDERS)
             order = _asset_order(query)
             if plan.source is not None:  # the same order and cursors, read off a tag's links
                 order = replace(order, keys=LINK_ORDERS[query.sort_by])
             return await read_page(
-                session,
+                db,
                 Asset,
                 plan.where,
                 order,
@@ -128,7 +135,7 @@ class AssetLibrary:
                 query.cursor,
                 plan.counted,
                 plan.source,
-                _page_columns(self.dialect),
+                _page_rows(self.dialect),
             )
 
     async def edit(
@@ -303,11 +310,12 @@ def _asset_filters(
 
 
 @functools.cache  # built once per dialect
-def _page_columns(dialect: str) -> tuple[Any, ...]:
+def _page_rows(dialect: str) -> Select[Any]:
     """What a page reads of each asset: a row (no ORM instance), its columns named as the
     model's attributes (``metadata_``), and its tags as a JSON list in one more column, ``tags``
     (the ORM read them with a statement of their own; with its instances that was a third of a
-    page's Python), both in tag id order, as on their own (`models.Asset.tags`)."""
+    page's Python), both in tag id order, as on their own (`models.Asset.tags`). A select made
+    once, which each page adds to (its columns are not made and checked again per page)."""
     own = asset_tags.join(Tag, Tag.id == asset_tags.c.tag_id)
     listed: ColumnElement[Any]
     if dialect == "postgresql":
@@ -320,7 +328,7 @@ def _page_columns(dialect: str) -> tuple[Any, ...]:
         listed = func.json_group_array(tag, type_=JSON)
     tags = select(listed).select_from(own).where(asset_tags.c.asset_id == Asset.id)
     attributes = [a.columns[0].label(a.key) for a in inspect(Asset).column_attrs]
-    return (*attributes, tags.scalar_subquery().label("tags"))
+    return select(*attributes, tags.scalar_subquery().label("tags"))
 
 
 _ASSET_KEYS = {

@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
@@ -39,7 +39,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
@@ -115,104 +115,176 @@ class Page:
         return max(1, math.ceil(self.total / self.page_size))
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A total counted by the page's own first statement, not a statement of its own: its
+    ``counts`` (scalar subqueries, each run once per statement) follow each row, and ``total``
+    makes a `Total` of their values."""
+
+    counts: tuple[ColumnElement[int], ...]
+    total: Callable[[Sequence[int]], Total]
+
+    async def alone(self, db: AsyncSession | AsyncConnection) -> Total:
+        """Counted by a statement of its own (where the page read no row to carry it)."""
+        return self.total(tuple((await db.execute(select(*self.counts))).one()))
+
+
 async def read_page(
-    session: AsyncSession,
+    db: AsyncSession | AsyncConnection,
     model: Any,
     conditions: Sequence[ColumnElement[bool]],
     order: Order,
     page: int | None,
     page_size: int,
     cursor: str | None,
-    counted: Sequence[ColumnElement[bool]] | Total | None = None,
+    counted: Sequence[ColumnElement[bool]] | Total | Tally | None = None,
     source: FromClause | None = None,
-    columns: Sequence[Any] = (),
+    rows_of: Select[Any] | None = None,
 ) -> Page:
     """Page ``page`` (default: the first) of the ``model`` rows meeting ``conditions`` in
     ``order``, or the page after ``cursor``; one row more than the page is read, to know whether
     a next page exists. The total counts the rows meeting ``counted`` (the same rows, asked
-    another way; default: ``conditions``), or is ``counted`` where known. ``source``: the rows
-    are read from it (a join holding ``order``'s keys). ``columns``: each item is a row of
-    these (named columns) instead of a ``model`` instance."""
+    another way; default: ``conditions``), or is ``counted`` where known or tallied. ``source``:
+    the rows are read from it (a join holding ``order``'s keys). ``rows_of``: each item is a row
+    of its (named) columns instead of a ``model`` instance, and ``db`` may be a connection (rows
+    as SQL gives them, without an ORM session's set-up of each statement and result)."""
     if cursor is not None and page is not None:
         raise InvalidCursor("give page or cursor, not both")
-    # The order's keys follow the item, named apart from its own columns.
+    if counted is None:
+        counted = conditions
+    if not isinstance(counted, Total | Tally) and dialect_of(db) == "sqlite":
+        counted = await counting(db, model, counted)  # a Tally: SQLite has no planner to ask
+    # The order's keys follow the item, named apart from its own columns, then the tally's
+    # counts in the first statement.
     keys = [key.label(f"_order_key_{i}") for i, key in enumerate(order.keys)]
-    chosen = select(*(columns or [model]), *keys).where(*conditions)
+    counts = (
+        [c.label(f"_count_{i}") for i, c in enumerate(counted.counts)]
+        if isinstance(counted, Tally)
+        else []
+    )
+    width = 1 if rows_of is None else len(rows_of.selected_columns)
+    chosen = (select(model) if rows_of is None else rows_of).add_columns(*keys).where(*conditions)
     if source is not None:
         chosen = chosen.select_from(source)
     offset = ((page or 1) - 1) * page_size
+    tallied: Sequence[Any] | None = None
     if cursor is not None:
-        rows = await _after(session, chosen, order, decode_cursor(cursor, order), page_size)
+        rows = await _after(db, chosen, order, decode_cursor(cursor, order), page_size, counts)
     elif offset:
         # The rows a jump skips are read for their keys alone (PostgreSQL computes a row's
         # columns before OFFSET drops it, each asset's tags among them: page 2,000 took 0.7 s
         # at a million), and the page is read as the one after the last of them.
-        skipped = chosen.with_only_columns(*keys).order_by(*order.clauses())
-        last = (await session.execute(skipped.offset(offset - 1).limit(1))).first()
-        rows = [] if last is None else await _after(session, chosen, order, list(last), page_size)
+        skipped = chosen.with_only_columns(*keys, *counts).order_by(*order.clauses())
+        last = (await db.execute(skipped.offset(offset - 1).limit(1))).first()
+        if last is not None:
+            tallied = last[len(keys) :]
+        values = list(last[: len(keys)]) if last is not None else []
+        rows = await _after(db, chosen, order, values, page_size, []) if values else []
     else:
-        first = chosen.order_by(*order.clauses()).limit(page_size + 1)
-        rows = list((await session.execute(first)).all())
+        first = chosen.add_columns(*counts).order_by(*order.clauses()).limit(page_size + 1)
+        rows = list((await db.execute(first)).all())
+    if tallied is None and rows:
+        tallied = rows[0][width + len(keys) :]
     shown = rows[:page_size]
     following = None
     if len(rows) > page_size:
-        following = encode_cursor(order, shown[-1][-len(keys) :])
+        following = encode_cursor(order, shown[-1][width : width + len(keys)])
     # The rows of the result up to the last one read (those before a cursor are not known).
     seen = len(rows) + (offset if cursor is None else 0)
     if cursor is None and following is None and (shown or not offset):
         total = Total(seen, "exact")  # the result ends on this page
-    elif not isinstance(counted, Total):
-        total = await count(session, model, conditions if counted is None else counted)
     else:
-        total = counted
+        if not isinstance(counted, Total | Tally):  # PostgreSQL: its planner asked first
+            counted = await counting(db, model, counted)
+        if isinstance(counted, Total):
+            total = counted
+        else:
+            total = counted.total(tallied) if tallied else await counted.alone(db)
     # An estimate is never below the rows a client has seen, and one more if a page follows.
     if total.kind != "exact" and total.matches < seen:
         total = Total(seen, total.kind)
-    items = shown if columns else [r[0] for r in shown]
+    items = [r[0] for r in shown] if rows_of is None else shown
     return Page(items, *total, None if cursor else page or 1, page_size, following)
 
 
 async def _after(
-    session: AsyncSession, chosen: Select[Any], order: Order, values: list[Any], page_size: int
+    db: AsyncSession | AsyncConnection,
+    chosen: Select[Any],
+    order: Order,
+    values: Sequence[Any],
+    page_size: int,
+    counts: Sequence[ColumnElement[int]],
 ) -> list[Any]:
     """Up to a page and one more of ``chosen``'s rows after the row whose sort keys are
-    ``values``, each run of `Order.after` read in turn."""
+    ``values``, each run of `Order.after` read in turn; ``counts`` (a `Tally`'s) follow each row
+    until a run has read one."""
     rows: list[Any] = []
-    dialect = session.get_bind().dialect.name
-    for extra, way in order.after(values, dialect):
+    for extra, way in order.after(values, dialect_of(db)):
         statement = chosen.where(*extra).order_by(*way).limit(page_size + 1 - len(rows))
-        rows += (await session.execute(statement)).all()
+        rows += (await db.execute(statement.add_columns(*counts) if not rows else statement)).all()
         if len(rows) > page_size:
             break
     return rows
 
 
-async def count(
-    session: AsyncSession, model: Any, conditions: Sequence[ColumnElement[bool]]
-) -> Total:
+async def counting(
+    db: AsyncSession | AsyncConnection, model: Any, conditions: Sequence[ColumnElement[bool]]
+) -> Total | Tally:
     """How many rows meet ``conditions``: exact up to `TOTAL_EXACT_UP_TO`, beyond it the
-    planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite). PostgreSQL's
-    planner is asked first: where it expects many times the threshold (a table's statistics
-    rarely err so far) its estimate stands, and the count does not read the threshold's rows."""
+    planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite); a `Tally`
+    where the rows are counted. PostgreSQL's planner is asked first: where it expects many times
+    the threshold (a table's statistics rarely err so far) its estimate stands, and the count
+    does not read the threshold's rows."""
     matching = select(literal(1)).select_from(model).where(*conditions)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    estimate = await planned_rows(session, matching) if postgres else 0
+    postgres = dialect_of(db) == "postgresql"
+    estimate = await planned_rows(db, matching) if postgres else 0
     if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
         return Total(estimate, "estimate")
     capped = matching.limit(TOTAL_EXACT_UP_TO + 1).subquery()
-    counted = await session.scalar(select(func.count()).select_from(capped)) or 0
-    if counted <= TOTAL_EXACT_UP_TO:
-        return Total(counted, "exact")
-    if postgres:
-        return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
-    return Total(TOTAL_EXACT_UP_TO, "more_than")
+
+    def total(values: Sequence[int]) -> Total:
+        (counted,) = values
+        if counted <= TOTAL_EXACT_UP_TO:
+            return Total(counted, "exact")
+        if postgres:
+            return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
+        return Total(TOTAL_EXACT_UP_TO, "more_than")
+
+    return Tally(
+        (select(func.count()).select_from(capped).correlate(None).scalar_subquery(),), total
+    )
 
 
-async def planned_rows(session: AsyncSession, query: Select[Any]) -> int:
+async def planned_rows(db: AsyncSession | AsyncConnection, query: Select[Any]) -> int:
     """The rows PostgreSQL's planner expects ``query`` to return (EXPLAIN, not run)."""
-    plan = (await session.execute(_Explain(query))).scalar_one()
+    return int((await _plan(db, query))["Plan Rows"])
+
+
+async def planned_rows_each(
+    db: AsyncSession | AsyncConnection, queries: Sequence[Select[Any]]
+) -> list[int]:
+    """`planned_rows` of each of ``queries``, from one EXPLAIN (one trip to the server): of a
+    statement holding each as a subquery of its own, whose plan holds each one's plan as it
+    would be alone (an InitPlan, numbered in the order of the statement's columns; not under a
+    count, which PostgreSQL may split among parallel workers, each with its share of the rows).
+    EXPLAIN plans, and runs nothing: each subquery may have many rows."""
+    if len(queries) == 1:
+        return [await planned_rows(db, queries[0])]
+    init_plans = (await _plan(db, select(*(q.scalar_subquery() for q in queries))))["Plans"]
+    # Named "InitPlan 1 (returns $0)" (PostgreSQL 15) or "InitPlan 1" (17).
+    numbered = sorted(init_plans, key=lambda p: int(p["Subplan Name"].split()[1]))
+    return [int(plan["Plan Rows"]) for plan in numbered]
+
+
+async def _plan(db: AsyncSession | AsyncConnection, query: Select[Any]) -> dict[str, Any]:
+    """The top node of PostgreSQL's plan for ``query``."""
+    plan = (await db.execute(_Explain(query))).scalar_one()
     plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return plan[0]["Plan"]
+
+
+def dialect_of(db: AsyncSession | AsyncConnection) -> str:
+    return (db.get_bind() if isinstance(db, AsyncSession) else db).dialect.name
 
 
 class _Explain(Executable, ClauseElement):

@@ -56,7 +56,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker = make_sessionmaker(engine)
-        self.library = AssetLibrary(self.sessions, engine.dialect.name)
+        self.library = AssetLibrary(engine, self.sessions)
         self.removals = Removals(self.sessions)
         self.claims = JobClaims(self.sessions)
         self.request_counts = RequestCounts(self.sessions, engine.dialect.name)

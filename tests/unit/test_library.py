@@ -284,6 +284,31 @@ async def test_a_large_total_stops_counting_and_says_so(store, filled, monkeypat
     assert (wood.total, wood.total_kind) == (100, "exact")  # at the threshold: still exact
 
 
+async def test_postgresql_sizes_several_queries_by_one_explain_as_each_alone(store, filled):
+    """The sizes of a search's and a tag's ids come from one EXPLAIN: each is its planner's
+    estimate of that query alone, even where the planner splits the work among parallel
+    workers (forced here, as it chooses at a million assets: under a count, each worker then
+    holds only its share of the rows)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite counts instead")
+    queries = [
+        select(1).select_from(Asset).where(Asset.name.icontains("o")),
+        select(1).select_from(Asset),
+        select(1).select_from(Asset).where(Asset.owner == "a", Asset.status == "pending"),
+    ]
+    async with store.engine.connect() as db:
+        await db.execute(text("ANALYZE assets"))
+        for setting in (
+            "parallel_setup_cost",
+            "parallel_tuple_cost",
+            "min_parallel_table_scan_size",
+        ):
+            await db.execute(text(f"SET {setting} = 0"))
+        alone = [await paging.planned_rows(db, query) for query in queries]
+        assert await paging.planned_rows_each(db, queries) == alone
+        assert alone[1] == 300 and 0 < alone[2] < 300
+
+
 async def test_postgresql_does_not_count_what_its_planner_expects_far_past_the_limit(
     store, filled, monkeypatch
 ):
@@ -453,14 +478,17 @@ async def test_tag_counts_follow_the_callers_assets(store, filled):
 )
 async def test_a_jump_to_page_n_shows_what_n_pages_of_cursors_show(store, filled, query):
     """A jump skips the rows before it by their sort keys and reads on after the last of them:
-    the same rows as going page by page, and as the whole result read at once, cut in pages."""
+    the same rows as going page by page, and as the whole result read at once, cut in pages;
+    each page, by cursor or by jump (past the end too), has the whole result's total, counted
+    in its page's statement or on its own."""
+    whole = await store.library.find(replace(query, page_size=1_000), None)
     walked, cursor = [], None
     while True:
         found = await store.library.find(replace(query, cursor=cursor), None)
         walked.append([a.id for a in found.items])
+        assert (found.total, found.total_kind) == (whole.total, "exact")
         if (cursor := found.next_cursor) is None:
             break
-    whole = await store.library.find(replace(query, page_size=1_000), None)
     size = query.page_size
     assert walked == [
         [a.id for a in whole.items[i : i + size]] for i in range(0, whole.total, size)
@@ -471,6 +499,7 @@ async def test_a_jump_to_page_n_shows_what_n_pages_of_cursors_show(store, filled
         expected = walked[number - 1] if number <= len(walked) else []
         assert [a.id for a in jumped.items] == expected, f"page {number}"
         assert (jumped.next_cursor is None) == (number >= len(walked))
+        assert (jumped.total, jumped.total_kind) == (whole.total, "exact"), f"page {number}"
 
 
 class _Links:
