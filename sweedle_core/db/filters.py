@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     FromClause,
     Select,
@@ -162,27 +163,88 @@ def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Fil
     return Filter(probe, parts, sized=len(term) >= TRIGRAM, linked=linked)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What one read of the (small) tags table found for a query (`tags_asked`)."""
+
+    ids: list[int]  # the tags named, in order (-1 for a name no tag has)
+    term_tags: list[int] | None  # the tags whose names hold the search term; None: too many
+    # SQLite, read in the same statement: each found tag's links (its counter), and the names
+    # holding the term, counted up to ``cap`` + 1 (None for a term too short to look up).
+    links: dict[int, int] | None = None
+    named: int | None = None
+    cap: int | None = None
+
+
+def walks_links(along_links: bool, owned: bool, tagged: bool) -> bool:
+    """Whether a page may walk a tag's links (`AssetFilters.plan`): in an order they hold, with a
+    tag asked, not for one key's assets (the links are every key's)."""
+    return along_links and not owned and tagged
+
+
+def size_cap(walking: bool) -> int:
+    """How far a driver is counted: to `DRIVE_UP_TO` where a walk may lead instead (only whether
+    it is small matters), else to `TOTAL_EXACT_UP_TO` (it may be the total)."""
+    return DRIVE_UP_TO if walking else TOTAL_EXACT_UP_TO
+
+
 async def tags_asked(
-    db: AsyncConnection, names: Sequence[str], term: str | None, dialect: str
-) -> tuple[list[int], list[int] | None]:
-    """One read of the (small) tags table: the ids of the tags ``names`` (normalised; -1 for one
-    that does not exist), by which the database sizes a tag from its own statistics or
-    counter; and those of the tags whose names hold the search ``term`` (a search looks in them
-    too, each asset then matched by tag id), None past `TAG_IDS_MAX`, a list too long to send."""
+    db: AsyncConnection, names: Sequence[str], term: str | None, dialect: str, cap: int
+) -> Asked:
+    """One read of the tags table: the ids of the tags ``names`` (normalised), by which the
+    database sizes a tag from its own statistics or counter; and those of the tags whose names
+    hold the search ``term`` (a search looks in them too, each asset then matched by tag id),
+    None past `TAG_IDS_MAX`, a list too long to send. On SQLite the sizes come in the same
+    statement (a statement fewer per page): each tag's counter, and the names holding ``term``
+    counted up to ``cap`` + 1."""
     if not names and not term:
-        return [], []
+        return Asked([], [])
     named = Tag.name.in_(names)
     holding = holds(Tag.name, term, dialect) if term else false()
     limit = len(names) + TAG_IDS_MAX + 1
     asked = select(Tag.id, Tag.name, holding)
-    rows = (await db.execute(asked.where(or_(named, holding)).limit(limit))).all()
+    links: dict[int, int] | None = None
+    counted: int | None = None
+    if dialect == "sqlite":
+        rows, links, counted = await _asked_with_sizes(
+            db, asked.where(or_(named, holding)), limit, term, cap
+        )
+    else:
+        rows = list((await db.execute(asked.where(or_(named, holding)).limit(limit))).all())
     held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
-        rows = (await db.execute(asked.where(named))).all()
+        rows = list((await db.execute(asked.where(named))).all())
+        links = None  # the sizes of those named are not all known
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
     found = {name: tag_id for tag_id, name, _ in rows}
-    return [found.get(name, -1) for name in names], held
+    return Asked([found.get(name, -1) for name in names], held, links, counted, cap)
+
+
+async def _asked_with_sizes(
+    db: AsyncConnection, asked: Select[int, str, bool], limit: int, term: str | None, cap: int
+) -> tuple[list[Any], dict[int, int], int | None]:
+    """`tags_asked`'s rows on SQLite with each one's links, and the names holding ``term`` up to
+    ``cap`` + 1, in one row: the tags as a JSON list (there may be none)."""
+    found = (
+        asked.add_columns(func.coalesce(_TAG_LINKS.c.links, 0))
+        .outerjoin(_TAG_LINKS, _TAG_LINKS.c.tag_id == Tag.id)
+        .limit(limit)
+        .subquery()
+    )
+    listed = select(func.json_group_array(func.json_array(*found.c), type_=JSON))
+    counted: Any = None
+    if term is not None and len(term) >= TRIGRAM:
+        counted = select(func.count()).select_from(
+            _rows(matching_names(term).limit(cap + 1)).subquery()
+        )
+    columns = [listed.scalar_subquery()]
+    if counted is not None:
+        columns.append(counted.scalar_subquery())
+    row = (await db.execute(select(*columns))).one()
+    rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in row[0]]
+    links = {tag_id: count for tag_id, _, _, count in row[0]}
+    return rows, links, row[1] if counted is not None else None
 
 
 @dataclass(frozen=True)
@@ -205,6 +267,7 @@ class AssetFilters:
     filters: Sequence[Filter]
     dialect: str
     owned: bool = False  # ``base`` holds only one key's assets
+    asked: Asked | None = None  # what `tags_asked` found, with the filters' sizes on SQLite
 
     async def plan(self, db: AsyncConnection, along_links: bool) -> Plan:
         """``along_links``: the page's order is one a tag's links hold too (`WALKED`)."""
@@ -214,9 +277,11 @@ class AssetFilters:
             return Plan(probes, probes)
         # Where a tag's links can lead the page, a filter is only asked whether it is small.
         # Not for one key's assets: the tag's links are every key's.
-        walks = along_links and not self.owned and any(f.tag is not None for f in sizable)
-        cap = DRIVE_UP_TO if walks else TOTAL_EXACT_UP_TO
-        sized = list(zip(await self._sizes(db, sizable, cap), sizable, strict=True))
+        walks = walks_links(along_links, self.owned, any(f.tag is not None for f in sizable))
+        cap = size_cap(walks)
+        known = self._asked_sizes(sizable, cap)
+        sizes_of = known if known is not None else await self._sizes(db, sizable, cap)
+        sized = list(zip(sizes_of, sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         if walks:
             links, tag = min(
@@ -263,6 +328,26 @@ class AssetFilters:
         source = _WALKED_ASSETS if self.base else WALKED
         size = None if span is None else links
         return Plan(where, _tally(source, within, tested, size), _WALKED_ASSETS)
+
+    def _asked_sizes(self, found: Sequence[Filter], cap: int) -> list[list[int]] | None:
+        """`_sizes`, as `tags_asked` read them with the tags (SQLite), where it read each one:
+        a tag's links; a search's names holding it, then the links of the tags holding it (its
+        parts, `search_filter`)."""
+        asked = self.asked
+        if asked is None or asked.links is None or asked.cap != cap:
+            return None
+        sizes = []
+        for f in found:
+            if f.tag is not None:
+                sizes.append([asked.links.get(f.tag, 0)])  # none for a tag that does not exist
+                continue
+            if asked.named is None or asked.term_tags is None:
+                return None
+            tagged = [sum(asked.links[t] for t in asked.term_tags)] if asked.term_tags else []
+            if len(f.parts) != 1 + len(tagged):
+                return None
+            sizes.append([asked.named, *tagged])
+        return sizes
 
     async def _sizes(
         self, db: AsyncConnection, found: Sequence[Filter], cap: int | None = TOTAL_EXACT_UP_TO

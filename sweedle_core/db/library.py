@@ -24,10 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sweedle_core.access.keys import may_see
 from sweedle_core.db.filters import (
     WALKED,
+    Asked,
     AssetFilters,
     search_filter,
+    size_cap,
     tag_filter,
     tags_asked,
+    walks_links,
 )
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.db.paging import Order, Page, read_page
@@ -119,9 +122,11 @@ class AssetLibrary:
         whose set-up of each statement and result cost more than the statements' own work."""
         async with self.reader.connect() as db:
             names = normalize_tags(query.tags)
-            tags, term_tags = await tags_asked(db, names, query.search, self.dialect)
-            filters = _asset_filters(query, sees, self.dialect, tags, term_tags)
-            plan = await filters.plan(db, along_links=query.sort_by in LINK_ORDERS)
+            along_links = query.sort_by in LINK_ORDERS
+            cap = size_cap(walks_links(along_links, _owned(query, sees), bool(names)))
+            asked = await tags_asked(db, names, query.search, self.dialect, cap)
+            filters = _asset_filters(query, sees, self.dialect, asked)
+            plan = await filters.plan(db, along_links)
             order = _asset_order(query)
             if plan.source is not None:  # the same order and cursors, read off a tag's links
                 order = replace(order, keys=LINK_ORDERS[query.sort_by])
@@ -284,13 +289,12 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
     return count or 0
 
 
-def _asset_filters(
-    query: AssetQuery,
-    sees: str | None,
-    dialect: str,
-    tags: list[int],
-    term_tags: list[int] | None,
-) -> AssetFilters:
+def _owned(query: AssetQuery, sees: str | None) -> bool:
+    """Whether the query finds one key's assets only."""
+    return sees is not None or query.owner is not None
+
+
+def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Asked) -> AssetFilters:
     base: list[ColumnElement[bool]] = []
     if sees is not None:
         base.append(Asset.owner == sees)
@@ -302,11 +306,10 @@ def _asset_filters(
         base.append(Asset.status == query.status)
     # Once per tag id: tags that do not exist are all -1, and `tag_filter` gives one object
     # per id, which the plan tells apart from the others by identity.
-    found = [tag_filter(tag) for tag in dict.fromkeys(tags)]
+    found = [tag_filter(tag) for tag in dict.fromkeys(asked.ids)]
     if query.search:
-        found.append(search_filter(query.search, dialect, term_tags))
-    owned = sees is not None or query.owner is not None
-    return AssetFilters(base, found, dialect, owned)
+        found.append(search_filter(query.search, dialect, asked.term_tags))
+    return AssetFilters(base, found, dialect, _owned(query, sees), asked)
 
 
 @functools.cache  # built once per dialect

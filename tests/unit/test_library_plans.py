@@ -138,3 +138,39 @@ async def test_a_tag_with_many_assets_leads_the_page_off_its_own_links(
     else:
         # The search's ILIKE filters the links' index-only scan, before an asset is read.
         assert "Index Only Scan" in plan and plan.index("~~*") < plan.index("assets_pkey"), plan
+
+
+@pytest.mark.parametrize("drive_up_to", [2_000, 0], ids=["drives", "walks the tag"])
+async def test_a_page_of_a_search_and_a_tag_takes_few_trips_to_the_database(
+    store, monkeypatch, drive_up_to
+):
+    """Each statement is a trip to the database, a good part of a page's time. SQLite reads the
+    tags and every filter's size in one (the tags' counters, a count off the names' index), then
+    the page with its total; PostgreSQL reads the tags, asks its planner once for every size,
+    then reads the page."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
+    async with store.sessions.begin() as session:
+        wood, oak = Tag(name="wood"), Tag(name="oak")  # the term is a tag's name too
+        session.add_all(
+            Asset(
+                name=f"{'oak' if i % 2 else 'pine'} {i}",
+                tags=[wood, oak] if i % 3 == 0 else [wood],
+                generation_params={},
+                metadata_={},
+            )
+            for i in range(30)
+        )
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *_: Any) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        found = await store.library.find(AssetQuery(search="oak", tags=["wood"], page_size=5), None)
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
+    # Odd names hold "oak" (15), and every third asset carries the tag oak (10; 5 of them even).
+    assert (found.total, found.total_kind, len(found.items)) == (20, "exact", 5)
+    expected = 2 if store.engine.dialect.name == "sqlite" else 3
+    assert len(statements) == expected, statements
