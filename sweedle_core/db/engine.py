@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from sweedle_core.db import sqlite_driver
+from sweedle_core.db import postgres_driver, sqlite_driver
 from sweedle_core.db.search import FOLD, fold
 from sweedle_core.storage.atomic import make_folder
 
@@ -79,12 +79,27 @@ def _unique_statement_name() -> str:
     return f"__sweedle_{uuid.uuid4().hex}__"
 
 
+def direct_postgres(url: str, options: DatabaseOptions) -> bool:
+    """Whether ``url`` reaches PostgreSQL itself through asyncpg, with no PgBouncer in
+    transaction mode between (prepared statements on, `DatabaseOptions`). Only then may a
+    statement go outside a transaction: PgBouncer may send it to another server connection than
+    the one its prepared form is on."""
+    parsed = make_url(url)
+    return (
+        parsed.get_backend_name() == "postgresql"
+        and parsed.get_driver_name() == "asyncpg"
+        and options.prepared_statements
+    )
+
+
 def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout, foreign keys and the search's case
     folding (`search.FOLD`) on every connection; a server database is pooled as ``options``
     say."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # Its ping in one trip, not three; not behind PgBouncer (`postgres_driver`).
+        direct = direct_postgres(url, options)
         return create_async_engine(
             url,
             pool_pre_ping=True,
@@ -92,6 +107,7 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
             max_overflow=options.max_overflow,
             connect_args=options.connect_args(),
             json_deserializer=from_json,
+            **({"module": postgres_driver.DRIVER} if direct else {}),
         )
     if parsed.database and parsed.database != ":memory:":
         database = Path(parsed.database)

@@ -99,14 +99,17 @@ class JobQuery:
 
 
 class AssetLibrary:
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sessions: async_sessionmaker, autocommit_reads: bool = False
+    ) -> None:
         self.sessions = sessions
         self.dialect = engine.dialect.name  # searches take its trigram index (`search`)
-        # Pages are read as rows on a connection (`find`); on PostgreSQL each statement commits
-        # on its own (READ COMMITTED gives each its own snapshot anyway): no BEGIN and ROLLBACK
-        # around a page's reads, two trips to the server.
-        postgres = self.dialect == "postgresql"
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        # Pages are read as rows on a connection (`find`); with ``autocommit_reads`` (PostgreSQL
+        # connected directly) each statement commits on its own, as READ COMMITTED gives each
+        # its own snapshot anyway: no BEGIN and ROLLBACK around a page's reads, two trips.
+        self.reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit_reads else engine
+        )
 
     # --- assets -------------------------------------------------------------------------
 

@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sweedle_core.access.limits import waiting_jobs_exceeded
 from sweedle_core.db.claims import JobClaims
-from sweedle_core.db.engine import DatabaseOptions, make_engine, make_sessionmaker
+from sweedle_core.db.engine import (
+    DatabaseOptions,
+    direct_postgres,
+    make_engine,
+    make_sessionmaker,
+)
 from sweedle_core.db.library import AssetLibrary, waiting_in
 from sweedle_core.db.models import (
     Asset,
@@ -53,10 +58,12 @@ class JobFinishOutcome:
 class Store:
     """The database, seen as Sweedle's jobs and assets."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, autocommit_reads: bool = False) -> None:
+        """``autocommit_reads``: a read of several statements may send each on its own
+        (`engine.direct_postgres`)."""
         self.engine = engine
         self.sessions: async_sessionmaker = make_sessionmaker(engine)
-        self.library = AssetLibrary(engine, self.sessions)
+        self.library = AssetLibrary(engine, self.sessions, autocommit_reads)
         self.removals = Removals(self.sessions)
         self.claims = JobClaims(self.sessions)
         self.request_counts = RequestCounts(self.sessions, engine.dialect.name)
@@ -64,7 +71,7 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str, options: DatabaseOptions = DatabaseOptions()) -> Store:
-        return cls(make_engine(url, options))
+        return cls(make_engine(url, options), direct_postgres(url, options))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
+from sqlalchemy import make_url, text
 
 from sweedle_core.config import Settings
 from sweedle_core.db.engine import DatabaseOptions, make_engine, migrate_async
@@ -59,3 +61,44 @@ async def test_the_store_works_behind_pgbouncer_in_transaction_mode(through_pgbo
         await store.close()
     assert all(finished)
     assert {page.total for page in pages} == {24}
+
+
+@pytest.fixture
+def direct() -> Iterator[str]:
+    with fresh_database("sweedle_ping") as url:
+        yield url
+
+
+async def test_the_pool_pings_in_one_trip_and_replaces_a_dropped_connection(
+    direct, monkeypatch
+) -> None:
+    """The pool pings each connection it hands out with an empty statement, no transaction
+    around it (three trips to the server were a good part of a library page); a connection the
+    server dropped fails that ping and is replaced before a request uses it."""
+    engine = make_engine(direct)
+    try:
+        async with engine.connect() as connection:
+            first = await connection.scalar(text("SELECT pg_backend_pid()"))
+        began: list[object] = []
+        transaction = asyncpg.Connection.transaction
+        monkeypatch.setattr(
+            asyncpg.Connection,
+            "transaction",
+            lambda self, **kw: began.append(kw) or transaction(self, **kw),
+        )
+        async with engine.connect():  # handed out again: pinged, and nothing else asked
+            pass
+        assert began == []
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) == first
+        killer = await asyncpg.connect(
+            make_url(direct).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        try:
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await killer.close()
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) != first
+    finally:
+        await engine.dispose()
