@@ -12,18 +12,19 @@ Neither planner picks well between them by itself (SQLite has no statistics; Pos
 the union of a search, mis-sizes it and sorts 50,000 matches, or given probes walks a million
 rows for a term no name holds). So `AssetFilters.plan` sizes each driver first, on SQLite by a
 count that stops past a threshold (read off the filter's own index; a tag's links are counted
-by triggers), on PostgreSQL by its planner's estimate (EXPLAIN), and drives by the smallest
-when it finds few (`DRIVE_UP_TO`), else probes.
+by triggers), read with the tags asked in one statement (`tags_asked`), on PostgreSQL by its
+planner's estimates (one EXPLAIN for all), and drives by the smallest when it finds few
+(`DRIVE_UP_TO`), else probes.
 
 A page in creation or name order with a tag filter past `DRIVE_UP_TO` walks that tag's own
 links instead (`WALKED`): each link holds its asset's creation time and name (migration 0015),
 so the page reads only the tag's assets in its order, and tests the search on the link's copy
 of the name, off the links' index, before any asset row is read.
 
-The total follows: exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond,
-marked "estimate" (PostgreSQL's planner's; on SQLite the smallest driver's size times the share
-of a sample spread over its ids that pass the other filters), or "more_than" for a filter
-alone on SQLite. A walk along a tag's links estimates the same way on both databases, from the
+The total follows, counted where it must be in the page's own statement (`paging.Tally`):
+exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond, marked "estimate"
+(PostgreSQL's planner's; on SQLite the smallest driver's size times the share of a sample spread
+over its ids that pass the other filters), or "more_than" for a filter alone on SQLite. A walk along a tag's links estimates the same way on both databases, from the
 tag's assets in a fixed range of ids (`id_range`; ids are random, so the sample holds assets
 of every age and owner, and the total does not change from page to page).
 """
