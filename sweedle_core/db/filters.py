@@ -24,9 +24,10 @@ of the name, off the links' index, before any asset row is read.
 The total follows, counted where it must be in the page's own statement (`paging.Tally`):
 exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond, marked "estimate"
 (PostgreSQL's planner's; on SQLite the smallest driver's size times the share of a sample spread
-over its ids that pass the other filters), or "more_than" for a filter alone on SQLite. A walk along a tag's links estimates the same way on both databases, from the
-tag's assets in a fixed range of ids (`id_range`; ids are random, so the sample holds assets
-of every age and owner, and the total does not change from page to page).
+over its ids that pass the other filters), or "more_than" for a filter alone on SQLite. A walk
+along a tag's links estimates the same way on both databases, from the tag's assets in a fixed
+range of ids (`id_range`; ids are random, so the sample holds assets of every age and owner,
+and the total does not change from page to page).
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Fil
             linked,
             own.where(asset_tags.c.asset_id == WALKED.c.asset_id).scalar_subquery().is_not(None),
         )
+        # SQLite: the tags' counters (PostgreSQL's planner sizes the links themselves).
         links = select(func.sum(_TAG_LINKS.c.links)).where(_TAG_LINKS.c.tag_id.in_(tags))
-        parts.append(Part(tagged, tagged, _LINK_KEY, links))
+        parts.append(Part(tagged, tagged, _LINK_KEY, links if dialect == "sqlite" else None))
     return Filter(probe, parts, sized=len(term) >= TRIGRAM, linked=linked)
 
 
@@ -171,15 +173,15 @@ class Asked:
     ids: list[int]  # the tags named, in order (-1 for a name no tag has)
     term_tags: list[int] | None  # the tags whose names hold the search term; None: too many
     # SQLite, read in the same statement: each found tag's links (its counter), and the names
-    # holding the term, counted up to ``cap`` + 1 (None for a term too short to look up).
+    # holding the term, counted up to the plan's cap + 1 (None for a term too short to look up).
     links: dict[int, int] | None = None
     named: int | None = None
-    cap: int | None = None
 
 
 def walks_links(along_links: bool, owned: bool, tagged: bool) -> bool:
     """Whether a page may walk a tag's links (`AssetFilters.plan`): in an order they hold, with a
-    tag asked, not for one key's assets (the links are every key's)."""
+    tag asked, not for one key's assets (the links are every key's). Decided once per page: the
+    filters' sizes are counted to its `size_cap`."""
     return along_links and not owned and tagged
 
 
@@ -219,7 +221,7 @@ async def tags_asked(
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
     found = {name: tag_id for tag_id, name, _ in rows}
-    return Asked([found.get(name, -1) for name in names], held, links, counted, cap)
+    return Asked([found.get(name, -1) for name in names], held, links, counted)
 
 
 async def _asked_with_sizes(
@@ -234,18 +236,13 @@ async def _asked_with_sizes(
         .subquery()
     )
     listed = select(func.json_group_array(func.json_array(*found.c), type_=JSON))
-    counted: Any = None
-    if term is not None and len(term) >= TRIGRAM:
-        counted = select(func.count()).select_from(
-            _rows(matching_names(term).limit(cap + 1)).subquery()
-        )
     columns = [listed.scalar_subquery()]
-    if counted is not None:
-        columns.append(counted.scalar_subquery())
-    row = (await db.execute(select(*columns))).one()
-    rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in row[0]]
-    links = {tag_id: count for tag_id, _, _, count in row[0]}
-    return rows, links, row[1] if counted is not None else None
+    if term is not None and len(term) >= TRIGRAM:
+        columns.append(_count_up_to(matching_names(term), cap).scalar_subquery())
+    tags, *named = (await db.execute(select(*columns))).one()
+    rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in tags]
+    links = {tag_id: count for tag_id, _, _, count in tags}
+    return rows, links, named[0] if named else None
 
 
 @dataclass(frozen=True)
@@ -267,21 +264,17 @@ class AssetFilters:
     base: Sequence[ColumnElement[bool]]
     filters: Sequence[Filter]
     dialect: str
-    owned: bool = False  # ``base`` holds only one key's assets
     asked: Asked | None = None  # what `tags_asked` found, with the filters' sizes on SQLite
 
-    async def plan(self, db: AsyncConnection, along_links: bool) -> Plan:
-        """``along_links``: the page's order is one a tag's links hold too (`WALKED`)."""
+    async def plan(self, db: AsyncConnection, walks: bool) -> Plan:
+        """``walks``: the page may walk a tag's links instead (`walks_links`)."""
         probes = [*self.base, *(f.probe for f in self.filters)]
         sizable = [f for f in self.filters if f.sized]
         if not sizable:
             return Plan(probes, probes)
         # Where a tag's links can lead the page, a filter is only asked whether it is small.
-        # Not for one key's assets: the tag's links are every key's.
-        walks = walks_links(along_links, self.owned, any(f.tag is not None for f in sizable))
-        cap = size_cap(walks)
-        known = self._asked_sizes(sizable, cap)
-        sizes_of = known if known is not None else await self._sizes(db, sizable, cap)
+        known = self._asked_sizes(sizable)
+        sizes_of = known if known is not None else await self._sizes(db, sizable, size_cap(walks))
         sized = list(zip(sizes_of, sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         if walks:
@@ -330,12 +323,12 @@ class AssetFilters:
         size = None if span is None else links
         return Plan(where, _tally(source, within, tested, size), _WALKED_ASSETS)
 
-    def _asked_sizes(self, found: Sequence[Filter], cap: int) -> list[list[int]] | None:
-        """`_sizes`, as `tags_asked` read them with the tags (SQLite), where it read each one:
-        a tag's links; a search's names holding it, then the links of the tags holding it (its
-        parts, `search_filter`)."""
+    def _asked_sizes(self, found: Sequence[Filter]) -> list[list[int]] | None:
+        """`_sizes`, as `tags_asked` read them with the tags (SQLite, to the plan's cap), where
+        it read each one: a tag's links; a search's names holding it, then the links of the
+        tags holding it (its parts, `search_filter`)."""
         asked = self.asked
-        if asked is None or asked.links is None or asked.cap != cap:
+        if asked is None or asked.links is None:
             return None
         sizes = []
         for f in found:
@@ -363,9 +356,7 @@ class AssetFilters:
         counts = [
             select(func.coalesce(p.size.scalar_subquery(), 0))
             if p.size is not None
-            else select(func.count()).select_from(
-                _rows(p.rows if cap is None else p.rows.limit(cap + 1)).subquery()
-            )
+            else _count_up_to(p.rows, cap)
             for f in found
             for p in f.parts
         ]
@@ -381,6 +372,13 @@ class AssetFilters:
         sizes = (await self._sizes(db, [driver], None))[0]
         drawn = [Asset.id.in_(driver.sample(sizes))]
         return _tally(Asset, drawn, [*self.base, *others], sum(sizes))
+
+
+def _count_up_to(rows: Select[Any], cap: int | None) -> Select[Any]:
+    """A count of ``rows`` that stops past ``cap`` + 1 (None: all of them)."""
+    return select(func.count()).select_from(
+        _rows(rows if cap is None else rows.limit(cap + 1)).subquery()
+    )
 
 
 def _tally(

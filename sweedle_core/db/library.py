@@ -125,11 +125,11 @@ class AssetLibrary:
         whose set-up of each statement and result cost more than the statements' own work."""
         async with self.reader.connect() as db:
             names = normalize_tags(query.tags)
-            along_links = query.sort_by in LINK_ORDERS
-            cap = size_cap(walks_links(along_links, _owned(query, sees), bool(names)))
-            asked = await tags_asked(db, names, query.search, self.dialect, cap)
+            owned = sees is not None or query.owner is not None  # the links are every key's
+            walks = walks_links(query.sort_by in LINK_ORDERS, owned, bool(names))
+            asked = await tags_asked(db, names, query.search, self.dialect, size_cap(walks))
             filters = _asset_filters(query, sees, self.dialect, asked)
-            plan = await filters.plan(db, along_links)
+            plan = await filters.plan(db, walks)
             order = _asset_order(query)
             if plan.source is not None:  # the same order and cursors, read off a tag's links
                 order = replace(order, keys=LINK_ORDERS[query.sort_by])
@@ -292,11 +292,6 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
     return count or 0
 
 
-def _owned(query: AssetQuery, sees: str | None) -> bool:
-    """Whether the query finds one key's assets only."""
-    return sees is not None or query.owner is not None
-
-
 def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Asked) -> AssetFilters:
     base: list[ColumnElement[bool]] = []
     if sees is not None:
@@ -312,7 +307,7 @@ def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Ask
     found = [tag_filter(tag) for tag in dict.fromkeys(asked.ids)]
     if query.search:
         found.append(search_filter(query.search, dialect, asked.term_tags))
-    return AssetFilters(base, found, dialect, _owned(query, sees), asked)
+    return AssetFilters(base, found, dialect, asked)
 
 
 @functools.cache  # built once per dialect

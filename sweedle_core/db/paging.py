@@ -176,10 +176,11 @@ async def read_page(
         # at a million), and the page is read as the one after the last of them.
         skipped = chosen.with_only_columns(*keys, *counts).order_by(*order.clauses())
         last = (await db.execute(skipped.offset(offset - 1).limit(1))).first()
-        if last is not None:
+        if last is None:
+            rows = []
+        else:
             tallied = last[len(keys) :]
-        values = list(last[: len(keys)]) if last is not None else []
-        rows = await _after(db, chosen, order, values, page_size, []) if values else []
+            rows = await _after(db, chosen, order, last[: len(keys)], page_size, [])
     else:
         first = chosen.add_columns(*counts).order_by(*order.clauses()).limit(page_size + 1)
         rows = list((await db.execute(first)).all())
