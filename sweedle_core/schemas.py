@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row
 
 from sweedle_core.db.library import normalize_tags
 from sweedle_core.db.models import as_utc
@@ -177,28 +176,30 @@ class AssetRead(_Read):
 
     @classmethod
     def of(cls, asset: Any, links: Links) -> AssetRead:
-        """From an asset (a `models.Asset`, or a row of a library page), with the links to its
-        files. Its values are read as loaded (an ORM attribute read per field and per page was
+        """From an asset (a `models.Asset`; a library page's rows: `AssetPage.of`), with the
+        links to its files. Its values are read as loaded (an ORM attribute read per field was
         most of a library page's Python), and validated once, links included."""
-        if isinstance(asset, Row):  # every column read, as `_ASSET_ATTRIBUTES` names them
-            data = asset._asdict()
-        else:
-            loaded = vars(asset)
-            data = {k: loaded[k] if k in loaded else getattr(asset, k) for k in _ASSET_ATTRIBUTES}
-        asset_id = data["id"]
-        if data["input_path"]:
-            others = data["input_views"] or {}
-            data["views"] = [view for view in VIEWS if view == "front" or view in others]
-        if data["model_path"]:
-            data["download_url"] = links.download(asset_id)
-        if data["thumbnail_path"]:
-            data["thumbnail_url"] = links.thumbnail(asset_id)
-        if data["lods"]:
-            data["lods"] = [
-                {**lod, "download_url": links.download(asset_id, lod["index"])}
-                for lod in data["lods"]
-            ]
-        return cls.model_validate(data)
+        loaded = vars(asset)
+        data = {k: loaded[k] if k in loaded else getattr(asset, k) for k in _ASSET_ATTRIBUTES}
+        return cls.model_validate(_asset_data(data, links))
+
+
+def _asset_data(data: dict[str, Any], links: Links) -> dict[str, Any]:
+    """An asset's values (`AssetRead.of`) with what it makes of them: the photos it was made
+    from, and the links to its files."""
+    asset_id = data["id"]
+    if data["input_path"]:
+        others = data["input_views"] or {}
+        data["views"] = [view for view in VIEWS if view == "front" or view in others]
+    if data["model_path"]:
+        data["download_url"] = links.download(asset_id)
+    if data["thumbnail_path"]:
+        data["thumbnail_url"] = links.thumbnail(asset_id)
+    if data["lods"]:
+        data["lods"] = [
+            {**lod, "download_url": links.download(asset_id, lod["index"])} for lod in data["lods"]
+        ]
+    return data
 
 
 # What `AssetRead.of` reads of an asset: its fields (as the row names them) but those it makes
@@ -221,7 +222,11 @@ class AssetPage(Paging):
 
     @classmethod
     def of(cls, page: Any, links: Links) -> AssetPage:
-        return cls(items=[AssetRead.of(a, links) for a in page.items], **_paging(page))
+        """A library page of rows (`library.find`: every column `_ASSET_ATTRIBUTES` names), its
+        assets validated in one call (one call per asset took twice as long)."""
+        fields = page.items[0]._fields if page.items else ()
+        items = [_asset_data(dict(zip(fields, row, strict=True)), links) for row in page.items]
+        return cls.model_validate({"items": items, **_paging(page)})
 
 
 # Free-form metadata is kept small: it lives in the asset's row.

@@ -33,15 +33,18 @@ and the total does not change from page to page).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
     FromClause,
+    Integer,
     Select,
+    String,
+    bindparam,
     column,
     exists,
     false,
@@ -60,10 +63,20 @@ from sweedle_core.db.paging import (
     TOTAL_EXACT_UP_TO,
     Tally,
     Total,
+    Values,
     planned_rows,
     planned_rows_each,
 )
-from sweedle_core.db.search import NAME_KEY, TRIGRAM, holds, matching_names, named
+from sweedle_core.db.search import (
+    NAME_KEY,
+    TRIGRAM,
+    folds,
+    holds,
+    matching_names,
+    named,
+    term_values,
+)
+from sweedle_core.db.shapes import built_once
 
 # A driver finding this many ids or fewer leads the page: sorting them costs less than walking
 # the order's index to the page's last match, which at 2,000 of a million (1 in 500) takes
@@ -84,6 +97,14 @@ WALKED = asset_tags.alias("walked")
 _WALKED_ASSETS = WALKED.join(Asset, Asset.id == WALKED.c.asset_id)
 # SQLite: each tag's number of links, kept by triggers (migration 0015).
 _TAG_LINKS = table("tag_link_counts", column("tag_id"), column("links"))
+# The ids of the tags a query names, and of those whose names hold its search term.
+_NAMED_TAGS = bindparam("names", type_=String, expanding=True)
+_TERM_TAGS = bindparam("term_tags", type_=Integer, expanding=True)
+# The range of ids a walk's total is sampled from (`id_range`).
+_IN_SPAN = (
+    WALKED.c.asset_id >= bindparam("span_low", type_=String),
+    WALKED.c.asset_id < bindparam("span_high", type_=String),
+)
 
 
 @dataclass(frozen=True)
@@ -96,63 +117,99 @@ class Part:
     size: Select[Any] | None = None  # its number of ids, kept by the database (SQLite)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Filter:
-    """One search or tag filter in both forms: the probe, and the driver its parts make."""
+    """One search or tag filter in both forms: the probe, and the driver its parts make. Built
+    once per shape (`shapes`), with the clauses made of it."""
 
     probe: ColumnElement[bool]
     parts: Sequence[Part]
     sized: bool = True  # False: no index finds it (a short term), so it never drives
     # The probe on a link a page walks (`WALKED`), read off its index, not the asset's row.
     linked: ColumnElement[bool] | None = None
-    tag: int | None = None  # a tag filter's tag id
+    tag: int | None = None  # a tag filter's place among the query's tags (`tag_filter`)
+    walked: ColumnElement[bool] | None = None  # a tag filter: the links a page walks are its
 
-    @property
+    @functools.cached_property
     def driver(self) -> Select[Any]:
         # One IN over the union, not an OR of two: each part is read off its own index.
         if len(self.parts) == 1:
             return self.parts[0].ids
         return select(union(*(p.ids for p in self.parts)).subquery().c[0])
 
-    def sample(self, sizes: Sequence[int]) -> Select[Any]:
-        """About `SAMPLE` ids of each part (of ``sizes``), spread evenly over it: every n-th
-        row, not the first ones, which are the oldest assets."""
+    @functools.cached_property
+    def drives(self) -> ColumnElement[bool]:
+        """The assets its driver finds."""
+        return Asset.id.in_(self.driver)
+
+    @functools.cached_property
+    def sampled(self) -> ColumnElement[bool]:
+        """The assets of a sample of about `SAMPLE` ids of each part, spread evenly over it:
+        every n-th row (`sample_values`), not the first ones, which are the oldest assets."""
         spread = [
-            part.ids.where(part.key % max(1, size // SAMPLE) == 0)
-            for part, size in zip(self.parts, sizes, strict=True)
+            part.ids.where(part.key % bindparam(name, type_=Integer) == 0)
+            for name, part in zip(_EVERY, self.parts, strict=False)
         ]
-        return spread[0] if len(spread) == 1 else select(union(*spread).subquery().c[0])
+        return Asset.id.in_(
+            spread[0] if len(spread) == 1 else select(union(*spread).subquery().c[0])
+        )
 
 
-@functools.lru_cache(maxsize=1_024)  # built once per tag: a library's tags are few
-def tag_filter(tag_id: int) -> Filter:
-    """Assets carrying the tag ``tag_id`` (`tag_ids`: -1 for a tag that does not exist)."""
-    links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag_id)
-    size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag_id)
+_EVERY = ("every_0", "every_1")  # a driver's parts: its names, its tags
+
+
+def sample_values(sizes: Sequence[int]) -> dict[str, int]:
+    """The values of `Filter.sampled`'s parameters, for parts of ``sizes``."""
+    return {name: max(1, size // SAMPLE) for name, size in zip(_EVERY, sizes, strict=False)}
+
+
+@built_once
+def tag_filter(place: int) -> Filter:
+    """Assets carrying the query's tag at ``place``, whose id is the value of `tag_key`
+    (`tag_ids`: -1 for a tag that does not exist)."""
+    tag = bindparam(tag_key(place), type_=Integer)
+    links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag)
+    size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag)
     return Filter(
         exists(links.where(asset_tags.c.asset_id == Asset.id)),
         [Part(links, links, _LINK_KEY, size)],
         linked=exists(links.where(asset_tags.c.asset_id == WALKED.c.asset_id)),
-        tag=tag_id,
+        tag=place,
+        walked=WALKED.c.tag_id == tag,
     )
 
 
-def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Filter:
-    """Assets whose name, or one of whose tags, holds ``term``, case-folded (`search.holds`).
-    ``tag_ids``: the tags whose names hold it (`tags_asked`; None: too many to list)."""
-    ids = named(term, dialect)
+def tag_key(place: int) -> str:
+    return f"tag_{place}"
+
+
+TermTags = Literal["none", "listed", "many"]
+
+
+def term_tags(ids: Sequence[int] | None) -> TermTags:
+    """How a search names the tags whose names hold its term (`Asked.term_tags`): none hold it,
+    by their ids, or too many to list (a subquery finds them)."""
+    return "many" if ids is None else "listed" if ids else "none"
+
+
+@built_once
+def search_filter(dialect: str, indexed: bool, folded: bool, tagged: TermTags) -> Filter:
+    """Assets whose name, or one of whose tags, holds the term (`search.term_values`),
+    case-folded (`search.holds`). ``indexed``: the term has `TRIGRAM` characters or more;
+    ``folded``: `search.folds`; ``tagged``: `term_tags` (their ids the value of
+    ``term_tags``)."""
+    ids = named(dialect, indexed, folded)
     # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
-    names = (
-        Part(ids, matching_names(term), NAME_KEY) if dialect == "sqlite" else Part(ids, ids, None)
-    )
-    probe, linked = holds(Asset.name, term, dialect), holds(WALKED.c.name, term, dialect)
+    rows = matching_names() if dialect == "sqlite" and indexed else ids
+    names = Part(ids, rows, NAME_KEY if dialect == "sqlite" else None)
+    probe, linked = holds(Asset.name, folded), holds(WALKED.c.name, folded)
     parts = [names]
-    if tag_ids != []:
-        tags = select(Tag.id).where(holds(Tag.name, term, dialect)) if tag_ids is None else tag_ids
-        tagged = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
+    if tagged != "none":
+        tags = select(Tag.id).where(holds(Tag.name, folded)) if tagged == "many" else _TERM_TAGS
+        tagged_ids = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
         # A scalar subquery, not EXISTS: PostgreSQL would hash every link of those tags (a
         # hundred thousand) for each page, where one index probe per row walked is wanted.
-        own = tagged.with_only_columns(literal(1)).limit(1)
+        own = tagged_ids.with_only_columns(literal(1)).limit(1)
         probe = or_(
             probe, own.where(asset_tags.c.asset_id == Asset.id).scalar_subquery().is_not(None)
         )
@@ -162,8 +219,9 @@ def search_filter(term: str, dialect: str, tag_ids: Sequence[int] | None) -> Fil
         )
         # SQLite: the tags' counters (PostgreSQL's planner sizes the links themselves).
         links = select(func.sum(_TAG_LINKS.c.links)).where(_TAG_LINKS.c.tag_id.in_(tags))
-        parts.append(Part(tagged, tagged, _LINK_KEY, links if dialect == "sqlite" else None))
-    return Filter(probe, parts, sized=len(term) >= TRIGRAM, linked=linked)
+        size = links if dialect == "sqlite" else None
+        parts.append(Part(tagged_ids, tagged_ids, _LINK_KEY, size))
+    return Filter(probe, parts, sized=indexed, linked=linked)
 
 
 @dataclass(frozen=True)
@@ -202,21 +260,26 @@ async def tags_asked(
     counted up to ``cap`` + 1."""
     if not names and not term:
         return Asked([], [])
-    named = Tag.name.in_(names)
-    holding = holds(Tag.name, term, dialect) if term else false()
     limit = len(names) + TAG_IDS_MAX + 1
-    asked = select(Tag.id, Tag.name, holding)
+    folded = term is not None and folds(term, dialect)
+    values: dict[str, Any] = {"names": list(names)}
+    if term:
+        values |= term_values(term, dialect)
     links: dict[int, int] | None = None
     counted: int | None = None
     if dialect == "sqlite":
-        rows, links, counted = await _asked_with_sizes(
-            db, asked.where(or_(named, holding)), limit, term, cap
-        )
+        indexed = term is not None and len(term) >= TRIGRAM
+        sized = _asked_with_sizes(bool(term), folded, limit, indexed, cap)
+        tags, *named_count = (await db.execute(sized, values)).one()
+        rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in tags]
+        links = {tag_id: count for tag_id, _, _, count in tags}
+        counted = named_count[0] if named_count else None
     else:
-        rows = list((await db.execute(asked.where(or_(named, holding)).limit(limit))).all())
+        rows = list((await db.execute(_asked(bool(term), folded, limit), values)).all())
     held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
-        rows = list((await db.execute(asked.where(named))).all())
+        only_named = _asked(bool(term), folded, None, only_named=True)
+        rows = list((await db.execute(only_named, values)).all())
         links = None  # the sizes of those named are not all known
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
@@ -224,51 +287,66 @@ async def tags_asked(
     return Asked([found.get(name, -1) for name in names], held, links, counted)
 
 
-async def _asked_with_sizes(
-    db: AsyncConnection, asked: Select[int, str, bool], limit: int, term: str | None, cap: int
-) -> tuple[list[Any], dict[int, int], int | None]:
-    """`tags_asked`'s rows on SQLite with each one's links, and the names holding ``term`` up to
-    ``cap`` + 1, in one row: the tags as a JSON list (there may be none)."""
+@built_once
+def _asked(
+    searched: bool, folded: bool, limit: int | None, only_named: bool = False
+) -> Select[int, str, bool]:
+    """The tags named, and those holding the term where ``searched`` (up to ``limit``): id,
+    name, whether it holds the term."""
+    named_tags = Tag.name.in_(_NAMED_TAGS)
+    holding = holds(Tag.name, folded) if searched else false()
+    asked = select(Tag.id, Tag.name, holding)
+    return asked.where(named_tags if only_named else or_(named_tags, holding)).limit(limit)
+
+
+@built_once
+def _asked_with_sizes(
+    searched: bool, folded: bool, limit: int, indexed: bool, cap: int
+) -> Select[Any]:
+    """`tags_asked`'s rows on SQLite with each one's links, and the names holding the term up to
+    ``cap`` + 1 where ``indexed``, in one row: the tags as a JSON list (there may be none)."""
     found = (
-        asked.add_columns(func.coalesce(_TAG_LINKS.c.links, 0))
+        _asked(searched, folded, None)
+        .add_columns(func.coalesce(_TAG_LINKS.c.links, 0))
         .outerjoin(_TAG_LINKS, _TAG_LINKS.c.tag_id == Tag.id)
         .limit(limit)
         .subquery()
     )
     listed = select(func.json_group_array(func.json_array(*found.c), type_=JSON))
     columns = [listed.scalar_subquery()]
-    if term is not None and len(term) >= TRIGRAM:
-        columns.append(_count_up_to(matching_names(term), cap).scalar_subquery())
-    tags, *named = (await db.execute(select(*columns))).one()
-    rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in tags]
-    links = {tag_id: count for tag_id, _, _, count in tags}
-    return rows, links, named[0] if named else None
+    if indexed:
+        columns.append(_count_up_to(matching_names(), cap).scalar_subquery())
+    return select(*columns)
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a library query asks: the page's WHERE, and the count's (or its total, known);
     ``source``: where a page walks a tag's links (`WALKED` joined to their assets), in its
-    order's keys there (`library.LINK_ORDERS`), instead of the order's own index."""
+    order's keys there (`library.LINK_ORDERS`), instead of the order's own index. ``values``:
+    those of the parameters it adds to the query's."""
 
-    where: list[Any]
-    counted: list[Any] | Total | Tally
+    where: Sequence[Any]
+    counted: Sequence[Any] | Total | Tally
     source: FromClause | None = None
+    values: Values = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class AssetFilters:
     """The conditions of one library query: ``base`` (owner, status, source: columns of the row)
-    and the search and tag ``filters``."""
+    and the search and tag ``filters``, each built once (`shapes`), their parameters' values in
+    ``values``."""
 
     base: Sequence[ColumnElement[bool]]
     filters: Sequence[Filter]
     dialect: str
+    values: Values
     asked: Asked | None = None  # what `tags_asked` found, with the filters' sizes on SQLite
 
     async def plan(self, db: AsyncConnection, walks: bool) -> Plan:
         """``walks``: the page may walk a tag's links instead (`walks_links`)."""
-        probes = [*self.base, *(f.probe for f in self.filters)]
+        probes = (*self.base, *(f.probe for f in self.filters))
         sizable = [f for f in self.filters if f.sized]
         if not sizable:
             return Plan(probes, probes)
@@ -285,8 +363,8 @@ class AssetFilters:
             # few reads less than walking the tag's links to them.
             if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
                 return self._along(links, tag)
-        others = [f.probe for f in self.filters if f is not smallest]
-        driven = [*self.base, Asset.id.in_(smallest.driver), *others]
+        others = tuple(f.probe for f in self.filters if f is not smallest)
+        driven = (*self.base, smallest.drives, *others)
         # One filter alone, found by one index and counted there (SQLite): that is the total.
         counted = sum(sizes) <= TOTAL_EXACT_UP_TO and len(sizes) == 1 and len(probes) == 1
         total = Total(sizes[0], "exact") if counted and self.dialect == "sqlite" else driven
@@ -295,12 +373,13 @@ class AssetFilters:
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, total)
         if self.dialect == "postgresql":
-            return Plan(probes, Total(await planned_rows(db, _rows(driven)), "estimate"))
+            estimate = await planned_rows(db, _rows_meeting(driven), self.values)
+            return Plan(probes, Total(estimate, "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough
             if max(sizes) > TOTAL_EXACT_UP_TO:
                 return Plan(probes, Total(TOTAL_EXACT_UP_TO, "more_than"))
             return Plan(probes, driven)  # its parts are each under it: the count is bounded
-        return Plan(probes, await self._sampled(db, smallest, others))
+        return await self._sampled(db, probes, smallest, others)
 
     def _along(self, links: int, tag: Filter) -> Plan:
         """The page walks ``tag``'s ``links`` in its order, testing only its assets, by
@@ -310,18 +389,19 @@ class AssetFilters:
         `TOTAL_EXACT_UP_TO`, or estimated from a sample of them past it: those in a range of ids
         (`id_range`)."""
         linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
-        on_tag, tested = WALKED.c.tag_id == tag.tag, [*self.base, *linked]
-        where = [on_tag, *tested]
+        assert tag.walked is not None
+        tested = (*self.base, *linked)
+        where = (tag.walked, *tested)
         span = id_range(links)
         if not tested and (self.dialect == "sqlite" or span is not None):
             total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
             return Plan(where, total, _WALKED_ASSETS)
-        within = [on_tag]
-        if span is not None:
-            within += [WALKED.c.asset_id >= span[0], WALKED.c.asset_id < span[1]]
         source = _WALKED_ASSETS if self.base else WALKED
-        size = None if span is None else links
-        return Plan(where, _tally(source, within, tested, size), _WALKED_ASSETS)
+        if span is None:
+            return Plan(where, _tally(_counts(source, (tag.walked,), tested)), _WALKED_ASSETS)
+        counts = _counts(source, (tag.walked, *_IN_SPAN), tested, sampled=True)
+        spanned = {"span_low": span[0], "span_high": span[1]}
+        return Plan(where, _tally(counts, links), _WALKED_ASSETS, spanned)
 
     def _asked_sizes(self, found: Sequence[Filter]) -> list[list[int]] | None:
         """`_sizes`, as `tags_asked` read them with the tags (SQLite, to the plan's cap), where
@@ -332,8 +412,8 @@ class AssetFilters:
             return None
         sizes = []
         for f in found:
-            if f.tag is not None:
-                sizes.append([asked.links.get(f.tag, 0)])  # none for a tag that does not exist
+            if f.tag is not None:  # none for a tag that does not exist
+                sizes.append([asked.links.get(self.values[tag_key(f.tag)], 0)])
                 continue
             if asked.named is None or asked.term_tags is None:
                 return None
@@ -349,29 +429,43 @@ class AssetFilters:
         """How many ids each part of each filter finds: PostgreSQL's planner's estimates; on
         SQLite counted, up to ``cap`` + 1 each (None: all), in one statement."""
         if self.dialect == "postgresql":
-            planned = iter(
-                await planned_rows_each(db, [_rows(p.ids) for f in found for p in f.parts])
-            )
+            queries = _parts_rows(tuple(found))
+            planned = iter(await planned_rows_each(db, queries, self.values))
             return [[next(planned) for _ in f.parts] for f in found]
-        counts = [
-            select(func.coalesce(p.size.scalar_subquery(), 0))
-            if p.size is not None
-            else _count_up_to(p.rows, cap)
-            for f in found
-            for p in f.parts
-        ]
-        row = (await db.execute(select(*(c.scalar_subquery() for c in counts)))).one()
+        row = (await db.execute(_parts_counted(tuple(found), cap), self.values)).one()
         numbers = iter(row)
         return [[next(numbers) for _ in f.parts] for f in found]
 
     async def _sampled(
-        self, db: AsyncConnection, driver: Filter, others: list[ColumnElement[bool]]
-    ) -> Tally:
+        self,
+        db: AsyncConnection,
+        probes: tuple[ColumnElement[bool], ...],
+        driver: Filter,
+        others: tuple[ColumnElement[bool], ...],
+    ) -> Plan:
         """SQLite's estimate: the driver's whole size, times the share of a sample spread over
         its ids that pass the other conditions."""
         sizes = (await self._sizes(db, [driver], None))[0]
-        drawn = [Asset.id.in_(driver.sample(sizes))]
-        return _tally(Asset, drawn, [*self.base, *others], sum(sizes))
+        counts = _counts(Asset, (driver.sampled,), (*self.base, *others), sampled=True)
+        return Plan(probes, _tally(counts, sum(sizes)), values=sample_values(sizes))
+
+
+@built_once
+def _parts_rows(found: tuple[Filter, ...]) -> tuple[Select[Any], ...]:
+    return tuple(_rows(p.ids) for f in found for p in f.parts)
+
+
+@built_once
+def _parts_counted(found: tuple[Filter, ...], cap: int | None) -> Select[Any]:
+    """Each part's size: its counter, or its rows counted up to ``cap`` + 1."""
+    counts = [
+        select(func.coalesce(p.size.scalar_subquery(), 0))
+        if p.size is not None
+        else _count_up_to(p.rows, cap)
+        for f in found
+        for p in f.parts
+    ]
+    return select(*(c.scalar_subquery() for c in counts))
 
 
 def _count_up_to(rows: Select[Any], cap: int | None) -> Select[Any]:
@@ -381,26 +475,35 @@ def _count_up_to(rows: Select[Any], cap: int | None) -> Select[Any]:
     )
 
 
-def _tally(
+@built_once
+def _counts(
     source: Any,
-    within: Sequence[ColumnElement[bool]],
-    passing: Sequence[ColumnElement[bool]],
-    size: int | None,
-) -> Tally:
-    """How many rows of ``source`` that meet ``within`` also meet ``passing``, counted in the
-    page's statement: the total where ``size`` is None (they are all the rows); else they are a
-    sample of ``size`` rows, which the share of them that pass scales (an estimate)."""
+    within: tuple[ColumnElement[bool], ...],
+    passing: tuple[ColumnElement[bool], ...],
+    sampled: bool = False,
+) -> tuple[ColumnElement[int], ...]:
+    """How many rows of ``source`` that meet ``within`` also meet ``passing``; and where they
+    are a ``sampled`` few, how many meet ``within``: counts for a `_tally`."""
     # Subqueries of their own, not of the page's rows, though the page reads the same tables.
     rows = select(func.count()).select_from(source).where(*within).correlate(None)
     passed = rows.where(*passing).scalar_subquery()
+    return (passed, rows.scalar_subquery()) if sampled else (passed,)
+
+
+def _tally(counts: tuple[ColumnElement[int], ...], size: int | None = None) -> Tally:
+    """The total of `_counts`: the rows that passed where ``size`` is None (they are all the
+    rows); else they passed of a sample of ``size`` rows, which the share of them that pass
+    scales (an estimate)."""
+    total: Callable[[Sequence[int]], Total]
     if size is None:
-        return Tally((passed,), lambda counts: Total(counts[0], "exact"))
+        total = lambda counted: Total(counted[0], "exact")  # noqa: E731
+    else:
 
-    def scaled(counts: Sequence[int]) -> Total:
-        passed, sampled = counts
-        return Total(round(size * passed / sampled) if sampled else 0, "estimate")
+        def total(counted: Sequence[int]) -> Total:
+            passed, sampled = counted
+            return Total(round(size * passed / sampled) if sampled else 0, "estimate")
 
-    return Tally((passed, rows.scalar_subquery()), scaled)
+    return Tally(counts, total)
 
 
 def id_range(size: int) -> tuple[str, str] | None:
@@ -413,6 +516,11 @@ def id_range(size: int) -> tuple[str, str] | None:
     width = min(_ID_SPACE, _ID_SPACE * SAMPLE // size)
     low = (_ID_SPACE - width) // 2
     return f"{low:032x}", f"{low + width:032x}" if low + width < _ID_SPACE else "g"
+
+
+@built_once
+def _rows_meeting(where: tuple[ColumnElement[bool], ...]) -> Select[Any]:
+    return _rows(where)
 
 
 def _rows(where: Select[Any] | Sequence[ColumnElement[bool]]) -> Select[Any]:

@@ -17,7 +17,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, ColumnElement, Select, String, delete, func, inspect, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,12 +39,15 @@ from sweedle_core.db.filters import (
     search_filter,
     size_cap,
     tag_filter,
+    tag_key,
     tags_asked,
+    term_tags,
     walks_links,
 )
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.db.paging import Order, Page, read_page
 from sweedle_core.db.removals import record_removal
+from sweedle_core.db.search import TRIGRAM, folds, term_values
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, JobStage
 
@@ -130,6 +143,7 @@ class AssetLibrary:
             asked = await tags_asked(db, names, query.search, self.dialect, size_cap(walks))
             filters = _asset_filters(query, sees, self.dialect, asked)
             plan = await filters.plan(db, walks)
+            values = {**filters.values, **plan.values}
             order = _asset_order(query)
             if plan.source is not None:  # the same order and cursors, read off a tag's links
                 order = replace(order, keys=LINK_ORDERS[query.sort_by])
@@ -144,6 +158,7 @@ class AssetLibrary:
                 plan.counted,
                 plan.source,
                 _page_rows(self.dialect),
+                values,
             )
 
     async def edit(
@@ -293,21 +308,39 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
 
 
 def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Asked) -> AssetFilters:
-    base: list[ColumnElement[bool]] = []
-    if sees is not None:
-        base.append(Asset.owner == sees)
-    if query.owner is not None:
-        base.append(Asset.owner == query.owner)
-    if query.source_type:
-        base.append(Asset.source_type == query.source_type)
-    if query.status:
-        base.append(Asset.status == query.status)
-    # Once per tag id: tags that do not exist are all -1, and `tag_filter` gives one object
-    # per id, which the plan tells apart from the others by identity.
-    found = [tag_filter(tag) for tag in dict.fromkeys(asked.ids)]
+    given = {
+        "sees": sees,
+        "owner": query.owner,
+        "source_type": query.source_type or None,
+        "status": query.status or None,
+    }
+    values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    base = [_BASE[name] for name in values]
+    # Once per tag id: tags that do not exist are all -1, and each place's `tag_filter` is one
+    # object, which the plan tells apart from the others by identity.
+    found = []
+    for place, tag_id in enumerate(dict.fromkeys(asked.ids)):
+        found.append(tag_filter(place))
+        values[tag_key(place)] = tag_id
     if query.search:
-        found.append(search_filter(query.search, dialect, asked.term_tags))
-    return AssetFilters(base, found, dialect, asked)
+        term = query.search
+        indexed, folded = len(term) >= TRIGRAM, folds(term, dialect)
+        found.append(search_filter(dialect, indexed, folded, term_tags(asked.term_tags)))
+        values |= term_values(term, dialect)
+        values["term_tags"] = asked.term_tags or []
+    return AssetFilters(base, found, dialect, values, asked)
+
+
+# The conditions on an asset's own columns, by the name of their parameter.
+_BASE = {
+    name: column == bindparam(name, type_=String)
+    for name, column in [
+        ("sees", Asset.owner),
+        ("owner", Asset.owner),
+        ("source_type", Asset.source_type),
+        ("status", Asset.status),
+    ]
+}
 
 
 @functools.cache  # built once per dialect

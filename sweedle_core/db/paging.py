@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     false,
     func,
     literal,
@@ -45,6 +46,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from sweedle_core.db.shapes import built_once
 from sweedle_core.errors import InvalidCursor
 
 TOTAL_EXACT_UP_TO = 10_000
@@ -54,6 +56,8 @@ _PLANNED_PAST = 10  # times the threshold: a planner's estimate that is taken wi
 CURSOR_MAX = 2_048
 _INT_RANGE = range(-(2**31), 2**31)  # an integer key's column holds no other (PostgreSQL int4)
 TotalKind = Literal["exact", "estimate", "more_than"]
+Values = Mapping[str, Any]  # a statement's bound values, by name (`shapes`)
+_NONE: Values = {}
 
 
 class Total(NamedTuple):
@@ -77,28 +81,50 @@ class Order:
     # the row it names says nothing of where the page would be.
     scope: str = ""
 
-    def clauses(self) -> list[Any]:
-        way = [k.desc() if self.descending else k.asc() for k in self.keys]
-        return [self.keys[0].is_(None), *way] if self.nulls_last else way
+    def clauses(self) -> tuple[Any, ...]:
+        return _clauses(self.keys, self.descending, self.nulls_last)
 
-    def after(self, values: Sequence[Any], dialect: str) -> list[tuple[list[Any], list[Any]]]:
+    def after(
+        self, values: Sequence[Any], dialect: str
+    ) -> tuple[tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...], Values]:
         """The rows after the row with sort keys ``values``: (conditions, order) per run of rows,
-        each a range on its index, read in turn (two where NULL keys come last)."""
-        keys, way = list(self.keys), self.clauses()
-        if not self.nulls_last:
-            return [([_beyond(keys, values, self.descending)], way)]
-        # Each run is one value of the NULL key, which leads the index. ``IS FALSE``, not ``=
-        # false``, which PostgreSQL rewrites to ``IS NOT NULL``, a clause that no longer names
-        # that index column; and PostgreSQL needs the key in the ORDER BY to match the index,
-        # where SQLite, given it, sorts. In the NULL run the id's bound filters: the NULL key
-        # stands before it in the index.
-        if dialect == "sqlite":
-            way = way[1:]
-        missing = self.keys[0].is_(None)
-        rest = [missing.is_(true())]
-        if values[0] is None:
-            return [([*rest, _beyond(keys[1:], values[1:], self.descending)], way)]
-        return [([missing.is_(false()), _beyond(keys, values, self.descending)], way), (rest, way)]
+        each a range on its index, read in turn (two where NULL keys come last); and the values
+        of the conditions' parameters."""
+        runs = _runs_after(self.keys, self.descending, self.nulls_last, dialect, values[0] is None)
+        return runs, {name: value for name, value in zip(_AFTER, values, strict=False)}
+
+
+_AFTER = [f"_after_{i}" for i in range(8)]  # a cursor's keys, as parameters
+
+
+@built_once
+def _clauses(keys: tuple[Any, ...], descending: bool, nulls_last: bool) -> tuple[Any, ...]:
+    way = [k.desc() if descending else k.asc() for k in keys]
+    return (keys[0].is_(None), *way) if nulls_last else tuple(way)
+
+
+@built_once
+def _runs_after(
+    keys: tuple[Any, ...], descending: bool, nulls_last: bool, dialect: str, first_null: bool
+) -> tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...]:
+    """`Order.after`'s runs, for the keys bound as `_AFTER` names them."""
+    bound = [bindparam(name, type_=key.type) for name, key in zip(_AFTER, keys, strict=False)]
+    way = _clauses(keys, descending, nulls_last)
+    if not nulls_last:
+        return (((_beyond(list(keys), bound, descending),), way),)
+    # Each run is one value of the NULL key, which leads the index. ``IS FALSE``, not ``=
+    # false``, which PostgreSQL rewrites to ``IS NOT NULL``, a clause that no longer names
+    # that index column; and PostgreSQL needs the key in the ORDER BY to match the index,
+    # where SQLite, given it, sorts. In the NULL run the id's bound filters: the NULL key
+    # stands before it in the index.
+    if dialect == "sqlite":
+        way = way[1:]
+    missing = keys[0].is_(None)
+    rest = (missing.is_(true()),)
+    if first_null:
+        return (((*rest, _beyond(list(keys[1:]), bound[1:], descending)), way),)
+    beyond = _beyond(list(keys), bound, descending)
+    return (((missing.is_(false()), beyond), way), (rest, way))
 
 
 @dataclass(frozen=True)
@@ -118,15 +144,15 @@ class Page:
 @dataclass(frozen=True)
 class Tally:
     """A total counted by the page's own first statement, not a statement of its own: its
-    ``counts`` (scalar subqueries, each run once per statement) follow each row, and ``total``
-    makes a `Total` of their values."""
+    ``counts`` (scalar subqueries, each run once per statement; built once, `shapes`) follow
+    each row, and ``total`` makes a `Total` of their values."""
 
     counts: tuple[ColumnElement[int], ...]
     total: Callable[[Sequence[int]], Total]
 
-    async def alone(self, db: AsyncSession | AsyncConnection) -> Total:
+    async def alone(self, db: AsyncSession | AsyncConnection, values: Values = _NONE) -> Total:
         """Counted by a statement of its own (where the page read no row to carry it)."""
-        return self.total(tuple((await db.execute(select(*self.counts))).one()))
+        return self.total(tuple((await db.execute(_selected(self.counts), values)).one()))
 
 
 async def read_page(
@@ -140,6 +166,7 @@ async def read_page(
     counted: Sequence[ColumnElement[bool]] | Total | Tally | None = None,
     source: FromClause | None = None,
     rows_of: Select[Any] | None = None,
+    values: Values = _NONE,
 ) -> Page:
     """Page ``page`` (default: the first) of the ``model`` rows meeting ``conditions`` in
     ``order``, or the page after ``cursor``; one row more than the page is read, to know whether
@@ -147,60 +174,56 @@ async def read_page(
     another way; default: ``conditions``), or is ``counted`` where known or tallied. ``source``:
     the rows are read from it (a join holding ``order``'s keys). ``rows_of``: each item is a row
     of its (named) columns instead of a ``model`` instance, and ``db`` may be a connection (rows
-    as SQL gives them, without an ORM session's set-up of each statement and result)."""
+    as SQL gives them, without an ORM session's set-up of each statement and result).
+    ``values``: those of the conditions' and counts' parameters. The statements are built once
+    per shape (`shapes`): the conditions, counts and source given should be too."""
     if cursor is not None and page is not None:
         raise InvalidCursor("give page or cursor, not both")
     if counted is None:
         counted = conditions
     if not isinstance(counted, Total | Tally) and dialect_of(db) == "sqlite":
-        counted = await counting(db, model, counted)  # a Tally: SQLite has no planner to ask
-    # The order's keys follow the item, named apart from its own columns, then the tally's
-    # counts in the first statement.
-    keys = [key.label(f"_order_key_{i}") for i, key in enumerate(order.keys)]
-    counts = (
-        [c.label(f"_count_{i}") for i, c in enumerate(counted.counts)]
-        if isinstance(counted, Tally)
-        else []
-    )
-    width = 1 if rows_of is None else len(rows_of.selected_columns)
-    chosen = (select(model) if rows_of is None else rows_of).add_columns(*keys).where(*conditions)
-    if source is not None:
-        chosen = chosen.select_from(source)
+        counted = await counting(db, model, counted, values)  # a Tally: SQLite has no planner
+    counts = _labeled(counted.counts if isinstance(counted, Tally) else ())
+    rows = _of_model(model) if rows_of is None else rows_of
+    chosen, keys = _chosen(rows, order.keys, tuple(conditions), source)
+    # Each row: the item's own columns, the order's keys, then the tally's counts if any.
+    width = 1 if rows_of is None else len(rows.selected_columns)
     offset = ((page or 1) - 1) * page_size
     tallied: Sequence[Any] | None = None
     if cursor is not None:
-        rows = await _after(db, chosen, order, decode_cursor(cursor, order), page_size, counts)
+        after = decode_cursor(cursor, order)
+        rows_read = await _after(db, chosen, order, after, page_size, counts, values)
     elif offset:
         # The rows a jump skips are read for their keys alone (PostgreSQL computes a row's
         # columns before OFFSET drops it, each asset's tags among them: page 2,000 took 0.7 s
         # at a million), and the page is read as the one after the last of them.
-        skipped = chosen.with_only_columns(*keys, *counts).order_by(*order.clauses())
-        last = (await db.execute(skipped.offset(offset - 1).limit(1))).first()
+        skipped = _skipping(chosen, keys, counts, order.clauses())
+        last = (await db.execute(skipped, {**values, "_skip": offset - 1})).first()
         if last is None:
-            rows = []
+            rows_read = []
         else:
             tallied = last[len(keys) :]
-            rows = await _after(db, chosen, order, last[: len(keys)], page_size, [])
+            rows_read = await _after(db, chosen, order, last[: len(keys)], page_size, (), values)
     else:
-        first = chosen.add_columns(*counts).order_by(*order.clauses()).limit(page_size + 1)
-        rows = list((await db.execute(first)).all())
-    if tallied is None and rows:
-        tallied = rows[0][width + len(keys) :]
-    shown = rows[:page_size]
+        first = _first(chosen, counts, order.clauses(), page_size + 1)
+        rows_read = list((await db.execute(first, values)).all())
+    if tallied is None and rows_read:
+        tallied = rows_read[0][width + len(keys) :]
+    shown = rows_read[:page_size]
     following = None
-    if len(rows) > page_size:
+    if len(rows_read) > page_size:
         following = encode_cursor(order, shown[-1][width : width + len(keys)])
     # The rows of the result up to the last one read (those before a cursor are not known).
-    seen = len(rows) + (offset if cursor is None else 0)
+    seen = len(rows_read) + (offset if cursor is None else 0)
     if cursor is None and following is None and (shown or not offset):
         total = Total(seen, "exact")  # the result ends on this page
     else:
         if not isinstance(counted, Total | Tally):  # PostgreSQL: its planner asked first
-            counted = await counting(db, model, counted)
+            counted = await counting(db, model, counted, values)
         if isinstance(counted, Total):
             total = counted
         else:
-            total = counted.total(tallied) if tallied else await counted.alone(db)
+            total = counted.total(tallied) if tallied else await counted.alone(db, values)
     # An estimate is never below the rows a client has seen, and one more if a page follows.
     if total.kind != "exact" and total.matches < seen:
         total = Total(seen, total.kind)
@@ -212,57 +235,123 @@ async def _after(
     db: AsyncSession | AsyncConnection,
     chosen: Select[Any],
     order: Order,
-    values: Sequence[Any],
+    keys: Sequence[Any],
     page_size: int,
-    counts: Sequence[ColumnElement[int]],
+    counts: tuple[ColumnElement[int], ...],
+    values: Values,
 ) -> list[Any]:
     """Up to a page and one more of ``chosen``'s rows after the row whose sort keys are
-    ``values``, each run of `Order.after` read in turn; ``counts`` (a `Tally`'s) follow each row
+    ``keys``, each run of `Order.after` read in turn; ``counts`` (a `Tally`'s) follow each row
     until a run has read one."""
     rows: list[Any] = []
-    for extra, way in order.after(values, dialect_of(db)):
-        statement = chosen.where(*extra).order_by(*way).limit(page_size + 1 - len(rows))
-        rows += (await db.execute(statement.add_columns(*counts) if not rows else statement)).all()
+    runs, bound = order.after(keys, dialect_of(db))
+    for extra, way in runs:
+        statement = _run(chosen, extra, way, page_size + 1 - len(rows), () if rows else counts)
+        rows += (await db.execute(statement, {**values, **bound})).all()
         if len(rows) > page_size:
             break
     return rows
 
 
+@built_once
+def _of_model(model: Any) -> Select[Any]:
+    return select(model)
+
+
+@built_once
+def _chosen(
+    rows: Select[Any], keys: tuple[Any, ...], conditions: tuple[Any, ...], source: Any
+) -> tuple[Select[Any], tuple[Any, ...]]:
+    """``rows`` meeting ``conditions``, read from ``source``, with the order's ``keys`` after
+    their columns (named apart from them); and those keys, labelled."""
+    labeled = tuple(key.label(f"_order_key_{i}") for i, key in enumerate(keys))
+    chosen = rows.add_columns(*labeled).where(*conditions)
+    return (chosen if source is None else chosen.select_from(source)), labeled
+
+
+@built_once
+def _labeled(counts: tuple[ColumnElement[int], ...]) -> tuple[Any, ...]:
+    return tuple(c.label(f"_count_{i}") for i, c in enumerate(counts))
+
+
+@built_once
+def _first(chosen: Select[Any], counts: tuple[Any, ...], way: tuple[Any, ...], limit: int) -> Any:
+    return chosen.add_columns(*counts).order_by(*way).limit(limit)
+
+
+@built_once
+def _skipping(
+    chosen: Select[Any], keys: tuple[Any, ...], counts: tuple[Any, ...], way: tuple[Any, ...]
+) -> Any:
+    """The last row a jump skips (``_skip`` rows before it), its keys and counts alone."""
+    skipped = chosen.with_only_columns(*keys, *counts).order_by(*way)
+    return skipped.offset(bindparam("_skip", type_=Integer)).limit(1)
+
+
+@built_once
+def _run(
+    chosen: Select[Any],
+    extra: tuple[Any, ...],
+    way: tuple[Any, ...],
+    limit: int,
+    counts: tuple[Any, ...],
+) -> Any:
+    return chosen.where(*extra).order_by(*way).limit(limit).add_columns(*counts)
+
+
+@built_once
+def _selected(columns: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    return select(*columns)
+
+
 async def counting(
-    db: AsyncSession | AsyncConnection, model: Any, conditions: Sequence[ColumnElement[bool]]
+    db: AsyncSession | AsyncConnection,
+    model: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    values: Values = _NONE,
 ) -> Total | Tally:
     """How many rows meet ``conditions``: exact up to `TOTAL_EXACT_UP_TO`, beyond it the
     planner's estimate (PostgreSQL) or the threshold itself, "more than" (SQLite); a `Tally`
     where the rows are counted. PostgreSQL's planner is asked first: where it expects many times
     the threshold (a table's statistics rarely err so far) its estimate stands, and the count
     does not read the threshold's rows."""
-    matching = select(literal(1)).select_from(model).where(*conditions)
+    matching = _matching(model, tuple(conditions))
     postgres = dialect_of(db) == "postgresql"
-    estimate = await planned_rows(db, matching) if postgres else 0
+    estimate = await planned_rows(db, matching, values) if postgres else 0
     if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
         return Total(estimate, "estimate")
-    capped = matching.limit(TOTAL_EXACT_UP_TO + 1).subquery()
 
-    def total(values: Sequence[int]) -> Total:
-        (counted,) = values
+    def total(counts: Sequence[int]) -> Total:
+        (counted,) = counts
         if counted <= TOTAL_EXACT_UP_TO:
             return Total(counted, "exact")
         if postgres:
             return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
         return Total(TOTAL_EXACT_UP_TO, "more_than")
 
-    return Tally(
-        (select(func.count()).select_from(capped).correlate(None).scalar_subquery(),), total
-    )
+    return Tally(_capped_count(matching, TOTAL_EXACT_UP_TO), total)
 
 
-async def planned_rows(db: AsyncSession | AsyncConnection, query: Select[Any]) -> int:
+@built_once
+def _matching(model: Any, conditions: tuple[ColumnElement[bool], ...]) -> Select[Any]:
+    return select(literal(1)).select_from(model).where(*conditions)
+
+
+@built_once
+def _capped_count(matching: Select[Any], cap: int) -> tuple[ColumnElement[int]]:
+    capped = matching.limit(cap + 1).subquery()
+    return (select(func.count()).select_from(capped).correlate(None).scalar_subquery(),)
+
+
+async def planned_rows(
+    db: AsyncSession | AsyncConnection, query: Select[Any], values: Values = _NONE
+) -> int:
     """The rows PostgreSQL's planner expects ``query`` to return (EXPLAIN, not run)."""
-    return int((await _plan(db, query))["Plan Rows"])
+    return int((await _plan(db, query, values))["Plan Rows"])
 
 
 async def planned_rows_each(
-    db: AsyncSession | AsyncConnection, queries: Sequence[Select[Any]]
+    db: AsyncSession | AsyncConnection, queries: Sequence[Select[Any]], values: Values = _NONE
 ) -> list[int]:
     """`planned_rows` of each of ``queries``, from one EXPLAIN (one trip to the server): of a
     statement holding each as a subquery of its own, whose plan holds each one's plan as it
@@ -270,18 +359,30 @@ async def planned_rows_each(
     count, which PostgreSQL may split among parallel workers, each with its share of the rows).
     EXPLAIN plans, and runs nothing: each subquery may have many rows."""
     if len(queries) == 1:
-        return [await planned_rows(db, queries[0])]
-    init_plans = (await _plan(db, select(*(q.scalar_subquery() for q in queries))))["Plans"]
+        return [await planned_rows(db, queries[0], values)]
+    init_plans = (await _plan(db, _each(tuple(queries)), values))["Plans"]
     # Named "InitPlan 1 (returns $0)" (PostgreSQL 15) or "InitPlan 1" (17).
     numbered = sorted(init_plans, key=lambda p: int(p["Subplan Name"].split()[1]))
     return [int(plan["Plan Rows"]) for plan in numbered]
 
 
-async def _plan(db: AsyncSession | AsyncConnection, query: Select[Any]) -> dict[str, Any]:
+@built_once
+def _each(queries: tuple[Select[Any], ...]) -> Select[Any]:
+    return select(*(q.scalar_subquery() for q in queries))
+
+
+async def _plan(
+    db: AsyncSession | AsyncConnection, query: Select[Any], values: Values
+) -> dict[str, Any]:
     """The top node of PostgreSQL's plan for ``query``."""
-    plan = (await db.execute(_Explain(query))).scalar_one()
+    plan = (await db.execute(_explained(query), values)).scalar_one()
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return plan[0]["Plan"]
+
+
+@built_once
+def _explained(query: Select[Any]) -> _Explain:
+    return _Explain(query)
 
 
 def dialect_of(db: AsyncSession | AsyncConnection) -> str:
@@ -364,11 +465,11 @@ def _key_value(key: Any, value: Any, order: Order) -> Any:
     raise InvalidCursor(_FOREIGN)
 
 
-def _beyond(keys: list[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
-    """The rows whose ``keys`` sort after ``values``: a row-value comparison (PostgreSQL reads it
-    as a range on the index that leads with those keys), with the first key's bound beside it
-    (SQLite ranges over an expression index, such as lower(name), only so)."""
-    bound = [literal(v, k.type) for k, v in zip(keys, values, strict=True)]
+def _beyond(keys: list[Any], bound: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    """The rows whose ``keys`` sort after ``bound`` (their parameters): a row-value comparison
+    (PostgreSQL reads it as a range on the index that leads with those keys), with the first
+    key's bound beside it (SQLite ranges over an expression index, such as lower(name), only
+    so)."""
     if len(keys) == 1:
         return keys[0] < bound[0] if descending else keys[0] > bound[0]
     if descending:

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, select, table
+from sqlalchemy import ColumnElement, Select, String, bindparam, column, func, select, table
 
 from sweedle_core.db.models import Asset
+from sweedle_core.db.shapes import built_once
 
 TRIGRAM = 3  # the shortest term a trigram index can look up
 _NAMES = table("asset_names", column("rowid"), column("name"))
 _KEYS = table("asset_search_keys", column("id"), column("asset_id"))
 NAME_KEY = _KEYS.c.id  # the key of a name `named` found: one per asset, in the order added
+# The term as statements take it (`term_values`): for LIKE, its wildcards and the escape
+# character escaped; for FTS5, as a phrase.
+_TERM = bindparam("term", type_=String)
+_PHRASE = bindparam("phrase", type_=String)
+_ESCAPE = "/"
 
 
 FOLD = "sweedle_fold"  # SQLite: `fold` as an SQL function
@@ -34,27 +40,43 @@ def fold(text: str | None) -> str | None:
     return text.lower() if isinstance(text, str) else text
 
 
-def holds(value: Any, term: str, dialect: str) -> ColumnElement[bool]:
-    """``value`` (a text column) holds ``term``, case-folded; ``%``, ``_`` and the escape
-    character are plain characters."""
-    if dialect == "sqlite" and not term.isascii():
-        return getattr(func, FOLD)(value).contains(fold(term), autoescape=True)
-    # An ASCII term: SQLite's own folding finds the same names, without calling back into
-    # Python for every row a page walks (a letter that folds into ASCII, as the Kelvin sign
-    # does into "k", is the exception).
-    return value.icontains(term, autoescape=True)
+def folds(term: str, dialect: str) -> bool:
+    """Whether names are compared with ``term`` through `FOLD`: on SQLite, whose own ``lower``
+    and ``LIKE`` fold ASCII only, for a term with other letters. An ASCII term is compared by
+    SQLite's own folding, which finds the same names without calling back into Python for every
+    row a page walks (a letter that folds into ASCII, as the Kelvin sign does into "k", is the
+    exception)."""
+    return dialect == "sqlite" and not term.isascii()
 
 
-def named(term: str, dialect: str) -> Select[Any]:
-    """The ids of the assets whose name holds ``term``, case-folded, on a database of
-    ``dialect``."""
-    if dialect != "sqlite" or len(term) < TRIGRAM:
-        return select(Asset.id).where(holds(Asset.name, term, dialect))
+def term_values(term: str, dialect: str) -> dict[str, str]:
+    """The values of the parameters `holds` and `matching_names` take for ``term``."""
+    compared = (fold(term) or "") if folds(term, dialect) else term
+    for special in (_ESCAPE, "%", "_"):  # the escape character first
+        compared = compared.replace(special, _ESCAPE + special)
+    return {"term": compared, "phrase": '"' + term.replace('"', '""') + '"'}
+
+
+def holds(value: Any, folded: bool) -> ColumnElement[bool]:
+    """``value`` (a text column) holds the term (`term_values`), case-folded (through `FOLD`
+    where ``folded``, `folds`); ``%``, ``_`` and the escape character are plain characters."""
+    if folded:
+        return getattr(func, FOLD)(value).contains(_TERM, escape=_ESCAPE)
+    return value.icontains(_TERM, escape=_ESCAPE)
+
+
+@built_once
+def named(dialect: str, indexed: bool, folded: bool) -> Select[Any]:
+    """The ids of the assets whose name holds the term, case-folded, on a database of
+    ``dialect``; ``indexed``: a term of `TRIGRAM` characters or more (SQLite looks it up in the
+    names' index)."""
+    if dialect != "sqlite" or not indexed:
+        return select(Asset.id).where(holds(Asset.name, folded))
     # IN, not a join: SQLite then reads the few matching keys first, and drives a page by them.
-    return select(_KEYS.c.asset_id).where(_KEYS.c.id.in_(matching_names(term)))
+    return select(_KEYS.c.asset_id).where(_KEYS.c.id.in_(matching_names()))
 
 
-def matching_names(term: str) -> Select[Any]:
-    """The FTS5 rows (SQLite) whose name holds ``term``, of `TRIGRAM` characters or more."""
-    phrase = '"' + term.replace('"', '""') + '"'
-    return select(_NAMES.c.rowid).where(_NAMES.c.name.op("MATCH")(phrase))
+@built_once
+def matching_names() -> Select[Any]:
+    """The FTS5 rows (SQLite) whose name holds the term, of `TRIGRAM` characters or more."""
+    return select(_NAMES.c.rowid).where(_NAMES.c.name.op("MATCH")(_PHRASE))

@@ -23,7 +23,7 @@ from sweedle_core.errors import AssetNotFound, InvalidCursor, InvalidTag, JobNot
 from sweedle_core.idempotency import Idempotency, IdempotencyTaken, idempotency
 from sweedle_core.jobs.states import JobStatus
 from sweedle_core.params import GenerationParams, Priority
-from sweedle_core.schemas import AssetRead
+from sweedle_core.schemas import AssetPage, AssetRead
 from tests.cursors import forged
 
 NAMES = ["oak chair", "stone lantern", "low-poly tree", "100% cotton", "snake_case", 'it\'s "q"']
@@ -540,14 +540,14 @@ async def test_a_page_shows_each_asset_as_it_reads_alone(store, filled, query):
         # Tags made in another order than their names sort in: the order is the tag ids'.
         asset.tags = [Tag(name="zz-late"), *asset.tags, Tag(name="aa-early")]
     await make(store, "lantern without tags")  # the newest: on the first page, with no tags
-    page = await store.library.find(query, None)
+    page = AssetPage.of(await store.library.find(query, None), links)
     assert page.items
-    for row in page.items:
-        alone = await store.library.get(row.id, None)
-        assert AssetRead.of(row, links) == AssetRead.of(alone, links)
-    bare, first = (await store.library.find(AssetQuery(page_size=2), None)).items
+    for shown_asset in page.items:
+        alone = await store.library.get(shown_asset.id, None)
+        assert shown_asset == AssetRead.of(alone, links)
+    newest = await store.library.find(AssetQuery(page_size=2), None)
+    bare, first = AssetPage.of(newest, links).items
     assert bare.name == "lantern without tags" and bare.tags == []
-    first = AssetRead.of(first, links)
     assert first.download_url == f"/files/{first.id}" and first.views == ["front", "left"]
     assert first.lods and first.lods[0].download_url == f"/files/{first.id}?lod=0"
     assert [t.name for t in first.tags][-2:] == ["zz-late", "aa-early"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from sweedle_core.db import filters
+from sweedle_core.db import filters, shapes
 from sweedle_core.db.library import AssetQuery, JobQuery
 from sweedle_core.db.models import Asset, Tag
 from sweedle_core.db.store import Store
@@ -174,3 +174,40 @@ async def test_a_page_of_a_search_and_a_tag_takes_few_trips_to_the_database(
     assert (found.total, found.total_kind, len(found.items)) == (20, "exact", 5)
     expected = 2 if store.engine.dialect.name == "sqlite" else 3
     assert len(statements) == expected, statements
+
+
+@pytest.mark.parametrize("drive_up_to", [2_000, 0], ids=["drives", "walks the tag"])
+@pytest.mark.parametrize("sort_by", ["created", "name", "vertex_count"])
+async def test_a_page_like_another_runs_its_statements_with_its_own_values(
+    store, monkeypatch, sort_by, drive_up_to
+):
+    """Statements are built once per shape (`shapes`): a search and tag filter of the shape of
+    one asked before (another term, another tag, another cursor) builds nothing, and finds its
+    own assets, not the first's."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
+    async with store.sessions.begin() as session:
+        wood, metal = Tag(name="wood"), Tag(name="metal")
+        session.add_all(
+            Asset(
+                name=f"{'oak' if i % 2 else 'pine'} {i}",
+                tags=[wood if i % 4 < 2 else metal],
+                vertex_count=i,
+                generation_params={},
+                metadata_={},
+            )
+            for i in range(24)
+        )
+
+    async def names(search: str, tag: str) -> list[str]:
+        query = AssetQuery(search=search, tags=[tag], sort_by=sort_by, page_size=2)
+        first = await store.library.find(query, None)
+        after = await store.library.find(replace(query, cursor=first.next_cursor), None)
+        for item in [*first.items, *after.items]:
+            assert search in item.name and [t["name"] for t in item.tags] == [tag]
+        return [item.name for item in [*first.items, *after.items]]
+
+    await names("oak", "wood")
+    built = shapes.builds()
+    found = await names("pine", "metal")
+    assert shapes.builds() == built
+    assert len(set(found)) == 4  # two pages of two, of the six (2, 6, 10, 14, 18 and 22)
