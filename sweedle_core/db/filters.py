@@ -70,7 +70,8 @@ from sweedle_core.db.paging import (
 from sweedle_core.db.search import (
     NAME_KEY,
     TRIGRAM,
-    folds,
+    Comparison,
+    comparison,
     holds,
     matching_names,
     named,
@@ -193,19 +194,19 @@ def term_tags(ids: Sequence[int] | None) -> TermTags:
 
 
 @built_once
-def search_filter(dialect: str, indexed: bool, folded: bool, tagged: TermTags) -> Filter:
+def search_filter(dialect: str, indexed: bool, compared: Comparison, tagged: TermTags) -> Filter:
     """Assets whose name, or one of whose tags, holds the term (`search.term_values`),
     case-folded (`search.holds`). ``indexed``: the term has `TRIGRAM` characters or more;
-    ``folded``: `search.folds`; ``tagged``: `term_tags` (their ids the value of
+    ``compared``: `search.comparison`; ``tagged``: `term_tags` (their ids the value of
     ``term_tags``)."""
-    ids = named(dialect, indexed, folded)
+    ids = named(dialect, indexed, compared)
     # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
     rows = matching_names() if dialect == "sqlite" and indexed else ids
     names = Part(ids, rows, NAME_KEY if dialect == "sqlite" else None)
-    probe, linked = holds(Asset.name, folded), holds(WALKED.c.name, folded)
+    probe, linked = holds(Asset.name, compared), holds(WALKED.c.name, compared)
     parts = [names]
     if tagged != "none":
-        tags = select(Tag.id).where(holds(Tag.name, folded)) if tagged == "many" else _TERM_TAGS
+        tags = select(Tag.id).where(holds(Tag.name, compared)) if tagged == "many" else _TERM_TAGS
         tagged_ids = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id.in_(tags))
         # A scalar subquery, not EXISTS: PostgreSQL would hash every link of those tags (a
         # hundred thousand) for each page, where one index probe per row walked is wanted.
@@ -261,7 +262,7 @@ async def tags_asked(
     if not names and not term:
         return Asked([], [])
     limit = len(names) + TAG_IDS_MAX + 1
-    folded = term is not None and folds(term, dialect)
+    compared = comparison(term or "", dialect)
     values: dict[str, Any] = {"names": list(names)}
     if term:
         values |= term_values(term, dialect)
@@ -269,16 +270,16 @@ async def tags_asked(
     counted: int | None = None
     if dialect == "sqlite":
         indexed = term is not None and len(term) >= TRIGRAM
-        sized = _asked_with_sizes(bool(term), folded, limit, indexed, cap)
+        sized = _asked_with_sizes(bool(term), compared, limit, indexed, cap)
         tags, *named_count = (await db.execute(sized, values)).one()
         rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in tags]
         links = {tag_id: count for tag_id, _, _, count in tags}
         counted = named_count[0] if named_count else None
     else:
-        rows = list((await db.execute(_asked(bool(term), folded, limit), values)).all())
+        rows = list((await db.execute(_asked(bool(term), compared, limit), values)).all())
     held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
-        only_named = _asked(bool(term), folded, None, only_named=True)
+        only_named = _asked(bool(term), compared, None, only_named=True)
         rows = list((await db.execute(only_named, values)).all())
         links = None  # the sizes of those named are not all known
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
@@ -289,24 +290,24 @@ async def tags_asked(
 
 @built_once
 def _asked(
-    searched: bool, folded: bool, limit: int | None, only_named: bool = False
+    searched: bool, compared: Comparison, limit: int | None, only_named: bool = False
 ) -> Select[int, str, bool]:
     """The tags named, and those holding the term where ``searched`` (up to ``limit``): id,
     name, whether it holds the term."""
     named_tags = Tag.name.in_(_NAMED_TAGS)
-    holding = holds(Tag.name, folded) if searched else false()
+    holding = holds(Tag.name, compared) if searched else false()
     asked = select(Tag.id, Tag.name, holding)
     return asked.where(named_tags if only_named else or_(named_tags, holding)).limit(limit)
 
 
 @built_once
 def _asked_with_sizes(
-    searched: bool, folded: bool, limit: int, indexed: bool, cap: int
+    searched: bool, compared: Comparison, limit: int, indexed: bool, cap: int
 ) -> Select[Any]:
     """`tags_asked`'s rows on SQLite with each one's links, and the names holding the term up to
     ``cap`` + 1 where ``indexed``, in one row: the tags as a JSON list (there may be none)."""
     found = (
-        _asked(searched, folded, None)
+        _asked(searched, compared, None)
         .add_columns(func.coalesce(_TAG_LINKS.c.links, 0))
         .outerjoin(_TAG_LINKS, _TAG_LINKS.c.tag_id == Tag.id)
         .limit(limit)

@@ -47,7 +47,7 @@ from sweedle_core.db.filters import (
 from sweedle_core.db.models import Asset, GenerationJob, Tag, asset_tags, utcnow
 from sweedle_core.db.paging import Order, Page, read_page
 from sweedle_core.db.removals import record_removal
-from sweedle_core.db.search import TRIGRAM, folds, term_values
+from sweedle_core.db.search import TRIGRAM, comparison, term_values
 from sweedle_core.errors import AssetNotFound, InvalidTag, JobNotFound
 from sweedle_core.jobs.states import ACTIVE, JobStage
 
@@ -324,8 +324,8 @@ def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Ask
         values[tag_key(place)] = tag_id
     if query.search:
         term = query.search
-        indexed, folded = len(term) >= TRIGRAM, folds(term, dialect)
-        found.append(search_filter(dialect, indexed, folded, term_tags(asked.term_tags)))
+        indexed, compared = len(term) >= TRIGRAM, comparison(term, dialect)
+        found.append(search_filter(dialect, indexed, compared, term_tags(asked.term_tags)))
         values |= term_values(term, dialect)
         values["term_tags"] = asked.term_tags or []
     return AssetFilters(base, found, dialect, values, asked)

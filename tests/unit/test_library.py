@@ -353,6 +353,22 @@ async def test_a_search_folds_case_in_every_script_whichever_way_it_is_asked(
     assert await names_of(store, search="Ec") == ["Ecole c"]  # under the index's reach
 
 
+@pytest.mark.parametrize("drive_up_to", [2_000, 0], ids=["drives", "walks the tag"])
+@pytest.mark.parametrize("term", ["chair", "CHAIR", "cHaIr"])
+async def test_a_search_tested_row_by_row_folds_ascii_case(store, monkeypatch, drive_up_to, term):
+    """Names tested one by one (a walk along a tag's links, a driver's other filters) fold case
+    as the index does: SQLite's own LIKE folds ASCII letters, PostgreSQL's ILIKE every one."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", drive_up_to)
+    names = ["Oak CHAIR", "oak chair", "OAK Table", "chairman's desk"]
+    async with store.sessions.begin() as session:
+        wood = Tag(name="wood")
+        session.add_all(
+            Asset(name=n, tags=[wood], generation_params={}, metadata_={}) for n in names
+        )
+    found = await names_of(store, search=term, tags=["wood"], sort_by="name", sort_order="asc")
+    assert found[0] == "chairman's desk" and sorted(found[1:]) == ["Oak CHAIR", "oak chair"]
+
+
 async def test_a_cursor_for_a_long_name_in_any_script_is_taken_back(store):
     """The cursor of a page sorted by name holds the name: 255 characters of CJK, accents or
     quotes still make a cursor the API accepts, and it goes on."""
