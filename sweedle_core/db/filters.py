@@ -128,7 +128,7 @@ class Filter:
     sized: bool = True  # False: no index finds it (a short term), so it never drives
     # The probe on a link a page walks (`WALKED`), read off its index, not the asset's row.
     linked: ColumnElement[bool] | None = None
-    tag: int | None = None  # a tag filter's place among the query's tags (`tag_filter`)
+    tag: int | None = None  # a tag filter's place among the query's tag ids (`tag_filter`)
     walked: ColumnElement[bool] | None = None  # a tag filter: the links a page walks are its
 
     @functools.cached_property
@@ -166,8 +166,8 @@ def sample_values(sizes: Sequence[int]) -> dict[str, int]:
 
 @built_once
 def tag_filter(place: int) -> Filter:
-    """Assets carrying the query's tag at ``place``, whose id is the value of `tag_key`
-    (`tag_ids`: -1 for a tag that does not exist)."""
+    """Assets carrying the tag at ``place`` among the query's distinct tag ids, the id the value
+    of `tag_key` (`Asked.ids`: -1 for a tag that does not exist, one place for all of them)."""
     tag = bindparam(tag_key(place), type_=Integer)
     links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag)
     size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    DateTime,
     Select,
     String,
     bindparam,
@@ -261,28 +262,25 @@ class AssetLibrary:
         return job
 
     async def jobs(self, query: JobQuery, sees: str | None) -> Page:
-        conditions: list[ColumnElement[bool]] = []
-        if sees is not None:
-            conditions.append(GenerationJob.owner == sees)
-        if query.status:
-            conditions.append(GenerationJob.status.in_(list(query.status)))
-        if query.created_after is not None:
-            conditions.append(GenerationJob.created_at >= query.created_after)
-        if query.created_before is not None:
-            conditions.append(GenerationJob.created_at < query.created_before)
-        if query.asset_id is not None:
-            conditions.append(GenerationJob.asset_id == query.asset_id)
-        if query.owner is not None:
-            conditions.append(GenerationJob.owner == query.owner)
+        given = {
+            "sees": sees,
+            "status": list(query.status) or None,
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+            "asset_id": query.asset_id,
+            "owner": query.owner,
+        }
+        values = {name: value for name, value in given.items() if value is not None}
         async with self.sessions() as session:
             return await read_page(
                 session,
                 GenerationJob,
-                conditions,
+                [_JOB_CONDITIONS[name] for name in values],
                 _job_order(query),
                 query.page,
                 query.page_size,
                 query.cursor,
+                values=values,
             )
 
     async def waiting_jobs(self, owner: str | None) -> int:
@@ -291,6 +289,17 @@ class AssetLibrary:
         limit)."""
         async with self.sessions() as session:
             return await waiting_in(session, owner)
+
+
+# The job history's filters, by the name of their parameter (built once, `shapes`).
+_JOB_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "sees": GenerationJob.owner == bindparam("sees", type_=String),
+    "status": GenerationJob.status.in_(bindparam("status", type_=String, expanding=True)),
+    "created_after": GenerationJob.created_at >= bindparam("created_after", type_=DateTime(True)),
+    "created_before": GenerationJob.created_at < bindparam("created_before", type_=DateTime(True)),
+    "asset_id": GenerationJob.asset_id == bindparam("asset_id", type_=String),
+    "owner": GenerationJob.owner == bindparam("owner", type_=String),
+}
 
 
 async def waiting_in(session: AsyncSession, owner: str | None) -> int:

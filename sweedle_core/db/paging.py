@@ -174,7 +174,9 @@ async def read_page(
     another way; default: ``conditions``), or is ``counted`` where known or tallied. ``source``:
     the rows are read from it (a join holding ``order``'s keys). ``rows_of``: each item is a row
     of its (named) columns instead of a ``model`` instance, and ``db`` may be a connection (rows
-    as SQL gives them, without an ORM session's set-up of each statement and result).
+    as SQL gives them, without an ORM session's set-up of each statement and result); each row
+    holds the order's keys after them (``_order_key_<i>``), and the first statement's rows a
+    tally's counts (``_count_<i>``), so rows of one page may differ in width.
     ``values``: those of the conditions' and counts' parameters. The statements are built once
     per shape (`shapes`): the conditions, counts and source given should be too."""
     if cursor is not None and page is not None:

@@ -569,6 +569,25 @@ async def test_a_page_shows_each_asset_as_it_reads_alone(store, filled, query):
     assert [t.name for t in first.tags][-2:] == ["zz-late", "aa-early"]
 
 
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_a_page_from_the_last_vertex_counts_to_the_assets_without_one_shows_both(
+    store, order
+):
+    """Sorted by vertex count, a page after a cursor may hold the last assets with a count and
+    the first without, read by two statements (on SQLite the first also carries the total's
+    counts): the page shows every one of them, those without a count last."""
+    async with store.sessions.begin() as session:
+        session.add_all(
+            Asset(name=f"a{i}", vertex_count=i if i < 15 else None, generation_params={})
+            for i in range(20)
+        )
+    query = AssetQuery(sort_by="vertex_count", sort_order=order, page_size=10)
+    first = await store.library.find(query, None)
+    after = await store.library.find(replace(query, cursor=first.next_cursor), None)
+    counts = [a.vertex_count for a in AssetPage.of(after, _Links()).items]
+    assert counts == [*(range(10, 15) if order == "asc" else range(4, -1, -1)), *[None] * 5]
+
+
 async def test_a_key_lists_only_the_tags_on_its_own_assets(store, filled):
     """Another key's tag names are that key's: a scoped caller sees the tags its own assets
     carry; an admin (or a service without keys) sees every tag."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -211,3 +212,12 @@ async def test_a_page_like_another_runs_its_statements_with_its_own_values(
     found = await names("pine", "metal")
     assert shapes.builds() == built
     assert len(set(found)) == 4  # two pages of two, of the six (2, 6, 10, 14, 18 and 22)
+
+
+async def test_a_job_history_page_like_another_builds_nothing(store):
+    """The job history's filters are bound as the library's are (`shapes`)."""
+    asked = dict(created_after=datetime(2026, 1, 1, tzinfo=timezone.utc), page_size=5)
+    await store.library.jobs(JobQuery(status=["completed"], owner="a", **asked), "a")
+    built = shapes.builds()
+    await store.library.jobs(JobQuery(status=["failed", "queued"], owner="b", **asked), "b")
+    assert shapes.builds() == built
