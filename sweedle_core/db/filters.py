@@ -44,6 +44,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     column,
     exists,
@@ -400,7 +401,7 @@ class AssetFilters:
         source = _WALKED_ASSETS if self.base else WALKED
         if span is None:
             return Plan(where, _tally(_counts(source, (tag.walked,), tested)), _WALKED_ASSETS)
-        counts = _counts(source, (tag.walked, *_IN_SPAN), tested, sampled=True)
+        counts = _sample_counts(source, (tag.walked, *_IN_SPAN), tested, self.dialect)
         spanned = {"span_low": span[0], "span_high": span[1]}
         return Plan(where, _tally(counts, links), _WALKED_ASSETS, spanned)
 
@@ -447,7 +448,7 @@ class AssetFilters:
         """SQLite's estimate: the driver's whole size, times the share of a sample spread over
         its ids that pass the other conditions."""
         sizes = (await self._sizes(db, [driver], None))[0]
-        counts = _counts(Asset, (driver.sampled,), (*self.base, *others), sampled=True)
+        counts = _sample_counts(Asset, (driver.sampled,), (*self.base, *others), self.dialect)
         return Plan(probes, _tally(counts, sum(sizes)), values=sample_values(sizes))
 
 
@@ -478,30 +479,40 @@ def _count_up_to(rows: Select[Any], cap: int | None) -> Select[Any]:
 
 @built_once
 def _counts(
+    source: Any, within: tuple[ColumnElement[bool], ...], passing: tuple[ColumnElement[bool], ...]
+) -> tuple[ColumnElement[int]]:
+    """How many rows of ``source`` that meet ``within`` also meet ``passing``: a count for a
+    `_tally`."""
+    # A subquery of its own, not of the page's rows, though the page reads the same tables.
+    rows = select(func.count()).select_from(source).where(*within).correlate(None)
+    return (rows.where(*passing).scalar_subquery(),)
+
+
+@built_once
+def _sample_counts(
     source: Any,
     within: tuple[ColumnElement[bool], ...],
     passing: tuple[ColumnElement[bool], ...],
-    sampled: bool = False,
-) -> tuple[ColumnElement[int], ...]:
-    """How many rows of ``source`` that meet ``within`` also meet ``passing``; and where they
-    are a ``sampled`` few, how many meet ``within``: counts for a `_tally`."""
-    # Subqueries of their own, not of the page's rows, though the page reads the same tables.
-    rows = select(func.count()).select_from(source).where(*within).correlate(None)
-    passed = rows.where(*passing).scalar_subquery()
-    return (passed, rows.scalar_subquery()) if sampled else (passed,)
+    dialect: str,
+) -> tuple[ColumnElement[Any]]:
+    """How many rows of ``source`` meet ``within`` (a sample), and how many of them also meet
+    ``passing``, in one read of them: a pair (a JSON array) for a `_tally` of a sample."""
+    pair = func.json_build_array if dialect == "postgresql" else func.json_array
+    both = pair(func.count().filter(and_(*passing)), func.count(), type_=JSON)
+    return (select(both).select_from(source).where(*within).correlate(None).scalar_subquery(),)
 
 
-def _tally(counts: tuple[ColumnElement[int], ...], size: int | None = None) -> Tally:
-    """The total of `_counts`: the rows that passed where ``size`` is None (they are all the
-    rows); else they passed of a sample of ``size`` rows, which the share of them that pass
-    scales (an estimate)."""
-    total: Callable[[Sequence[int]], Total]
+def _tally(counts: tuple[ColumnElement[Any]], size: int | None = None) -> Tally:
+    """The total of `_counts`, the rows that passed, where ``size`` is None (they are all the
+    rows); else of `_sample_counts` of a sample of ``size`` rows, which the share of them that
+    pass scales (an estimate)."""
+    total: Callable[[Sequence[Any]], Total]
     if size is None:
         total = lambda counted: Total(counted[0], "exact")  # noqa: E731
     else:
 
-        def total(counted: Sequence[int]) -> Total:
-            passed, sampled = counted
+        def total(counted: Sequence[Any]) -> Total:
+            passed, sampled = counted[0]
             return Total(round(size * passed / sampled) if sampled else 0, "estimate")
 
     return Tally(counts, total)
