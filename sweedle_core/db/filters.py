@@ -73,6 +73,7 @@ from sweedle_core.db.search import (
     TRIGRAM,
     Comparison,
     comparison,
+    copy_holds,
     holds,
     matching_names,
     named,
@@ -204,7 +205,7 @@ def search_filter(dialect: str, indexed: bool, compared: Comparison, tagged: Ter
     # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
     rows = matching_names() if dialect == "sqlite" and indexed else ids
     names = Part(ids, rows, NAME_KEY if dialect == "sqlite" else None)
-    probe, linked = holds(Asset.name, compared), holds(WALKED.c.name, compared)
+    probe, linked = holds(Asset.name, compared), copy_holds(WALKED.c.name, compared)
     parts = [names]
     if tagged != "none":
         tags = select(Tag.id).where(holds(Tag.name, compared)) if tagged == "many" else _TERM_TAGS

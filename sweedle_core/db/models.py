@@ -49,7 +49,8 @@ asset_tags = Table(
     Column("asset_id", ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
     # The asset's creation time and name, copied by triggers (migration 0015), so a tag's
-    # assets are found newest first (or by name, below), and searched by name, off an index.
+    # assets are found newest first (or by name, below), and searched by name, off an index;
+    # on PostgreSQL the name in lower case (migration 0016, `search.copy_holds`).
     Column("created_at", DateTime(timezone=True), nullable=True),
     Column("name", String(255), nullable=True),
     Index("ix_asset_tags_tag_order", "tag_id", "created_at", "asset_id", "name"),

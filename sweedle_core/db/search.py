@@ -77,6 +77,15 @@ def holds(value: Any, compared: Comparison) -> ColumnElement[bool]:
     return value.icontains(_TERM, escape=_ESCAPE)
 
 
+def copy_holds(copy: Any, compared: Comparison) -> ColumnElement[bool]:
+    """`holds`, for a tag link's copy of its asset's name (`models.asset_tags`), which on
+    PostgreSQL is in lower case already (migration 0016): it is compared by a plain ``LIKE`` of
+    the lower-cased term, which finds what ``ILIKE`` does without folding each row."""
+    if compared == "ilike":
+        return copy.contains(func.lower(_TERM), escape=_ESCAPE)
+    return holds(copy, compared)
+
+
 @built_once
 def named(dialect: str, indexed: bool, compared: Comparison) -> Select[Any]:
     """The ids of the assets whose name holds the term, case-folded, on a database of

@@ -87,7 +87,8 @@ async def test_each_store_runs_on_the_backend_its_id_names(store, request):
 
 async def test_links_made_before_migration_0015_get_their_assets_time_and_name(database_url):
     """A library written before 0015 has its tag links filled when the migration runs (and on
-    SQLite each tag's count), and links written after are filled by its triggers."""
+    SQLite each tag's count), and links written after are filled by its triggers (on
+    PostgreSQL with the name in lower case, migration 0016)."""
     config = alembic_config(database_url)
     await asyncio.to_thread(command.downgrade, config, "base")
     await asyncio.to_thread(command.upgrade, config, "0014")
@@ -114,8 +115,10 @@ async def test_links_made_before_migration_0015_get_their_assets_time_and_name(d
                 assert counts == [(3,)]
     finally:
         await engine.dispose()
+    # PostgreSQL's copies in lower case (migration 0016), made before it or after.
+    copy = str.lower if engine.dialect.name == "postgresql" else str
     assert [tuple(row) for row in copied] == [
-        ("Elm Stool", "Elm Stool", True),
-        ("Oak Chair", "Oak Chair", True),
-        ("Pine Table", "Pine Table", True),
+        ("Elm Stool", copy("Elm Stool"), True),
+        ("Oak Chair", copy("Oak Chair"), True),
+        ("Pine Table", copy("Pine Table"), True),
     ]
