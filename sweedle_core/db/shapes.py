@@ -20,7 +20,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
-SHAPES = 2_048  # shapes kept per builder: a library has a few hundred in use
+# Shapes kept per builder: a library has a few hundred in use; each kept statement is a few KB
+# (a client asking for ever new shapes holds some tens of MB at most).
+SHAPES = 512
 
 
 _BUILDERS: list[functools._lru_cache_wrapper[object]] = []
