@@ -18,8 +18,11 @@ class Feed:
     """One WebSocket connection to /ws/progress, read event by event."""
 
     def __init__(self, url: str) -> None:
-        # Entered at once (and closed by `close`): a Feed is itself the context manager.
-        self.ws = connect(url, open_timeout=30).__enter__()
+        # Entered at once (and closed by `close`): a Feed is itself the context manager. No
+        # keepalive pings: every wait below has its own deadline, and on a 2-core machine busy
+        # starting another Serve app the proxy left a ping unanswered past websockets' 20 s,
+        # which closed the feed in the middle of a test.
+        self.ws = connect(url, open_timeout=30, ping_interval=None).__enter__()
         self.seen: list[Event] = []
         self.snapshot = self.next(timeout=30)
         assert self.snapshot["type"] == "queue_status", self.snapshot
