@@ -67,6 +67,7 @@ from sweedle_core.db.paging import (
     Values,
     planned_rows,
     planned_rows_each,
+    rows_meeting,
 )
 from sweedle_core.db.search import (
     NAME_KEY,
@@ -376,7 +377,7 @@ class AssetFilters:
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, total)
         if self.dialect == "postgresql":
-            estimate = await planned_rows(db, _rows_meeting(driven), self.values)
+            estimate = await planned_rows(db, rows_meeting(Asset, driven), self.values)
             return Plan(probes, Total(estimate, "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough
             if max(sizes) > TOTAL_EXACT_UP_TO:
@@ -531,13 +532,6 @@ def id_range(size: int) -> tuple[str, str] | None:
     return f"{low:032x}", f"{low + width:032x}" if low + width < _ID_SPACE else "g"
 
 
-@built_once
-def _rows_meeting(where: tuple[ColumnElement[bool], ...]) -> Select[Any]:
-    return _rows(where)
-
-
-def _rows(where: Select[Any] | Sequence[ColumnElement[bool]]) -> Select[Any]:
-    """A select of 1 per row: of ``where``'s rows, or of the assets meeting ``where``."""
-    if isinstance(where, Select):
-        return where.with_only_columns(literal(1))
-    return select(literal(1)).select_from(Asset).where(*where)
+def _rows(query: Select[Any]) -> Select[Any]:
+    """A select of 1 per row of ``query``."""
+    return query.with_only_columns(literal(1))

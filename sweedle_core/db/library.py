@@ -262,20 +262,20 @@ class AssetLibrary:
         return job
 
     async def jobs(self, query: JobQuery, sees: str | None) -> Page:
-        given = {
-            "sees": sees,
-            "status": list(query.status) or None,
-            "created_after": query.created_after,
-            "created_before": query.created_before,
-            "asset_id": query.asset_id,
-            "owner": query.owner,
-        }
-        values = {name: value for name, value in given.items() if value is not None}
+        conditions, values = _given(
+            _JOB_CONDITIONS,
+            sees=sees,
+            status=list(query.status) or None,
+            created_after=query.created_after,
+            created_before=query.created_before,
+            asset_id=query.asset_id,
+            owner=query.owner,
+        )
         async with self.sessions() as session:
             return await read_page(
                 session,
                 GenerationJob,
-                [_JOB_CONDITIONS[name] for name in values],
+                conditions,
                 _job_order(query),
                 query.page,
                 query.page_size,
@@ -289,6 +289,15 @@ class AssetLibrary:
         limit)."""
         async with self.sessions() as session:
             return await waiting_in(session, owner)
+
+
+def _given(
+    conditions: dict[str, ColumnElement[bool]], **values: Any
+) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+    """The ``conditions`` (by the name of their parameter) whose value is given (not None),
+    and those values."""
+    given = {name: value for name, value in values.items() if value is not None}
+    return [conditions[name] for name in given], given
 
 
 # The job history's filters, by the name of their parameter (built once, `shapes`).
@@ -317,14 +326,13 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
 
 
 def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Asked) -> AssetFilters:
-    given = {
-        "sees": sees,
-        "owner": query.owner,
-        "source_type": query.source_type or None,
-        "status": query.status or None,
-    }
-    values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
-    base = [_BASE[name] for name in values]
+    base, values = _given(
+        _BASE,
+        sees=sees,
+        owner=query.owner,
+        source_type=query.source_type or None,
+        status=query.status or None,
+    )
     # Once per tag id: tags that do not exist are all -1, and each place's `tag_filter` is one
     # object, which the plan tells apart from the others by identity.
     found = []

@@ -147,8 +147,8 @@ class Tally:
     ``counts`` (scalar subqueries, each run once per statement; built once, `shapes`) follow
     each row, and ``total`` makes a `Total` of their values."""
 
-    counts: tuple[ColumnElement[int], ...]
-    total: Callable[[Sequence[int]], Total]
+    counts: tuple[ColumnElement[Any], ...]
+    total: Callable[[Sequence[Any]], Total]
 
     async def alone(self, db: AsyncSession | AsyncConnection, values: Values = _NONE) -> Total:
         """Counted by a statement of its own (where the page read no row to carry it)."""
@@ -207,7 +207,7 @@ async def read_page(
             tallied = last[len(keys) :]
             rows_read = await _after(db, chosen, order, last[: len(keys)], page_size, (), values)
     else:
-        first = _first(chosen, counts, order.clauses(), page_size + 1)
+        first = _run(chosen, (), order.clauses(), page_size + 1, counts)
         rows_read = list((await db.execute(first, values)).all())
     if tallied is None and rows_read:
         tallied = rows_read[0][width + len(keys) :]
@@ -239,7 +239,7 @@ async def _after(
     order: Order,
     keys: Sequence[Any],
     page_size: int,
-    counts: tuple[ColumnElement[int], ...],
+    counts: tuple[ColumnElement[Any], ...],
     values: Values,
 ) -> list[Any]:
     """Up to a page and one more of ``chosen``'s rows after the row whose sort keys are
@@ -272,13 +272,8 @@ def _chosen(
 
 
 @built_once
-def _labeled(counts: tuple[ColumnElement[int], ...]) -> tuple[Any, ...]:
+def _labeled(counts: tuple[ColumnElement[Any], ...]) -> tuple[Any, ...]:
     return tuple(c.label(f"_count_{i}") for i, c in enumerate(counts))
-
-
-@built_once
-def _first(chosen: Select[Any], counts: tuple[Any, ...], way: tuple[Any, ...], limit: int) -> Any:
-    return chosen.add_columns(*counts).order_by(*way).limit(limit)
 
 
 @built_once
@@ -298,6 +293,8 @@ def _run(
     limit: int,
     counts: tuple[Any, ...],
 ) -> Any:
+    """Up to ``limit`` of ``chosen``'s rows meeting ``extra`` too, in the order ``way``, with
+    ``counts`` after each."""
     return chosen.where(*extra).order_by(*way).limit(limit).add_columns(*counts)
 
 
@@ -317,7 +314,7 @@ async def counting(
     where the rows are counted. PostgreSQL's planner is asked first: where it expects many times
     the threshold (a table's statistics rarely err so far) its estimate stands, and the count
     does not read the threshold's rows."""
-    matching = _matching(model, tuple(conditions))
+    matching = rows_meeting(model, tuple(conditions))
     postgres = dialect_of(db) == "postgresql"
     estimate = await planned_rows(db, matching, values) if postgres else 0
     if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
@@ -335,7 +332,8 @@ async def counting(
 
 
 @built_once
-def _matching(model: Any, conditions: tuple[ColumnElement[bool], ...]) -> Select[Any]:
+def rows_meeting(model: Any, conditions: tuple[ColumnElement[bool], ...]) -> Select[Any]:
+    """A select of 1 per ``model`` row meeting ``conditions``."""
     return select(literal(1)).select_from(model).where(*conditions)
 
 
