@@ -5,7 +5,9 @@ app around them).
 For each size a fresh database is seeded (`library_seed`, in batches) and each kind of page is
 asked for 30 times (the first 5 as warm-up): the plain first page, sorted by name, by vertex
 count, page 2000 (by OFFSET, and after the cursor page 1999 gave), a search, a tag, a search
-with a tag filter (`library_seed.QUERIES`), and the first page of the job history. PostgreSQL
+with a tag filter (`library_seed.QUERIES`), some of them as a key sees them (its own assets:
+the studio's, nine in ten, or a small key's, one in a hundred), and the first page of the job
+history. PostgreSQL
 is the server at ``BENCH_POSTGRES_URL`` (default: the local one, trust auth); a database of
 its own is made there and dropped after; without a server, only SQLite is measured.
 
@@ -33,7 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.library_seed import QUERIES, seed  # noqa: E402
+from bench.library_seed import KEYS, QUERIES, STUDIO, seed  # noqa: E402
 from sweedle_core.db.library import AssetQuery, JobQuery  # noqa: E402
 from sweedle_core.db.store import Store  # noqa: E402
 
@@ -59,6 +61,12 @@ PAGES: dict[str, Callable[[int], AssetQuery]] = {
         sort_order="asc",
     ),
 }
+# Pages asked for with a key's access (``sees``): its own assets only.
+KEYED: dict[str, tuple[str, Callable[[int], AssetQuery]]] = {
+    "search + tag, the studio's key": (STUDIO, PAGES["search + tag"]),
+    "search + tag, a small key's": (KEYS[3], PAGES["search + tag"]),
+    "search, a small key's": (KEYS[3], PAGES["search"]),
+}
 CURSORS: dict[str, str | None] = {}  # the cursor the page before gives, found before timing
 
 
@@ -77,6 +85,8 @@ async def timings(store: Store) -> dict[str, dict[str, float]]:
         label: await ask(lambda i, q=query: store.library.find(q(i), None))  # type: ignore[misc]
         for label, query in PAGES.items()
     }
+    for label, (sees, query) in KEYED.items():
+        figures[label] = await ask(lambda i, q=query, s=sees: store.library.find(q(i), s))  # type: ignore[misc]
     figures["job history"] = await ask(lambda i: store.library.jobs(JobQuery(), None))
     return figures
 
@@ -140,7 +150,7 @@ def render(f: dict[str, Any]) -> str:
     backends = [b for b in ("sqlite", "postgresql") if all(f[n][b] for n in sizes)]
     head = " | ".join(f"{int(n):,} {b}" for b in backends for n in sizes)
     rows = []
-    for page in [*PAGES, "job history"]:
+    for page in [*PAGES, *KEYED, "job history"]:
         cells = " | ".join(
             f"{f[n][b]['pages'][page]['p50_ms']:.1f} / {f[n][b]['pages'][page]['p99_ms']:.0f}"
             for b in backends

@@ -47,6 +47,9 @@ STYLES = (
     "low-poly stylized realistic medieval sci-fi fantasy rustic modern hand-painted game-ready"
 ).split()
 EXTRAS = "draft hero background outdoor indoor kitchen garden".split()
+# The API keys assets belong to: most to the studio's, a tenth spread over ten others (about
+# one in a hundred each), as with keys each caller's pages hold its own assets only.
+STUDIO, KEYS = "studio", [f"key-{i}" for i in range(10)]
 # 8 categories + 5 materials + 10 styles + 7 extras: a vocabulary of 30 tags.
 VOCABULARY = sorted({*OBJECTS.values(), *MATERIALS.values(), *STYLES, *EXTRAS})
 # (search, tag): each matches tens to hundreds of the 10,000 assets.
@@ -117,7 +120,7 @@ def _asset(rng: random.Random, now: datetime, job_params: dict) -> tuple[dict, l
         "validation": {"ok": True, "issues": []},
         "generation_params": job_params,
         "metadata_": {},
-        "owner": None,
+        "owner": STUDIO if rng.random() < 0.9 else rng.choice(KEYS),
         "created_at": created,
         "updated_at": created + timedelta(seconds=8),
     }

@@ -17,9 +17,10 @@ planner's estimates (one EXPLAIN for all), and drives by the smallest when it fi
 (`DRIVE_UP_TO`), else probes.
 
 A page in creation or name order with a tag filter past `DRIVE_UP_TO` walks that tag's own
-links instead (`WALKED`): each link holds its asset's creation time and name (migration 0015),
-so the page reads only the tag's assets in its order, and tests the search on the link's copy
-of the name, off the links' index, before any asset row is read.
+links instead (`WALKED`): each link holds its asset's creation time, name and owner (migrations
+0015 and 0017), so the page reads only the tag's assets in its order (a key's page, only the
+key's own: `tags_asked` counts them), and tests the search on the link's copy of the name, off
+the links' index, before any asset row is read.
 
 The total follows, counted where it must be in the page's own statement (`paging.Tally`):
 exact when a driver bounds the matches to `TOTAL_EXACT_UP_TO`; beyond, marked "estimate"
@@ -46,12 +47,14 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     column,
     exists,
     false,
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     table,
@@ -70,7 +73,6 @@ from sweedle_core.db.paging import (
     rows_meeting,
 )
 from sweedle_core.db.search import (
-    NAME_KEY,
     TRIGRAM,
     Comparison,
     comparison,
@@ -78,6 +80,7 @@ from sweedle_core.db.search import (
     holds,
     matching_names,
     named,
+    named_every,
     term_values,
 )
 from sweedle_core.db.shapes import built_once
@@ -104,11 +107,17 @@ _TAG_LINKS = table("tag_link_counts", column("tag_id"), column("links"))
 # The ids of the tags a query names, and of those whose names hold its search term.
 _NAMED_TAGS = bindparam("names", type_=String, expanding=True)
 _TERM_TAGS = bindparam("term_tags", type_=Integer, expanding=True)
+# The owner a page is limited to, whose links of a tag `tags_asked` counts.
+_LINK_OWNER = bindparam("link_owner", type_=String)
 # The range of ids a walk's total is sampled from (`id_range`).
-_IN_SPAN = (
-    WALKED.c.asset_id >= bindparam("span_low", type_=String),
-    WALKED.c.asset_id < bindparam("span_high", type_=String),
-)
+_SPAN = (bindparam("span_low", type_=String), bindparam("span_high", type_=String))
+
+
+def _in_span(ids: ColumnElement[str]) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return ids >= _SPAN[0], ids < _SPAN[1]
+
+
+_IN_SPAN = _in_span(WALKED.c.asset_id)
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,8 @@ class Part:
 
     ids: Select[Any]
     rows: Select[Any]  # as many rows as ``ids``, the cheapest to count (SQLite)
-    key: Any  # an integer of each row that spreads them over time (SQLite), for a sample
+    # Its ids of every n-th row, given n (a parameter), for a sample spread over time (SQLite).
+    every: Callable[[ColumnElement[int]], Select[Any]] | None = None
     size: Select[Any] | None = None  # its number of ids, kept by the database (SQLite)
 
 
@@ -131,6 +141,9 @@ class Filter:
     sized: bool = True  # False: no index finds it (a short term), so it never drives
     # The probe on a link a page walks (`WALKED`), read off its index, not the asset's row.
     linked: ColumnElement[bool] | None = None
+    # ``linked`` for the links of a walk's sample (`_IN_SPAN`): the filter's own links in that
+    # range read once, not probed for each link (a thousand probes took 4 ms on PostgreSQL).
+    spanned: ColumnElement[bool] | None = None
     tag: int | None = None  # a tag filter's place among the query's tag ids (`tag_filter`)
     walked: ColumnElement[bool] | None = None  # a tag filter: the links a page walks are its
 
@@ -151,8 +164,9 @@ class Filter:
         """The assets of a sample of about `SAMPLE` ids of each part, spread evenly over it:
         every n-th row (`sample_values`), not the first ones, which are the oldest assets."""
         spread = [
-            part.ids.where(part.key % bindparam(name, type_=Integer) == 0)
+            part.every(bindparam(name, type_=Integer))
             for name, part in zip(_EVERY, self.parts, strict=False)
+            if part.every is not None
         ]
         return Asset.id.in_(
             spread[0] if len(spread) == 1 else select(union(*spread).subquery().c[0])
@@ -167,6 +181,11 @@ def sample_values(sizes: Sequence[int]) -> dict[str, int]:
     return {name: max(1, size // SAMPLE) for name, size in zip(_EVERY, sizes, strict=False)}
 
 
+def _every_link(links: Select[Any]) -> Callable[[ColumnElement[int]], Select[Any]]:
+    """`Part.every` of ``links``: by the order the links were made in."""
+    return lambda every: links.where(_LINK_KEY % every == 0)
+
+
 @built_once
 def tag_filter(place: int) -> Filter:
     """Assets carrying the tag at ``place`` among the query's distinct tag ids, the id the value
@@ -176,8 +195,9 @@ def tag_filter(place: int) -> Filter:
     size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag)
     return Filter(
         exists(links.where(asset_tags.c.asset_id == Asset.id)),
-        [Part(links, links, _LINK_KEY, size)],
+        [Part(links, links, _every_link(links), size)],
         linked=exists(links.where(asset_tags.c.asset_id == WALKED.c.asset_id)),
+        spanned=WALKED.c.asset_id.in_(links.where(*_in_span(asset_tags.c.asset_id))),
         tag=place,
         walked=WALKED.c.tag_id == tag,
     )
@@ -204,9 +224,10 @@ def search_filter(dialect: str, indexed: bool, compared: Comparison, tagged: Ter
     ``term_tags``)."""
     ids = named(dialect, indexed, compared)
     # SQLite counts the FTS rows themselves; PostgreSQL's planner sizes the ids' own query.
-    rows = matching_names() if dialect == "sqlite" and indexed else ids
-    names = Part(ids, rows, NAME_KEY if dialect == "sqlite" else None)
-    probe, linked = holds(Asset.name, compared), copy_holds(WALKED.c.name, compared)
+    fts = dialect == "sqlite" and indexed
+    names = Part(ids, matching_names() if fts else ids, named_every if fts else None)
+    probe = holds(Asset.name, compared)
+    linked = spanned = copy_holds(WALKED.c.name, compared)
     parts = [names]
     if tagged != "none":
         tags = select(Tag.id).where(holds(Tag.name, compared)) if tagged == "many" else _TERM_TAGS
@@ -221,11 +242,13 @@ def search_filter(dialect: str, indexed: bool, compared: Comparison, tagged: Ter
             linked,
             own.where(asset_tags.c.asset_id == WALKED.c.asset_id).scalar_subquery().is_not(None),
         )
+        in_span = tagged_ids.where(*_in_span(asset_tags.c.asset_id))
+        spanned = or_(spanned, WALKED.c.asset_id.in_(in_span))
         # SQLite: the tags' counters (PostgreSQL's planner sizes the links themselves).
         links = select(func.sum(_TAG_LINKS.c.links)).where(_TAG_LINKS.c.tag_id.in_(tags))
         size = links if dialect == "sqlite" else None
-        parts.append(Part(tagged_ids, tagged_ids, _LINK_KEY, size))
-    return Filter(probe, parts, sized=indexed, linked=linked)
+        parts.append(Part(tagged_ids, tagged_ids, _every_link(tagged_ids), size))
+    return Filter(probe, parts, sized=indexed, linked=linked, spanned=spanned)
 
 
 @dataclass(frozen=True)
@@ -238,13 +261,15 @@ class Asked:
     # holding the term, counted up to the plan's cap + 1 (None for a term too short to look up).
     links: dict[int, int] | None = None
     named: int | None = None
+    # A page limited to one owner: each named tag's links of that owner, counted up to
+    # `TOTAL_EXACT_UP_TO` + 1 (None: every owner's).
+    owned: dict[int, int] | None = None
 
 
-def walks_links(along_links: bool, owned: bool, tagged: bool) -> bool:
+def walks_links(along_links: bool, tagged: bool) -> bool:
     """Whether a page may walk a tag's links (`AssetFilters.plan`): in an order they hold, with a
-    tag asked, not for one key's assets (the links are every key's). Decided once per page: the
-    filters' sizes are counted to its `size_cap`."""
-    return along_links and not owned and tagged
+    tag asked. Decided once per page: the filters' sizes are counted to its `size_cap`."""
+    return along_links and tagged
 
 
 def size_cap(walking: bool) -> int:
@@ -254,63 +279,98 @@ def size_cap(walking: bool) -> int:
 
 
 async def tags_asked(
-    db: AsyncConnection, names: Sequence[str], term: str | None, dialect: str, cap: int
+    db: AsyncConnection,
+    names: Sequence[str],
+    term: str | None,
+    dialect: str,
+    cap: int,
+    owner: str | None = None,
 ) -> Asked:
     """One read of the tags table: the ids of the tags ``names`` (normalised), by which the
     database sizes a tag from its own statistics or counter; and those of the tags whose names
     hold the search ``term`` (a search looks in them too, each asset then matched by tag id),
     None past `TAG_IDS_MAX`, a list too long to send. On SQLite the sizes come in the same
     statement (a statement fewer per page): each tag's counter, and the names holding ``term``
-    counted up to ``cap`` + 1."""
+    counted up to ``cap`` + 1. For a page of one ``owner``'s assets, each named tag's links of
+    that owner, counted up to `TOTAL_EXACT_UP_TO` + 1, come in it too."""
     if not names and not term:
         return Asked([], [])
     limit = len(names) + TAG_IDS_MAX + 1
     compared = comparison(term or "", dialect)
-    values: dict[str, Any] = {"names": list(names)}
+    values: dict[str, Any] = {"names": list(names), "link_owner": owner}
     if term:
         values |= term_values(term, dialect)
+    owned = TOTAL_EXACT_UP_TO if owner is not None and names else None  # counted to it + 1
     links: dict[int, int] | None = None
     counted: int | None = None
     if dialect == "sqlite":
         indexed = term is not None and len(term) >= TRIGRAM
-        sized = _asked_with_sizes(bool(term), compared, limit, indexed, cap)
+        sized = _asked_with_sizes(bool(term), compared, limit, indexed, cap, owned)
         tags, *named_count = (await db.execute(sized, values)).one()
-        rows = [(tag_id, name, bool(holds_term)) for tag_id, name, holds_term, _ in tags]
-        links = {tag_id: count for tag_id, _, _, count in tags}
+        rows = [tag[:4] for tag in tags]  # as PostgreSQL's rows, then the tag's counter
+        links = {tag[0]: tag[4] for tag in tags}
         counted = named_count[0] if named_count else None
     else:
-        rows = list((await db.execute(_asked(bool(term), compared, limit), values)).all())
-    held: list[int] | None = [tag_id for tag_id, _, holds_term in rows if holds_term]
+        rows = list((await db.execute(_asked(bool(term), compared, limit, owned), values)).all())
+    found_owned = {r[0]: r[3] for r in rows if r[3] is not None} if owned is not None else None
+    held: list[int] | None = [row[0] for row in rows if row[2]]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
-        only_named = _asked(bool(term), compared, None, only_named=True)
+        only_named = _asked(bool(term), compared, None, owned, only_named=True)
         rows = list((await db.execute(only_named, values)).all())
         links = None  # the sizes of those named are not all known
+        found_owned = {row[0]: row[3] for row in rows} if owned is not None else None
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
-    found = {name: tag_id for tag_id, name, _ in rows}
-    return Asked([found.get(name, -1) for name in names], held, links, counted)
+    found = {row[1]: row[0] for row in rows}
+    return Asked([found.get(name, -1) for name in names], held, links, counted, found_owned)
 
 
 @built_once
 def _asked(
-    searched: bool, compared: Comparison, limit: int | None, only_named: bool = False
-) -> Select[int, str, bool]:
+    searched: bool,
+    compared: Comparison,
+    limit: int | None,
+    owned: int | None = None,
+    only_named: bool = False,
+) -> Select[Any]:
     """The tags named, and those holding the term where ``searched`` (up to ``limit``): id,
-    name, whether it holds the term."""
+    name, whether it holds the term, and a named one's links of the owner counted up to
+    ``owned`` + 1 (`Asked.owned`; NULL where ``owned`` is None)."""
     named_tags = Tag.name.in_(_NAMED_TAGS)
     holding = holds(Tag.name, compared) if searched else false()
-    asked = select(Tag.id, Tag.name, holding)
+    links: ColumnElement[Any] = null() if owned is None else _owned_links(owned)
+    asked: Select[Any] = select(Tag.id, Tag.name, holding, links)
     return asked.where(named_tags if only_named else or_(named_tags, holding)).limit(limit)
+
+
+def _owned_links(cap: int) -> ColumnElement[int]:
+    """Of a tags row: its links of the owner ``link_owner`` (their own index), counted up to
+    ``cap`` + 1, for a named tag only (a term's tags are sized as every owner's)."""
+    links = (
+        select(literal(1))
+        .select_from(asset_tags)
+        .where(asset_tags.c.tag_id == Tag.id, asset_tags.c.owner == _LINK_OWNER)
+        .limit(cap + 1)
+        .correlate(Tag)
+        .subquery()
+    )
+    counted = select(func.count()).select_from(links).scalar_subquery()
+    return case((Tag.name.in_(_NAMED_TAGS), counted))
 
 
 @built_once
 def _asked_with_sizes(
-    searched: bool, compared: Comparison, limit: int, indexed: bool, cap: int
+    searched: bool,
+    compared: Comparison,
+    limit: int,
+    indexed: bool,
+    cap: int,
+    owned: int | None,
 ) -> Select[Any]:
     """`tags_asked`'s rows on SQLite with each one's links, and the names holding the term up to
     ``cap`` + 1 where ``indexed``, in one row: the tags as a JSON list (there may be none)."""
     found = (
-        _asked(searched, compared, None)
+        _asked(searched, compared, None, owned)
         .add_columns(func.coalesce(_TAG_LINKS.c.links, 0))
         .outerjoin(_TAG_LINKS, _TAG_LINKS.c.tag_id == Tag.id)
         .limit(limit)
@@ -340,13 +400,16 @@ class Plan:
 class AssetFilters:
     """The conditions of one library query: ``base`` (owner, status, source: columns of the row)
     and the search and tag ``filters``, each built once (`shapes`), their parameters' values in
-    ``values``."""
+    ``values``. ``walked_base``: ``base`` for a page walked along a tag's links (`WALKED`), the
+    owner tested on the link's copy; ``reads_assets``: some of them are tested on the asset."""
 
     base: Sequence[ColumnElement[bool]]
     filters: Sequence[Filter]
     dialect: str
     values: Values
     asked: Asked | None = None  # what `tags_asked` found, with the filters' sizes on SQLite
+    walked_base: Sequence[ColumnElement[bool]] = ()
+    reads_assets: bool = False
 
     async def plan(self, db: AsyncConnection, walks: bool) -> Plan:
         """``walks``: the page may walk a tag's links instead (`walks_links`)."""
@@ -360,13 +423,16 @@ class AssetFilters:
         sized = list(zip(sizes_of, sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         if walks:
-            links, tag = min(
-                ((sum(size), f) for size, f in sized if f.tag is not None), key=lambda p: p[0]
+            # The tag with the fewest links to walk: of the page's owner, where it has one.
+            links, own, tag = min(
+                ((sum(size), self._owned(f), f) for size, f in sized if f.tag is not None),
+                key=lambda p: p[0] if p[1] is None else p[1],
             )
             # A search finding far fewer assets than the tag has leads instead: sorting those
             # few reads less than walking the tag's links to them.
-            if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > links:
-                return self._along(links, tag)
+            walked = links if own is None else own
+            if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > walked:
+                return self._along(links, own, tag)
         others = tuple(f.probe for f in self.filters if f is not smallest)
         driven = (*self.base, smallest.drives, *others)
         # One filter alone, found by one index and counted there (SQLite): that is the total.
@@ -385,27 +451,39 @@ class AssetFilters:
             return Plan(probes, driven)  # its parts are each under it: the count is bounded
         return await self._sampled(db, probes, smallest, others)
 
-    def _along(self, links: int, tag: Filter) -> Plan:
-        """The page walks ``tag``'s ``links`` in its order, testing only its assets, by
-        the other filters' probes on the link (`Filter.linked`). The total: the tag's own count
-        where nothing else filters (SQLite keeps it exact); else the assets of the tag that pass
-        the other filters, counted among all its links where there are up to
-        `TOTAL_EXACT_UP_TO`, or estimated from a sample of them past it: those in a range of ids
-        (`id_range`)."""
+    def _along(self, links: int, own: int | None, tag: Filter) -> Plan:
+        """The page walks ``tag``'s ``links`` in its order (``own`` of them the page's owner's,
+        where it has one: their own index), testing only its assets, by the other filters'
+        probes on the link (`Filter.linked`). The total: the tag's own count where nothing else
+        filters (SQLite keeps it exact); else the assets of the tag that pass the other filters,
+        counted among its links (or the owner's) where there are up to `TOTAL_EXACT_UP_TO`, or
+        estimated from a sample of them past it: those in a range of ids (`id_range`), tested
+        by the filters' links in that range (`Filter.spanned`)."""
         linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
         assert tag.walked is not None
-        tested = (*self.base, *linked)
+        tested = (*self.walked_base, *linked)
         where = (tag.walked, *tested)
-        span = id_range(links)
+        counted = links if own is None else own
+        span = None if counted <= TOTAL_EXACT_UP_TO else id_range(links)
         if not tested and (self.dialect == "sqlite" or span is not None):
             total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
             return Plan(where, total, _WALKED_ASSETS)
-        source = _WALKED_ASSETS if self.base else WALKED
+        source = _WALKED_ASSETS if self.reads_assets else WALKED
         if span is None:
             return Plan(where, _tally(_counts(source, (tag.walked,), tested)), _WALKED_ASSETS)
-        counts = _sample_counts(source, (tag.walked, *_IN_SPAN), tested, self.dialect)
-        spanned = {"span_low": span[0], "span_high": span[1]}
-        return Plan(where, _tally(counts, links), _WALKED_ASSETS, spanned)
+        spanned = [f.spanned for f in self.filters if f is not tag and f.spanned is not None]
+        counts = _sample_counts(
+            source, (tag.walked, *_IN_SPAN), (*self.walked_base, *spanned), self.dialect
+        )
+        bounds = {"span_low": span[0], "span_high": span[1]}
+        return Plan(where, _tally(counts, links), _WALKED_ASSETS, bounds)
+
+    def _owned(self, tag: Filter) -> int | None:
+        """A tag filter's links of the page's owner (`Asked.owned`); None: it has none."""
+        owned = self.asked.owned if self.asked is not None else None
+        if owned is None or tag.tag is None:
+            return None
+        return owned.get(self.values[tag_key(tag.tag)], 0)
 
     def _asked_sizes(self, found: Sequence[Filter]) -> list[list[int]] | None:
         """`_sizes`, as `tags_asked` read them with the tags (SQLite, to the plan's cap), where

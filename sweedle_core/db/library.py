@@ -139,9 +139,10 @@ class AssetLibrary:
         whose set-up of each statement and result cost more than the statements' own work."""
         async with self.reader.connect() as db:
             names = normalize_tags(query.tags)
-            owned = sees is not None or query.owner is not None  # the links are every key's
-            walks = walks_links(query.sort_by in LINK_ORDERS, owned, bool(names))
-            asked = await tags_asked(db, names, query.search, self.dialect, size_cap(walks))
+            walks = walks_links(query.sort_by in LINK_ORDERS, bool(names))
+            owner = sees if sees is not None else query.owner  # its links of each tag counted
+            cap = size_cap(walks)
+            asked = await tags_asked(db, names, query.search, self.dialect, cap, owner)
             filters = _asset_filters(query, sees, self.dialect, asked)
             plan = await filters.plan(db, walks)
             values = {**filters.values, **plan.values}
@@ -326,13 +327,14 @@ async def waiting_in(session: AsyncSession, owner: str | None) -> int:
 
 
 def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Asked) -> AssetFilters:
-    base, values = _given(
-        _BASE,
-        sees=sees,
-        owner=query.owner,
-        source_type=query.source_type or None,
-        status=query.status or None,
-    )
+    given = {
+        "sees": sees,
+        "owner": query.owner,
+        "source_type": query.source_type or None,
+        "status": query.status or None,
+    }
+    base, values = _given(_BASE, **given)
+    walked_base, _ = _given(_WALKED_BASE, **given)
     # Once per tag id: tags that do not exist are all -1, and each place's `tag_filter` is one
     # object, which the plan tells apart from the others by identity.
     found = []
@@ -345,7 +347,8 @@ def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Ask
         found.append(search_filter(dialect, indexed, compared, term_tags(asked.term_tags)))
         values |= term_values(term, dialect)
         values["term_tags"] = asked.term_tags or []
-    return AssetFilters(base, found, dialect, values, asked)
+    reads_assets = given["source_type"] is not None or given["status"] is not None
+    return AssetFilters(base, found, dialect, values, asked, walked_base, reads_assets)
 
 
 # The conditions on an asset's own columns, by the name of their parameter.
@@ -357,6 +360,11 @@ _BASE = {
         ("source_type", Asset.source_type),
         ("status", Asset.status),
     ]
+}
+# The same, for a page walked along a tag's links: the owner on the link's copy (its index).
+_WALKED_BASE = {
+    **_BASE,
+    **{name: WALKED.c.owner == bindparam(name, type_=String) for name in ("sees", "owner")},
 }
 
 

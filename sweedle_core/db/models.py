@@ -53,13 +53,24 @@ asset_tags = Table(
     # on PostgreSQL the name in lower case (migration 0016, `search.copy_holds`).
     Column("created_at", DateTime(timezone=True), nullable=True),
     Column("name", String(255), nullable=True),
+    # And its owner (migration 0017): a key's own pages walk a tag's links of that owner.
+    Column("owner", String(64), nullable=True),
     Index("ix_asset_tags_tag_order", "tag_id", "created_at", "asset_id", "name"),
+    Index("ix_asset_tags_owner_order", "tag_id", "owner", "created_at", "asset_id", "name"),
     # A range of a tag's asset ids: a fair sample of its assets (ids are random).
-    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name"),
+    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name", "owner"),
 )
 _link = asset_tags.c
 Index(
     "ix_asset_tags_tag_name_order", _link.tag_id, func.lower(_link.name), _link.asset_id, _link.name
+)
+Index(
+    "ix_asset_tags_owner_name_order",
+    _link.tag_id,
+    _link.owner,
+    func.lower(_link.name),
+    _link.asset_id,
+    _link.name,
 )
 
 

@@ -24,7 +24,6 @@ from sweedle_core.db.shapes import built_once
 TRIGRAM = 3  # the shortest term a trigram index can look up
 _NAMES = table("asset_names", column("rowid"), column("name"))
 _KEYS = table("asset_search_keys", column("id"), column("asset_id"))
-NAME_KEY = _KEYS.c.id  # the key of a name `named` found: one per asset, in the order added
 # The term as statements take it (`term_values`): for LIKE, its wildcards and the escape
 # character escaped; for FTS5, as a phrase.
 _TERM = bindparam("term", type_=String)
@@ -95,6 +94,14 @@ def named(dialect: str, indexed: bool, compared: Comparison) -> Select[Any]:
         return select(Asset.id).where(holds(Asset.name, compared))
     # IN, not a join: SQLite then reads the few matching keys first, and drives a page by them.
     return select(_KEYS.c.asset_id).where(_KEYS.c.id.in_(matching_names()))
+
+
+def named_every(every: ColumnElement[int]) -> Select[Any]:
+    """Of `named`'s ids on SQLite (a term of `TRIGRAM` characters or more), those of every
+    ``every``-th name by the order they were added in: picked among the names' index's rows,
+    before their keys are read (picked after, each of 50,000 matches was read for its key)."""
+    every_nth = matching_names().where(_NAMES.c.rowid % every == 0)
+    return select(_KEYS.c.asset_id).where(_KEYS.c.id.in_(every_nth))
 
 
 @built_once

@@ -444,6 +444,73 @@ async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkey
     assert (page.total, page.total_kind) == (30, "exact")
 
 
+async def test_a_walks_sample_tests_its_links_as_the_page_does(store, monkeypatch):
+    """A page walks the tag prop's 20 links, and its total is sampled from a range of ids: here
+    wide enough to hold every link, so the estimate is the count of those passing the other
+    filters (the tag wood; "oak" in the name's copy or in the tag oak), as the whole result,
+    read in one page, counts them."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 5)  # a sample, not a count
+    monkeypatch.setattr(filters, "SAMPLE", 1_000)
+    tags = {name: Tag(name=name) for name in ("prop", "wood", "oak")}
+    async with store.sessions.begin() as session:
+        session.add_all(
+            Asset(
+                name="oak chair" if 5 <= i < 15 else "pine table",
+                tags=[tags["wood"]] + [tags["prop"]] * (i % 2 == 0) + [tags["oak"]] * (i < 10),
+                generation_params={},
+                metadata_={},
+            )
+            for i in range(40)
+        )
+    if store.engine.dialect.name == "postgresql":  # the tags' sizes: its planner's statistics
+        async with store.engine.connect() as connection:
+            await connection.execute(text("ANALYZE asset_tags"))
+            await connection.commit()
+    query = AssetQuery(search="oak", tags=["wood", "prop"], page_size=3)
+    page = await store.library.find(query, None)
+    assert (page.total, page.total_kind) == (8, "estimate")  # even, under 15
+    whole = await store.library.find(replace(query, page_size=100), None)  # ends: counted
+    assert (whole.total, whole.total_kind) == (8, "exact")
+
+
+@pytest.mark.parametrize("exact_up_to", [10_000, 10], ids=["counted", "sampled"])
+async def test_a_keys_page_along_a_tags_links_holds_its_own_assets(
+    store, filled, monkeypatch, exact_up_to
+):
+    """A key's page walked along a tag's links (each holds its asset's owner) shows the key's
+    own matches, newest first, page after page, with their total: counted among the key's links
+    of the tag, or sampled from a range of the tag's links (here every one of them). Another
+    key's asked for by a key sees nothing."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(filters, "SAMPLE", 1_000)
+    if store.engine.dialect.name == "postgresql":  # the tags' sizes: its planner's statistics
+        async with store.engine.connect() as connection:
+            await connection.execute(text("ANALYZE asset_tags"))
+            await connection.commit()
+    # Key a's assets are the odd ones; low-poly is on every fifth; "ton": stone, cotton.
+    expected = [
+        filled[i]
+        for i in reversed(range(300))
+        if i % 2 and i % 5 == 0 and "ton" in NAMES[i % len(NAMES)]
+    ]
+    query = AssetQuery(search="ton", tags=["low-poly", "prop"], page_size=7)
+    shown, cursor = [], None
+    while True:
+        page = await store.library.find(replace(query, cursor=cursor), "a")
+        shown += [a.id for a in page.items]
+        assert all(a.owner == "a" for a in page.items)
+        kind = "exact" if exact_up_to > 10 else "estimate"
+        assert (page.total, page.total_kind) == (len(expected), kind)
+        if (cursor := page.next_cursor) is None:
+            break
+    assert shown == expected and len(expected) == 20
+    others = await store.library.find(replace(query, owner="b"), "a")
+    assert (others.items, others.total) == ([], 0)
+
+
 async def test_a_cursor_goes_on_whichever_way_the_next_page_is_asked(store, filled, monkeypatch):
     """A page walked along a tag's links and one read off the assets' own index are in the same
     order with the same keys: a cursor from one goes on in the other (as when a tag grows past

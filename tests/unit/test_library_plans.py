@@ -111,27 +111,33 @@ async def test_a_search_of_three_characters_or_more_is_read_off_the_trigram_inde
 @pytest.mark.parametrize(
     ("sort_by", "order", "index"),
     [
-        ("created", "desc", "ix_asset_tags_tag_order"),
-        ("created", "asc", "ix_asset_tags_tag_order"),
-        ("name", "asc", "ix_asset_tags_tag_name_order"),
-        ("name", "desc", "ix_asset_tags_tag_name_order"),
+        ("created", "desc", "_order"),
+        ("created", "asc", "_order"),
+        ("name", "asc", "_name_order"),
+        ("name", "desc", "_name_order"),
     ],
 )
+@pytest.mark.parametrize(
+    ("sees", "links"), [(None, "tag"), ("studio", "owner")], ids=["every asset", "one key's"]
+)
 async def test_a_tag_with_many_assets_leads_the_page_off_its_own_links(
-    store, monkeypatch, sort_by, order, index
+    store, monkeypatch, sort_by, order, index, sees, links
 ):
     """Past `DRIVE_UP_TO` assets a tag's links are walked in the page's order, with the search
     tested on the name each link holds: the page reads the links' index alone until it has its
-    rows (no sort, and on PostgreSQL no visit to an asset before its link matched)."""
+    rows (no sort, and on PostgreSQL no visit to an asset before its link matched). A key's
+    page walks its own links of the tag (each link holds its asset's owner)."""
     monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)
+    index = f"ix_asset_tags_{links}{index}"
     async with store.sessions.begin() as session:
         wood = Tag(name="wood")
         session.add_all(
-            Asset(name=f"oak {i}", tags=[wood], generation_params={}, metadata_={})
+            Asset(name=f"oak {i}", owner=owner, tags=[wood], generation_params={}, metadata_={})
             for i in range(3)
+            for owner in ("studio", "other")
         )
     query = AssetQuery(search="oak", tags=["wood"], sort_by=sort_by, sort_order=order)
-    plan = await plan_of(store, lambda: store.library.find(query, None))
+    plan = await plan_of(store, lambda: store.library.find(query, sees))
     assert_no_sort(plan)
     assert index in plan, plan
     if store.engine.dialect.name == "sqlite":

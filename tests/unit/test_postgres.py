@@ -85,29 +85,33 @@ async def test_each_store_runs_on_the_backend_its_id_names(store, request):
     assert store.engine.dialect.name == request.node.callspec.params["store"]
 
 
-async def test_links_made_before_migration_0015_get_their_assets_time_and_name(database_url):
-    """A library written before 0015 has its tag links filled when the migration runs (and on
-    SQLite each tag's count), and links written after are filled by its triggers (on
-    PostgreSQL with the name in lower case, migration 0016)."""
+async def test_links_made_before_migration_0015_get_their_assets_time_name_and_owner(
+    database_url,
+):
+    """A library written before 0015 has its tag links filled when the migrations run (and on
+    SQLite each tag's count), and links written after are filled by their triggers (on
+    PostgreSQL with the name in lower case, migration 0016; the owner since 0017)."""
     config = alembic_config(database_url)
     await asyncio.to_thread(command.downgrade, config, "base")
     await asyncio.to_thread(command.upgrade, config, "0014")
     engine = make_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     links = text(
-        "SELECT a.name, l.name, a.created_at = l.created_at "
+        "SELECT a.name, l.name, a.created_at = l.created_at, l.owner "
         "FROM asset_tags AS l JOIN assets AS a ON a.id = l.asset_id ORDER BY a.name"
     )
     try:
         async with sessions.begin() as session:
             wood = Tag(name="wood")
             session.add_all(
-                Asset(name=name, tags=[wood], generation_params={}, metadata_={})
-                for name in ("Oak Chair", "Pine Table")
+                Asset(name=name, owner=owner, tags=[wood], generation_params={}, metadata_={})
+                for name, owner in (("Oak Chair", "a"), ("Pine Table", None))
             )
         await asyncio.to_thread(command.upgrade, config, "head")
         async with sessions.begin() as session:
-            session.add(Asset(name="Elm Stool", tags=[wood], generation_params={}, metadata_={}))
+            session.add(
+                Asset(name="Elm Stool", owner="b", tags=[wood], generation_params={}, metadata_={})
+            )
         async with engine.connect() as connection:
             copied = (await connection.execute(links)).all()
             if engine.dialect.name == "sqlite":
@@ -118,7 +122,7 @@ async def test_links_made_before_migration_0015_get_their_assets_time_and_name(d
     # PostgreSQL's copies in lower case (migration 0016), made before it or after.
     copy = str.lower if engine.dialect.name == "postgresql" else str
     assert [tuple(row) for row in copied] == [
-        ("Elm Stool", copy("Elm Stool"), True),
-        ("Oak Chair", copy("Oak Chair"), True),
-        ("Pine Table", copy("Pine Table"), True),
+        ("Elm Stool", copy("Elm Stool"), True, "b"),
+        ("Oak Chair", copy("Oak Chair"), True, "a"),
+        ("Pine Table", copy("Pine Table"), True, None),
     ]
