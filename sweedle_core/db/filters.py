@@ -181,6 +181,16 @@ def sample_values(sizes: Sequence[int]) -> dict[str, int]:
     return {name: max(1, size // SAMPLE) for name, size in zip(_EVERY, sizes, strict=False)}
 
 
+@built_once
+def _owners_last(
+    walked: ColumnElement[bool], owners: tuple[ColumnElement[bool], ...], sample: int
+) -> Select[Any]:
+    """The asset id of the ``sample``-th of the ``walked`` tag's links of the page's ``owners``
+    by asset id (`AssetFilters._owners_sample`), off their index."""
+    first = select(WALKED.c.asset_id).where(walked, *owners).order_by(WALKED.c.asset_id)
+    return first.offset(sample - 1).limit(1)
+
+
 def _every_link(links: Select[Any]) -> Callable[[ColumnElement[int]], Select[Any]]:
     """`Part.every` of ``links``: by the order the links were made in."""
     return lambda every: links.where(_LINK_KEY % every == 0)
@@ -400,16 +410,16 @@ class Plan:
 class AssetFilters:
     """The conditions of one library query: ``base`` (owner, status, source: columns of the row)
     and the search and tag ``filters``, each built once (`shapes`), their parameters' values in
-    ``values``. ``walked_base``: ``base`` for a page walked along a tag's links (`WALKED`), the
-    owner tested on the link's copy; ``reads_assets``: some of them are tested on the asset."""
+    ``values``. For a page walked along a tag's links (`WALKED`), ``base`` is split in two: the
+    owner tested on the link's copy (``link_owners``), the rest on the asset (``on_assets``)."""
 
     base: Sequence[ColumnElement[bool]]
     filters: Sequence[Filter]
     dialect: str
     values: Values
     asked: Asked | None = None  # what `tags_asked` found, with the filters' sizes on SQLite
-    walked_base: Sequence[ColumnElement[bool]] = ()
-    reads_assets: bool = False
+    link_owners: Sequence[ColumnElement[bool]] = ()
+    on_assets: Sequence[ColumnElement[bool]] = ()
 
     async def plan(self, db: AsyncConnection, walks: bool) -> Plan:
         """``walks``: the page may walk a tag's links instead (`walks_links`)."""
@@ -423,16 +433,22 @@ class AssetFilters:
         sized = list(zip(sizes_of, sizable, strict=True))
         sizes, smallest = min(sized, key=lambda pair: sum(pair[0]))
         if walks:
-            # The tag with the fewest links to walk: of the page's owner, where it has one.
-            links, own, tag = min(
-                ((sum(size), self._owned(f), f) for size, f in sized if f.tag is not None),
-                key=lambda p: p[0] if p[1] is None else p[1],
-            )
+            # The tag with the fewest links to walk: of the page's owner, where it has one
+            # (counted up to `TOTAL_EXACT_UP_TO` + 1: past it, as the tag has them all).
+            def walked(pair: tuple[int, Filter]) -> int:
+                own = self._owned(pair[1])
+                return pair[0] if own is None or own > TOTAL_EXACT_UP_TO else own
+
+            links, tag = min(((sum(size), f) for size, f in sized if f.tag is not None), key=walked)
             # A search finding far fewer assets than the tag has leads instead: sorting those
             # few reads less than walking the tag's links to them.
-            walked = links if own is None else own
-            if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > walked:
-                return self._along(links, own, tag)
+            if sum(sizes) > DRIVE_UP_TO or sum(sizes) * _FEWER_BY > walked((links, tag)):
+                own = self._owned(tag)
+                if own is None:
+                    return self._along(tag, links, id_range(links))
+                if own <= TOTAL_EXACT_UP_TO:
+                    return self._along(tag, own, None)
+                return self._along(tag, *await self._owners_sample(db, tag))
         others = tuple(f.probe for f in self.filters if f is not smallest)
         driven = (*self.base, smallest.drives, *others)
         # One filter alone, found by one index and counted there (SQLite): that is the total.
@@ -451,32 +467,47 @@ class AssetFilters:
             return Plan(probes, driven)  # its parts are each under it: the count is bounded
         return await self._sampled(db, probes, smallest, others)
 
-    def _along(self, links: int, own: int | None, tag: Filter) -> Plan:
-        """The page walks ``tag``'s ``links`` in its order (``own`` of them the page's owner's,
-        where it has one: their own index), testing only its assets, by the other filters'
-        probes on the link (`Filter.linked`). The total: the tag's own count where nothing else
-        filters (SQLite keeps it exact); else the assets of the tag that pass the other filters,
-        counted among its links (or the owner's) where there are up to `TOTAL_EXACT_UP_TO`, or
-        estimated from a sample of them past it: those in a range of ids (`id_range`), tested
-        by the filters' links in that range (`Filter.spanned`)."""
+    def _along(self, tag: Filter, size: int, span: tuple[str, str] | None) -> Plan:
+        """The page walks ``tag``'s links in its order (a key's page, the key's own: their own
+        index), testing only its assets, by the other filters' probes on the link
+        (`Filter.linked`). The total: the tag's own count where nothing else filters (SQLite
+        keeps it exact); else the assets of the ``size`` links walked that pass the other
+        filters, all counted where ``span`` is None, or estimated from a sample of them: those
+        in the ``span`` of ids (`id_range`, `_owners_sample`), tested by the filters' links in
+        that range (`Filter.spanned`)."""
         linked = [f.linked for f in self.filters if f is not tag and f.linked is not None]
         assert tag.walked is not None
-        tested = (*self.walked_base, *linked)
+        tested = (*self.link_owners, *self.on_assets, *linked)
         where = (tag.walked, *tested)
-        counted = links if own is None else own
-        span = None if counted <= TOTAL_EXACT_UP_TO else id_range(links)
         if not tested and (self.dialect == "sqlite" or span is not None):
-            total = Total(links, "exact" if self.dialect == "sqlite" else "estimate")
+            total = Total(size, "exact" if self.dialect == "sqlite" else "estimate")
             return Plan(where, total, _WALKED_ASSETS)
-        source = _WALKED_ASSETS if self.reads_assets else WALKED
+        source = _WALKED_ASSETS if self.on_assets else WALKED
         if span is None:
             return Plan(where, _tally(_counts(source, (tag.walked,), tested)), _WALKED_ASSETS)
         spanned = [f.spanned for f in self.filters if f is not tag and f.spanned is not None]
-        counts = _sample_counts(
-            source, (tag.walked, *_IN_SPAN), (*self.walked_base, *spanned), self.dialect
-        )
+        within = (tag.walked, *self.link_owners, *_IN_SPAN)
+        counts = _sample_counts(source, within, (*self.on_assets, *spanned), self.dialect)
         bounds = {"span_low": span[0], "span_high": span[1]}
-        return Plan(where, _tally(counts, links), _WALKED_ASSETS, bounds)
+        return Plan(where, _tally(counts, size), _WALKED_ASSETS, bounds)
+
+    async def _owners_sample(
+        self, db: AsyncConnection, tag: Filter
+    ) -> tuple[int, tuple[str, str] | None]:
+        """A key's links of ``tag``, past `TOTAL_EXACT_UP_TO`: about how many, and the range of
+        ids of a sample of them. The sample is the owner's first `SAMPLE` links by asset id (off
+        their index): ids are random, so they are a fair sample, and the id the last of them
+        reached says how many there are (the (k-1)/u estimate of the k-th of n uniform values,
+        u); their number alone would take a count of them all. A key with a small share of a tag
+        gets as good a sample as one with most of it, where a range of the tag's ids held few
+        of the key's links. None for the range where the owner has fewer than `SAMPLE`."""
+        assert tag.walked is not None
+        last_of = _owners_last(tag.walked, tuple(self.link_owners), SAMPLE)
+        last = (await db.execute(last_of, self.values)).scalar()
+        if last is None:
+            return TOTAL_EXACT_UP_TO, None
+        reached = (int(last, 16) + 1) / _ID_SPACE
+        return round((SAMPLE - 1) / reached), ("", last + "0")
 
     def _owned(self, tag: Filter) -> int | None:
         """A tag filter's links of the page's owner (`Asked.owned`); None: it has none."""

@@ -140,7 +140,8 @@ class AssetLibrary:
         async with self.reader.connect() as db:
             names = normalize_tags(query.tags)
             walks = walks_links(query.sort_by in LINK_ORDERS, bool(names))
-            owner = sees if sees is not None else query.owner  # its links of each tag counted
+            # The owner of a walk's links: its links of each tag are counted.
+            owner = (sees if sees is not None else query.owner) if walks else None
             cap = size_cap(walks)
             asked = await tags_asked(db, names, query.search, self.dialect, cap, owner)
             filters = _asset_filters(query, sees, self.dialect, asked)
@@ -334,7 +335,8 @@ def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Ask
         "status": query.status or None,
     }
     base, values = _given(_BASE, **given)
-    walked_base, _ = _given(_WALKED_BASE, **given)
+    link_owners, _ = _given(_LINK_OWNERS, sees=sees, owner=query.owner)
+    on_assets, _ = _given(_BASE, source_type=given["source_type"], status=given["status"])
     # Once per tag id: tags that do not exist are all -1, and each place's `tag_filter` is one
     # object, which the plan tells apart from the others by identity.
     found = []
@@ -347,8 +349,7 @@ def _asset_filters(query: AssetQuery, sees: str | None, dialect: str, asked: Ask
         found.append(search_filter(dialect, indexed, compared, term_tags(asked.term_tags)))
         values |= term_values(term, dialect)
         values["term_tags"] = asked.term_tags or []
-    reads_assets = given["source_type"] is not None or given["status"] is not None
-    return AssetFilters(base, found, dialect, values, asked, walked_base, reads_assets)
+    return AssetFilters(base, found, dialect, values, asked, link_owners, on_assets)
 
 
 # The conditions on an asset's own columns, by the name of their parameter.
@@ -361,11 +362,8 @@ _BASE = {
         ("status", Asset.status),
     ]
 }
-# The same, for a page walked along a tag's links: the owner on the link's copy (its index).
-_WALKED_BASE = {
-    **_BASE,
-    **{name: WALKED.c.owner == bindparam(name, type_=String) for name in ("sees", "owner")},
-}
+# The owner conditions, for a page walked along a tag's links: on the link's copy (its index).
+_LINK_OWNERS = {name: WALKED.c.owner == bindparam(name, type_=String) for name in ("sees", "owner")}
 
 
 @functools.cache  # built once per dialect

@@ -57,8 +57,10 @@ asset_tags = Table(
     Column("owner", String(64), nullable=True),
     Index("ix_asset_tags_tag_order", "tag_id", "created_at", "asset_id", "name"),
     Index("ix_asset_tags_owner_order", "tag_id", "owner", "created_at", "asset_id", "name"),
-    # A range of a tag's asset ids: a fair sample of its assets (ids are random).
-    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name", "owner"),
+    # A range of a tag's asset ids: a fair sample of its assets (ids are random); and of one
+    # owner's of them.
+    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name"),
+    Index("ix_asset_tags_owner_asset", "tag_id", "owner", "asset_id", "name"),
 )
 _link = asset_tags.c
 Index(
