@@ -609,7 +609,8 @@ def _sample_counts(
     """How many rows of ``source`` meet ``within`` (a sample), and how many of them also meet
     ``passing``, in one read of them: a pair (a JSON array) for a `_tally` of a sample."""
     pair = func.json_build_array if dialect == "postgresql" else func.json_array
-    both = pair(func.count().filter(and_(*passing)), func.count(), type_=JSON)
+    passed = func.count().filter(and_(*passing)) if passing else func.count()
+    both = pair(passed, func.count(), type_=JSON)
     return (select(both).select_from(source).where(*within).correlate(None).scalar_subquery(),)
 
 
