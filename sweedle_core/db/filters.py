@@ -71,6 +71,7 @@ from sweedle_core.db.paging import (
     planned_rows,
     planned_rows_each,
     rows_meeting,
+    tallied,
 )
 from sweedle_core.db.search import (
     TRIGRAM,
@@ -452,8 +453,14 @@ class AssetFilters:
         others = tuple(f.probe for f in self.filters if f is not smallest)
         driven = (*self.base, smallest.drives, *others)
         # One filter alone, found by one index and counted there (SQLite): that is the total.
+        # Else the driver bounds the count: it is made in the page's statement, without asking
+        # PostgreSQL's planner again (past the limit, the driver's estimated size stands).
         counted = sum(sizes) <= TOTAL_EXACT_UP_TO and len(sizes) == 1 and len(probes) == 1
-        total = Total(sizes[0], "exact") if counted and self.dialect == "sqlite" else driven
+        postgres = self.dialect == "postgresql"
+        if counted and not postgres:
+            total: Total | Tally = Total(sizes[0], "exact")
+        else:
+            total = tallied(Asset, driven, sum(sizes) if postgres else None)
         if sum(sizes) <= DRIVE_UP_TO:
             return Plan(driven, total)
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work

@@ -314,20 +314,30 @@ async def counting(
     where the rows are counted. PostgreSQL's planner is asked first: where it expects many times
     the threshold (a table's statistics rarely err so far) its estimate stands, and the count
     does not read the threshold's rows."""
-    matching = rows_meeting(model, tuple(conditions))
-    postgres = dialect_of(db) == "postgresql"
-    estimate = await planned_rows(db, matching, values) if postgres else 0
-    if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
-        return Total(estimate, "estimate")
+    if dialect_of(db) == "postgresql":
+        estimate = await planned_rows(db, rows_meeting(model, tuple(conditions)), values)
+        if estimate > _PLANNED_PAST * TOTAL_EXACT_UP_TO:
+            return Total(estimate, "estimate")
+        return tallied(model, conditions, estimate)
+    return tallied(model, conditions)
+
+
+def tallied(
+    model: Any, conditions: Sequence[ColumnElement[bool]], estimate: int | None = None
+) -> Tally:
+    """The rows meeting ``conditions`` counted in the page's statement up to
+    `TOTAL_EXACT_UP_TO`; past it, a planner's ``estimate`` where one is given, else "more than"
+    the limit. Without a planner's say, for rows a driver bounds (`filters.AssetFilters.plan`)."""
 
     def total(counts: Sequence[int]) -> Total:
         (counted,) = counts
         if counted <= TOTAL_EXACT_UP_TO:
             return Total(counted, "exact")
-        if postgres:
+        if estimate is not None:
             return Total(max(estimate, TOTAL_EXACT_UP_TO + 1), "estimate")
         return Total(TOTAL_EXACT_UP_TO, "more_than")
 
+    matching = rows_meeting(model, tuple(conditions))
     return Tally(_capped_count(matching, TOTAL_EXACT_UP_TO), total)
 
 
