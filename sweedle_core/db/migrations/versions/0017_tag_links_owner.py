@@ -96,11 +96,22 @@ def upgrade() -> None:
     op.create_index(OWNER_SAMPLE_INDEX, "asset_tags", ["tag_id", "owner", "asset_id", "name"])
 
 
+DROP_COLUMN_SQLITE = (3, 35)  # ALTER TABLE ... DROP COLUMN
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    if sqlite:
+        version = bind.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        if tuple(int(part) for part in version.split(".")) < DROP_COLUMN_SQLITE:
+            raise RuntimeError(
+                f"SQLite {version} cannot drop a column in place: going below migration 0017 "
+                "needs SQLite 3.35 or newer (the database is left as it was)"
+            )
     op.drop_index(OWNER_SAMPLE_INDEX, table_name="asset_tags")
     op.drop_index(OWNER_NAME_INDEX, table_name="asset_tags")
     op.drop_index(OWNER_ORDER_INDEX, table_name="asset_tags")
-    sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in _sqlite(BEFORE) if sqlite else _postgres(BEFORE):
         op.execute(statement)
     # In place (SQLite 3.35 or later): a batch would make the table anew, and drop the
