@@ -460,7 +460,11 @@ class AssetFilters:
         if counted and not postgres:
             total: Total | Tally = Total(sizes[0], "exact")
         else:
-            total = tallied(Asset, driven, sum(sizes) if postgres else None)
+            # PostgreSQL counts a search of names alone by its own test, which the trigram
+            # index answers in one bitmap scan; through its ids (an IN of the same table) each
+            # match was joined back (5,000 matches at 100,000 assets: 15-18 ms, so 6 ms).
+            alone = postgres and not others and smallest.tag is None and len(smallest.parts) == 1
+            total = tallied(Asset, probes if alone else driven, sum(sizes) if postgres else None)
         if sum(sizes) <= DRIVE_UP_TO:
             return Plan(driven, total)
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
