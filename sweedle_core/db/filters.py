@@ -511,13 +511,15 @@ class AssetFilters:
         reached says how many there are (the (k-1)/u estimate of the k-th of n uniform values,
         u); their number alone would take a count of them all. A key with a small share of a tag
         gets as good a sample as one with most of it, where a range of the tag's ids held few
-        of the key's links. None for the range where the owner has fewer than `SAMPLE`."""
+        of the key's links. None for the range (they are all counted) where the owner has fewer
+        than `SAMPLE`, or where ids are not random hex (an asset made outside the API)."""
         assert tag.walked is not None
         last_of = _owners_last(tag.walked, tuple(self.link_owners), SAMPLE)
         last = (await db.execute(last_of, self.values)).scalar()
-        if last is None:
+        try:
+            reached = (int(last, 16) + 1) / _ID_SPACE
+        except (TypeError, ValueError):  # fewer links, or ids not `models.new_id`'s: counted
             return TOTAL_EXACT_UP_TO, None
-        reached = (int(last, 16) + 1) / _ID_SPACE
         return round((SAMPLE - 1) / reached), ("", last + "0")
 
     def _owned(self, tag: Filter) -> int | None:

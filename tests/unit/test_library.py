@@ -538,6 +538,30 @@ async def test_a_small_keys_estimate_samples_its_own_links(store, monkeypatch, s
     assert len(page.items) == 10 and all(a.owner == "small" for a in page.items)
 
 
+async def test_a_keys_links_with_ids_not_made_by_the_service_are_counted(store, monkeypatch):
+    """A key's sample reads how many links it has off their random hex ids; assets written with
+    other ids (outside the API) are counted instead of failing the page."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 5)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 5)
+    monkeypatch.setattr(filters, "SAMPLE", 3)
+    async with store.sessions.begin() as session:
+        wood = Tag(name="wood")
+        session.add_all(
+            Asset(
+                id=f"imported-{i:03d}",
+                name=f"oak {i}",
+                owner="k",
+                tags=[wood],
+                generation_params={},
+                metadata_={},
+            )
+            for i in range(12)
+        )
+    page = await store.library.find(AssetQuery(tags=["wood"], page_size=4), "k")
+    assert (page.total, page.total_kind, len(page.items)) == (12, "exact", 4)
+
+
 async def test_a_cursor_goes_on_whichever_way_the_next_page_is_asked(store, filled, monkeypatch):
     """A page walked along a tag's links and one read off the assets' own index are in the same
     order with the same keys: a cursor from one goes on in the other (as when a tag grows past
