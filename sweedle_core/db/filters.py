@@ -323,17 +323,23 @@ async def tags_asked(
         counted = named_count[0] if named_count else None
     else:
         rows = list((await db.execute(_asked(bool(term), compared, limit, owned), values)).all())
-    found_owned = {r[0]: r[3] for r in rows if r[3] is not None} if owned is not None else None
     held: list[int] | None = [row[0] for row in rows if row[2]]
     if len(rows) == limit:  # too many hold the term: the named ones may not all be among them
         only_named = _asked(bool(term), compared, None, owned, only_named=True)
         rows = list((await db.execute(only_named, values)).all())
         links = None  # the sizes of those named are not all known
-        found_owned = {row[0]: row[3] for row in rows} if owned is not None else None
     if len(rows) == limit or len(held or []) > TAG_IDS_MAX:
         held = None
     found = {row[1]: row[0] for row in rows}
-    return Asked([found.get(name, -1) for name in names], held, links, counted, found_owned)
+    # Each named tag's links of the owner (NULL on a row of a tag only holding the term).
+    by_owner = {row[0]: row[3] for row in rows if row[3] is not None}
+    return Asked(
+        [found.get(name, -1) for name in names],
+        held,
+        links,
+        counted,
+        by_owner if owned is not None else None,
+    )
 
 
 @built_once
@@ -469,7 +475,7 @@ class AssetFilters:
             return Plan(driven, total)
         if sum(sizes) <= TOTAL_EXACT_UP_TO:  # the driver bounds the count's work
             return Plan(probes, total)
-        if self.dialect == "postgresql":
+        if postgres:
             estimate = await planned_rows(db, rows_meeting(Asset, driven), self.values)
             return Plan(probes, Total(estimate, "estimate"))
         if not self.base and not others:  # alone: one part past the threshold is enough

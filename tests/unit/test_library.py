@@ -77,6 +77,15 @@ async def names_of(store: Store, sees: str | None = None, **query) -> list[str]:
     return [a.name for a in page.items]
 
 
+def walk_tags(monkeypatch, exact_up_to: int, sample: int) -> None:
+    """Pages with a tag walk its links, their totals counted up to ``exact_up_to`` and sampled
+    ``sample`` links at a time past it."""
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
+    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
+    monkeypatch.setattr(filters, "SAMPLE", sample)
+
+
 async def test_filters_paging_and_totals_over_a_few_hundred_assets(store, filled):
     everything = await store.library.find(AssetQuery(page_size=100), None)
     assert (everything.total, everything.pages, len(everything.items)) == (300, 3, 100)
@@ -420,10 +429,7 @@ async def test_an_estimate_is_never_below_the_assets_shown(store, filled, monkey
     hold none or all of them (130). The estimate samples a range of ids (random, so of every
     age), and is never below what the page shows (and one more when a page follows); up to the
     exact limit the tag's links are all counted."""
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
-    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 10)
-    monkeypatch.setattr(filters, "SAMPLE", 50)  # about 50 of the tag's 130 links
-    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 10)
+    walk_tags(monkeypatch, 10, 50)  # a sample of about 50 of the tag's 130 links
     async with store.sessions.begin() as session:
         wood = await session.scalar(select(Tag).where(Tag.name == "wood"))
         session.add_all(
@@ -485,10 +491,7 @@ async def test_a_keys_page_along_a_tags_links_holds_its_own_assets(
     """A key's page walked along a tag's links (each holds its asset's owner) shows the key's
     own matches, newest first, page after page, with their total: counted among the key's links
     of the tag, or estimated from a sample of them. Another key's asked for by a key: nothing."""
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
-    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", exact_up_to)
-    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", exact_up_to)
-    monkeypatch.setattr(filters, "SAMPLE", sample)
+    walk_tags(monkeypatch, exact_up_to, sample)
     # Key a's assets are the odd ones; low-poly is on every fifth; "ton": stone, cotton.
     expected = [
         filled[i]
@@ -516,10 +519,7 @@ async def test_a_small_keys_estimate_samples_its_own_links(store, monkeypatch, s
     """A key with few of a tag's many links: its total is estimated from a sample of its own
     links (their first by random id, off their index), not from a range of the tag's, which
     would hold few of them. 1,000 assets carry the tag; the key owns 100, 50 of them "oak"."""
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
-    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 30)
-    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 30)
-    monkeypatch.setattr(filters, "SAMPLE", 50)
+    walk_tags(monkeypatch, 30, 50)
     async with store.sessions.begin() as session:
         wood = Tag(name="wood")
         session.add_all(
@@ -541,10 +541,7 @@ async def test_a_small_keys_estimate_samples_its_own_links(store, monkeypatch, s
 async def test_a_keys_links_with_ids_not_made_by_the_service_are_counted(store, monkeypatch):
     """A key's sample reads how many links it has off their random hex ids; assets written with
     other ids (outside the API) are counted instead of failing the page."""
-    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)  # the tag's links lead
-    monkeypatch.setattr(filters, "TOTAL_EXACT_UP_TO", 5)
-    monkeypatch.setattr(paging, "TOTAL_EXACT_UP_TO", 5)
-    monkeypatch.setattr(filters, "SAMPLE", 3)
+    walk_tags(monkeypatch, 5, 3)
     async with store.sessions.begin() as session:
         wood = Tag(name="wood")
         session.add_all(
