@@ -62,6 +62,7 @@ class Exporter:
             texture_size=self.settings.texture_size,
         )
         if finish.paint:
+            await report.settle()
             return ExportOutcome.to_paint(finish.seconds)
         options = ExportOptions(
             output_format=ticket.output_format,
@@ -79,6 +80,7 @@ class Exporter:
             options,
             within(report, FINISH_SHARE, 1.0),
         )
+        await report.settle()
         result = stored.result
         return ExportOutcome(
             model_path=stored.model_key,
@@ -102,7 +104,9 @@ class Exporter:
         queue: ActorHandle,
     ) -> list[dict[str, Any]]:
         progress = api_export_progress(queue, asset_id, "lods", owner)
-        return await asyncio.to_thread(self.exports.lods, asset_id, levels, built, progress)
+        lods = await asyncio.to_thread(self.exports.lods, asset_id, levels, built, progress)
+        await progress.settle()
+        return lods
 
     async def download(
         self, asset_id: str, name: str, fmt: str, lod: int, draco: bool, lod_count: int
@@ -124,7 +128,7 @@ class Exporter:
     ) -> dict[str, Any]:
         """``roots``: the calling key's own export roots, None for EXPORT_ALLOWED_ROOTS."""
         progress = api_export_progress(queue, asset_id, f"engine:{engine}", owner)
-        return await asyncio.to_thread(
+        bundle = await asyncio.to_thread(
             self.exports.engine_bundle,
             asset_id,
             name,
@@ -134,6 +138,8 @@ class Exporter:
             progress,
             roots,
         )
+        await progress.settle()
+        return bundle
 
     async def bundle_file(self, asset_id: str, name: str, engine: str) -> StoredFile:
         return await asyncio.to_thread(self.exports.bundle_file, asset_id, name, engine)

@@ -141,6 +141,8 @@ class Generator:
         else:
             # The shape goes to the CPU pool through the queue; this replica takes its next job
             # at once (Ray retries the call if the queue restarts; no need to wait for it).
+            # The run's last report goes first, so the feed shows it before the hand-off.
+            await relay.settle()
             gpu_s = generated.gpu_s
             self.queue.generated.remote(
                 ticket.job_id, self.worker, ticket.claim, generated.seconds, gpu_s

@@ -69,6 +69,7 @@ class TextToImage:
             on_progress,
             self.settings.text_to_image_negative_prompt or None,
         )
+        await on_progress.settle()
         buffer = io.BytesIO()
         await asyncio.to_thread(image.save, buffer, "PNG")
         await asyncio.to_thread(self.storage.put, ticket.input_path, buffer.getvalue())
