@@ -127,6 +127,7 @@ class Generator:
             )
         except JobCancelled:
             if self._giving_back:  # the replica is going away: the job waits for another one
+                await relay.settle()  # a report landing after the release would take it back
                 await self.queue.release.remote(ticket.job_id, self.worker, ticket.claim)
             else:
                 await self.queue.generation_failed.remote(

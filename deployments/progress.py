@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ from ray.actor import ActorHandle
 
 from sweedle_core.errors import JobCancelled
 from sweedle_core.jobs.tickets import ExportTicket, PrepareTicket
+
+log = logging.getLogger("ray.serve")
 
 # Sends one report (fraction, message, its number); awaiting it gives the queue's answer.
 Send = Callable[[float, str, int], Awaitable[bool]]
@@ -60,7 +63,11 @@ class ProgressReporter:
                 self._waiting.append((fraction, message))
                 return
             self._busy = True
-        self._loop.call_soon_threadsafe(self._start, fraction, message)
+        try:
+            self._loop.call_soon_threadsafe(self._start, fraction, message)
+        except RuntimeError:  # the replica's loop is closed (it is going away): no report
+            with self._lock:
+                self._busy = False
 
     def _start(self, fraction: float, message: str) -> None:
         self._sending = asyncio.ensure_future(self._deliver(fraction, message))
@@ -68,6 +75,8 @@ class ProgressReporter:
 
     def _answered(self, _: asyncio.Future[None]) -> None:
         with self._lock:
+            if self.stop.is_set():  # the run is over: a report now could land after its end
+                self._waiting.clear()
             report = self._waiting.popleft() if self._waiting else None
             self._busy = report is not None
         if report is not None:
@@ -79,19 +88,23 @@ class ProgressReporter:
                 self.stop.set()
         except ray.exceptions.RayError:
             pass  # the queue is restarting; it takes the run up again at the next report
+        except Exception:  # a report that cannot be sent costs the feed one step, not the run
+            log.exception("a progress report could not be sent")
 
-    async def settle(self, timeout: float = SETTLE_S) -> None:
-        """Wait (at most ``timeout`` seconds) until every report made has been answered."""
+    async def settle(self, timeout: float = SETTLE_S) -> bool:
+        """Wait (at most ``timeout`` seconds) until every report made has been answered; False:
+        the time ran out first."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             with self._lock:
                 if not self._busy:
-                    return
+                    return True
             sending = self._sending
             if sending is None or sending.done():
                 await asyncio.sleep(0)  # the report, or its answer, is being handed to the loop
             else:
                 await asyncio.wait({sending}, timeout=left)
+        return False
 
 
 def job_progress(queue: ActorHandle, ticket: PrepareTicket | ExportTicket) -> ProgressReporter:
