@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from pydantic_core import from_json
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -29,6 +30,10 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Several Ray processes write to one SQLite file: wait for a lock rather than fail at once.
 SQLITE_BUSY_TIMEOUT_S = 30
+# Each connection's page cache (SQLite's own is 2 MiB). At a million assets, pages that read
+# an index's far pages (a jump to page 2000, a search's ids) took 2.8-3.8 ms with 2 MiB and
+# 1.9-2.9 ms with 16 MiB; more gained little (BENCHMARKS.md). A small library never fills it.
+SQLITE_CACHE_MIB = 16
 
 
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
@@ -92,6 +97,15 @@ def direct_postgres(url: str, options: DatabaseOptions) -> bool:
     )
 
 
+class _HintedSQLiteCompiler(SQLiteCompiler):
+    """SQLAlchemy's SQLite compiler with its table hints (`Select.with_hint(table, text,
+    "sqlite")`), which it otherwise drops: SQLite's `INDEXED BY` goes where they go, after the
+    table and its alias (`filters.BY_TAG`)."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout, foreign keys and the search's case
     folding (`search.FOLD`) on every connection; a server database is pooled as ``options``
@@ -121,6 +135,8 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
         json_deserializer=from_json,
     )
 
+    engine.dialect.statement_compiler = _HintedSQLiteCompiler
+
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
@@ -128,6 +144,7 @@ def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> Async
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size={-SQLITE_CACHE_MIB * 1024}")  # negative: in KiB
         cursor.close()
         dbapi_connection.create_function(FOLD, 1, fold, deterministic=True)
 

@@ -62,7 +62,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sweedle_core.db.models import Asset, Tag, asset_tags
+from sweedle_core.db.models import TAG_ASSET_INDEX, Asset, Tag, asset_tags
 from sweedle_core.db.paging import (
     TOTAL_EXACT_UP_TO,
     Tally,
@@ -112,6 +112,15 @@ _TERM_TAGS = bindparam("term_tags", type_=Integer, expanding=True)
 _LINK_OWNER = bindparam("link_owner", type_=String)
 # The range of ids a walk's total is sampled from (`id_range`).
 _SPAN = (bindparam("span_low", type_=String), bindparam("span_high", type_=String))
+
+
+def by_tag(links: Select[Any]) -> Select[Any]:
+    """``links`` of one tag (a probe: by the tag and an asset) read off the index by tag, where
+    that tag's links lie together, not the primary key's, which SQLite picks by itself and
+    whose pages for random assets are spread over the whole table. 40,000 probes of one tag at
+    a million assets took 137 ms, and 41 ms this way (its pages stay in the cache); of eight
+    tags, 227 ms, and 529 ms this way (eight tags' links do not)."""
+    return links.with_hint(asset_tags, f"INDEXED BY {TAG_ASSET_INDEX}", "sqlite")
 
 
 def _in_span(ids: ColumnElement[str]) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
@@ -204,10 +213,11 @@ def tag_filter(place: int) -> Filter:
     tag = bindparam(tag_key(place), type_=Integer)
     links = select(asset_tags.c.asset_id).where(asset_tags.c.tag_id == tag)
     size = select(_TAG_LINKS.c.links).where(_TAG_LINKS.c.tag_id == tag)
+    probed = by_tag(links)
     return Filter(
-        exists(links.where(asset_tags.c.asset_id == Asset.id)),
+        exists(probed.where(asset_tags.c.asset_id == Asset.id)),
         [Part(links, links, _every_link(links), size)],
-        linked=exists(links.where(asset_tags.c.asset_id == WALKED.c.asset_id)),
+        linked=exists(probed.where(asset_tags.c.asset_id == WALKED.c.asset_id)),
         spanned=WALKED.c.asset_id.in_(links.where(*_in_span(asset_tags.c.asset_id))),
         tag=place,
         walked=WALKED.c.tag_id == tag,
@@ -218,13 +228,15 @@ def tag_key(place: int) -> str:
     return f"tag_{place}"
 
 
-TermTags = Literal["none", "listed", "many"]
+TermTags = Literal["none", "one", "listed", "many"]
 
 
 def term_tags(ids: Sequence[int] | None) -> TermTags:
     """How a search names the tags whose names hold its term (`Asked.term_tags`): none hold it,
-    by their ids, or too many to list (a subquery finds them)."""
-    return "many" if ids is None else "listed" if ids else "none"
+    one, by their ids, or too many to list (a subquery finds them)."""
+    if ids is None:
+        return "many"
+    return "one" if len(ids) == 1 else "listed" if ids else "none"
 
 
 @built_once
@@ -246,6 +258,8 @@ def search_filter(dialect: str, indexed: bool, compared: Comparison, tagged: Ter
         # A scalar subquery, not EXISTS: PostgreSQL would hash every link of those tags (a
         # hundred thousand) for each page, where one index probe per row walked is wanted.
         own = tagged_ids.with_only_columns(literal(1)).limit(1)
+        if tagged == "one":  # of several tags, an asset's links lie together in the key
+            own = by_tag(own)
         probe = or_(
             probe, own.where(asset_tags.c.asset_id == Asset.id).scalar_subquery().is_not(None)
         )

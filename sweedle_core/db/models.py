@@ -43,6 +43,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+TAG_ASSET_INDEX = "ix_asset_tags_tag_asset"
 asset_tags = Table(
     "asset_tags",
     Base.metadata,
@@ -58,8 +59,8 @@ asset_tags = Table(
     Index("ix_asset_tags_tag_order", "tag_id", "created_at", "asset_id", "name"),
     Index("ix_asset_tags_owner_order", "tag_id", "owner", "created_at", "asset_id", "name"),
     # A range of a tag's asset ids: a fair sample of its assets (ids are random); and of one
-    # owner's of them.
-    Index("ix_asset_tags_tag_asset", "tag_id", "asset_id", "name"),
+    # owner's of them. Also the index a probe of a tag reads (`filters.by_tag`).
+    Index(TAG_ASSET_INDEX, "tag_id", "asset_id", "name"),
     Index("ix_asset_tags_owner_asset", "tag_id", "owner", "asset_id", "name"),
 )
 _link = asset_tags.c

@@ -228,3 +228,31 @@ async def test_a_job_history_page_like_another_builds_nothing(store):
     built = shapes.builds()
     await store.library.jobs(JobQuery(status=["failed", "queued"], owner="b", **asked), "b")
     assert shapes.builds() == built
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        AssetQuery(search="stone", tags=["lamp"], sort_by="name", sort_order="asc"),
+        AssetQuery(tags=["lamp", "stone"], sort_by="name", sort_order="asc"),
+    ],
+    ids=["a search holding a tag's name", "a second tag"],
+)
+async def test_sqlite_probes_one_tags_links_off_that_tags_index(store, monkeypatch, query):
+    """Each asset (here each link walked) is tested for one tag off the index by tag, where that
+    tag's links lie together and stay in the cache: SQLite picks the primary key's by itself,
+    whose pages are spread over every link (at a million assets, 137 ms for 40,000 probes
+    against 41 ms; `filters.by_tag`)."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("an index hint of SQLite's; PostgreSQL's planner picks the probe's index")
+    monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)
+    async with store.sessions.begin() as session:
+        lamp, stone = Tag(name="lamp"), Tag(name="stone")
+        session.add_all(
+            Asset(name=f"lamp {i}", tags=[lamp, stone][: i % 2 + 1], generation_params={})
+            for i in range(4)
+        )
+    plan = await plan_of(store, lambda: store.library.find(query, None))
+    probe = "SEARCH asset_tags USING COVERING INDEX ix_asset_tags_tag_asset (tag_id=? AND asset_id=?)"
+    assert probe in plan, plan
+    assert len((await store.library.find(query, None)).items) == 2

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sweedle_core.db import sqlite_driver
-from sweedle_core.db.engine import make_engine
+from sweedle_core.db.engine import SQLITE_CACHE_MIB, make_engine
 
 
 @pytest.fixture
@@ -61,6 +61,12 @@ async def test_the_engine_connects_through_the_one_trip_driver(engine):
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).dbapi_connection
         assert type(raw).__module__ == sqlite_driver.__name__
+
+
+async def test_each_connection_keeps_a_page_cache_of_its_own_size(engine):
+    async with engine.connect() as connection:
+        kib = (await connection.execute(text("PRAGMA cache_size"))).scalar()
+    assert kib == -SQLITE_CACHE_MIB * 1024  # SQLite's own is 2 MiB
 
 
 async def test_a_cursor_used_again_keeps_nothing_of_its_last_statement(engine):
