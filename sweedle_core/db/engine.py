@@ -32,7 +32,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 30
 # Each connection's page cache (SQLite's own is 2 MiB). At a million assets, pages that read
 # an index's far pages (a jump to page 2000, a search's ids) took 2.8-3.8 ms with 2 MiB and
-# 1.9-2.9 ms with 16 MiB; more gained little (BENCHMARKS.md). A small library never fills it.
+# 1.9-2.9 ms with 16 MiB; more gained little (BENCHMARKS.md). A small library never fills it;
+# a big one holds up to this much for each of a process's pooled connections (5, 15 at most).
 SQLITE_CACHE_MIB = 16
 
 
@@ -99,17 +100,17 @@ def direct_postgres(url: str, options: DatabaseOptions) -> bool:
 
 class _HintedSQLiteCompiler(SQLiteCompiler):
     """SQLAlchemy's SQLite compiler with its table hints (`Select.with_hint(table, text,
-    "sqlite")`), which it otherwise drops: SQLite's `INDEXED BY` goes where they go, after the
-    table and its alias (`filters.BY_TAG`)."""
+    "sqlite")`), which it otherwise drops. Only for SQLite's `INDEXED BY` (`filters.by_tag`),
+    which goes where they go: after the table and its alias."""
 
     def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
         return text
 
 
 def make_engine(url: str, options: DatabaseOptions = DatabaseOptions()) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout, foreign keys and the search's case
-    folding (`search.FOLD`) on every connection; a server database is pooled as ``options``
-    say."""
+    """An async engine; SQLite gets WAL, a busy timeout, foreign keys, a page cache and the
+    search's case folding (`search.FOLD`) on every connection, and its index hints; a server
+    database is pooled as ``options`` say."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # Its ping in one trip, not three; not behind PgBouncer (`postgres_driver`).

@@ -253,6 +253,8 @@ async def test_sqlite_probes_one_tags_links_off_that_tags_index(store, monkeypat
             for i in range(4)
         )
     plan = await plan_of(store, lambda: store.library.find(query, None))
-    probe = "SEARCH asset_tags USING COVERING INDEX ix_asset_tags_tag_asset (tag_id=? AND asset_id=?)"
+    probe = (
+        "SEARCH asset_tags USING COVERING INDEX ix_asset_tags_tag_asset (tag_id=? AND asset_id=?)"
+    )
     assert probe in plan, plan
     assert len((await store.library.find(query, None)).items) == 2
