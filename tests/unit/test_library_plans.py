@@ -239,10 +239,8 @@ async def test_a_job_history_page_like_another_builds_nothing(store):
     ids=["a search holding a tag's name", "a second tag"],
 )
 async def test_sqlite_probes_one_tags_links_off_that_tags_index(store, monkeypatch, query):
-    """Each asset (here each link walked) is tested for one tag off the index by tag, where that
-    tag's links lie together and stay in the cache: SQLite picks the primary key's by itself,
-    whose pages are spread over every link (at a million assets, 137 ms for 40,000 probes
-    against 41 ms; `filters.by_tag`)."""
+    """Each asset (here each link walked) is tested for one tag off the index by tag, not the
+    primary key SQLite picks by itself (`filters.by_tag` says why, with its figures)."""
     if store.engine.dialect.name != "sqlite":
         pytest.skip("an index hint of SQLite's; PostgreSQL's planner picks the probe's index")
     monkeypatch.setattr(filters, "DRIVE_UP_TO", 0)
